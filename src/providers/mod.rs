@@ -1,0 +1,3 @@
+//! Wire types of the three upstream providers, one module each, shared by parley's client actors
+//! (`crate::session`) and the local emulators (`crate::emulators`). Parsing is pure code with unit tests; no
+//! socket is needed to test a parser.
