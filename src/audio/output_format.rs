@@ -46,6 +46,12 @@ const MP3_VARIANTS: [(u32, u32); 6] = [
 const OPUS_BITRATES: [u32; 5] = [32, 64, 96, 128, 192];
 
 impl OutputFormat {
+    /// ElevenLabs' own default, also the original system's: MP3 at 44.1 kHz, 128 kbit/s.
+    pub const ELEVENLABS_DEFAULT: OutputFormat = OutputFormat {
+        encoding: Encoding::Mp3 { bitrate_kbps: 128 },
+        sample_rate: 44100,
+    };
+
     /// The MIME type a browser needs to play this format (`audio/mpeg`, `audio/pcm;rate=16000`, ...).
     pub fn mime_type(&self) -> String {
         match self.encoding {

@@ -1,0 +1,90 @@
+//! The one error type of the REST API. Every failure renders as `{"error": code, "message": text}` with the
+//! right status: client mistakes are 4xx with a message the client can act on, never a 500; database
+//! outages are 503 (retryable); anything else is a logged 500 that reveals nothing internal.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::db::StoreError;
+
+/// A failed API request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: missing or bad parameters, bad JSON, bad values.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// The thing asked for does not exist.
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// The database cannot be reached right now.
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    /// A bug or an inconsistency; details are in the server log only.
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } => code,
+            ApiError::Unavailable => "database_unavailable",
+            ApiError::Internal => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable) {
+            res.insert_header(("Retry-After", "5"));
+        }
+        res.json(Body {
+            error: self.code(),
+            message: self.to_string(),
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        if e.is_retryable() {
+            log::warn!("request failed, database unavailable: {e}");
+            ApiError::Unavailable
+        } else {
+            log::error!("request failed: {e}");
+            ApiError::Internal
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! parley's configuration: one typed [`Config`], read once from the environment at start-up and passed down
+//! by value (or inside an `Arc`). No other code reads the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PORT` | `8080` | HTTP port (0 picks a free one) |
+//! | `HOST` | `0.0.0.0` | address to bind |
+//! | `PARLEY_WORKERS` | number of CPUs | actix-web worker threads |
+//! | `PARLEY_SHUTDOWN_DRAIN_SECS` | `10` | on SIGINT/SIGTERM, how long live sessions get to finish |
+//! | `PG_DB_URL` (or `DATABASE_URL`) | unset | PostgreSQL URL; unset = embedded SQLite in the data directory |
+//! | `PARLEY_DB_POOL_MAX` | `25` | maximum database connections |
+//! | `PARLEY_DATA_DIR` | `./data` | SQLite file, generated key, local recordings |
+//! | `PARLEY_ENCRYPTION_KEY` | generated (SQLite only) | base64 of 32 bytes: AES-256-GCM key for message content |
+//! | `PARLEY_ENCRYPTION_KEY_ID` | `1` | 1–255: the id stamped on values sealed with the key above |
+//! | `PARLEY_ENCRYPTION_OLD_KEYS` | unset | `id:base64,id:base64`: retired keys still accepted for reading |
+//! | `DEEPGRAM_API_KEY` | unset | Deepgram key (sessions that need STT fail clearly without it) |
+//! | `DEEPGRAM_BASE_URL` | `wss://api.deepgram.com/v1` | Deepgram API root (`/listen` is appended) |
+//! | `DEEPGRAM_MODEL` | `nova-3` | STT model |
+//! | `DEEPGRAM_LANGUAGE` | `en-US` | STT language |
+//! | `DEEPGRAM_ENDPOINTING_MS` | `300` | silence before Deepgram marks `speech_final` |
+//! | `DEEPGRAM_UTTERANCE_END_MS` | `1000` | gap after the last word before `UtteranceEnd` |
+//! | `OPENAI_API_KEY` | unset | key for the OpenAI-compatible LLM |
+//! | `OPENAI_BASE_URL` | `https://api.cerebras.ai/v1` | LLM API root (`/chat/completions` is appended) |
+//! | `OPENAI_MODEL` | `llama-4-scout-17b-16e-instruct` | LLM model |
+//! | `OPENAI_SYSTEM_PROMPT` | see [`DEFAULT_SYSTEM_PROMPT`] | system prompt of every conversation |
+//! | `ELEVENLABS_API_KEY` | unset | ElevenLabs key |
+//! | `ELEVENLABS_BASE_URL` | `https://api.elevenlabs.io/v1` | ElevenLabs API root |
+//! | `ELEVENLABS_VOICE_ID` | `ecp3DWciuUyW7BYM7II1` | voice |
+//! | `ELEVENLABS_MODEL_ID` | `eleven_flash_v2_5` | TTS model |
+//! | `ELEVENLABS_OUTPUT_FORMAT` | `mp3_44100_128` | audio format sent to the client |
+//! | `ELEVENLABS_MIME_TYPE` | derived from the format | MIME type announced to the client |
+//! | `ELEVENLABS_USE_WEBSOCKET` | `true` | `false` = HTTP streaming per sentence |
+//! | `FIREBASE_STORAGE_BUCKET` (or `GCS_BUCKET`) | unset | Google Cloud Storage bucket for recordings |
+//! | `FIREBASE_SERVICE_ACCOUNT_KEY_PATH` | unset | service-account JSON for that bucket |
+//! | `PARLEY_MAX_SESSIONS` | `1000` | concurrent WebSocket sessions before new ones are refused |
+//! | `PARLEY_MAX_AUDIO_FRAME_BYTES` | `65536` | largest binary frame a client may send |
+//! | `PARLEY_MAX_TEXT_FRAME_BYTES` | `16384` | largest text frame a client may send |
+//! | `PARLEY_HISTORY_MAX_CHARS` | `24000` | conversation memory budget sent to the LLM (oldest turns go first) |
+//! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
+
+mod env;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::audio::OutputFormat;
+pub use env::{ConfigError, Env, Secret};
+
+/// The original system's system prompt.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant. Respond clearly and concisely, and do not use markdown formatting. Also give short responses.";
+
+/// Everything parley needs to know about its deployment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub encryption: EncryptionConfig,
+    pub deepgram: DeepgramConfig,
+    pub openai: OpenAiConfig,
+    pub elevenlabs: ElevenLabsConfig,
+    pub storage: StorageConfig,
+    pub limits: Limits,
+    /// True when the providers are parley's own emulators (`--emulate`); sessions tell the client so.
+    pub emulated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    pub workers: usize,
+    /// On SIGINT/SIGTERM, how long live sessions get to finish before they are closed.
+    pub shutdown_drain: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL; `None` selects the embedded SQLite file in `data_dir`.
+    pub postgres_url: Option<String>,
+    pub pool_max: usize,
+    pub data_dir: PathBuf,
+}
+
+/// A 256-bit key; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyBytes(pub [u8; 32]);
+
+impl std::fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyBytes(..)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EncryptionConfig {
+    /// The current key; `None` means "generate or reuse one in the data directory" (SQLite only).
+    pub key: Option<KeyBytes>,
+    /// The id stamped in front of every value sealed with `key`.
+    pub key_id: u8,
+    /// Retired keys, still accepted when reading older rows.
+    pub old_keys: Vec<(u8, KeyBytes)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeepgramConfig {
+    pub api_key: Option<Secret>,
+    /// `ws(s)://host/v1`; an `http(s)` root is accepted and mapped to `ws(s)`.
+    pub base_url: String,
+    pub model: String,
+    pub language: String,
+    pub endpointing_ms: u32,
+    pub utterance_end_ms: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    pub api_key: Option<Secret>,
+    pub base_url: String,
+    pub model: String,
+    pub system_prompt: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ElevenLabsConfig {
+    pub api_key: Option<Secret>,
+    pub base_url: String,
+    pub voice_id: String,
+    pub model_id: String,
+    pub output_format: OutputFormat,
+    pub mime_type: String,
+    pub use_websocket: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Google Cloud Storage bucket; `None` stores recordings under the data directory.
+    pub gcs_bucket: Option<String>,
+    pub gcs_credentials_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_sessions: usize,
+    pub max_audio_frame_bytes: usize,
+    pub max_text_frame_bytes: usize,
+    pub history_max_chars: usize,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = Env::new(lookup);
+        let output_format: OutputFormat = env.parse(
+            "ELEVENLABS_OUTPUT_FORMAT",
+            OutputFormat::ELEVENLABS_DEFAULT,
+            "an ElevenLabs output format such as mp3_44100_128 or pcm_16000",
+        )?;
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Config {
+            server: ServerConfig {
+                host: env.parse(
+                    "HOST",
+                    IpAddr::from([0, 0, 0, 0]),
+                    "an IP address such as 0.0.0.0",
+                )?,
+                port: env.int_in("PORT", 8080, 0..=65535)? as u16,
+                workers: env.int_in("PARLEY_WORKERS", cpus as u64, 1..=256)? as usize,
+                shutdown_drain: Duration::from_secs(env.int_in(
+                    "PARLEY_SHUTDOWN_DRAIN_SECS",
+                    10,
+                    0..=600,
+                )?),
+            },
+            database: DatabaseConfig {
+                postgres_url: match env.first(&["PG_DB_URL", "DATABASE_URL"]) {
+                    None => None,
+                    Some(_) => {
+                        let var = if env.get("PG_DB_URL").is_some() {
+                            "PG_DB_URL"
+                        } else {
+                            "DATABASE_URL"
+                        };
+                        Some(env.url(var, "", &["postgres", "postgresql"])?)
+                    }
+                },
+                pool_max: env.int_in("PARLEY_DB_POOL_MAX", 25, 1..=1000)? as usize,
+                data_dir: PathBuf::from(env.string("PARLEY_DATA_DIR", "data")),
+            },
+            encryption: EncryptionConfig {
+                key: match env.get("PARLEY_ENCRYPTION_KEY") {
+                    None => None,
+                    Some(raw) => Some(parse_key("PARLEY_ENCRYPTION_KEY", &raw)?),
+                },
+                key_id: env.int_in("PARLEY_ENCRYPTION_KEY_ID", 1, 1..=255)? as u8,
+                old_keys: parse_old_keys(&env)?,
+            },
+            deepgram: DeepgramConfig {
+                api_key: env.get("DEEPGRAM_API_KEY").map(Secret::new),
+                base_url: env.url(
+                    "DEEPGRAM_BASE_URL",
+                    "wss://api.deepgram.com/v1",
+                    &["ws", "wss", "http", "https"],
+                )?,
+                model: env.string("DEEPGRAM_MODEL", "nova-3"),
+                language: env.string("DEEPGRAM_LANGUAGE", "en-US"),
+                endpointing_ms: env.int_in("DEEPGRAM_ENDPOINTING_MS", 300, 10..=10_000)? as u32,
+                utterance_end_ms: env.int_in("DEEPGRAM_UTTERANCE_END_MS", 1000, 1000..=10_000)?
+                    as u32,
+            },
+            openai: OpenAiConfig {
+                api_key: env.get("OPENAI_API_KEY").map(Secret::new),
+                base_url: env.url(
+                    "OPENAI_BASE_URL",
+                    "https://api.cerebras.ai/v1",
+                    &["http", "https"],
+                )?,
+                model: env.string("OPENAI_MODEL", "llama-4-scout-17b-16e-instruct"),
+                system_prompt: env.string("OPENAI_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+            },
+            elevenlabs: ElevenLabsConfig {
+                api_key: env.get("ELEVENLABS_API_KEY").map(Secret::new),
+                base_url: env.url(
+                    "ELEVENLABS_BASE_URL",
+                    "https://api.elevenlabs.io/v1",
+                    &["http", "https"],
+                )?,
+                voice_id: env.string("ELEVENLABS_VOICE_ID", "ecp3DWciuUyW7BYM7II1"),
+                model_id: env.string("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5"),
+                mime_type: env.string("ELEVENLABS_MIME_TYPE", &output_format.mime_type()),
+                output_format,
+                use_websocket: env.bool("ELEVENLABS_USE_WEBSOCKET", true)?,
+            },
+            storage: StorageConfig {
+                gcs_bucket: env.first(&["FIREBASE_STORAGE_BUCKET", "GCS_BUCKET"]),
+                gcs_credentials_path: env
+                    .get("FIREBASE_SERVICE_ACCOUNT_KEY_PATH")
+                    .map(PathBuf::from),
+            },
+            limits: Limits {
+                max_sessions: env.int_in("PARLEY_MAX_SESSIONS", 1000, 1..=1_000_000)? as usize,
+                max_audio_frame_bytes: env.int_in(
+                    "PARLEY_MAX_AUDIO_FRAME_BYTES",
+                    65536,
+                    1024..=16 << 20,
+                )? as usize,
+                max_text_frame_bytes: env.int_in(
+                    "PARLEY_MAX_TEXT_FRAME_BYTES",
+                    16384,
+                    256..=1 << 20,
+                )? as usize,
+                history_max_chars: env.int_in(
+                    "PARLEY_HISTORY_MAX_CHARS",
+                    24000,
+                    500..=10_000_000,
+                )? as usize,
+            },
+            emulated: false,
+        })
+        .and_then(Config::validated)
+    }
+
+    /// Cross-field rules that no single variable can express.
+    fn validated(self) -> Result<Config, ConfigError> {
+        if self.database.postgres_url.is_some() && self.encryption.key.is_none() {
+            return Err(ConfigError::new(
+                "PARLEY_ENCRYPTION_KEY",
+                "required with PostgreSQL: message content is encrypted and a generated key would live on one \
+                 machine only; generate one with `openssl rand -base64 32`",
+            ));
+        }
+        if self.storage.gcs_bucket.is_some() && self.storage.gcs_credentials_path.is_none() {
+            return Err(ConfigError::new(
+                "FIREBASE_SERVICE_ACCOUNT_KEY_PATH",
+                "required when FIREBASE_STORAGE_BUCKET (or GCS_BUCKET) is set",
+            ));
+        }
+        if self
+            .encryption
+            .old_keys
+            .iter()
+            .any(|(id, _)| *id == self.encryption.key_id)
+        {
+            return Err(ConfigError::new(
+                "PARLEY_ENCRYPTION_OLD_KEYS",
+                format!(
+                    "key id {} is also the current PARLEY_ENCRYPTION_KEY_ID",
+                    self.encryption.key_id
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Things that do not stop start-up but that an operator should see in the log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (var, key) in [
+            ("DEEPGRAM_API_KEY", &self.deepgram.api_key),
+            ("OPENAI_API_KEY", &self.openai.api_key),
+            ("ELEVENLABS_API_KEY", &self.elevenlabs.api_key),
+        ] {
+            if key.is_none() {
+                out.push(format!(
+                    "{var} is not set: voice sessions will report an error when they need this provider \
+                     (run with --emulate to use local emulators)"
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn parse_key(var: &'static str, raw: &str) -> Result<KeyBytes, ConfigError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw.trim())
+        .map_err(|_| {
+            ConfigError::new(
+                var,
+                "not valid base64 (generate one with `openssl rand -base64 32`)",
+            )
+        })?;
+    let len = bytes.len();
+    let key: [u8; 32] = bytes.try_into().map_err(|_| {
+        ConfigError::new(var, format!("must decode to exactly 32 bytes, got {len}"))
+    })?;
+    Ok(KeyBytes(key))
+}
+
+fn parse_old_keys(env: &Env<'_>) -> Result<Vec<(u8, KeyBytes)>, ConfigError> {
+    const VAR: &str = "PARLEY_ENCRYPTION_OLD_KEYS";
+    let Some(raw) = env.get(VAR) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (id, key) = entry.split_once(':').ok_or_else(|| {
+                ConfigError::new(VAR, "expected entries of the form id:base64key")
+            })?;
+            let id: u8 = id
+                .trim()
+                .parse()
+                .ok()
+                .filter(|id| *id >= 1)
+                .ok_or_else(|| {
+                    ConfigError::new(VAR, format!("key id must be 1-255, got {id:?}"))
+                })?;
+            Ok((id, parse_key(VAR, key)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

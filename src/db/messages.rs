@@ -1,0 +1,248 @@
+//! The `messages` table: the turns of a conversation. Content and recording links are sealed with the
+//! store's cipher (bound to the column and the session) before they are written and opened when read; a row
+//! that cannot be opened (wrong key, tampering) comes back as an error for that row alone.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::{
+    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable,
+    Selectable, SelectableHelper as _,
+};
+use diesel_async::RunQueryDsl as _;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{messages, sessions};
+use super::{MessageId, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
+use crate::crypto::CryptoError;
+
+/// Who said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// A rating of an assistant message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Feedback {
+    Positive,
+    Negative,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+    fn parse(s: &str) -> Result<Role, StoreError> {
+        match s {
+            "user" => Ok(Role::User),
+            "assistant" => Ok(Role::Assistant),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown message role {other:?}"
+            ))),
+        }
+    }
+}
+
+impl Feedback {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feedback::Positive => "positive",
+            Feedback::Negative => "negative",
+        }
+    }
+    fn parse(s: &str) -> Result<Feedback, StoreError> {
+        match s {
+            "positive" => Ok(Feedback::Positive),
+            "negative" => Ok(Feedback::Negative),
+            other => Err(StoreError::Corrupt(format!("unknown feedback {other:?}"))),
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+struct MessageRow {
+    id: i64,
+    session_id: String,
+    role: String,
+    content: Vec<u8>,
+    audio_url: Option<Vec<u8>>,
+    feedback: Option<String>,
+    created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = messages)]
+struct NewMessageRow<'a> {
+    session_id: &'a str,
+    role: &'a str,
+    content: Vec<u8>,
+    audio_url: Option<Vec<u8>>,
+    created_at: NaiveDateTime,
+}
+
+/// What happened to a rating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackOutcome {
+    Updated,
+    NotFound,
+    /// Ratings apply to assistant messages only.
+    NotAssistant,
+}
+
+/// A message to store, in plaintext; the store seals it.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub session_id: &'a SessionId,
+    pub role: Role,
+    pub content: &'a str,
+    pub audio_url: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message read back. Content that cannot be decrypted is an error for this message only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub session_id: SessionId,
+    pub role: Role,
+    pub content: Result<String, CryptoError>,
+    pub audio_url: Option<Result<String, CryptoError>>,
+    pub feedback: Option<Feedback>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn content_context(session: &str) -> String {
+    format!("messages.content:{session}")
+}
+
+fn audio_url_context(session: &str) -> String {
+    format!("messages.audio_url:{session}")
+}
+
+impl Store {
+    /// Stores a message and marks its conversation active at the message's time, atomically.
+    pub async fn insert_message(&self, m: &NewMessage<'_>) -> Result<MessageId, StoreError> {
+        let sid = m.session_id.as_str();
+        let row = NewMessageRow {
+            session_id: sid,
+            role: m.role.as_str(),
+            content: self.cipher.seal_str(m.content, &content_context(sid))?,
+            audio_url: match m.audio_url {
+                Some(url) => Some(self.cipher.seal_str(url, &audio_url_context(sid))?),
+                None => None,
+            },
+            created_at: to_db_time(m.created_at),
+        };
+        let id: i64 = with_conn!(self, conn => {
+            use diesel_async::AsyncConnection as _;
+            conn.transaction::<i64, StoreError, _>(async |conn| {
+                let id = diesel::insert_into(messages::table)
+                    .values(&row)
+                    .returning(messages::id)
+                    .get_result(conn)
+                    .await?;
+                diesel::update(sessions::table.find(sid))
+                    .set(sessions::last_activity_at.eq(row.created_at))
+                    .execute(conn)
+                    .await?;
+                Ok(id)
+            })
+            .await?
+        });
+        Ok(MessageId(id))
+    }
+
+    /// Every message of a conversation, in the order they were stored.
+    pub async fn session_messages(
+        &self,
+        session: &SessionId,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows: Vec<MessageRow> = with_conn!(self, conn => messages::table
+            .filter(messages::session_id.eq(session.as_str()))
+            .order(messages::id.asc())
+            .select(MessageRow::as_select())
+            .load(conn)
+            .await?);
+        rows.into_iter().map(|r| self.open_row(r)).collect()
+    }
+
+    /// Sets (or with `None` clears) the rating of an assistant message.
+    pub async fn set_feedback(
+        &self,
+        id: MessageId,
+        feedback: Option<Feedback>,
+    ) -> Result<FeedbackOutcome, StoreError> {
+        let value = feedback.map(Feedback::as_str);
+        let n = with_conn!(self, conn => diesel::update(
+                messages::table.find(id.0).filter(messages::role.eq(Role::Assistant.as_str())),
+            )
+            .set(messages::feedback.eq(value))
+            .execute(conn)
+            .await?);
+        if n > 0 {
+            return Ok(FeedbackOutcome::Updated);
+        }
+        let exists: Option<i64> = with_conn!(self, conn => messages::table
+            .find(id.0)
+            .select(messages::id)
+            .first(conn)
+            .await
+            .optional()?);
+        Ok(if exists.is_some() {
+            FeedbackOutcome::NotAssistant
+        } else {
+            FeedbackOutcome::NotFound
+        })
+    }
+
+    /// Records where a message's audio was stored; false when there is no such message.
+    pub async fn set_audio_url(&self, id: MessageId, url: &str) -> Result<bool, StoreError> {
+        let session: Option<String> = with_conn!(self, conn => messages::table
+            .find(id.0)
+            .select(messages::session_id)
+            .first(conn)
+            .await
+            .optional()?);
+        let Some(session) = session else {
+            return Ok(false);
+        };
+        let sealed = self.cipher.seal_str(url, &audio_url_context(&session))?;
+        let n = with_conn!(self, conn => diesel::update(messages::table.find(id.0))
+            .set(messages::audio_url.eq(Some(sealed)))
+            .execute(conn)
+            .await?);
+        Ok(n > 0)
+    }
+
+    fn open_row(&self, r: MessageRow) -> Result<StoredMessage, StoreError> {
+        let content = self
+            .cipher
+            .open_str(&r.content, &content_context(&r.session_id));
+        let audio_url = r.audio_url.map(|sealed| {
+            self.cipher
+                .open_str(&sealed, &audio_url_context(&r.session_id))
+        });
+        if let Err(e) = &content {
+            log::error!(
+                "session {}: message {} cannot be opened: {e}",
+                r.session_id,
+                r.id
+            );
+        }
+        Ok(StoredMessage {
+            id: MessageId(r.id),
+            role: Role::parse(&r.role)?,
+            feedback: r.feedback.as_deref().map(Feedback::parse).transpose()?,
+            created_at: from_db_time(r.created_at),
+            session_id: SessionId::from_stored(r.session_id),
+            content,
+            audio_url,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! Persistence: sessions and their messages, in PostgreSQL (diesel-async + deadpool) when a database URL is
+//! configured, otherwise in an embedded SQLite file (diesel-async's `SyncConnectionWrapper` through the same
+//! deadpool), behind one [`Store`].
+//!
+//! Query code is written once per operation and compiled for both backends by [`with_conn!`]; it lives with its
+//! table (`sessions`, `messages`). Message content and recording links are sealed with [`crate::crypto`] before
+//! they reach SQL and opened on the way out, so nothing else in parley handles ciphertext. Every function is
+//! async and runs its SQL off the caller's thread (tokio-postgres I/O, or a blocking-pool thread for SQLite).
+
+pub mod ids;
+pub mod messages;
+pub mod migrate;
+mod pool;
+pub mod schema;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound as _, Utc};
+use diesel_async::AsyncPgConnection;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+
+use crate::config::DatabaseConfig;
+use crate::crypto::{Cipher, CryptoError};
+pub use ids::{IdError, MessageId, SessionId, UserId};
+pub use messages::{Feedback, FeedbackOutcome, NewMessage, Role, StoredMessage};
+pub use sessions::{NewSession, SessionCursor, SessionPage, SessionRecord};
+
+/// The embedded backend's connection type.
+pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone)]
+pub(crate) enum DbPool {
+    Postgres(pool::Pool<AsyncPgConnection>),
+    Sqlite(pool::Pool<SqliteConnection>),
+}
+
+/// Handle to the database: cheap to clone, shared by every request handler and session.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: DbPool,
+    pub(crate) cipher: Arc<Cipher>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection could be had in time (server down, pool exhausted): retryable.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("encryption failed: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// A row breaks an invariant the schema promises (e.g. an unknown role).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when trying again later may succeed (used by the session's Persister).
+    pub fn is_retryable(&self) -> bool {
+        use diesel::result::Error as E;
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Query(E::DatabaseError(kind, _)) => matches!(
+                kind,
+                diesel::result::DatabaseErrorKind::SerializationFailure
+                    | diesel::result::DatabaseErrorKind::ClosedConnection
+                    | diesel::result::DatabaseErrorKind::UnableToSendCommand
+            ),
+            StoreError::Query(E::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Pool occupancy, for the metrics gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend the store uses. The body is
+/// compiled once per backend, so it may use any diesel query both backends support.
+macro_rules! with_conn {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::db::DbPool::Postgres(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::pool::unavailable)?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut guard;
+                $body
+            }
+            $crate::db::DbPool::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::pool::unavailable)?;
+                let $conn: &mut $crate::db::SqliteConnection = &mut guard;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+impl Store {
+    /// Connects to the configured backend and brings its schema up to date (on a separate thread: diesel's
+    /// migration harness is synchronous).
+    pub async fn connect(config: &DatabaseConfig, cipher: Cipher) -> Result<Store, StoreError> {
+        let pool = match &config.postgres_url {
+            Some(url) => {
+                migrate::run_postgres(url.clone()).await?;
+                DbPool::Postgres(pool::postgres(url, config.pool_max)?)
+            }
+            None => {
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot create {}: {e}",
+                        config.data_dir.display()
+                    ))
+                })?;
+                let path = config.data_dir.join("parley.sqlite3");
+                let path = path.to_string_lossy().into_owned();
+                migrate::run_sqlite(path.clone()).await?;
+                DbPool::Sqlite(pool::sqlite(&path, config.pool_max)?)
+            }
+        };
+        Ok(Store {
+            pool,
+            cipher: Arc::new(cipher),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            DbPool::Postgres(_) => Backend::Postgres,
+            DbPool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub fn pool_status(&self) -> PoolStatus {
+        let s = match &self.pool {
+            DbPool::Postgres(p) => p.status(),
+            DbPool::Sqlite(p) => p.status(),
+        };
+        PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
+    }
+
+    /// Round trip to the database (readiness probe).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        use diesel_async::RunQueryDsl as _;
+        with_conn!(self, conn => {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .get_result::<i32>(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pool: idle connections are dropped and no new ones are handed out.
+    pub fn close(&self) {
+        match &self.pool {
+            DbPool::Postgres(p) => p.close(),
+            DbPool::Sqlite(p) => p.close(),
+        }
+    }
+}
+
+/// Now, at the precision both backends store (microseconds), so a value reads back exactly as written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub(crate) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
+    t.trunc_subsecs(6).naive_utc()
+}
+
+pub(crate) fn from_db_time(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}

@@ -1,0 +1,85 @@
+//! Building the deadpool pools for both backends: bounded size, wait/create/recycle timeouts, connections
+//! retired after five minutes (so PostgreSQL fail-overs and server-side limits are picked up), and the SQLite
+//! pragmas every embedded connection needs.
+
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool as DeadPool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use futures_util::FutureExt as _;
+
+use super::{SqliteConnection, StoreError};
+
+pub(crate) type Pool<C> = DeadPool<C>;
+
+/// Connections older than this are closed instead of being handed out again.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+/// How long a caller waits for a free connection before the store reports the database unavailable.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a new connection may take.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The embedded database serialises writers anyway; a few connections serve concurrent readers.
+const SQLITE_MAX_CONNECTIONS: usize = 8;
+
+pub(crate) fn unavailable(e: PoolError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn retire_old<C: Send + 'static>() -> Hook<C>
+where
+    AsyncDieselConnectionManager<C>:
+        deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
+{
+    Hook::sync_fn(|_conn, metrics| {
+        if metrics.age() > MAX_CONNECTION_AGE {
+            Err(HookError::message("connection reached its maximum age"))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+pub(crate) fn postgres(url: &str, max_size: usize) -> Result<Pool<AsyncPgConnection>, StoreError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    DeadPool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(WAIT_TIMEOUT))
+        .create_timeout(Some(CREATE_TIMEOUT))
+        .recycle_timeout(Some(CREATE_TIMEOUT))
+        .runtime(deadpool::Runtime::Tokio1)
+        .pre_recycle(retire_old())
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+pub(crate) fn sqlite(path: &str, max_size: usize) -> Result<Pool<SqliteConnection>, StoreError> {
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|url| {
+        let url = url.to_string();
+        async move {
+            let mut conn = SqliteConnection::establish(&url).await?;
+            // WAL lets readers run beside the writer; busy_timeout makes concurrent writers wait instead of
+            // failing; foreign keys are off by default in SQLite.
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+            )
+            .await
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<SqliteConnection>::new_with_config(path, config);
+    DeadPool::builder(manager)
+        .max_size(max_size.min(SQLITE_MAX_CONNECTIONS))
+        .wait_timeout(Some(WAIT_TIMEOUT))
+        .create_timeout(Some(CREATE_TIMEOUT))
+        .recycle_timeout(Some(CREATE_TIMEOUT))
+        .runtime(deadpool::Runtime::Tokio1)
+        .pre_recycle(retire_old())
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}

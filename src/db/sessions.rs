@@ -1,0 +1,213 @@
+//! The `sessions` table: one row per conversation, owned by a user, with the model and voice it used and when
+//! it was last active. Listing is newest first with keyset pagination (an opaque cursor), so pages stay
+//! correct while new sessions are created.
+
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::{
+    BoolExpressionMethods as _, ExpressionMethods as _, Insertable, OptionalExtension as _,
+    QueryDsl as _, Queryable, Selectable, SelectableHelper as _,
+};
+use diesel_async::RunQueryDsl as _;
+
+use super::schema::{messages, sessions};
+use super::{SessionId, Store, StoreError, UserId, from_db_time, to_db_time, with_conn};
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+struct SessionRow {
+    session_id: String,
+    user_id: String,
+    created_at: NaiveDateTime,
+    last_activity_at: NaiveDateTime,
+    model_id: String,
+    voice_id: String,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = sessions)]
+struct NewSessionRow<'a> {
+    session_id: &'a str,
+    user_id: &'a str,
+    created_at: NaiveDateTime,
+    last_activity_at: NaiveDateTime,
+    model_id: &'a str,
+    voice_id: &'a str,
+}
+
+/// A conversation to create.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub model_id: String,
+    pub voice_id: String,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub model_id: String,
+    pub voice_id: String,
+    /// Messages stored in the conversation (filled by listings, 0 otherwise).
+    pub message_count: i64,
+}
+
+impl From<SessionRow> for SessionRecord {
+    fn from(r: SessionRow) -> Self {
+        SessionRecord {
+            // Ids in the table were validated on the way in.
+            id: SessionId::from_stored(r.session_id),
+            user_id: r.user_id,
+            created_at: from_db_time(r.created_at),
+            last_activity_at: from_db_time(r.last_activity_at),
+            model_id: r.model_id,
+            voice_id: r.voice_id,
+            message_count: 0,
+        }
+    }
+}
+
+/// Position after the last session of a page: `(created_at, session_id)` of that session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    created_at: NaiveDateTime,
+    session_id: String,
+}
+
+impl SessionCursor {
+    /// The opaque form handed to clients.
+    pub fn encode(&self) -> String {
+        let raw = format!(
+            "{}|{}",
+            self.created_at.and_utc().timestamp_micros(),
+            self.session_id
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Parses a cursor from a client; `None` when it was not produced by [`SessionCursor::encode`].
+    pub fn decode(s: &str) -> Option<SessionCursor> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (micros, id) = raw.split_once('|')?;
+        let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+        let id: SessionId = id.parse().ok()?;
+        Some(SessionCursor {
+            created_at,
+            session_id: id.to_string(),
+        })
+    }
+}
+
+/// One page of a user's sessions.
+#[derive(Debug, Clone)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionRecord>,
+    /// Present when more sessions follow.
+    pub next: Option<SessionCursor>,
+}
+
+impl Store {
+    /// Stores a new conversation.
+    pub async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        let row = NewSessionRow {
+            session_id: s.id.as_str(),
+            user_id: s.user_id.as_str(),
+            created_at: to_db_time(s.created_at),
+            last_activity_at: to_db_time(s.created_at),
+            model_id: &s.model_id,
+            voice_id: &s.voice_id,
+        };
+        with_conn!(self, conn => diesel::insert_into(sessions::table).values(&row).execute(conn).await?);
+        Ok(())
+    }
+
+    /// The conversation with this id, if it exists.
+    pub async fn find_session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let row: Option<SessionRow> = with_conn!(self, conn => sessions::table
+            .find(id.as_str())
+            .select(SessionRow::as_select())
+            .first(conn)
+            .await
+            .optional()?);
+        Ok(row.map(SessionRecord::from))
+    }
+
+    /// Records activity in a conversation; false when it does not exist.
+    pub async fn touch_session(
+        &self,
+        id: &SessionId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = with_conn!(self, conn => diesel::update(sessions::table.find(id.as_str()))
+            .set(sessions::last_activity_at.eq(to_db_time(at)))
+            .execute(conn)
+            .await?);
+        Ok(n > 0)
+    }
+
+    /// A page of `user`'s conversations, newest first, starting after `after`.
+    pub async fn list_sessions(
+        &self,
+        user: &UserId,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<SessionPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let mut rows: Vec<SessionRow> = with_conn!(self, conn => {
+            let mut query = sessions::table
+                .filter(sessions::user_id.eq(user.as_str()))
+                .order((sessions::created_at.desc(), sessions::session_id.desc()))
+                .limit(limit as i64 + 1)
+                .select(SessionRow::as_select())
+                .into_boxed();
+            if let Some(c) = after {
+                query = query.filter(
+                    sessions::created_at
+                        .lt(c.created_at)
+                        .or(sessions::created_at.eq(c.created_at).and(sessions::session_id.lt(c.session_id.clone()))),
+                );
+            }
+            query.load(conn).await?
+        });
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more {
+            rows.last().map(|r| SessionCursor {
+                created_at: r.created_at,
+                session_id: r.session_id.clone(),
+            })
+        } else {
+            None
+        };
+        let ids: Vec<String> = rows.iter().map(|r| r.session_id.clone()).collect();
+        let counts: Vec<(String, i64)> = with_conn!(self, conn => messages::table
+            .filter(messages::session_id.eq_any(&ids))
+            .group_by(messages::session_id)
+            .select((messages::session_id, diesel::dsl::count_star()))
+            .load(conn)
+            .await?);
+        let sessions = rows
+            .into_iter()
+            .map(|row| {
+                let count = counts
+                    .iter()
+                    .find(|(id, _)| *id == row.session_id)
+                    .map_or(0, |(_, n)| *n);
+                SessionRecord {
+                    message_count: count,
+                    ..SessionRecord::from(row)
+                }
+            })
+            .collect();
+        Ok(SessionPage { sessions, next })
+    }
+}

@@ -1,0 +1,63 @@
+//! `POST /api/feedback {"message_id": 123, "feedback": "positive" | "negative" | null}`: rates an assistant
+//! message (null clears the rating). 404 for an unknown message, 400 for anything malformed or for a user's
+//! own message.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api_error::ApiError;
+use crate::db::{Feedback, FeedbackOutcome, MessageId, Store};
+
+#[derive(Deserialize)]
+pub struct Body {
+    #[serde(alias = "messageId")]
+    message_id: Option<Value>,
+    #[serde(default)]
+    feedback: Option<Value>,
+}
+
+pub async fn post(
+    store: web::Data<Store>,
+    body: web::Json<Body>,
+) -> Result<HttpResponse, ApiError> {
+    let id = match &body.message_id {
+        Some(Value::Number(n)) => n.as_i64().filter(|n| *n > 0),
+        Some(Value::String(s)) => s.parse::<i64>().ok().filter(|n| *n > 0),
+        _ => None,
+    }
+    .map(MessageId)
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_message_id",
+            "message_id must be a positive integer",
+        )
+    })?;
+    let feedback = match &body.feedback {
+        Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "positive" => Some(Feedback::Positive),
+        Some(Value::String(s)) if s == "negative" => Some(Feedback::Negative),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_feedback",
+                "feedback must be \"positive\", \"negative\" or null",
+            ));
+        }
+    };
+    match store.set_feedback(id, feedback).await? {
+        FeedbackOutcome::Updated => {}
+        FeedbackOutcome::NotFound => {
+            return Err(ApiError::not_found(
+                "message_not_found",
+                format!("no message {id}"),
+            ));
+        }
+        FeedbackOutcome::NotAssistant => {
+            return Err(ApiError::bad_request(
+                "not_an_assistant_message",
+                format!("message {id} is the user's; feedback rates assistant messages"),
+            ));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({"message_id": id, "feedback": feedback})))
+}

@@ -1,0 +1,29 @@
+//! Liveness and readiness probes: `/healthz` answers while the process serves HTTP; `/readyz` also proves the
+//! database answers, so a load balancer stops routing to an instance whose database is gone.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::db::{Backend, Store};
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(store: web::Data<Store>) -> HttpResponse {
+    let backend = match store.backend() {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    match store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": backend})),
+        Err(e) => {
+            log::warn!("readiness check failed: {e}");
+            HttpResponse::ServiceUnavailable().json(json!({
+                "error": "database_unavailable",
+                "message": "the database does not answer",
+                "database": backend,
+            }))
+        }
+    }
+}

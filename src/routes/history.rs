@@ -1,0 +1,92 @@
+//! `GET /api/history?sessionId=…[&userId=…]`: the messages of one conversation, in order. With `userId` the
+//! session must belong to that user (a mismatch is reported as not found, so ids of other users' sessions
+//! cannot be confirmed). A message that cannot be decrypted is returned with `content: null` and a
+//! `contentError`, never as garbage.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::api_error::ApiError;
+use crate::db::{Feedback, MessageId, Role, SessionId, Store, StoredMessage, UserId};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Params {
+    session_id: Option<String>,
+    user_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Message {
+    id: MessageId,
+    role: Role,
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_error: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    feedback: Option<Feedback>,
+    audio_url: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct History {
+    session_id: SessionId,
+    user_id: String,
+    messages: Vec<Message>,
+}
+
+impl From<StoredMessage> for Message {
+    fn from(m: StoredMessage) -> Message {
+        let (content, content_error) = match m.content {
+            Ok(text) => (Some(text), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Message {
+            id: m.id,
+            role: m.role,
+            content,
+            content_error,
+            created_at: m.created_at,
+            feedback: m.feedback,
+            // A link that cannot be opened is as good as none; the content error already flags the row.
+            audio_url: m.audio_url.and_then(Result::ok),
+        }
+    }
+}
+
+pub async fn get(
+    store: web::Data<Store>,
+    params: web::Query<Params>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = params.session_id.as_deref().ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_session_id",
+            "the sessionId query parameter is required",
+        )
+    })?;
+    let session_id: SessionId = raw
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))?;
+    let user: Option<UserId> = match params.user_id.as_deref() {
+        Some(u) => Some(
+            u.parse()
+                .map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?,
+        ),
+        None => None,
+    };
+    let session = store
+        .find_session(&session_id)
+        .await?
+        .filter(|s| user.as_ref().is_none_or(|u| u.as_str() == s.user_id))
+        .ok_or_else(|| {
+            ApiError::not_found("session_not_found", format!("no session {session_id}"))
+        })?;
+    let messages = store.session_messages(&session_id).await?;
+    Ok(HttpResponse::Ok().json(History {
+        session_id,
+        user_id: session.user_id,
+        messages: messages.into_iter().map(Message::from).collect(),
+    }))
+}

@@ -1,0 +1,65 @@
+//! `GET /metrics` (Prometheus text format) and `GET /api/metrics` (the original system's JSON figures, from
+//! real operating-system readings; `threads` takes the place of Go's goroutine count).
+
+use actix::Addr;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::db::Store;
+use crate::metrics::{Metrics, alloc};
+use crate::registry::{Counts, GetCounts, Registry};
+
+pub async fn prometheus(metrics: web::Data<Metrics>, store: web::Data<Store>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render(Some(store.pool_status())))
+}
+
+/// The figures of `/api/metrics`.
+#[derive(Serialize)]
+struct Figures {
+    timestamp: chrono::DateTime<chrono::Utc>,
+    active_connections: usize,
+    total_connections: u64,
+    /// OS threads of the process (the original reported goroutines).
+    threads: u64,
+    /// Live heap bytes, counted by parley's global allocator.
+    allocated_memory_bytes: usize,
+    system_memory_usage_percent: f64,
+    /// Percent of one CPU, like `top`.
+    cpu_usage_percent: f64,
+    /// Percent of all CPUs of the machine.
+    system_cpu_usage_percent: f64,
+    /// Resident set size.
+    process_memory_bytes: u64,
+    uptime_seconds: f64,
+    last_collection_time: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn json(
+    metrics: web::Data<Metrics>,
+    registry: web::Data<Addr<Registry>>,
+) -> HttpResponse {
+    let counts = registry.send(GetCounts).await.unwrap_or(Counts {
+        active: 0,
+        total: 0,
+    });
+    let (system, collected_at) = metrics.sample_system();
+    HttpResponse::Ok().json(Figures {
+        timestamp: chrono::Utc::now(),
+        active_connections: counts.active,
+        total_connections: counts.total,
+        threads: system.threads,
+        allocated_memory_bytes: alloc::allocated_bytes(),
+        system_memory_usage_percent: round2(system.system_memory_used_percent),
+        cpu_usage_percent: round2(system.process_cpu_percent),
+        system_cpu_usage_percent: round2(system.system_cpu_percent),
+        process_memory_bytes: system.process_resident_bytes,
+        uptime_seconds: round2(metrics.uptime_seconds()),
+        last_collection_time: collected_at,
+    })
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}

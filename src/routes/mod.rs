@@ -1,0 +1,53 @@
+//! Every HTTP route, registered in one place ([`config`]); one file per resource. Extractor failures (bad
+//! query strings, bad JSON) are turned into [`ApiError`]s here so they render like every other error.
+
+mod feedback;
+mod health;
+mod history;
+mod metrics;
+mod pages;
+mod sessions;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::api_error::ApiError;
+
+/// Largest JSON body the API accepts.
+const MAX_JSON_BYTES: usize = 16 * 1024;
+
+/// Registers every route.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
+    )
+    .app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BYTES)
+            .error_handler(|err, _| {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("request body is not the expected JSON: {err}"),
+                )
+                .into()
+            }),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(metrics::prometheus))
+    .route("/api/metrics", web::get().to(metrics::json))
+    .route("/api/history", web::get().to(history::get))
+    .route("/api/sessions", web::get().to(sessions::list))
+    .route("/api/feedback", web::post().to(feedback::post))
+    .route("/status", web::get().to(pages::status))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    ApiError::not_found(
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
+}

@@ -1,0 +1,189 @@
+//! Building and running the application: [`Application::build`] creates the singletons once (database store,
+//! metrics, registry, HTTP client settings), binds the listener (port 0 picks a free one) and wires the
+//! routes; [`Application::run_until_stopped`] serves until SIGINT/SIGTERM (or a [`ShutdownHandle`]) and then
+//! shuts down gracefully:
+//!
+//! 1. stop accepting connections;
+//! 2. ask live sessions to drain and wait up to `PARLEY_SHUTDOWN_DRAIN_SECS` for them to finish;
+//! 3. stop the HTTP server (closing whatever is still open) and wait for pending database writes;
+//! 4. close the database pool.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor as _, Addr};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context as _;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::crypto::Cipher;
+use crate::db::Store;
+use crate::http_client::HttpClients;
+use crate::metrics::{Metrics, track_requests};
+use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
+use crate::routes;
+
+/// Time the HTTP server gets, after draining, to close what is still open.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A built, listening application.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    shutdown: Arc<Notify>,
+}
+
+/// The singletons, as injected into handlers and sessions.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub registry: Addr<Registry>,
+    pub http: HttpClients,
+}
+
+/// Triggers the same graceful shutdown as SIGTERM (tests use it; so could an admin endpoint).
+#[derive(Clone)]
+pub struct ShutdownHandle(Arc<Notify>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.0.notify_one();
+    }
+}
+
+impl Application {
+    /// Connects the database (running migrations), builds the singletons and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let config = Arc::new(config);
+        let cipher = Cipher::from_config(&config.encryption, &config.database.data_dir)?;
+        let store = Store::connect(&config.database, cipher)
+            .await
+            .context("cannot open the database")?;
+        let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+        let registry = Registry::new(metrics.clone(), config.limits.max_sessions).start();
+        let http = HttpClients::new();
+        let state = AppState {
+            config: config.clone(),
+            store,
+            metrics,
+            registry,
+            http,
+        };
+
+        let address = (config.server.host, config.server.port);
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let port = listener.local_addr()?.port();
+        let server = {
+            let state = state.clone();
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(middleware::from_fn(track_requests))
+                    .app_data(web::Data::new(state.config.clone()))
+                    .app_data(web::Data::new(state.store.clone()))
+                    .app_data(web::Data::from(state.metrics.clone()))
+                    .app_data(web::Data::new(state.registry.clone()))
+                    .app_data(web::Data::new(state.http.clone()))
+                    .configure(routes::config)
+            })
+            .workers(config.server.workers)
+            .disable_signals()
+            .shutdown_timeout(SERVER_STOP_TIMEOUT.as_secs())
+            .listen(listener)?
+            .run()
+        };
+        Ok(Application {
+            port,
+            server,
+            state,
+            shutdown: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The port actually bound (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Serves until a signal or [`ShutdownHandle::shutdown`], then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application {
+            server,
+            state,
+            shutdown,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut serving = actix_web::rt::spawn(server);
+        tokio::select! {
+            result = &mut serving => {
+                // The server ended on its own (it only does so on a fatal error).
+                return result.context("server task failed")?.context("server failed");
+            }
+            signal = shutdown_signal() => log::info!("{signal}: shutting down"),
+            _ = shutdown.notified() => log::info!("shutdown requested"),
+        }
+        graceful_stop(&state, &handle).await;
+        let _ = serving.await;
+        state.store.close();
+        log::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn graceful_stop(state: &AppState, handle: &ServerHandle) {
+    handle.pause().await;
+    let grace = state.config.server.shutdown_drain;
+    let live = state
+        .registry
+        .send(GetCounts)
+        .await
+        .map(|c| c.active)
+        .unwrap_or(0);
+    if live > 0 {
+        log::info!(
+            "draining {live} live session(s) for up to {}s",
+            grace.as_secs()
+        );
+        let _ = state.registry.send(DrainAll { grace }).await;
+        let drained = tokio::time::timeout(
+            grace + Duration::from_secs(1),
+            state.registry.send(WaitUntilEmpty),
+        )
+        .await;
+        if drained.is_err() {
+            log::warn!("sessions still live after the drain time; closing them");
+        }
+    }
+    handle.stop(true).await;
+}
+
+/// Resolves on SIGINT or SIGTERM, naming which.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers; stop parley with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
