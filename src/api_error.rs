@@ -14,6 +14,9 @@ pub enum ApiError {
     /// The request is malformed: missing or bad parameters, bad JSON, bad values.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// The request body is larger than the API accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// The thing asked for does not exist.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -33,22 +36,17 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::BadRequest {
-            code,
-            message: message.into(),
-        }
+        ApiError::BadRequest { code, message: message.into() }
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::NotFound {
-            code,
-            message: message.into(),
-        }
+        ApiError::NotFound { code, message: message.into() }
     }
 
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } => code,
+            ApiError::TooLarge(_) => "payload_too_large",
             ApiError::Unavailable => "database_unavailable",
             ApiError::Internal => "internal_error",
         }
@@ -60,6 +58,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,10 +69,7 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unavailable) {
             res.insert_header(("Retry-After", "5"));
         }
-        res.json(Body {
-            error: self.code(),
-            message: self.to_string(),
-        })
+        res.json(Body { error: self.code(), message: self.to_string() })
     }
 }
 

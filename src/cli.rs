@@ -61,14 +61,8 @@ mod tests {
     fn commands_parse() {
         assert_eq!(parse(&[]), Ok(Command::Serve { emulate: false }));
         assert_eq!(parse(&["--emulate"]), Ok(Command::Serve { emulate: true }));
-        assert_eq!(
-            parse(&["serve", "--emulate"]),
-            Ok(Command::Serve { emulate: true })
-        );
-        assert_eq!(
-            parse(&["emulate", "--port", "1"]),
-            Ok(Command::Emulate(vec!["--port".into(), "1".into()]))
-        );
+        assert_eq!(parse(&["serve", "--emulate"]), Ok(Command::Serve { emulate: true }));
+        assert_eq!(parse(&["emulate", "--port", "1"]), Ok(Command::Emulate(vec!["--port".into(), "1".into()])));
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["serve", "x"]).is_err());

@@ -51,9 +51,7 @@ pub struct Cipher {
 
 impl std::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cipher")
-            .field("current_id", &self.current_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Cipher").field("current_id", &self.current_id).finish_non_exhaustive()
     }
 }
 
@@ -61,19 +59,12 @@ impl Cipher {
     /// A cipher sealing with `current` (under `current_id`) and also opening values sealed with `old` keys.
     pub fn new(current_id: u8, current: &KeyBytes, old: &[(u8, KeyBytes)]) -> Cipher {
         let mut keys = HashMap::new();
-        for (id, key) in old
-            .iter()
-            .chain(std::iter::once(&(current_id, current.clone())))
-        {
+        for (id, key) in old.iter().chain(std::iter::once(&(current_id, current.clone()))) {
             // AES-256 accepts any 32-byte key, and KeyBytes is always 32 bytes: this cannot fail.
             let unbound = UnboundKey::new(&AES_256_GCM, &key.0).expect("32-byte AES-256 key");
             keys.insert(*id, LessSafeKey::new(unbound));
         }
-        Cipher {
-            current_id,
-            keys,
-            rng: SystemRandom::new(),
-        }
+        Cipher { current_id, keys, rng: SystemRandom::new() }
     }
 
     /// Builds the cipher from configuration, generating or reusing the embedded key file when no key is
@@ -96,12 +87,8 @@ impl Cipher {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         let mut body = out.split_off(HEADER_LEN);
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(context.as_bytes()),
-            &mut body,
-        )
-        .map_err(|_| CryptoError::Rejected)?;
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut body)
+            .map_err(|_| CryptoError::Rejected)?;
         out.extend_from_slice(&body);
         Ok(out)
     }
@@ -111,16 +98,11 @@ impl Cipher {
         if sealed.len() < HEADER_LEN + AES_256_GCM.tag_len() {
             return Err(CryptoError::Truncated);
         }
-        let key = self
-            .keys
-            .get(&sealed[0])
-            .ok_or(CryptoError::UnknownKey(sealed[0]))?;
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..HEADER_LEN])
-            .map_err(|_| CryptoError::Truncated)?;
+        let key = self.keys.get(&sealed[0]).ok_or(CryptoError::UnknownKey(sealed[0]))?;
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..HEADER_LEN]).map_err(|_| CryptoError::Truncated)?;
         let mut body = sealed[HEADER_LEN..].to_vec();
-        let plain = key
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut body)
-            .map_err(|_| CryptoError::Rejected)?;
+        let plain =
+            key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut body).map_err(|_| CryptoError::Rejected)?;
         Ok(plain.to_vec())
     }
 
@@ -150,26 +132,17 @@ pub enum KeyFileError {
 
 fn load_or_create_key_file(path: &Path) -> Result<KeyBytes, KeyFileError> {
     let shown = path.display().to_string();
-    let io = |source| KeyFileError::Io {
-        path: shown.clone(),
-        source,
-    };
+    let io = |source| KeyFileError::Io { path: shown.clone(), source };
     match fs::read_to_string(path) {
         Ok(text) => {
             let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                log::warn!(
-                    "encryption key file {shown} is readable by others (mode {mode:o}); chmod 600 it"
-                );
+                log::warn!("encryption key file {shown} is readable by others (mode {mode:o}); chmod 600 it");
             }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
-                .map_err(|_| KeyFileError::Malformed {
-                    path: shown.clone(),
-                })?;
-            let key: [u8; 32] = bytes.try_into().map_err(|_| KeyFileError::Malformed {
-                path: shown.clone(),
-            })?;
+                .map_err(|_| KeyFileError::Malformed { path: shown.clone() })?;
+            let key: [u8; 32] = bytes.try_into().map_err(|_| KeyFileError::Malformed { path: shown.clone() })?;
             Ok(KeyBytes(key))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -177,25 +150,15 @@ fn load_or_create_key_file(path: &Path) -> Result<KeyBytes, KeyFileError> {
                 fs::create_dir_all(dir).map_err(io)?;
             }
             let mut key = [0u8; 32];
-            SystemRandom::new().fill(&mut key).map_err(|_| {
-                io(std::io::Error::other(
-                    "system random number generator failed",
-                ))
-            })?;
+            SystemRandom::new()
+                .fill(&mut key)
+                .map_err(|_| io(std::io::Error::other("system random number generator failed")))?;
             // create_new: two processes racing to create the key must not both win with different keys.
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
+            let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
             let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-            file.write_all(format!("{encoded}\n").as_bytes())
-                .map_err(io)?;
+            file.write_all(format!("{encoded}\n").as_bytes()).map_err(io)?;
             file.sync_all().map_err(io)?;
-            log::info!(
-                "generated a new message encryption key in {shown}; back it up with the database"
-            );
+            log::info!("generated a new message encryption key in {shown}; back it up with the database");
             Ok(KeyBytes(key))
         }
         Err(e) => Err(io(e)),
@@ -218,10 +181,7 @@ mod tests {
         assert_ne!(a, b, "a fresh nonce per value");
         assert_eq!(a[0], 1, "key id in front");
         assert_eq!(c.open_str(&a, "ctx").unwrap(), "hello");
-        assert!(
-            !a.windows(5).any(|w| w == b"hello"),
-            "no plaintext in the sealed value"
-        );
+        assert!(!a.windows(5).any(|w| w == b"hello"), "no plaintext in the sealed value");
     }
 
     #[test]
@@ -239,31 +199,16 @@ mod tests {
     fn a_value_moved_to_another_context_does_not_open() {
         let c = Cipher::new(1, &key(7), &[]);
         let sealed = c.seal_str("secret", "messages.content:session-a").unwrap();
-        assert_eq!(
-            c.open(&sealed, "messages.content:session-b"),
-            Err(CryptoError::Rejected)
-        );
+        assert_eq!(c.open(&sealed, "messages.content:session-b"), Err(CryptoError::Rejected));
     }
 
     #[test]
     fn wrong_key_unknown_key_and_truncation_are_distinct_errors() {
         let sealed = Cipher::new(1, &key(7), &[]).seal_str("x", "c").unwrap();
-        assert_eq!(
-            Cipher::new(1, &key(8), &[]).open(&sealed, "c"),
-            Err(CryptoError::Rejected)
-        );
-        assert_eq!(
-            Cipher::new(2, &key(7), &[]).open(&sealed, "c"),
-            Err(CryptoError::UnknownKey(1))
-        );
-        assert_eq!(
-            Cipher::new(1, &key(7), &[]).open(&sealed[..10], "c"),
-            Err(CryptoError::Truncated)
-        );
-        assert_eq!(
-            Cipher::new(1, &key(7), &[]).open(&[], "c"),
-            Err(CryptoError::Truncated)
-        );
+        assert_eq!(Cipher::new(1, &key(8), &[]).open(&sealed, "c"), Err(CryptoError::Rejected));
+        assert_eq!(Cipher::new(2, &key(7), &[]).open(&sealed, "c"), Err(CryptoError::UnknownKey(1)));
+        assert_eq!(Cipher::new(1, &key(7), &[]).open(&sealed[..10], "c"), Err(CryptoError::Truncated));
+        assert_eq!(Cipher::new(1, &key(7), &[]).open(&[], "c"), Err(CryptoError::Truncated));
     }
 
     #[test]
@@ -271,10 +216,7 @@ mod tests {
         let old = Cipher::new(1, &key(1), &[]);
         let sealed_old = old.seal_str("before rotation", "c").unwrap();
         let rotated = Cipher::new(2, &key(2), &[(1, key(1))]);
-        assert_eq!(
-            rotated.open_str(&sealed_old, "c").unwrap(),
-            "before rotation"
-        );
+        assert_eq!(rotated.open_str(&sealed_old, "c").unwrap(), "before rotation");
         assert_eq!(rotated.seal_str("after", "c").unwrap()[0], 2);
     }
 
@@ -294,9 +236,6 @@ mod tests {
         let path = dir.path().join(KEY_FILE);
         fs::write(&path, "not a key").unwrap();
         let err = load_or_create_key_file(&path).unwrap_err();
-        assert!(
-            err.to_string().contains("does not hold base64 of 32 bytes"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("does not hold base64 of 32 bytes"), "{err}");
     }
 }

@@ -26,17 +26,13 @@ impl HttpClients {
         // awc's Connector builds a default TLS config eagerly and that needs a process-wide provider; ours is
         // explicit below, but install ring as the default too (a no-op if something already did).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        // The ring provider supports the default protocol versions; this cannot fail.
-        .expect("ring supports TLS 1.2 and 1.3")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            // The ring provider supports the default protocol versions; this cannot fail.
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         HttpClients { tls: Arc::new(tls) }
     }
@@ -45,12 +41,7 @@ impl HttpClients {
     /// a reply does, and the session actors apply their own deadlines.
     pub fn build(&self) -> awc::Client {
         awc::Client::builder()
-            .connector(
-                awc::Connector::new()
-                    .rustls_0_23(self.tls.clone())
-                    .timeout(CONNECT_TIMEOUT)
-                    .limit(0),
-            )
+            .connector(awc::Connector::new().rustls_0_23(self.tls.clone()).timeout(CONNECT_TIMEOUT).limit(0))
             .disable_timeout()
             .finish()
     }

@@ -41,11 +41,7 @@ async fn main() -> ExitCode {
 
 async fn serve(emulate: bool) -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
-    let _emulators = if emulate {
-        Some(parley::emulators::start_for(&mut config).await?)
-    } else {
-        None
-    };
+    let _emulators = if emulate { Some(parley::emulators::start_for(&mut config).await?) } else { None };
     for warning in config.warnings() {
         log::warn!("{warning}");
     }

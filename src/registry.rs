@@ -105,14 +105,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(metrics: Arc<Metrics>, max_sessions: usize) -> Registry {
-        Registry {
-            live: HashMap::new(),
-            next_id: 0,
-            total: 0,
-            max_sessions,
-            metrics,
-            waiting_for_empty: Vec::new(),
-        }
+        Registry { live: HashMap::new(), next_id: 0, total: 0, max_sessions, metrics, waiting_for_empty: Vec::new() }
     }
 
     fn removed(&mut self) {
@@ -153,13 +146,7 @@ impl Handler<Register> for Registry {
         self.next_id += 1;
         self.total += 1;
         let id = ConnectionId(self.next_id);
-        self.live.insert(
-            id,
-            Entry {
-                info: msg.info,
-                drain: msg.drain,
-            },
-        );
+        self.live.insert(id, Entry { info: msg.info, drain: msg.drain });
         self.metrics.connections_total.inc();
         self.metrics.connections_active.set(self.live.len() as i64);
         Ok(id)
@@ -180,10 +167,7 @@ impl Handler<GetCounts> for Registry {
     type Result = Counts;
 
     fn handle(&mut self, _: GetCounts, _: &mut Context<Self>) -> Counts {
-        Counts {
-            active: self.live.len(),
-            total: self.total,
-        }
+        Counts { active: self.live.len(), total: self.total }
     }
 }
 
@@ -266,62 +250,28 @@ mod tests {
         let alice = Dummy(Some(tx)).start();
         let bob = Dummy(None).start();
         let a = registry
-            .send(Register {
-                info: info("alice"),
-                drain: alice.clone().recipient().downgrade(),
-            })
+            .send(Register { info: info("alice"), drain: alice.clone().recipient().downgrade() })
             .await
             .unwrap()
             .unwrap();
         registry
-            .send(Register {
-                info: info("bob"),
-                drain: bob.clone().recipient().downgrade(),
-            })
+            .send(Register { info: info("bob"), drain: bob.clone().recipient().downgrade() })
             .await
             .unwrap()
             .unwrap();
-        let third = registry
-            .send(Register {
-                info: info("carol"),
-                drain: bob.clone().recipient().downgrade(),
-            })
-            .await
-            .unwrap();
+        let third =
+            registry.send(Register { info: info("carol"), drain: bob.clone().recipient().downgrade() }).await.unwrap();
         assert!(third.is_err(), "the limit of 2 sessions holds");
-        assert_eq!(
-            registry.send(GetCounts).await.unwrap(),
-            Counts {
-                active: 2,
-                total: 2
-            }
-        );
+        assert_eq!(registry.send(GetCounts).await.unwrap(), Counts { active: 2, total: 2 });
         assert_eq!(metrics.connections_active.get(), 2);
-        let only_alice = registry
-            .send(ListLive(Some("alice".parse().unwrap())))
-            .await
-            .unwrap();
+        let only_alice = registry.send(ListLive(Some("alice".parse().unwrap()))).await.unwrap();
         assert_eq!(only_alice.len(), 1);
 
-        assert_eq!(
-            registry
-                .send(DrainAll {
-                    grace: Duration::from_secs(3)
-                })
-                .await
-                .unwrap(),
-            2
-        );
+        assert_eq!(registry.send(DrainAll { grace: Duration::from_secs(3) }).await.unwrap(), 2);
         assert_eq!(rx.await.unwrap(), Duration::from_secs(3));
 
         registry.do_send(Unregister(a));
-        assert_eq!(
-            registry.send(GetCounts).await.unwrap(),
-            Counts {
-                active: 1,
-                total: 2
-            }
-        );
+        assert_eq!(registry.send(GetCounts).await.unwrap(), Counts { active: 1, total: 2 });
         assert_eq!(metrics.connections_active.get(), 1);
     }
 
@@ -330,19 +280,9 @@ mod tests {
         let registry = Registry::new(Arc::new(Metrics::new().unwrap()), 10).start();
         registry.send(WaitUntilEmpty).await.unwrap();
         let d = Dummy(None).start();
-        let id = registry
-            .send(Register {
-                info: info("u"),
-                drain: d.recipient().downgrade(),
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        let id = registry.send(Register { info: info("u"), drain: d.recipient().downgrade() }).await.unwrap().unwrap();
         let waiting = registry.send(WaitUntilEmpty);
         registry.do_send(Unregister(id));
-        tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
     }
 }

@@ -62,23 +62,15 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
         let cipher = Cipher::from_config(&config.encryption, &config.database.data_dir)?;
-        let store = Store::connect(&config.database, cipher)
-            .await
-            .context("cannot open the database")?;
+        let store = Store::connect(&config.database, cipher).await.context("cannot open the database")?;
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
         let registry = Registry::new(metrics.clone(), config.limits.max_sessions).start();
         let http = HttpClients::new();
-        let state = AppState {
-            config: config.clone(),
-            store,
-            metrics,
-            registry,
-            http,
-        };
+        let state = AppState { config: config.clone(), store, metrics, registry, http };
 
         let address = (config.server.host, config.server.port);
-        let listener = TcpListener::bind(address)
-            .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let listener =
+            TcpListener::bind(address).with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
         let server = {
             let state = state.clone();
@@ -98,12 +90,7 @@ impl Application {
             .listen(listener)?
             .run()
         };
-        Ok(Application {
-            port,
-            server,
-            state,
-            shutdown: Arc::new(Notify::new()),
-        })
+        Ok(Application { port, server, state, shutdown: Arc::new(Notify::new()) })
     }
 
     /// The port actually bound (useful with `PORT=0`).
@@ -121,12 +108,7 @@ impl Application {
 
     /// Serves until a signal or [`ShutdownHandle::shutdown`], then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application {
-            server,
-            state,
-            shutdown,
-            ..
-        } = self;
+        let Application { server, state, shutdown, .. } = self;
         let handle = server.handle();
         let mut serving = actix_web::rt::spawn(server);
         tokio::select! {
@@ -148,23 +130,11 @@ impl Application {
 async fn graceful_stop(state: &AppState, handle: &ServerHandle) {
     handle.pause().await;
     let grace = state.config.server.shutdown_drain;
-    let live = state
-        .registry
-        .send(GetCounts)
-        .await
-        .map(|c| c.active)
-        .unwrap_or(0);
+    let live = state.registry.send(GetCounts).await.map(|c| c.active).unwrap_or(0);
     if live > 0 {
-        log::info!(
-            "draining {live} live session(s) for up to {}s",
-            grace.as_secs()
-        );
+        log::info!("draining {live} live session(s) for up to {}s", grace.as_secs());
         let _ = state.registry.send(DrainAll { grace }).await;
-        let drained = tokio::time::timeout(
-            grace + Duration::from_secs(1),
-            state.registry.send(WaitUntilEmpty),
-        )
-        .await;
+        let drained = tokio::time::timeout(grace + Duration::from_secs(1), state.registry.send(WaitUntilEmpty)).await;
         if drained.is_err() {
             log::warn!("sessions still live after the drain time; closing them");
         }
@@ -175,10 +145,7 @@ async fn graceful_stop(state: &AppState, handle: &ServerHandle) {
 /// Resolves on SIGINT or SIGTERM, naming which.
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         log::error!("cannot install signal handlers; stop parley with SIGKILL");
         return std::future::pending().await;
     };

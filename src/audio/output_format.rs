@@ -35,22 +35,13 @@ pub struct OutputFormat {
 pub struct UnknownOutputFormat(pub String);
 
 const PCM_RATES: [u32; 7] = [8000, 16000, 22050, 24000, 32000, 44100, 48000];
-const MP3_VARIANTS: [(u32, u32); 6] = [
-    (22050, 32),
-    (44100, 32),
-    (44100, 64),
-    (44100, 96),
-    (44100, 128),
-    (44100, 192),
-];
+const MP3_VARIANTS: [(u32, u32); 6] = [(22050, 32), (44100, 32), (44100, 64), (44100, 96), (44100, 128), (44100, 192)];
 const OPUS_BITRATES: [u32; 5] = [32, 64, 96, 128, 192];
 
 impl OutputFormat {
     /// ElevenLabs' own default, also the original system's: MP3 at 44.1 kHz, 128 kbit/s.
-    pub const ELEVENLABS_DEFAULT: OutputFormat = OutputFormat {
-        encoding: Encoding::Mp3 { bitrate_kbps: 128 },
-        sample_rate: 44100,
-    };
+    pub const ELEVENLABS_DEFAULT: OutputFormat =
+        OutputFormat { encoding: Encoding::Mp3 { bitrate_kbps: 128 }, sample_rate: 44100 };
 
     /// The MIME type a browser needs to play this format (`audio/mpeg`, `audio/pcm;rate=16000`, ...).
     pub fn mime_type(&self) -> String {
@@ -68,9 +59,7 @@ impl OutputFormat {
         match self.encoding {
             Encoding::Pcm => self.sample_rate * 2,
             Encoding::Ulaw | Encoding::Alaw => self.sample_rate,
-            Encoding::Mp3 { bitrate_kbps } | Encoding::Opus { bitrate_kbps } => {
-                bitrate_kbps * 1000 / 8
-            }
+            Encoding::Mp3 { bitrate_kbps } | Encoding::Opus { bitrate_kbps } => bitrate_kbps * 1000 / 8,
         }
     }
 
@@ -85,10 +74,7 @@ impl OutputFormat {
 
     /// True for raw sample formats, where any byte count maps to an exact duration.
     pub fn is_raw(&self) -> bool {
-        matches!(
-            self.encoding,
-            Encoding::Pcm | Encoding::Ulaw | Encoding::Alaw
-        )
+        matches!(self.encoding, Encoding::Pcm | Encoding::Ulaw | Encoding::Alaw)
     }
 }
 
@@ -108,21 +94,14 @@ impl FromStr for OutputFormat {
             return Err(err());
         }
         let encoding = match (kind, kbps) {
-            ("mp3", Some(k)) if MP3_VARIANTS.contains(&(rate, k)) => {
-                Encoding::Mp3 { bitrate_kbps: k }
-            }
+            ("mp3", Some(k)) if MP3_VARIANTS.contains(&(rate, k)) => Encoding::Mp3 { bitrate_kbps: k },
             ("pcm", None) if PCM_RATES.contains(&rate) => Encoding::Pcm,
             ("ulaw", None) if rate == 8000 => Encoding::Ulaw,
             ("alaw", None) if rate == 8000 => Encoding::Alaw,
-            ("opus", Some(k)) if rate == 48000 && OPUS_BITRATES.contains(&k) => {
-                Encoding::Opus { bitrate_kbps: k }
-            }
+            ("opus", Some(k)) if rate == 48000 && OPUS_BITRATES.contains(&k) => Encoding::Opus { bitrate_kbps: k },
             _ => return Err(err()),
         };
-        Ok(OutputFormat {
-            encoding,
-            sample_rate: rate,
-        })
+        Ok(OutputFormat { encoding, sample_rate: rate })
     }
 }
 
@@ -173,17 +152,9 @@ mod tests {
 
     #[test]
     fn typos_and_unsupported_combinations_are_refused() {
-        for s in [
-            "",
-            "mp3",
-            "mp3_44100",
-            "mp3_44100_100",
-            "pcm_16001",
-            "pcm_16000_1",
-            "ulaw_16000",
-            "wav_16000",
-            "pcm_abc",
-        ] {
+        for s in
+            ["", "mp3", "mp3_44100", "mp3_44100_100", "pcm_16001", "pcm_16000_1", "ulaw_16000", "wav_16000", "pcm_abc"]
+        {
             assert!(s.parse::<OutputFormat>().is_err(), "{s} should not parse");
         }
     }

@@ -17,10 +17,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(var: &'static str, message: impl Into<String>) -> Self {
-        ConfigError {
-            var,
-            message: message.into(),
-        }
+        ConfigError { var, message: message.into() }
     }
 }
 
@@ -34,16 +31,12 @@ pub struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub fn new(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
-        Env {
-            lookup: Box::new(lookup),
-        }
+        Env { lookup: Box::new(lookup) }
     }
 
     /// The variable's value, with surrounding whitespace removed; empty counts as unset.
     pub fn get(&self, var: &str) -> Option<String> {
-        (self.lookup)(var)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        (self.lookup)(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
     /// The first of several names that is set (for aliases such as PG_DB_URL / DATABASE_URL).
@@ -56,17 +49,10 @@ impl<'a> Env<'a> {
     }
 
     /// A value parsed with `FromStr`; `what` describes the expected form in the error.
-    pub fn parse<T: FromStr>(
-        &self,
-        var: &'static str,
-        default: T,
-        what: &str,
-    ) -> Result<T, ConfigError> {
+    pub fn parse<T: FromStr>(&self, var: &'static str, default: T, what: &str) -> Result<T, ConfigError> {
         match self.get(var) {
             None => Ok(default),
-            Some(raw) => raw
-                .parse()
-                .map_err(|_| ConfigError::new(var, format!("expected {what}, got {raw:?}"))),
+            Some(raw) => raw.parse().map_err(|_| ConfigError::new(var, format!("expected {what}, got {raw:?}"))),
         }
     }
 
@@ -82,10 +68,7 @@ impl<'a> Env<'a> {
         if range.contains(&value) {
             Ok(value)
         } else {
-            Err(ConfigError::new(
-                var,
-                format!("expected {what}, got {value}"),
-            ))
+            Err(ConfigError::new(var, format!("expected {what}, got {value}")))
         }
     }
 
@@ -94,31 +77,19 @@ impl<'a> Env<'a> {
             None => Ok(default),
             Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(true),
             Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
-            Some(v) => Err(ConfigError::new(
-                var,
-                format!("expected true or false, got {v:?}"),
-            )),
+            Some(v) => Err(ConfigError::new(var, format!("expected true or false, got {v:?}"))),
         }
     }
 
     /// An absolute URL whose scheme is one of `schemes`, returned without a trailing slash so paths can be
     /// appended with `format!("{base}/listen")`.
-    pub fn url(
-        &self,
-        var: &'static str,
-        default: &str,
-        schemes: &[&str],
-    ) -> Result<String, ConfigError> {
+    pub fn url(&self, var: &'static str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
         let raw = self.string(var, default);
-        let parsed = Url::parse(&raw)
-            .map_err(|e| ConfigError::new(var, format!("not a valid URL ({e}): {raw:?}")))?;
+        let parsed = Url::parse(&raw).map_err(|e| ConfigError::new(var, format!("not a valid URL ({e}): {raw:?}")))?;
         if !schemes.contains(&parsed.scheme()) {
             return Err(ConfigError::new(
                 var,
-                format!(
-                    "URL scheme must be one of {}, got {raw:?}",
-                    schemes.join(", ")
-                ),
+                format!("URL scheme must be one of {}, got {raw:?}", schemes.join(", ")),
             ));
         }
         if parsed.host_str().is_none_or(str::is_empty) {
@@ -155,10 +126,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -180,18 +148,11 @@ mod tests {
 
     #[test]
     fn urls_must_be_absolute_with_an_allowed_scheme() {
-        let vars = env(&[
-            ("U", "ftp://x"),
-            ("V", "not a url"),
-            ("W", "https://api.example.com/v1/"),
-        ]);
+        let vars = env(&[("U", "ftp://x"), ("V", "not a url"), ("W", "https://api.example.com/v1/")]);
         let e = Env::new(|k| vars.get(k).cloned());
         assert!(e.url("U", "", &["http", "https"]).is_err());
         assert!(e.url("V", "", &["http", "https"]).is_err());
-        assert_eq!(
-            e.url("W", "", &["https"]).unwrap(),
-            "https://api.example.com/v1"
-        );
+        assert_eq!(e.url("W", "", &["https"]).unwrap(), "https://api.example.com/v1");
     }
 
     #[test]

@@ -166,28 +166,16 @@ impl Config {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Config {
             server: ServerConfig {
-                host: env.parse(
-                    "HOST",
-                    IpAddr::from([0, 0, 0, 0]),
-                    "an IP address such as 0.0.0.0",
-                )?,
+                host: env.parse("HOST", IpAddr::from([0, 0, 0, 0]), "an IP address such as 0.0.0.0")?,
                 port: env.int_in("PORT", 8080, 0..=65535)? as u16,
                 workers: env.int_in("PARLEY_WORKERS", cpus as u64, 1..=256)? as usize,
-                shutdown_drain: Duration::from_secs(env.int_in(
-                    "PARLEY_SHUTDOWN_DRAIN_SECS",
-                    10,
-                    0..=600,
-                )?),
+                shutdown_drain: Duration::from_secs(env.int_in("PARLEY_SHUTDOWN_DRAIN_SECS", 10, 0..=600)?),
             },
             database: DatabaseConfig {
                 postgres_url: match env.first(&["PG_DB_URL", "DATABASE_URL"]) {
                     None => None,
                     Some(_) => {
-                        let var = if env.get("PG_DB_URL").is_some() {
-                            "PG_DB_URL"
-                        } else {
-                            "DATABASE_URL"
-                        };
+                        let var = if env.get("PG_DB_URL").is_some() { "PG_DB_URL" } else { "DATABASE_URL" };
                         Some(env.url(var, "", &["postgres", "postgresql"])?)
                     }
                 },
@@ -204,34 +192,21 @@ impl Config {
             },
             deepgram: DeepgramConfig {
                 api_key: env.get("DEEPGRAM_API_KEY").map(Secret::new),
-                base_url: env.url(
-                    "DEEPGRAM_BASE_URL",
-                    "wss://api.deepgram.com/v1",
-                    &["ws", "wss", "http", "https"],
-                )?,
+                base_url: env.url("DEEPGRAM_BASE_URL", "wss://api.deepgram.com/v1", &["ws", "wss", "http", "https"])?,
                 model: env.string("DEEPGRAM_MODEL", "nova-3"),
                 language: env.string("DEEPGRAM_LANGUAGE", "en-US"),
                 endpointing_ms: env.int_in("DEEPGRAM_ENDPOINTING_MS", 300, 10..=10_000)? as u32,
-                utterance_end_ms: env.int_in("DEEPGRAM_UTTERANCE_END_MS", 1000, 1000..=10_000)?
-                    as u32,
+                utterance_end_ms: env.int_in("DEEPGRAM_UTTERANCE_END_MS", 1000, 1000..=10_000)? as u32,
             },
             openai: OpenAiConfig {
                 api_key: env.get("OPENAI_API_KEY").map(Secret::new),
-                base_url: env.url(
-                    "OPENAI_BASE_URL",
-                    "https://api.cerebras.ai/v1",
-                    &["http", "https"],
-                )?,
+                base_url: env.url("OPENAI_BASE_URL", "https://api.cerebras.ai/v1", &["http", "https"])?,
                 model: env.string("OPENAI_MODEL", "llama-4-scout-17b-16e-instruct"),
                 system_prompt: env.string("OPENAI_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
             },
             elevenlabs: ElevenLabsConfig {
                 api_key: env.get("ELEVENLABS_API_KEY").map(Secret::new),
-                base_url: env.url(
-                    "ELEVENLABS_BASE_URL",
-                    "https://api.elevenlabs.io/v1",
-                    &["http", "https"],
-                )?,
+                base_url: env.url("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io/v1", &["http", "https"])?,
                 voice_id: env.string("ELEVENLABS_VOICE_ID", "ecp3DWciuUyW7BYM7II1"),
                 model_id: env.string("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5"),
                 mime_type: env.string("ELEVENLABS_MIME_TYPE", &output_format.mime_type()),
@@ -240,27 +215,13 @@ impl Config {
             },
             storage: StorageConfig {
                 gcs_bucket: env.first(&["FIREBASE_STORAGE_BUCKET", "GCS_BUCKET"]),
-                gcs_credentials_path: env
-                    .get("FIREBASE_SERVICE_ACCOUNT_KEY_PATH")
-                    .map(PathBuf::from),
+                gcs_credentials_path: env.get("FIREBASE_SERVICE_ACCOUNT_KEY_PATH").map(PathBuf::from),
             },
             limits: Limits {
                 max_sessions: env.int_in("PARLEY_MAX_SESSIONS", 1000, 1..=1_000_000)? as usize,
-                max_audio_frame_bytes: env.int_in(
-                    "PARLEY_MAX_AUDIO_FRAME_BYTES",
-                    65536,
-                    1024..=16 << 20,
-                )? as usize,
-                max_text_frame_bytes: env.int_in(
-                    "PARLEY_MAX_TEXT_FRAME_BYTES",
-                    16384,
-                    256..=1 << 20,
-                )? as usize,
-                history_max_chars: env.int_in(
-                    "PARLEY_HISTORY_MAX_CHARS",
-                    24000,
-                    500..=10_000_000,
-                )? as usize,
+                max_audio_frame_bytes: env.int_in("PARLEY_MAX_AUDIO_FRAME_BYTES", 65536, 1024..=16 << 20)? as usize,
+                max_text_frame_bytes: env.int_in("PARLEY_MAX_TEXT_FRAME_BYTES", 16384, 256..=1 << 20)? as usize,
+                history_max_chars: env.int_in("PARLEY_HISTORY_MAX_CHARS", 24000, 500..=10_000_000)? as usize,
             },
             emulated: false,
         })
@@ -282,18 +243,10 @@ impl Config {
                 "required when FIREBASE_STORAGE_BUCKET (or GCS_BUCKET) is set",
             ));
         }
-        if self
-            .encryption
-            .old_keys
-            .iter()
-            .any(|(id, _)| *id == self.encryption.key_id)
-        {
+        if self.encryption.old_keys.iter().any(|(id, _)| *id == self.encryption.key_id) {
             return Err(ConfigError::new(
                 "PARLEY_ENCRYPTION_OLD_KEYS",
-                format!(
-                    "key id {} is also the current PARLEY_ENCRYPTION_KEY_ID",
-                    self.encryption.key_id
-                ),
+                format!("key id {} is also the current PARLEY_ENCRYPTION_KEY_ID", self.encryption.key_id),
             ));
         }
         Ok(self)
@@ -321,16 +274,10 @@ impl Config {
 fn parse_key(var: &'static str, raw: &str) -> Result<KeyBytes, ConfigError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw.trim())
-        .map_err(|_| {
-            ConfigError::new(
-                var,
-                "not valid base64 (generate one with `openssl rand -base64 32`)",
-            )
-        })?;
+        .map_err(|_| ConfigError::new(var, "not valid base64 (generate one with `openssl rand -base64 32`)"))?;
     let len = bytes.len();
-    let key: [u8; 32] = bytes.try_into().map_err(|_| {
-        ConfigError::new(var, format!("must decode to exactly 32 bytes, got {len}"))
-    })?;
+    let key: [u8; 32] =
+        bytes.try_into().map_err(|_| ConfigError::new(var, format!("must decode to exactly 32 bytes, got {len}")))?;
     Ok(KeyBytes(key))
 }
 
@@ -343,17 +290,15 @@ fn parse_old_keys(env: &Env<'_>) -> Result<Vec<(u8, KeyBytes)>, ConfigError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|entry| {
-            let (id, key) = entry.split_once(':').ok_or_else(|| {
-                ConfigError::new(VAR, "expected entries of the form id:base64key")
-            })?;
+            let (id, key) = entry
+                .split_once(':')
+                .ok_or_else(|| ConfigError::new(VAR, "expected entries of the form id:base64key"))?;
             let id: u8 = id
                 .trim()
                 .parse()
                 .ok()
                 .filter(|id| *id >= 1)
-                .ok_or_else(|| {
-                    ConfigError::new(VAR, format!("key id must be 1-255, got {id:?}"))
-                })?;
+                .ok_or_else(|| ConfigError::new(VAR, format!("key id must be 1-255, got {id:?}")))?;
             Ok((id, parse_key(VAR, key)?))
         })
         .collect()

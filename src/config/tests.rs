@@ -3,10 +3,7 @@ use std::collections::HashMap;
 use super::*;
 
 fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let vars: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Config::from_lookup(|k| vars.get(k).cloned())
 }
 
@@ -29,22 +26,14 @@ fn an_empty_environment_gives_the_original_defaults() {
     assert!(c.database.postgres_url.is_none());
     assert_eq!(c.database.pool_max, 25);
     assert!(c.encryption.key.is_none());
-    assert_eq!(
-        c.warnings().len(),
-        3,
-        "one warning per missing provider key"
-    );
+    assert_eq!(c.warnings().len(), 3, "one warning per missing provider key");
 }
 
 #[test]
 fn the_mime_type_follows_the_output_format_unless_set() {
     let c = load(&[("ELEVENLABS_OUTPUT_FORMAT", "pcm_24000")]).unwrap();
     assert_eq!(c.elevenlabs.mime_type, "audio/pcm;rate=24000");
-    let c = load(&[
-        ("ELEVENLABS_OUTPUT_FORMAT", "pcm_24000"),
-        ("ELEVENLABS_MIME_TYPE", "audio/L16"),
-    ])
-    .unwrap();
+    let c = load(&[("ELEVENLABS_OUTPUT_FORMAT", "pcm_24000"), ("ELEVENLABS_MIME_TYPE", "audio/L16")]).unwrap();
     assert_eq!(c.elevenlabs.mime_type, "audio/L16");
 }
 
@@ -73,20 +62,9 @@ fn bad_values_stop_startup_naming_the_variable() {
 
 #[test]
 fn database_url_is_accepted_as_an_alias_and_validated_under_its_own_name() {
-    let c = load(&[
-        ("DATABASE_URL", "postgres://u@localhost/db"),
-        ("PARLEY_ENCRYPTION_KEY", KEY),
-    ])
-    .unwrap();
-    assert_eq!(
-        c.database.postgres_url.as_deref(),
-        Some("postgres://u@localhost/db")
-    );
-    let err = load(&[
-        ("DATABASE_URL", "mysql://x/y"),
-        ("PARLEY_ENCRYPTION_KEY", KEY),
-    ])
-    .unwrap_err();
+    let c = load(&[("DATABASE_URL", "postgres://u@localhost/db"), ("PARLEY_ENCRYPTION_KEY", KEY)]).unwrap();
+    assert_eq!(c.database.postgres_url.as_deref(), Some("postgres://u@localhost/db"));
+    let err = load(&[("DATABASE_URL", "mysql://x/y"), ("PARLEY_ENCRYPTION_KEY", KEY)]).unwrap_err();
     assert_eq!(err.var, "DATABASE_URL");
 }
 
@@ -107,19 +85,8 @@ fn keys_and_retired_keys_decode_to_32_bytes() {
     .unwrap();
     assert_eq!(c.encryption.key.unwrap().0[31], 31);
     assert_eq!(c.encryption.key_id, 3);
-    assert_eq!(
-        c.encryption
-            .old_keys
-            .iter()
-            .map(|(id, _)| *id)
-            .collect::<Vec<_>>(),
-        vec![1, 2]
-    );
-    let err = load(&[
-        ("PARLEY_ENCRYPTION_KEY", KEY),
-        ("PARLEY_ENCRYPTION_OLD_KEYS", &format!("1:{KEY}")),
-    ])
-    .unwrap_err();
+    assert_eq!(c.encryption.old_keys.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1, 2]);
+    let err = load(&[("PARLEY_ENCRYPTION_KEY", KEY), ("PARLEY_ENCRYPTION_OLD_KEYS", &format!("1:{KEY}"))]).unwrap_err();
     assert_eq!(err.var, "PARLEY_ENCRYPTION_OLD_KEYS");
 }
 
@@ -131,12 +98,7 @@ fn a_bucket_without_credentials_is_refused() {
 
 #[test]
 fn provider_keys_silence_their_warnings() {
-    let c = load(&[
-        ("DEEPGRAM_API_KEY", "k"),
-        ("OPENAI_API_KEY", "k"),
-        ("ELEVENLABS_API_KEY", "k"),
-    ])
-    .unwrap();
+    let c = load(&[("DEEPGRAM_API_KEY", "k"), ("OPENAI_API_KEY", "k"), ("ELEVENLABS_API_KEY", "k")]).unwrap();
     assert!(c.warnings().is_empty());
     assert_eq!(format!("{:?}", c.openai.api_key), "Some(Secret(..))");
 }

@@ -52,9 +52,7 @@ impl SessionId {
 impl FromStr for SessionId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        uuid::Uuid::try_parse(s.trim())
-            .map(|u| SessionId(u.hyphenated().to_string()))
-            .map_err(|_| IdError::Session)
+        uuid::Uuid::try_parse(s.trim()).map(|u| SessionId(u.hyphenated().to_string())).map_err(|_| IdError::Session)
     }
 }
 
@@ -69,13 +67,8 @@ impl FromStr for UserId {
     fn from_str(s: &str) -> Result<Self, IdError> {
         let ok = !s.is_empty()
             && s.len() <= MAX_USER_ID_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b));
-        if ok {
-            Ok(UserId(s.to_string()))
-        } else {
-            Err(IdError::User)
-        }
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b));
+        if ok { Ok(UserId(s.to_string())) } else { Err(IdError::User) }
     }
 }
 
@@ -135,11 +128,7 @@ mod tests {
     #[test]
     fn ids_deserialize_through_validation() {
         assert!(serde_json::from_str::<UserId>("\"bad id\"").is_err());
-        let id: SessionId =
-            serde_json::from_str("\"2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b\"").unwrap();
-        assert_eq!(
-            serde_json::to_string(&id).unwrap(),
-            "\"2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b\""
-        );
+        let id: SessionId = serde_json::from_str("\"2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b\"");
     }
 }

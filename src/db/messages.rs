@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{
-    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable,
-    Selectable, SelectableHelper as _,
+    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
+    SelectableHelper as _,
 };
 use diesel_async::RunQueryDsl as _;
 use serde::{Deserialize, Serialize};
@@ -41,9 +41,7 @@ impl Role {
         match s {
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown message role {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(format!("unknown message role {other:?}"))),
         }
     }
 }
@@ -159,10 +157,7 @@ impl Store {
     }
 
     /// Every message of a conversation, in the order they were stored.
-    pub async fn session_messages(
-        &self,
-        session: &SessionId,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    pub async fn session_messages(&self, session: &SessionId) -> Result<Vec<StoredMessage>, StoreError> {
         let rows: Vec<MessageRow> = with_conn!(self, conn => messages::table
             .filter(messages::session_id.eq(session.as_str()))
             .order(messages::id.asc())
@@ -173,11 +168,7 @@ impl Store {
     }
 
     /// Sets (or with `None` clears) the rating of an assistant message.
-    pub async fn set_feedback(
-        &self,
-        id: MessageId,
-        feedback: Option<Feedback>,
-    ) -> Result<FeedbackOutcome, StoreError> {
+    pub async fn set_feedback(&self, id: MessageId, feedback: Option<Feedback>) -> Result<FeedbackOutcome, StoreError> {
         let value = feedback.map(Feedback::as_str);
         let n = with_conn!(self, conn => diesel::update(
                 messages::table.find(id.0).filter(messages::role.eq(Role::Assistant.as_str())),
@@ -194,11 +185,7 @@ impl Store {
             .first(conn)
             .await
             .optional()?);
-        Ok(if exists.is_some() {
-            FeedbackOutcome::NotAssistant
-        } else {
-            FeedbackOutcome::NotFound
-        })
+        Ok(if exists.is_some() { FeedbackOutcome::NotAssistant } else { FeedbackOutcome::NotFound })
     }
 
     /// Records where a message's audio was stored; false when there is no such message.
@@ -221,19 +208,10 @@ impl Store {
     }
 
     fn open_row(&self, r: MessageRow) -> Result<StoredMessage, StoreError> {
-        let content = self
-            .cipher
-            .open_str(&r.content, &content_context(&r.session_id));
-        let audio_url = r.audio_url.map(|sealed| {
-            self.cipher
-                .open_str(&sealed, &audio_url_context(&r.session_id))
-        });
+        let content = self.cipher.open_str(&r.content, &content_context(&r.session_id));
+        let audio_url = r.audio_url.map(|sealed| self.cipher.open_str(&sealed, &audio_url_context(&r.session_id)));
         if let Err(e) = &content {
-            log::error!(
-                "session {}: message {} cannot be opened: {e}",
-                r.session_id,
-                r.id
-            );
+            log::error!("session {}: message {} cannot be opened: {e}", r.session_id, r.id);
         }
         Ok(StoredMessage {
             id: MessageId(r.id),

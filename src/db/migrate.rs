@@ -53,6 +53,5 @@ async fn on_thread<T: Send + 'static>(
             let _ = tx.send(f());
         })
         .map_err(|e| StoreError::Migration(format!("cannot start the migration thread: {e}")))?;
-    rx.await
-        .map_err(|_| StoreError::Migration("the migration thread panicked".into()))?
+    rx.await.map_err(|_| StoreError::Migration("the migration thread panicked".into()))?
 }

@@ -51,9 +51,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend())
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("backend", &self.backend()).finish_non_exhaustive()
     }
 }
 
@@ -132,10 +130,7 @@ impl Store {
             }
             None => {
                 std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                    StoreError::Unavailable(format!(
-                        "cannot create {}: {e}",
-                        config.data_dir.display()
-                    ))
+                    StoreError::Unavailable(format!("cannot create {}: {e}", config.data_dir.display()))
                 })?;
                 let path = config.data_dir.join("parley.sqlite3");
                 let path = path.to_string_lossy().into_owned();
@@ -143,10 +138,7 @@ impl Store {
                 DbPool::Sqlite(pool::sqlite(&path, config.pool_max)?)
             }
         };
-        Ok(Store {
-            pool,
-            cipher: Arc::new(cipher),
-        })
+        Ok(Store { pool, cipher: Arc::new(cipher) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -161,12 +153,7 @@ impl Store {
             DbPool::Postgres(p) => p.status(),
             DbPool::Sqlite(p) => p.status(),
         };
-        PoolStatus {
-            max_size: s.max_size,
-            size: s.size,
-            available: s.available,
-            waiting: s.waiting,
-        }
+        PoolStatus { max_size: s.max_size, size: s.size, available: s.available, waiting: s.waiting }
     }
 
     /// Round trip to the database (readiness probe).

@@ -5,8 +5,8 @@
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{
-    BoolExpressionMethods as _, ExpressionMethods as _, Insertable, OptionalExtension as _,
-    QueryDsl as _, Queryable, Selectable, SelectableHelper as _,
+    BoolExpressionMethods as _, ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable,
+    Selectable, SelectableHelper as _,
 };
 use diesel_async::RunQueryDsl as _;
 
@@ -83,27 +83,18 @@ pub struct SessionCursor {
 impl SessionCursor {
     /// The opaque form handed to clients.
     pub fn encode(&self) -> String {
-        let raw = format!(
-            "{}|{}",
-            self.created_at.and_utc().timestamp_micros(),
-            self.session_id
-        );
+        let raw = format!("{}|{}", self.created_at.and_utc().timestamp_micros(), self.session_id);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     }
 
     /// Parses a cursor from a client; `None` when it was not produced by [`SessionCursor::encode`].
     pub fn decode(s: &str) -> Option<SessionCursor> {
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s)
-            .ok()?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (micros, id) = raw.split_once('|')?;
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
         let id: SessionId = id.parse().ok()?;
-        Some(SessionCursor {
-            created_at,
-            session_id: id.to_string(),
-        })
+        Some(SessionCursor { created_at, session_id: id.to_string() })
     }
 }
 
@@ -142,11 +133,7 @@ impl Store {
     }
 
     /// Records activity in a conversation; false when it does not exist.
-    pub async fn touch_session(
-        &self,
-        id: &SessionId,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    pub async fn touch_session(&self, id: &SessionId, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let n = with_conn!(self, conn => diesel::update(sessions::table.find(id.as_str()))
             .set(sessions::last_activity_at.eq(to_db_time(at)))
             .execute(conn)
@@ -181,10 +168,7 @@ impl Store {
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next = if more {
-            rows.last().map(|r| SessionCursor {
-                created_at: r.created_at,
-                session_id: r.session_id.clone(),
-            })
+            rows.last().map(|r| SessionCursor { created_at: r.created_at, session_id: r.session_id.clone() })
         } else {
             None
         };
@@ -198,14 +182,8 @@ impl Store {
         let sessions = rows
             .into_iter()
             .map(|row| {
-                let count = counts
-                    .iter()
-                    .find(|(id, _)| *id == row.session_id)
-                    .map_or(0, |(_, n)| *n);
-                SessionRecord {
-                    message_count: count,
-                    ..SessionRecord::from(row)
-                }
+                let count = counts.iter().find(|(id, _)| *id == row.session_id).map_or(0, |(_, n)| *n);
+                SessionRecord { message_count: count, ..SessionRecord::from(row) }
             })
             .collect();
         Ok(SessionPage { sessions, next })

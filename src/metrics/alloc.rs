@@ -61,10 +61,7 @@ mod tests {
         let during = super::allocated_bytes();
         drop(big);
         // Other test threads allocate too; 8 MiB dwarfs their noise.
-        assert!(
-            during >= before + (7 << 20),
-            "before {before}, during {during}"
-        );
+        assert!(during >= before + (7 << 20), "before {before}, during {during}");
         assert!(super::allocated_bytes() < during);
     }
 }

@@ -21,23 +21,13 @@ pub async fn track_requests(
     let result = next.call(req).await;
     if let Some(m) = metrics {
         let (route, status) = match &result {
-            Ok(res) => (
-                res.request()
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_string()),
-                res.status().as_u16(),
-            ),
-            Err(e) => (
-                "unmatched".to_string(),
-                e.as_response_error().status_code().as_u16(),
-            ),
+            Ok(res) => {
+                (res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string()), res.status().as_u16())
+            }
+            Err(e) => ("unmatched".to_string(), e.as_response_error().status_code().as_u16()),
         };
-        m.http_requests
-            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
-            .inc();
-        m.http_request_duration
-            .with_label_values(&[route.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+        m.http_requests.with_label_values(&[route.as_str(), method.as_str(), &status.to_string()]).inc();
+        m.http_request_duration.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
     }
     result
 }

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub use http::track_requests;
@@ -23,14 +23,11 @@ pub use system::{SystemSampler, SystemSnapshot};
 use crate::db::PoolStatus;
 
 /// Buckets of the per-stage latency histograms, in seconds.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
-];
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0];
 
 /// Buckets of HTTP request durations, in seconds.
-const HTTP_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+const HTTP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// Every metric parley exports.
 pub struct Metrics {
@@ -71,9 +68,7 @@ fn opts(name: &str, help: &str) -> Opts {
 }
 
 fn latency(name: &str, help: &str) -> HistogramOpts {
-    HistogramOpts::new(name, help)
-        .namespace("parley")
-        .buckets(LATENCY_BUCKETS.to_vec())
+    HistogramOpts::new(name, help).namespace("parley").buckets(LATENCY_BUCKETS.to_vec())
 }
 
 impl Metrics {
@@ -83,35 +78,23 @@ impl Metrics {
             started: Instant::now(),
             sampler: Mutex::new(SystemSampler::default()),
             last_collection: Mutex::new(None),
-            connections_active: IntGauge::with_opts(opts(
-                "connections_active",
-                "Live WebSocket sessions.",
-            ))?,
+            connections_active: IntGauge::with_opts(opts("connections_active", "Live WebSocket sessions."))?,
             connections_total: IntCounter::with_opts(opts(
                 "connections_total",
                 "WebSocket sessions accepted since start.",
             ))?,
             http_requests: IntCounterVec::new(
-                opts(
-                    "http_requests_total",
-                    "HTTP requests by route pattern, method and status.",
-                ),
+                opts("http_requests_total", "HTTP requests by route pattern, method and status."),
                 &["route", "method", "status"],
             )?,
             http_request_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "http_request_duration_seconds",
-                    "HTTP request durations by route pattern.",
-                )
-                .namespace("parley")
-                .buckets(HTTP_BUCKETS.to_vec()),
+                HistogramOpts::new("http_request_duration_seconds", "HTTP request durations by route pattern.")
+                    .namespace("parley")
+                    .buckets(HTTP_BUCKETS.to_vec()),
                 &["route"],
             )?,
             db_pool: IntGaugeVec::new(
-                opts(
-                    "db_pool_connections",
-                    "Database pool connections by state (max, open, idle, waiting).",
-                ),
+                opts("db_pool_connections", "Database pool connections by state (max, open, idle, waiting)."),
                 &["state"],
             )?,
             stt_finalization: Histogram::with_opts(latency(
@@ -148,29 +131,19 @@ impl Metrics {
         r.register(Box::new(self.tts_first_byte.clone()))?;
         r.register(Box::new(self.first_audio.clone()))?;
         // Standard process_* families (CPU seconds, resident memory, open fds, threads, start time).
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(())
     }
 
     /// Registers a collector declared elsewhere (session and recorder counters).
-    pub fn register(
-        &self,
-        c: Box<dyn prometheus::core::Collector>,
-    ) -> Result<(), prometheus::Error> {
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
         self.registry.register(c)
     }
 
     /// The Prometheus text exposition, with the pool gauges refreshed first.
     pub fn render(&self, pool: Option<PoolStatus>) -> String {
         if let Some(p) = pool {
-            for (state, v) in [
-                ("max", p.max_size),
-                ("open", p.size),
-                ("idle", p.available),
-                ("waiting", p.waiting),
-            ] {
+            for (state, v) in [("max", p.max_size), ("open", p.size), ("idle", p.available), ("waiting", p.waiting)] {
                 self.db_pool.with_label_values(&[state]).set(v as i64);
             }
         }
@@ -188,11 +161,7 @@ impl Metrics {
 
     /// Samples the operating-system figures and records when that happened.
     pub fn sample_system(&self) -> (SystemSnapshot, chrono::DateTime<chrono::Utc>) {
-        let snapshot = self
-            .sampler
-            .lock()
-            .map(|mut s| s.sample())
-            .unwrap_or_default();
+        let snapshot = self.sampler.lock().map(|mut s| s.sample()).unwrap_or_default();
         let now = chrono::Utc::now();
         if let Ok(mut last) = self.last_collection.lock() {
             *last = Some(now);
@@ -209,12 +178,7 @@ mod tests {
     fn every_family_is_exported_from_the_first_scrape() {
         let m = Metrics::new().unwrap();
         m.first_audio.observe(0.7);
-        let text = m.render(Some(PoolStatus {
-            max_size: 25,
-            size: 1,
-            available: 1,
-            waiting: 0,
-        }));
+        let text = m.render(Some(PoolStatus { max_size: 25, size: 1, available: 1, waiting: 0 }));
         for family in [
             "parley_connections_active",
             "parley_connections_total",

@@ -49,17 +49,9 @@ impl SystemSampler {
             }
             self.last.process_cpu_percent =
                 ((reading.process_cpu_secs - prev.process_cpu_secs) / secs * 100.0).max(0.0);
-            let total = reading
-                .machine_total_ticks
-                .saturating_sub(prev.machine_total_ticks);
-            let busy = reading
-                .machine_busy_ticks
-                .saturating_sub(prev.machine_busy_ticks);
-            self.last.system_cpu_percent = if total == 0 {
-                0.0
-            } else {
-                busy as f64 / total as f64 * 100.0
-            };
+            let total = reading.machine_total_ticks.saturating_sub(prev.machine_total_ticks);
+            let busy = reading.machine_busy_ticks.saturating_sub(prev.machine_busy_ticks);
+            self.last.system_cpu_percent = if total == 0 { 0.0 } else { busy as f64 / total as f64 * 100.0 };
         }
         self.previous = Some((now, reading));
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -69,11 +61,8 @@ impl SystemSampler {
         let total = status_kib(&meminfo, "MemTotal:") * 1024;
         let available = status_kib(&meminfo, "MemAvailable:") * 1024;
         self.last.system_memory_total_bytes = total;
-        self.last.system_memory_used_percent = if total == 0 {
-            0.0
-        } else {
-            total.saturating_sub(available) as f64 / total as f64 * 100.0
-        };
+        self.last.system_memory_used_percent =
+            if total == 0 { 0.0 } else { total.saturating_sub(available) as f64 / total as f64 * 100.0 };
         self.last
     }
 }
@@ -83,8 +72,7 @@ fn read_counters() -> Reading {
     let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let (busy, total) = parse_machine_cpu(&machine).unwrap_or((0, 0));
     Reading {
-        process_cpu_secs: parse_process_cpu_ticks(&stat).unwrap_or(0) as f64
-            / clock_ticks_per_second(),
+        process_cpu_secs: parse_process_cpu_ticks(&stat).unwrap_or(0) as f64 / clock_ticks_per_second(),
         machine_busy_ticks: busy,
         machine_total_ticks: total,
     }
@@ -110,11 +98,7 @@ fn parse_process_cpu_ticks(stat: &str) -> Option<u64> {
 /// (busy, total) ticks from the aggregate `cpu` line of /proc/stat.
 fn parse_machine_cpu(stat: &str) -> Option<(u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let values: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal (guest time is already counted in user).
     let total: u64 = values.iter().take(8).sum();
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);

@@ -13,26 +13,23 @@ use crate::db::{Feedback, FeedbackOutcome, MessageId, Store};
 pub struct Body {
     #[serde(alias = "messageId")]
     message_id: Option<Value>,
-    #[serde(default)]
+    /// `None` when absent, `Some(Value::Null)` when explicitly null (which clears the rating).
+    #[serde(default, deserialize_with = "present")]
     feedback: Option<Value>,
 }
 
-pub async fn post(
-    store: web::Data<Store>,
-    body: web::Json<Body>,
-) -> Result<HttpResponse, ApiError> {
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+pub async fn post(store: web::Data<Store>, body: web::Json<Body>) -> Result<HttpResponse, ApiError> {
     let id = match &body.message_id {
         Some(Value::Number(n)) => n.as_i64().filter(|n| *n > 0),
         Some(Value::String(s)) => s.parse::<i64>().ok().filter(|n| *n > 0),
         _ => None,
     }
     .map(MessageId)
-    .ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_message_id",
-            "message_id must be a positive integer",
-        )
-    })?;
+    .ok_or_else(|| ApiError::bad_request("invalid_message_id", "message_id must be a positive integer"))?;
     let feedback = match &body.feedback {
         Some(Value::Null) => None,
         Some(Value::String(s)) if s == "positive" => Some(Feedback::Positive),
@@ -47,10 +44,7 @@ pub async fn post(
     match store.set_feedback(id, feedback).await? {
         FeedbackOutcome::Updated => {}
         FeedbackOutcome::NotFound => {
-            return Err(ApiError::not_found(
-                "message_not_found",
-                format!("no message {id}"),
-            ));
+            return Err(ApiError::not_found("message_not_found", format!("no message {id}")));
         }
         FeedbackOutcome::NotAssistant => {
             return Err(ApiError::bad_request(

@@ -56,33 +56,21 @@ impl From<StoredMessage> for Message {
     }
 }
 
-pub async fn get(
-    store: web::Data<Store>,
-    params: web::Query<Params>,
-) -> Result<HttpResponse, ApiError> {
-    let raw = params.session_id.as_deref().ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_session_id",
-            "the sessionId query parameter is required",
-        )
-    })?;
-    let session_id: SessionId = raw
-        .parse()
-        .map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))?;
+pub async fn get(store: web::Data<Store>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
+    let raw = params
+        .session_id
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("missing_session_id", "the sessionId query parameter is required"))?;
+    let session_id: SessionId = raw.parse().map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))?;
     let user: Option<UserId> = match params.user_id.as_deref() {
-        Some(u) => Some(
-            u.parse()
-                .map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?,
-        ),
+        Some(u) => Some(u.parse().map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?),
         None => None,
     };
     let session = store
         .find_session(&session_id)
         .await?
         .filter(|s| user.as_ref().is_none_or(|u| u.as_str() == s.user_id))
-        .ok_or_else(|| {
-            ApiError::not_found("session_not_found", format!("no session {session_id}"))
-        })?;
+        .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {session_id}")))?;
     let messages = store.session_messages(&session_id).await?;
     Ok(HttpResponse::Ok().json(History {
         session_id,

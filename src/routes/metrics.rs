@@ -36,14 +36,8 @@ struct Figures {
     last_collection_time: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn json(
-    metrics: web::Data<Metrics>,
-    registry: web::Data<Addr<Registry>>,
-) -> HttpResponse {
-    let counts = registry.send(GetCounts).await.unwrap_or(Counts {
-        active: 0,
-        total: 0,
-    });
+pub async fn json(metrics: web::Data<Metrics>, registry: web::Data<Addr<Registry>>) -> HttpResponse {
+    let counts = registry.send(GetCounts).await.unwrap_or(Counts { active: 0, total: 0 });
     let (system, collected_at) = metrics.sample_system();
     HttpResponse::Ok().json(Figures {
         timestamp: chrono::Utc::now(),

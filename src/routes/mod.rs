@@ -21,17 +21,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         web::QueryConfig::default()
             .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
     )
-    .app_data(
-        web::JsonConfig::default()
-            .limit(MAX_JSON_BYTES)
-            .error_handler(|err, _| {
-                ApiError::bad_request(
-                    "invalid_json",
-                    format!("request body is not the expected JSON: {err}"),
-                )
-                .into()
-            }),
-    )
+    .app_data(web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(|err, _| {
+        use actix_web::error::JsonPayloadError as E;
+        match err {
+            E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+                ApiError::TooLarge(format!("request body is larger than {MAX_JSON_BYTES} bytes")).into()
+            }
+            err => {
+                ApiError::bad_request("invalid_json", format!("request body is not the expected JSON: {err}")).into()
+            }
+        }
+    }))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(metrics::prometheus))
@@ -45,9 +45,5 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError as _;
-    ApiError::not_found(
-        "not_found",
-        format!("no route for {} {}", req.method(), req.path()),
-    )
-    .error_response()
+    ApiError::not_found("not_found", format!("no route for {} {}", req.method(), req.path())).error_response()
 }

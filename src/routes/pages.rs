@@ -6,7 +6,5 @@ const STATUS_HTML: &str = include_str!("../../web/status.html");
 
 /// `GET /status`: live server figures, refreshed every 5 seconds from `/api/metrics`.
 pub async fn status() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(STATUS_HTML)
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(STATUS_HTML)
 }

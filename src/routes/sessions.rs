@@ -50,38 +50,23 @@ impl From<SessionRecord> for Session {
     }
 }
 
-pub async fn list(
-    store: web::Data<Store>,
-    params: web::Query<Params>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(store: web::Data<Store>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
     let user: UserId = params
         .user_id
         .as_deref()
-        .ok_or_else(|| {
-            ApiError::bad_request("missing_user_id", "the userId query parameter is required")
-        })?
+        .ok_or_else(|| ApiError::bad_request("missing_user_id", "the userId query parameter is required"))?
         .parse()
         .map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_limit",
-                    format!("limit must be 1-{MAX_LIMIT}, got {raw:?}"),
-                )
-            })?,
+        Some(raw) => raw.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+            ApiError::bad_request("invalid_limit", format!("limit must be 1-{MAX_LIMIT}, got {raw:?}"))
+        })?,
     };
     let cursor = match params.cursor.as_deref() {
         None | Some("") => None,
         Some(raw) => Some(SessionCursor::decode(raw).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "cursor must be a nextCursor value from an earlier page",
-            )
+            ApiError::bad_request("invalid_cursor", "cursor must be a nextCursor value from an earlier page")
         })?),
     };
     let page = store.list_sessions(&user, limit, cursor.as_ref()).await?;

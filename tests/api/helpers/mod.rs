@@ -1,0 +1,154 @@
+//! Test harness: starts the real application on port 0 with a fresh database (embedded SQLite in a temporary
+//! directory, or a fresh PostgreSQL database from `postgres`) and talks to it over real sockets.
+
+pub mod postgres;
+pub mod prometheus;
+pub mod raw_db;
+
+use std::collections::HashMap;
+
+use parley::config::Config;
+use parley::db::Store;
+use parley::startup::{Application, ShutdownHandle};
+
+/// Which backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestDb {
+    Sqlite,
+    Postgres,
+}
+
+/// A fixed 32-byte key (base64) for tests that need to know the key.
+pub const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// A different valid key, for wrong-key tests.
+pub const OTHER_KEY: &str = "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4=";
+
+/// A running application.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub store: Store,
+    pub config: Config,
+    pub env: HashMap<String, String>,
+    pub client: awc::Client,
+    /// Keeps the data directory alive for the app's lifetime.
+    pub data_dir: std::sync::Arc<tempfile::TempDir>,
+    shutdown: ShutdownHandle,
+    running: actix_web::rt::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The environment a test app starts from: loopback, port 0, one worker, a fresh database.
+pub async fn test_env(db: TestDb, data_dir: &std::path::Path) -> HashMap<String, String> {
+    let mut env = HashMap::from([
+        ("HOST".to_string(), "127.0.0.1".to_string()),
+        ("PORT".to_string(), "0".to_string()),
+        ("PARLEY_WORKERS".to_string(), "1".to_string()),
+        ("PARLEY_SHUTDOWN_DRAIN_SECS".to_string(), "2".to_string()),
+        ("PARLEY_DATA_DIR".to_string(), data_dir.display().to_string()),
+    ]);
+    if db == TestDb::Postgres {
+        env.insert("PG_DB_URL".into(), postgres::fresh_database().await);
+        env.insert("PARLEY_ENCRYPTION_KEY".into(), TEST_KEY.into());
+    }
+    env
+}
+
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Starts an app after `tweak` has adjusted its environment.
+pub async fn spawn_app_with(db: TestDb, tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let data_dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut env = test_env(db, data_dir.path()).await;
+    tweak(&mut env);
+    start_with_env(env, data_dir).await
+}
+
+/// Starts an app with exactly this environment (e.g. a second app on the same database and data directory).
+pub async fn start_with_env(env: HashMap<String, String>, data_dir: std::sync::Arc<tempfile::TempDir>) -> TestApp {
+    parley::telemetry::init_logger();
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid");
+    let app = Application::build(config.clone()).await.expect("application starts");
+    let port = app.port();
+    let store = app.state().store.clone();
+    let shutdown = app.shutdown_handle();
+    let running = actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        store,
+        config,
+        env,
+        client: awc::Client::default(),
+        data_dir,
+        shutdown,
+        running,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// GET `path`; returns status and JSON body (Null when the body is not JSON).
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let mut res = self.client.get(self.url(path)).send().await.expect("request sent");
+        let body = res.body().await.expect("body read");
+        (res.status().as_u16(), serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POST a raw body with a content type; returns status and JSON body.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, serde_json::Value) {
+        let mut res = self
+            .client
+            .post(self.url(path))
+            .insert_header(("content-type", content_type))
+            .send_body(body.to_string())
+            .await
+            .expect("request sent");
+        let body = res.body().await.expect("body read");
+        (res.status().as_u16(), serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String, String) {
+        let mut res = self.client.get(self.url(path)).send().await.expect("request sent");
+        let content_type =
+            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let body = res.body().limit(8 << 20).await.expect("body read");
+        (res.status().as_u16(), content_type, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns what the app returned.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        // Close the client's keep-alive connections first, or the server waits for them to time out.
+        drop(self.client);
+        self.shutdown.shutdown();
+        self.running.await.expect("app task")
+    }
+}
+
+/// Runs the test body once per backend: `mod name { fn sqlite(); fn postgres(); }`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($db:ident: $ty:ty) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($db: $ty) $body
+
+                #[actix_web::test]
+                async fn sqlite() {
+                    run($crate::helpers::TestDb::Sqlite).await
+                }
+
+                #[actix_web::test]
+                async fn postgres() {
+                    run($crate::helpers::TestDb::Postgres).await
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,146 @@
+//! A throwaway PostgreSQL server for the test process, or the server named by `TEST_DATABASE_URL`.
+//!
+//! The throwaway cluster is initialised in a temporary directory on first use (`initdb --no-sync`, about half a
+//! second) and started as a child of a tiny shell that holds a pipe from this process: when the test process
+//! exits for any reason the pipe closes, the shell stops PostgreSQL and deletes the directory. Each test gets a
+//! fresh database on that server. Nothing skips: if PostgreSQL cannot be found or started, the test fails
+//! saying why.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+
+/// Where a test's PostgreSQL lives.
+struct Server {
+    /// URL of the maintenance database, used to create per-test databases.
+    admin_url: String,
+    /// Holds the watchdog's stdin open for the life of the process.
+    _watchdog: Option<Mutex<Child>>,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+
+/// A fresh, empty database; returns its URL.
+pub async fn fresh_database() -> String {
+    let server = match SERVER.get_or_init(start) {
+        Ok(s) => s,
+        Err(e) => panic!("PostgreSQL is needed for this test and could not be started: {e}"),
+    };
+    let name = format!("parley_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AsyncPgConnection::establish(&server.admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", server.admin_url));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+    replace_database(&server.admin_url, &name)
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("TEST_DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
+
+fn start() -> Result<Server, String> {
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        return Ok(Server { admin_url: url, _watchdog: None });
+    }
+    let bin = find_binaries()?;
+    let dir = tempfile::Builder::new()
+        .prefix("parley-pg-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?
+        .keep();
+    let data = dir.join("data");
+    let as_root = unsafe_is_root();
+    if as_root {
+        // PostgreSQL refuses to run as root: the cluster belongs to the postgres user.
+        run(Command::new("chown").arg("-R").arg("postgres:").arg(&dir))?;
+    }
+    let mut initdb = user_command(as_root, &bin.join("initdb"));
+    initdb.args(["-D"]).arg(&data).args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]);
+    run(&mut initdb)?;
+
+    let port = free_port()?;
+    let script = format!(
+        "{postgres} -D {data} -p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 >{log} 2>&1 & pid=$!; \
+         read _; kill -INT $pid; wait $pid; rm -rf {dir}",
+        postgres = bin.join("postgres").display(),
+        data = data.display(),
+        sock = dir.display(),
+        log = dir.join("postgres.log").display(),
+        dir = dir.display(),
+    );
+    let mut watchdog = user_command(as_root, Path::new("/bin/sh"));
+    watchdog.arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+    let child = watchdog.spawn().map_err(|e| format!("cannot start postgres: {e}"))?;
+    let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    wait_ready(&bin, port, &dir)?;
+    Ok(Server { admin_url, _watchdog: Some(Mutex::new(child)) })
+}
+
+fn find_binaries() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| {
+            "no /usr/lib/postgresql: install PostgreSQL (apt-get install postgresql) or set TEST_DATABASE_URL or PG_BIN"
+                .to_string()
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("postgres").exists() && p.join("initdb").exists())
+        .collect();
+    candidates.sort();
+    candidates.pop().ok_or_else(|| "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin".to_string())
+}
+
+fn user_command(as_root: bool, program: &Path) -> Command {
+    if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if out.status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr))) }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn wait_ready(bin: &Path, port: u16, dir: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = Command::new(bin.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-q"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+            return Err(format!("postgres did not become ready on port {port}:\n{log}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

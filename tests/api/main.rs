@@ -1,0 +1,14 @@
+//! parley's integration tests, one binary: each test starts the real application on port 0 (see `helpers`)
+//! and talks to it over real sockets, against embedded SQLite and a real PostgreSQL.
+
+mod helpers;
+
+mod config_and_process;
+mod encryption;
+mod feedback_route;
+mod history_route;
+mod metrics_routes;
+mod migrations;
+mod persistence;
+mod probes_and_pages;
+mod sessions_route;
