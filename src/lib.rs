@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod providers;
 pub mod registry;
 pub mod routes;
+pub mod session;
 pub mod startup;
 pub mod telemetry;
 

@@ -1,0 +1,73 @@
+//! Maps Deepgram's audio-stream time (seconds of audio sent on one connection) back to the wall-clock instant
+//! that audio arrived from the client, so "end of speech" is measured when the user actually stopped talking
+//! and not when the provider reported it.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// How many chunks are remembered (at 20–40 ms per chunk, over a minute of audio).
+const MAX_MARKS: usize = 4096;
+
+/// Arrival times of the audio sent on the current upstream connection.
+#[derive(Debug)]
+pub struct AudioClock {
+    bytes_per_second: f64,
+    sent_bytes: u64,
+    /// (byte offset at the end of a chunk, when that chunk arrived from the client)
+    marks: VecDeque<(u64, Instant)>,
+}
+
+impl AudioClock {
+    pub fn new(sample_rate: u32) -> AudioClock {
+        AudioClock { bytes_per_second: f64::from(sample_rate) * 2.0, sent_bytes: 0, marks: VecDeque::new() }
+    }
+
+    /// Records a chunk of `len` bytes that arrived from the client at `arrived`.
+    pub fn record(&mut self, len: usize, arrived: Instant) {
+        self.sent_bytes += len as u64;
+        self.marks.push_back((self.sent_bytes, arrived));
+        if self.marks.len() > MAX_MARKS {
+            self.marks.pop_front();
+        }
+    }
+
+    /// Audio time at the end of everything sent so far.
+    pub fn now(&self) -> f64 {
+        self.sent_bytes as f64 / self.bytes_per_second
+    }
+
+    /// When the audio at `seconds` arrived (the first chunk reaching that point), if still remembered.
+    pub fn instant_at(&self, seconds: f64) -> Option<Instant> {
+        let offset = (seconds.max(0.0) * self.bytes_per_second) as u64;
+        let i = self.marks.partition_point(|(end, _)| *end < offset);
+        self.marks.get(i).or(self.marks.back()).map(|(_, at)| *at)
+    }
+
+    /// A new upstream connection starts its audio time at zero.
+    pub fn restart(&mut self) {
+        self.sent_bytes = 0;
+        self.marks.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn audio_time_maps_to_the_arrival_of_the_chunk_containing_it() {
+        let t0 = Instant::now();
+        let mut c = AudioClock::new(16000);
+        for i in 0..50u64 {
+            c.record(640, t0 + Duration::from_millis(20 * (i + 1)));
+        }
+        assert!((c.now() - 1.0).abs() < 1e-9);
+        assert_eq!(c.instant_at(0.5), Some(t0 + Duration::from_millis(500)));
+        assert_eq!(c.instant_at(0.51), Some(t0 + Duration::from_millis(520)));
+        assert_eq!(c.instant_at(5.0), Some(t0 + Duration::from_millis(1000)), "beyond the end: the last chunk");
+        c.restart();
+        assert_eq!(c.instant_at(0.1), None);
+        assert_eq!(c.now(), 0.0);
+    }
+}

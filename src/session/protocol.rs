@@ -1,0 +1,197 @@
+//! The client wire protocol of `/ws/chat-audio`: what a client sends ([`ClientMessage`], JSON text frames
+//! tagged by `type`, plus binary frames of 16-bit little-endian mono PCM) and what parley sends back
+//! ([`ServerMessage`], JSON text frames, plus binary audio frames in the announced format). README.md documents
+//! the same protocol for client authors.
+//!
+//! Audio ordering contract: binary frames received after `audioStart{turnId}` and before `audioEnd{turnId}` or
+//! `interrupt{turnId}` belong to that turn; after `interrupt{turnId}` no audio of that turn is ever sent, so a
+//! client can drop everything it buffered for it.
+
+use serde::{Deserialize, Serialize};
+
+/// A conversation turn, numbered from 1 within a connection.
+pub type TurnId = u64;
+
+/// What a client sends as JSON text frames.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ClientMessage {
+    /// End of microphone input: commit what was said now instead of waiting for a pause.
+    CloseMicrophone,
+    /// A typed turn (no speech recognition).
+    Text {
+        /// What the user typed; 1 character at least, trimmed.
+        text: String,
+    },
+    /// Stop the assistant now (barge-in from a button rather than from speech).
+    Interrupt,
+    /// Liveness check; answered with `pong`.
+    Ping,
+}
+
+/// What parley sends as JSON text frames.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ServerMessage {
+    /// First message of every connection.
+    Session {
+        session_id: String,
+        user_id: String,
+        /// ElevenLabs output format of the binary audio frames, e.g. `mp3_44100_128`, `pcm_16000`.
+        output_format: String,
+        /// MIME type of those frames, e.g. `audio/mpeg`, `audio/pcm;rate=16000`.
+        mime_type: String,
+        /// Sample rate parley expects the client's PCM at.
+        sample_rate: u32,
+        /// True when this connection continues a stored session (`sessionId` was given).
+        resumed: bool,
+        /// Messages of the stored session loaded into the conversation.
+        history_messages: usize,
+        /// True when the providers are parley's local emulators (`--emulate`), not the real services.
+        emulated: bool,
+    },
+    /// Live transcription of what the user is saying; `isFinal` parts will not change.
+    Transcript { text: String, is_final: bool },
+    /// An utterance was committed: the assistant starts answering it.
+    UserTurn { turn_id: TurnId, text: String },
+    /// One sentence (or clause) of the assistant's reply, as generated.
+    AssistantText { turn_id: TurnId, text: String },
+    /// Binary audio frames of this turn follow.
+    AudioStart { turn_id: TurnId, mime_type: String },
+    /// No more audio of this turn will be sent.
+    AudioEnd { turn_id: TurnId },
+    /// The turn is over; `interrupted` when the user cut it short.
+    TurnEnd { turn_id: TurnId, interrupted: bool },
+    /// Stop playing this turn now and drop everything buffered for it; no audio of it follows.
+    Interrupt { turn_id: TurnId },
+    /// A message of this turn was stored; `messageId` can be rated through `POST /api/feedback`.
+    MessageSaved { turn_id: TurnId, role: crate::db::Role, message_id: i64 },
+    /// Per-stage latency of a turn, milliseconds; absent stages are null.
+    Latency {
+        turn_id: TurnId,
+        /// End of speech → utterance committed.
+        stt_ms: Option<u64>,
+        /// LLM request → first token.
+        llm_first_token_ms: Option<u64>,
+        /// First text to TTS → first audio byte back.
+        tts_first_byte_ms: Option<u64>,
+        /// End of speech (or the typed turn) → first audio frame sent.
+        first_audio_ms: Option<u64>,
+    },
+    /// Something worth showing the user that is not an error (e.g. a reconnect).
+    Status { message: String },
+    /// Something went wrong. `error` is the human-readable text (the original clients display it), `code` a
+    /// stable identifier, `retryable` whether trying again may help.
+    Error { error: String, code: String, retryable: bool },
+    /// Answer to `ping`.
+    Pong,
+}
+
+impl ServerMessage {
+    pub fn error(code: &str, error: impl Into<String>, retryable: bool) -> ServerMessage {
+        ServerMessage::Error { error: error.into(), code: code.to_string(), retryable }
+    }
+
+    /// The JSON text frame.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain data types cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","error":"encoding failed","code":"internal","retryable":false}"#.into()
+        })
+    }
+}
+
+/// Why a client text frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("message is not JSON: {0}")]
+    Malformed(String),
+    #[error("unknown message type {0:?}; expected closeMicrophone, text, interrupt or ping")]
+    UnknownType(String),
+    #[error("message is missing its \"type\" field")]
+    MissingType,
+    #[error("invalid {kind} message: {reason}")]
+    Invalid { kind: String, reason: String },
+}
+
+impl ProtocolError {
+    /// The `code` of the error event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::Malformed(_) => "invalid_json",
+            ProtocolError::UnknownType(_) => "unknown_message_type",
+            ProtocolError::MissingType => "missing_type",
+            ProtocolError::Invalid { .. } => "invalid_message",
+        }
+    }
+}
+
+/// Parses a client text frame, telling apart bad JSON, unknown types and bad fields.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let kind = match value.get("type") {
+        Some(serde_json::Value::String(k)) => k.clone(),
+        Some(_) | None => return Err(ProtocolError::MissingType),
+    };
+    if !["closeMicrophone", "text", "interrupt", "ping"].contains(&kind.as_str()) {
+        return Err(ProtocolError::UnknownType(kind));
+    }
+    let message: ClientMessage = serde_json::from_value(value)
+        .map_err(|e| ProtocolError::Invalid { kind: kind.clone(), reason: e.to_string() })?;
+    if let ClientMessage::Text { text } = &message {
+        if text.trim().is_empty() {
+            return Err(ProtocolError::Invalid { kind, reason: "text is empty".into() });
+        }
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse() {
+        assert_eq!(parse_client_message(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
+        assert_eq!(parse_client_message(r#"{"type":"closeMicrophone"}"#), Ok(ClientMessage::CloseMicrophone));
+        assert_eq!(parse_client_message(r#"{"type":"interrupt","extra":1}"#), Ok(ClientMessage::Interrupt));
+        assert_eq!(
+            parse_client_message(r#"{"type":"text","text":"hi"}"#),
+            Ok(ClientMessage::Text { text: "hi".into() })
+        );
+    }
+
+    #[test]
+    fn bad_client_messages_are_told_apart() {
+        assert_eq!(parse_client_message("{nope").unwrap_err().code(), "invalid_json");
+        assert_eq!(parse_client_message(r#"{"type":"dance"}"#).unwrap_err().code(), "unknown_message_type");
+        assert_eq!(parse_client_message(r#"{"kind":"ping"}"#).unwrap_err().code(), "missing_type");
+        assert_eq!(parse_client_message(r#"{"type":7}"#).unwrap_err().code(), "missing_type");
+        assert_eq!(parse_client_message(r#"{"type":"text"}"#).unwrap_err().code(), "invalid_message");
+        assert_eq!(parse_client_message(r#"{"type":"text","text":5}"#).unwrap_err().code(), "invalid_message");
+        assert_eq!(parse_client_message(r#"{"type":"text","text":"  "}"#).unwrap_err().code(), "invalid_message");
+        assert_eq!(parse_client_message("[]").unwrap_err().code(), "missing_type");
+    }
+
+    #[test]
+    fn server_messages_use_camel_case_fields_and_a_type_tag() {
+        let m = ServerMessage::Latency {
+            turn_id: 3,
+            stt_ms: Some(120),
+            llm_first_token_ms: None,
+            tts_first_byte_ms: Some(90),
+            first_audio_ms: Some(640),
+        };
+        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"latency","turnId":3,"sttMs":120,"llmFirstTokenMs":null,"ttsFirstByteMs":90,"firstAudioMs":640})
+        );
+        let e: serde_json::Value =
+            serde_json::from_str(&ServerMessage::error("llm_unavailable", "no key", false).to_json()).unwrap();
+        assert_eq!(e, serde_json::json!({"type":"error","error":"no key","code":"llm_unavailable","retryable":false}));
+        let t: serde_json::Value =
+            serde_json::from_str(&ServerMessage::TurnEnd { turn_id: 1, interrupted: true }.to_json()).unwrap();
+        assert_eq!(t, serde_json::json!({"type":"turnEnd","turnId":1,"interrupted":true}));
+    }
+}
