@@ -72,6 +72,7 @@ struct MessageRow {
     audio_url: Option<Vec<u8>>,
     feedback: Option<String>,
     created_at: NaiveDateTime,
+    interrupted: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -82,6 +83,7 @@ struct NewMessageRow<'a> {
     content: Vec<u8>,
     audio_url: Option<Vec<u8>>,
     created_at: NaiveDateTime,
+    interrupted: bool,
 }
 
 /// What happened to a rating.
@@ -101,6 +103,8 @@ pub struct NewMessage<'a> {
     pub content: &'a str,
     pub audio_url: Option<&'a str>,
     pub created_at: DateTime<Utc>,
+    /// An assistant reply the user cut short; `content` holds what was generated before that.
+    pub interrupted: bool,
 }
 
 /// A message read back. Content that cannot be decrypted is an error for this message only.
@@ -113,6 +117,7 @@ pub struct StoredMessage {
     pub audio_url: Option<Result<String, CryptoError>>,
     pub feedback: Option<Feedback>,
     pub created_at: DateTime<Utc>,
+    pub interrupted: bool,
 }
 
 fn content_context(session: &str) -> String {
@@ -136,6 +141,7 @@ impl Store {
                 None => None,
             },
             created_at: to_db_time(m.created_at),
+            interrupted: m.interrupted,
         };
         let id: i64 = with_conn!(self, conn => {
             use diesel_async::AsyncConnection as _;
@@ -218,6 +224,7 @@ impl Store {
             role: Role::parse(&r.role)?,
             feedback: r.feedback.as_deref().map(Feedback::parse).transpose()?,
             created_at: from_db_time(r.created_at),
+            interrupted: r.interrupted,
             session_id: SessionId::from_stored(r.session_id),
             content,
             audio_url,

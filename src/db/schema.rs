@@ -9,6 +9,7 @@ diesel::table! {
         audio_url -> Nullable<Bytea>,
         feedback -> Nullable<Text>,
         created_at -> Timestamp,
+        interrupted -> Bool,
     }
 }
 

@@ -55,6 +55,21 @@ pub struct Metrics {
     pub tts_first_byte: Histogram,
     /// End of the user's speech → first audio frame sent to the client (what the user waits for).
     pub first_audio: Histogram,
+
+    /// Assistant turns by outcome (`completed`, `interrupted`, `failed`).
+    pub turns: IntCounterVec,
+    /// Assistant turns cut short by the user.
+    pub interruptions: IntCounter,
+    /// Upstream reconnects by provider (`deepgram`, `elevenlabs`).
+    pub provider_reconnects: IntCounterVec,
+    /// Upstream failures by provider and kind (`auth`, `rate_limited`, `server`, `connect`, `protocol`, ...).
+    pub provider_errors: IntCounterVec,
+    /// Database writes of sessions given up on after retries, by kind (`session`, `message`, `activity`).
+    pub persist_lost: IntCounterVec,
+    /// Database writes retried after a transient failure.
+    pub persist_retries: IntCounter,
+    /// Database writes queued but not yet done, across sessions.
+    pub persist_pending: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -113,6 +128,28 @@ impl Metrics {
                 "first_audio_seconds",
                 "End of the user's speech to the first audio frame sent to the client.",
             ))?,
+            turns: IntCounterVec::new(opts("turns_total", "Assistant turns by outcome."), &["outcome"])?,
+            interruptions: IntCounter::with_opts(opts("interruptions_total", "Assistant turns cut short by the user."))?,
+            provider_reconnects: IntCounterVec::new(
+                opts("provider_reconnects_total", "Upstream reconnects by provider."),
+                &["provider"],
+            )?,
+            provider_errors: IntCounterVec::new(
+                opts("provider_errors_total", "Upstream failures by provider and kind."),
+                &["provider", "kind"],
+            )?,
+            persist_lost: IntCounterVec::new(
+                opts("persist_writes_lost_total", "Database writes given up on after retries, by kind."),
+                &["kind"],
+            )?,
+            persist_retries: IntCounter::with_opts(opts(
+                "persist_retries_total",
+                "Database writes retried after a transient failure.",
+            ))?,
+            persist_pending: IntGauge::with_opts(opts(
+                "persist_pending_writes",
+                "Database writes queued but not yet done, across sessions.",
+            ))?,
             registry,
         };
         m.register_all()?;
@@ -130,6 +167,23 @@ impl Metrics {
         r.register(Box::new(self.llm_first_token.clone()))?;
         r.register(Box::new(self.tts_first_byte.clone()))?;
         r.register(Box::new(self.first_audio.clone()))?;
+        r.register(Box::new(self.turns.clone()))?;
+        r.register(Box::new(self.interruptions.clone()))?;
+        r.register(Box::new(self.provider_reconnects.clone()))?;
+        r.register(Box::new(self.provider_errors.clone()))?;
+        r.register(Box::new(self.persist_lost.clone()))?;
+        r.register(Box::new(self.persist_retries.clone()))?;
+        r.register(Box::new(self.persist_pending.clone()))?;
+        // Label values known up front are exported at zero from the first scrape.
+        for outcome in ["completed", "interrupted", "failed"] {
+            self.turns.with_label_values(&[outcome]);
+        }
+        for provider in ["deepgram", "elevenlabs", "openai"] {
+            self.provider_reconnects.with_label_values(&[provider]);
+        }
+        for kind in ["session", "message", "activity"] {
+            self.persist_lost.with_label_values(&[kind]);
+        }
         // Standard process_* families (CPU seconds, resident memory, open fds, threads, start time).
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(())

@@ -27,6 +27,8 @@ struct Message {
     created_at: chrono::DateTime<chrono::Utc>,
     feedback: Option<Feedback>,
     audio_url: Option<String>,
+    /// An assistant reply cut short by the user; `content` is what was generated until then.
+    interrupted: bool,
 }
 
 #[derive(Serialize)]
@@ -52,6 +54,7 @@ impl From<StoredMessage> for Message {
             feedback: m.feedback,
             // A link that cannot be opened is as good as none; the content error already flags the row.
             audio_url: m.audio_url.and_then(Result::ok),
+            interrupted: m.interrupted,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod audio_clock;
 pub mod barge_in;
 pub mod latency;
 pub mod memory;
+pub mod persister;
 pub mod protocol;
 pub mod segmenter;
 pub mod utterance;

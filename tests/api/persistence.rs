@@ -26,6 +26,7 @@ pub async fn add(store: &Store, session: &SessionId, role: Role, text: &str) -> 
             content: text,
             audio_url: None,
             created_at: parley::db::now(),
+            interrupted: false,
         })
         .await
         .unwrap()
@@ -99,6 +100,7 @@ both_backends! {
                 content: "orphan",
                 audio_url: None,
                 created_at: Utc::now(),
+                interrupted: false,
             })
             .await;
         assert!(res.is_err(), "the foreign key holds");
@@ -209,6 +211,31 @@ both_backends! {
         let mut expected: Vec<_> = (0..40).map(|i| format!("message {i}")).collect();
         expected.sort();
         assert_eq!(texts, expected);
+        app.stop().await.unwrap();
+    }
+
+    async fn an_interrupted_reply_is_stored_flagged(db: TestDb) {
+        let app = spawn_app(db).await;
+        let s = new_session("ivan", 0);
+        app.store.create_session(&s).await.unwrap();
+        app.store
+            .insert_message(&NewMessage {
+                session_id: &s.id,
+                role: Role::Assistant,
+                content: "Let me read the whole menu for",
+                audio_url: None,
+                created_at: parley::db::now(),
+                interrupted: true,
+            })
+            .await
+            .unwrap();
+        add(&app.store, &s.id, Role::User, "stop").await;
+        let got = app.store.session_messages(&s.id).await.unwrap();
+        assert!(got[0].interrupted);
+        assert!(!got[1].interrupted);
+        let (_, body) = app.get_json(&format!("/api/history?sessionId={}", s.id)).await;
+        assert_eq!(body["messages"][0]["interrupted"], true);
+        assert_eq!(body["messages"][1]["interrupted"], false);
         app.stop().await.unwrap();
     }
 

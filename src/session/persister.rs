@@ -1,0 +1,239 @@
+//! The Persister actor: writes a session's history (the session row, each message, last activity) to the
+//! database in the order the session produced it, off the audio path.
+//!
+//! Parent: `ClientSocket`, which sends [`Persist`] and hears back [`Persisted`] (through a `Recipient`) once a
+//! message has its id. It runs on the storage arbiter, not the connection's worker, so a shutdown that stops
+//! the workers still lets it finish: writes are retried with backoff when the failure is transient, the queue is
+//! bounded, and a write that is finally given up on is logged with the session id and counted
+//! (`parley_persist_writes_lost_total`), never dropped silently. [`PendingWrites`] lets shutdown wait for the
+//! queues to empty. The actor stops by itself once its parent is gone and its queue is empty.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use super::protocol::TurnId;
+use crate::db::{MessageId, NewMessage, NewSession, Role, SessionId, Store, StoreError};
+use crate::metrics::Metrics;
+
+/// Writes waiting in one session's queue beyond this are given up on (and counted).
+pub const MAX_QUEUE: usize = 512;
+/// Attempts per write before it is given up on.
+pub const MAX_ATTEMPTS: u32 = 6;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Creates the session row (first write of a new session).
+    CreateSession(NewSession),
+    /// Stores a message of a turn.
+    Message {
+        turn_id: TurnId,
+        role: Role,
+        content: String,
+        interrupted: bool,
+        at: DateTime<Utc>,
+    },
+    /// Records activity without a message (e.g. a resumed session reconnecting).
+    Touch(DateTime<Utc>),
+}
+
+impl Write {
+    fn kind(&self) -> &'static str {
+        match self {
+            Write::CreateSession(_) => "session",
+            Write::Message { .. } => "message",
+            Write::Touch(_) => "activity",
+        }
+    }
+}
+
+/// Queue a write.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Persist(pub Write);
+
+/// A message was stored (reported to the parent).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Persisted {
+    pub turn_id: TurnId,
+    pub role: Role,
+    pub message_id: MessageId,
+}
+
+/// Writes queued across all sessions; shutdown waits for it to reach zero.
+#[derive(Debug, Default)]
+pub struct PendingWrites {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl PendingWrites {
+    fn add(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no write is pending or `timeout` passes; returns the writes still pending.
+    pub async fn wait_idle(&self, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.count();
+            }
+        }
+    }
+}
+
+/// Writes one session's history in order.
+pub struct Persister {
+    store: Store,
+    session_id: SessionId,
+    queue: VecDeque<Write>,
+    busy: bool,
+    parent: Recipient<Persisted>,
+    metrics: Arc<Metrics>,
+    pending: Arc<PendingWrites>,
+}
+
+impl Persister {
+    pub fn new(
+        store: Store,
+        session_id: SessionId,
+        parent: Recipient<Persisted>,
+        metrics: Arc<Metrics>,
+        pending: Arc<PendingWrites>,
+    ) -> Persister {
+        Persister {
+            store,
+            session_id,
+            queue: VecDeque::new(),
+            busy: false,
+            parent,
+            metrics,
+            pending,
+        }
+    }
+
+    fn lost(&self, write: &Write, why: &str) {
+        log::error!("session {}: {} write lost: {why}", self.session_id, write.kind());
+        self.metrics.persist_lost.with_label_values(&[write.kind()]).inc();
+    }
+
+    /// Starts the next write if none is running.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        let Some(write) = self.queue.pop_front() else {
+            return;
+        };
+        self.busy = true;
+        let store = self.store.clone();
+        let session = self.session_id.clone();
+        let metrics = self.metrics.clone();
+        let work = async move {
+            let result = write_with_retry(&store, &session, &write, &metrics).await;
+            (write, result)
+        };
+        ctx.spawn(work.into_actor(self).map(|(write, result), this, ctx| {
+            match result {
+                Ok(Some(message_id)) => {
+                    if let Write::Message { turn_id, role, .. } = write {
+                        // The parent may be gone (session over); the write itself is done.
+                        let _ = this.parent.try_send(Persisted { turn_id, role, message_id });
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => this.lost(&write, &e.to_string()),
+            }
+            this.busy = false;
+            this.pending.done();
+            this.metrics.persist_pending.dec();
+            this.pump(ctx);
+        }));
+    }
+}
+
+/// Performs one write, retrying transient failures with exponential backoff.
+async fn write_with_retry(
+    store: &Store,
+    session: &SessionId,
+    write: &Write,
+    metrics: &Metrics,
+) -> Result<Option<MessageId>, StoreError> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let result = match write {
+            Write::CreateSession(s) => store.create_session(s).await.map(|()| None),
+            Write::Message { role, content, interrupted, at, .. } => store
+                .insert_message(&NewMessage {
+                    session_id: session,
+                    role: *role,
+                    content,
+                    audio_url: None,
+                    created_at: *at,
+                    interrupted: *interrupted,
+                })
+                .await
+                .map(Some),
+            Write::Touch(at) => store.touch_session(session, *at).await.map(|_| None),
+        };
+        match result {
+            Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                log::warn!("session {session}: {} write failed (attempt {attempt}), retrying: {e}", write.kind());
+                metrics.persist_retries.inc();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl Actor for Persister {
+    type Context = Context<Self>;
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        // Addresses are gone but writes remain: keep going until the queue is empty.
+        if self.busy || !self.queue.is_empty() { Running::Continue } else { Running::Stop }
+    }
+}
+
+impl Handler<Persist> for Persister {
+    type Result = ();
+
+    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
+        if self.queue.len() >= MAX_QUEUE {
+            self.lost(&msg.0, &format!("the write queue is full ({MAX_QUEUE} waiting)"));
+            return;
+        }
+        self.pending.add();
+        self.metrics.persist_pending.inc();
+        self.queue.push_back(msg.0);
+        self.pump(ctx);
+    }
+}
