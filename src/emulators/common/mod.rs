@@ -1,0 +1,7 @@
+//! Pieces every emulator uses: shared state with `wait_until`, server start/stop, WebSocket outbox and
+//! reassembly, body reading and request ids.
+
+pub mod body;
+pub mod server;
+pub mod shared;
+pub mod ws;
