@@ -3,4 +3,5 @@
 
 pub mod common;
 pub mod deepgram;
+pub mod openai;
 pub mod synth;
