@@ -2,6 +2,7 @@
 //! reassembly, body reading and request ids.
 
 pub mod body;
+pub mod guard;
 pub mod server;
 pub mod shared;
 pub mod ws;

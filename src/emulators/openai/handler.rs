@@ -185,11 +185,7 @@ pub async fn chat_completions(req: HttpRequest, payload: web::Payload, control: 
         first: true,
         seen: ChatStreamDecoder::new(),
     };
-    let guard = Guard {
-        control: control.get_ref().clone(),
-        index,
-        finished: false,
-    };
+    let guard = Guard::new(control.get_ref().clone(), index);
     let body = futures_util::stream::unfold((plan, guard), next_write);
     HttpResponse::Ok()
         .insert_header(("x-request-id", request_id.as_str()))

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::control::{OpenAiControl, OpenAiFault, OpenAiSettings, Reply};
 use super::framing::Write;
 use super::reply::Completion;
+use crate::emulators::common::guard::Unfinished;
 use crate::providers::openai::{ApiErrorBody, ChatStreamDecoder, StreamItem};
 
 /// How a streamed body ends.
@@ -29,19 +30,25 @@ pub(super) struct Plan {
     pub(super) seen: ChatStreamDecoder,
 }
 
-/// Marks the log when the body is dropped before its end (the client went away).
+/// Logs against request `index`; `unfinished` marks the client gone if the body is dropped early.
 pub(super) struct Guard {
     pub(super) control: OpenAiControl,
     pub(super) index: usize,
-    pub(super) finished: bool,
+    pub(super) unfinished: Unfinished,
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if !self.finished {
-            let i = self.index;
-            self.control.shared.update(|s| s.requests[i].client_went_away = true);
-        }
+impl Guard {
+    /// A guard for request `index`.
+    pub(super) fn new(control: OpenAiControl, index: usize) -> Self {
+        let c = control.clone();
+        let unfinished = Unfinished::new(move || c.shared.update(|s| s.requests[index].client_went_away = true));
+        Guard { control, index, unfinished }
+    }
+
+    fn complete(&mut self) {
+        self.unfinished.finish();
+        let i = self.index;
+        self.control.shared.update(|s| s.requests[i].completed = true);
     }
 }
 
@@ -51,9 +58,7 @@ pub(super) async fn next_write((mut plan, mut guard): (Plan, Guard)) -> Option<(
             // Never another byte; the guard notices when the client gives up.
             futures_util::future::pending::<()>().await;
         }
-        guard.finished = true;
-        let i = guard.index;
-        guard.control.shared.update(|s| s.requests[i].completed = true);
+        guard.complete();
         return None;
     };
     if !write.delay.is_zero() {
@@ -83,7 +88,7 @@ pub(super) async fn whole(
     control: OpenAiControl,
     index: usize,
 ) -> HttpResponse {
-    let mut guard = Guard { control, index, finished: false };
+    let mut guard = Guard::new(control, index);
     let n = match reply {
         Reply::Text(t) => super::reply::tokens(t).len() as u32,
         Reply::ToolCalls(_) => 1,
@@ -93,8 +98,7 @@ pub(super) async fn whole(
     if matches!(fault, Some(OpenAiFault::NeverEnds { .. })) {
         futures_util::future::pending::<()>().await;
     }
-    guard.finished = true;
-    guard.control.shared.update(|s| s.requests[index].completed = true);
+    guard.complete();
     if matches!(fault, Some(OpenAiFault::ErrorMidStream { .. } | OpenAiFault::CutAfter { .. })) {
         guard.control.shared.update(|s| s.requests[index].status = 500);
         let body = ApiErrorBody::new("The server had an error while processing your request.", "server_error", None);
