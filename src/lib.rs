@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod emulate;
 pub mod emulators;
 pub mod http_client;
 pub mod metrics;

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
             eprintln!("parley {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Emulate(args) => parley::emulators::run_cli(args).await,
+        Command::Emulate(args) => parley::emulators::cli::run_cli(args).await,
         Command::Serve { emulate } => serve(emulate).await,
     };
     match result {
@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
 
 async fn serve(emulate: bool) -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
-    let _emulators = if emulate { Some(parley::emulators::start_for(&mut config).await?) } else { None };
+    let _emulators = if emulate { Some(parley::emulate::start(&mut config).await?) } else { None };
     for warning in config.warnings() {
         log::warn!("{warning}");
     }

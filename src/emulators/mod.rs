@@ -1,13 +1,22 @@
 //! Local emulators of Deepgram live STT, OpenAI-compatible chat streaming and ElevenLabs TTS, speaking the
-//! real wire protocols (see `providers`), for tests, offline development and load tests.
+//! real wire protocols (see `providers`), for tests, offline development and load tests. Start them with
+//! `Emulators::start`, steer each through its control handle (scripts, latencies, faults, logs,
+//! `wait_until`), or run them standalone with `cli::run_cli` (`parley emulate`). README.md beside this file
+//! says how to point a client at them.
 
-// Placeholder entry points, replaced when the emulators land (issue 3).
-/// Runs the standalone emulators (`parley emulate`).
-pub async fn run_cli(_args: Vec<String>) -> anyhow::Result<()> {
-    anyhow::bail!("the provider emulators are not built yet")
-}
+pub mod cli;
+pub mod common;
+pub mod deepgram;
+pub mod elevenlabs;
+pub mod openai;
+pub mod options;
+pub mod running;
+pub mod synth;
 
-/// Starts the emulators in-process and points `config` at them (`parley --emulate`).
-pub async fn start_for(_config: &mut crate::config::Config) -> anyhow::Result<()> {
-    anyhow::bail!("the provider emulators are not built yet")
-}
+pub use deepgram::{DeepgramConnectionLog, DeepgramControl, DeepgramFault};
+pub use elevenlabs::{ElevenLabsControl, ElevenLabsFault, TtsHttpLog, TtsSnapshot, TtsSocketLog};
+pub use openai::{ChatRequestLog, OpenAiControl, OpenAiFault, Reply, Torture};
+pub use options::{
+    DEEPGRAM_KEY, DeepgramOptions, ELEVENLABS_KEY, ElevenLabsOptions, EmulatorOptions, OPENAI_KEY, OpenAiOptions,
+};
+pub use running::Emulators;

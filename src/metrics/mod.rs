@@ -129,7 +129,10 @@ impl Metrics {
                 "End of the user's speech to the first audio frame sent to the client.",
             ))?,
             turns: IntCounterVec::new(opts("turns_total", "Assistant turns by outcome."), &["outcome"])?,
-            interruptions: IntCounter::with_opts(opts("interruptions_total", "Assistant turns cut short by the user."))?,
+            interruptions: IntCounter::with_opts(opts(
+                "interruptions_total",
+                "Assistant turns cut short by the user.",
+            ))?,
             provider_reconnects: IntCounterVec::new(
                 opts("provider_reconnects_total", "Upstream reconnects by provider."),
                 &["provider"],

@@ -1,3 +1,7 @@
 //! Wire types of the three upstream providers, one module each, shared by parley's client actors
 //! (`crate::session`) and the local emulators (`crate::emulators`). Parsing is pure code with unit tests; no
 //! socket is needed to test a parser.
+
+pub mod deepgram;
+pub mod elevenlabs;
+pub mod openai;

@@ -34,13 +34,7 @@ pub enum Write {
     /// Creates the session row (first write of a new session).
     CreateSession(NewSession),
     /// Stores a message of a turn.
-    Message {
-        turn_id: TurnId,
-        role: Role,
-        content: String,
-        interrupted: bool,
-        at: DateTime<Utc>,
-    },
+    Message { turn_id: TurnId, role: Role, content: String, interrupted: bool, at: DateTime<Utc> },
     /// Records activity without a message (e.g. a resumed session reconnecting).
     Touch(DateTime<Utc>),
 }
@@ -125,15 +119,7 @@ impl Persister {
         metrics: Arc<Metrics>,
         pending: Arc<PendingWrites>,
     ) -> Persister {
-        Persister {
-            store,
-            session_id,
-            queue: VecDeque::new(),
-            busy: false,
-            parent,
-            metrics,
-            pending,
-        }
+        Persister { store, session_id, queue: VecDeque::new(), busy: false, parent, metrics, pending }
     }
 
     fn lost(&self, write: &Write, why: &str) {

@@ -1,0 +1,8 @@
+//! Pieces every emulator uses: shared state with `wait_until`, server start/stop, WebSocket outbox and
+//! reassembly, body reading and request ids.
+
+pub mod body;
+pub mod guard;
+pub mod server;
+pub mod shared;
+pub mod ws;

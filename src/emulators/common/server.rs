@@ -1,0 +1,50 @@
+//! Starts one emulator as its own actix-web server on its own loopback listener (port 0 picks a free port),
+//! with one worker, no signal handling of its own (the CLI handles SIGINT/SIGTERM) and no graceful drain, so
+//! `stop` closes open sockets at once and leaves nothing listening.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use tokio::task::JoinHandle;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Binds `host:port` and starts serving the routes `configure` adds.
+    pub fn start<F>(host: IpAddr, port: u16, configure: F) -> std::io::Result<Running>
+    where
+        F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    {
+        let listener = TcpListener::bind((host, port))?;
+        let addr = listener.local_addr()?;
+        let server = HttpServer::new(move || App::new().configure(configure.clone()))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(0)
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+        Ok(Running { addr, handle, task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+        if let Err(e) = self.task.await {
+            log::warn!("emulator server task ended abnormally: {e}");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! WebSocket plumbing shared by the Deepgram and ElevenLabs socket actors: an outbox that sends frames at
+//! their due time in order (reply latency, time to first byte and real-time pacing all become due times),
+//! reassembly of fragmented messages, and close reasons cut to the 123-byte limit.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext as _, AsyncContext as _};
+use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
+use bytes::{Bytes, BytesMut};
+
+/// Longest close reason a WebSocket close frame can carry, in bytes.
+pub const MAX_REASON_BYTES: usize = 123;
+
+/// One thing to do on the socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    /// A text frame.
+    Text(String),
+    /// A Close frame with this code and reason (cut to 123 bytes), then the end of the connection.
+    Close(u16, String),
+    /// End the connection without a Close frame (the client sees 1006).
+    Drop,
+}
+
+/// Frames waiting for their due time; due times never go backwards, so order is kept.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<(Instant, Out, Option<String>)>,
+    last_due: Option<Instant>,
+    armed: bool,
+    finished: bool,
+}
+
+impl Outbox {
+    /// Queues `out` at `due` (or right after the last queued frame, if that is later). `tag` lets a caller
+    /// drop queued frames later (e.g. the audio of a closed context).
+    pub fn push_at(&mut self, due: Instant, out: Out, tag: Option<String>) {
+        if self.finished {
+            return;
+        }
+        let due = self.last_due.map_or(due, |last| last.max(due));
+        self.last_due = Some(due);
+        self.queue.push_back((due, out, tag));
+    }
+
+    /// The due time of the last queued frame (or now when the queue is empty).
+    pub fn tail_due(&self, now: Instant) -> Instant {
+        match (self.queue.is_empty(), self.last_due) {
+            (false, Some(last)) => last.max(now),
+            _ => now,
+        }
+    }
+
+    /// Removes queued frames carrying `tag`; returns how many were removed.
+    pub fn discard_tagged(&mut self, tag: &str) -> usize {
+        let before = self.queue.len();
+        self.queue.retain(|(_, _, t)| t.as_deref() != Some(tag));
+        before - self.queue.len()
+    }
+
+    /// True when the connection has been closed or dropped by the outbox.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+/// An actor on a WebSocket with an outbox.
+pub trait HasOutbox: Actor<Context = WebsocketContext<Self>> {
+    /// The actor's outbox.
+    fn outbox(&mut self) -> &mut Outbox;
+    /// Called as each frame actually goes out (for the emulator's log).
+    fn on_sent(&mut self, out: &Out);
+}
+
+/// Queues `out` after `delay` from now and makes sure the outbox will be pumped.
+pub fn send_after<A: HasOutbox>(
+    act: &mut A,
+    ctx: &mut WebsocketContext<A>,
+    delay: Duration,
+    out: Out,
+    tag: Option<String>,
+) {
+    act.outbox().push_at(Instant::now() + delay, out, tag);
+    arm(act, ctx);
+}
+
+/// Queues `out` at an absolute time.
+pub fn send_at<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, due: Instant, out: Out, tag: Option<String>) {
+    act.outbox().push_at(due, out, tag);
+    arm(act, ctx);
+}
+
+fn arm<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>) {
+    let outbox = act.outbox();
+    if outbox.armed {
+        return;
+    }
+    let Some((due, _, _)) = outbox.queue.front() else {
+        return;
+    };
+    outbox.armed = true;
+    let wait = due.saturating_duration_since(Instant::now());
+    ctx.run_later(wait, |act, ctx| {
+        act.outbox().armed = false;
+        pump(act, ctx);
+    });
+}
+
+fn pump<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>) {
+    let now = Instant::now();
+    loop {
+        let outbox = act.outbox();
+        if outbox.finished {
+            return;
+        }
+        match outbox.queue.front() {
+            Some((due, _, _)) if *due <= now => {}
+            _ => break,
+        }
+        let Some((_, out, _)) = outbox.queue.pop_front() else {
+            break;
+        };
+        if matches!(out, Out::Close(..) | Out::Drop) {
+            outbox.finished = true;
+            outbox.queue.clear();
+        }
+        deliver(ctx, &out);
+        act.on_sent(&out);
+    }
+    arm(act, ctx);
+}
+
+/// Does `out` on the socket right now (bypassing the queue, e.g. for a reply to the client's Close).
+pub fn deliver<A: Actor<Context = WebsocketContext<A>>>(ctx: &mut WebsocketContext<A>, out: &Out) {
+    match out {
+        Out::Text(t) => ctx.text(t.clone()),
+        Out::Close(code, reason) => {
+            ctx.close(Some(CloseReason { code: CloseCode::from(*code), description: Some(truncate_reason(reason)) }));
+            ctx.stop();
+        }
+        Out::Drop => ctx.stop(),
+    }
+}
+
+/// Closes now, marking the outbox finished so nothing queued follows the Close.
+pub fn close_now<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, out: Out) {
+    let outbox = act.outbox();
+    if outbox.finished {
+        return;
+    }
+    outbox.finished = true;
+    outbox.queue.clear();
+    deliver(ctx, &out);
+    act.on_sent(&out);
+}
+
+/// `reason` cut to at most 123 bytes at a character boundary.
+pub fn truncate_reason(reason: &str) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason.to_string();
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+/// A whole message from the client, after reassembling fragments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Text(String),
+    Binary(Bytes),
+    Close(Option<CloseReason>),
+    Ping(Bytes),
+    /// Pongs and partial fragments: nothing to do.
+    Nothing,
+    /// Fragments that do not form a valid message (bad UTF-8, continuation without a start, too large).
+    Invalid(&'static str),
+}
+
+/// Joins continuation frames into whole messages.
+#[derive(Debug)]
+pub struct Reassembler {
+    partial: Option<(bool, BytesMut)>,
+    limit: usize,
+}
+
+impl Reassembler {
+    /// A reassembler refusing messages over `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Reassembler { partial: None, limit }
+    }
+
+    /// Feeds one decoded frame.
+    pub fn feed(&mut self, msg: ws::Message) -> Incoming {
+        use actix_http::ws::Item;
+        match msg {
+            ws::Message::Text(t) => Incoming::Text(t.to_string()),
+            ws::Message::Binary(b) => Incoming::Binary(b),
+            ws::Message::Close(r) => Incoming::Close(r),
+            ws::Message::Ping(p) => Incoming::Ping(p),
+            ws::Message::Pong(_) | ws::Message::Nop => Incoming::Nothing,
+            ws::Message::Continuation(item) => match item {
+                Item::FirstText(b) => self.start(true, &b),
+                Item::FirstBinary(b) => self.start(false, &b),
+                Item::Continue(b) => self.extend(&b),
+                Item::Last(b) => match self.extend(&b) {
+                    Incoming::Nothing => self.complete(),
+                    other => other,
+                },
+            },
+        }
+    }
+
+    fn start(&mut self, text: bool, b: &[u8]) -> Incoming {
+        self.partial = Some((text, BytesMut::new()));
+        self.extend(b)
+    }
+
+    fn extend(&mut self, b: &[u8]) -> Incoming {
+        let Some((_, buf)) = self.partial.as_mut() else {
+            return Incoming::Invalid("continuation frame without a first frame");
+        };
+        if buf.len() + b.len() > self.limit {
+            self.partial = None;
+            return Incoming::Invalid("message too large");
+        }
+        buf.extend_from_slice(b);
+        Incoming::Nothing
+    }
+
+    fn complete(&mut self) -> Incoming {
+        match self.partial.take() {
+            Some((true, buf)) => match String::from_utf8(buf.to_vec()) {
+                Ok(s) => Incoming::Text(s),
+                Err(_) => Incoming::Invalid("text message is not valid UTF-8"),
+            },
+            Some((false, buf)) => Incoming::Binary(buf.freeze()),
+            None => Incoming::Invalid("continuation frame without a first frame"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_to_123_bytes_without_splitting_a_character() {
+        let long = "é".repeat(100);
+        let cut = truncate_reason(&long);
+        assert!(cut.len() <= 123 && cut.len() >= 122);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(truncate_reason("short"), "short");
+    }
+
+    #[test]
+    fn due_times_never_go_backwards_so_order_is_kept() {
+        let mut o = Outbox::default();
+        let now = Instant::now();
+        o.push_at(now + Duration::from_millis(50), Out::Text("a".into()), None);
+        o.push_at(now, Out::Text("b".into()), Some("t".into()));
+        assert!(o.queue[1].0 >= o.queue[0].0);
+        assert_eq!(o.discard_tagged("t"), 1);
+        assert_eq!(o.queue.len(), 1);
+    }
+
+    #[test]
+    fn fragments_are_joined_and_a_stray_continuation_is_invalid() {
+        use actix_http::ws::Item;
+        let mut r = Reassembler::new(100);
+        let c = |i| ws::Message::Continuation(i);
+        assert_eq!(r.feed(c(Item::FirstText(Bytes::from_static(b"he")))), Incoming::Nothing);
+        assert_eq!(r.feed(c(Item::Continue(Bytes::from_static(b"ll")))), Incoming::Nothing);
+        assert_eq!(r.feed(c(Item::Last(Bytes::from_static(b"o")))), Incoming::Text("hello".into()));
+        assert!(matches!(r.feed(c(Item::Last(Bytes::new()))), Incoming::Invalid(_)));
+    }
+}

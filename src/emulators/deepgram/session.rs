@@ -1,0 +1,371 @@
+//! One Deepgram live-listen connection, as an actor on the WebSocket. Parent: the `/v1/listen` upgrade
+//! handler. Talks to: the client (frames) and `DeepgramControl` (its log). Owns the `Engine` that turns the
+//! audio it receives into transcript events, the idle timer (1011 NET-0001) and the outbox that delays each
+//! reply by the configured latency.
+
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext as _, AsyncContext as _, StreamHandler};
+use actix_web_actors::ws::{self, WebsocketContext};
+use bytes::Bytes;
+
+use super::control::{DeepgramControl, DeepgramFault, DeepgramSettings, ReceivedText};
+use super::engine::{Engine, EngineConfig, Event, Transcript};
+use super::script::{Script, transcript};
+use super::upgrade::MAX_FRAME_BYTES;
+use crate::emulators::common::ws::{HasOutbox, Incoming, Out, Outbox, Reassembler, close_now, send_after};
+use crate::emulators::synth::g711;
+use crate::providers::deepgram::{
+    Alternative, ClientMessage, DATA_0000_REASON, Endpointing, ErrorMessage, ListenOptions, MetadataMessage, ModelInfo,
+    NET_0000_REASON, NET_0001_REASON, ResultChannel, ResultsMessage, ResultsMetadata, ServerMessage, SpeechStarted,
+    UtteranceEnd, Word,
+};
+
+/// How the audio bytes of a connection are coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleFormat {
+    Linear16,
+    Mulaw,
+    Alaw,
+}
+
+/// The connection actor.
+pub struct DeepgramSession {
+    control: DeepgramControl,
+    index: usize,
+    request_id: String,
+    settings: DeepgramSettings,
+    fault: Option<DeepgramFault>,
+    engine: Engine,
+    format: SampleFormat,
+    channels: u32,
+    punctuate: bool,
+    model: String,
+    leftover: Option<u8>,
+    sha: ring::digest::Context,
+    outbox: Outbox,
+    reassembler: Reassembler,
+    last_activity: Instant,
+    audio_seen: bool,
+    closing: bool,
+}
+
+impl DeepgramSession {
+    /// A session for log entry `index` (connection `number`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        control: DeepgramControl,
+        index: usize,
+        number: u64,
+        request_id: String,
+        settings: DeepgramSettings,
+        script: Vec<String>,
+        fault: Option<DeepgramFault>,
+        options: ListenOptions,
+        format: SampleFormat,
+    ) -> Self {
+        let channels = options.channels.unwrap_or(1);
+        let punctuate = options.punctuate.unwrap_or(false) || options.smart_format.unwrap_or(false);
+        let cfg = EngineConfig {
+            sample_rate: options.sample_rate.unwrap_or(16_000),
+            channels,
+            interim_results: options.interim_results.unwrap_or(false),
+            endpointing_ms: match options.endpointing {
+                Some(Endpointing::Disabled) => None,
+                Some(Endpointing::Ms(ms)) => Some(ms),
+                None => Some(10),
+            },
+            utterance_end_ms: options.utterance_end_ms,
+            vad_events: options.vad_events.unwrap_or(false),
+            punctuate,
+            empty_finals: fault == Some(DeepgramFault::EmptyFinals),
+        };
+        DeepgramSession {
+            control,
+            index,
+            request_id,
+            settings,
+            fault,
+            engine: Engine::new(cfg, Script::new(number, script)),
+            format,
+            channels,
+            punctuate,
+            model: options.model.unwrap_or_else(|| "nova-3".to_string()),
+            leftover: None,
+            sha: ring::digest::Context::new(&ring::digest::SHA256),
+            outbox: Outbox::default(),
+            reassembler: Reassembler::new(MAX_FRAME_BYTES),
+            last_activity: Instant::now(),
+            audio_seen: false,
+            closing: false,
+        }
+    }
+
+    fn log(&self, f: impl FnOnce(&mut super::control::DeepgramConnectionLog)) {
+        let i = self.index;
+        self.control.shared.update(|s| f(&mut s.connections[i]));
+    }
+
+    fn reply(&mut self, ctx: &mut WebsocketContext<Self>, msg: ServerMessage) {
+        let latency = self.settings.reply_latency;
+        send_after(self, ctx, latency, Out::Text(msg.to_json()), None);
+    }
+
+    fn reply_out(&mut self, ctx: &mut WebsocketContext<Self>, out: Out) {
+        let latency = self.settings.reply_latency;
+        send_after(self, ctx, latency, out, None);
+    }
+
+    fn check_idle(&mut self, ctx: &mut WebsocketContext<Self>) {
+        let idle = self.last_activity.elapsed();
+        if idle >= self.settings.idle_timeout {
+            close_now(self, ctx, Out::Close(1011, NET_0001_REASON.to_string()));
+        } else {
+            ctx.run_later(self.settings.idle_timeout - idle, Self::check_idle);
+        }
+    }
+
+    fn on_text(&mut self, ctx: &mut WebsocketContext<Self>, text: String) {
+        self.last_activity = Instant::now();
+        let audio_time = self.engine.now();
+        let parsed = serde_json::from_str::<ClientMessage>(&text);
+        self.log(|l| l.texts_received.push(ReceivedText { text, audio_time }));
+        match parsed {
+            Ok(ClientMessage::KeepAlive) => {}
+            Ok(ClientMessage::Finalize { .. }) => {
+                if self.settings.finalize_reply && !self.closing {
+                    if let Some(t) = self.engine.finalize() {
+                        let msg = self.results(&t);
+                        self.reply(ctx, msg);
+                    }
+                }
+            }
+            Ok(ClientMessage::CloseStream) => self.close_stream(ctx),
+            Err(e) => log::debug!("deepgram emulator: ignoring unparseable text frame: {e}"),
+        }
+    }
+
+    fn on_binary(&mut self, ctx: &mut WebsocketContext<Self>, bytes: Bytes) {
+        if bytes.is_empty() {
+            // Legacy: a zero-length binary frame means CloseStream.
+            self.last_activity = Instant::now();
+            return self.close_stream(ctx);
+        }
+        if bytes.first() == Some(&b'{') {
+            if let Ok(ClientMessage::KeepAlive | ClientMessage::Finalize { .. } | ClientMessage::CloseStream) =
+                serde_json::from_slice::<ClientMessage>(&bytes)
+            {
+                // A control message sent as binary is not a control message (and not a keepalive).
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                return self.log(|l| l.binary_control_frames.push(text));
+            }
+        }
+        self.last_activity = Instant::now();
+        if self.closing {
+            return;
+        }
+        self.on_audio(ctx, &bytes);
+    }
+
+    fn on_audio(&mut self, ctx: &mut WebsocketContext<Self>, bytes: &[u8]) {
+        if !self.audio_seen {
+            self.audio_seen = true;
+            match &self.fault {
+                Some(DeepgramFault::UndecodableAudio) => {
+                    return self.reply_out(ctx, Out::Close(1008, DATA_0000_REASON.to_string()));
+                }
+                Some(DeepgramFault::ErrorFrame) => self.reply(
+                    ctx,
+                    ServerMessage::Error(ErrorMessage {
+                        variant: Some("emulated_error".to_string()),
+                        description: Some("An injected error frame; the stream carries on.".to_string()),
+                        message: Some("emulated error".to_string()),
+                        ..Default::default()
+                    }),
+                ),
+                Some(DeepgramFault::UnknownType) => self.reply(
+                    ctx,
+                    ServerMessage::Unknown(serde_json::json!({
+                        "type": "EmulatedFutureEvent", "note": "clients must ignore unknown types"
+                    })),
+                ),
+                _ => {}
+            }
+        }
+        self.sha.update(bytes);
+        let len = bytes.len() as u64;
+        self.log(|l| {
+            l.audio_bytes += len;
+            l.audio_frames += 1;
+        });
+        let events = match self.format {
+            SampleFormat::Linear16 => {
+                let mut buf = Vec::with_capacity(bytes.len() + 1);
+                buf.extend(self.leftover.take());
+                buf.extend_from_slice(bytes);
+                if buf.len() % 2 == 1 {
+                    self.leftover = buf.pop();
+                }
+                self.engine.push(buf.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])))
+            }
+            SampleFormat::Mulaw => self.engine.push(bytes.iter().map(|&b| g711::ulaw_to_linear(b))),
+            SampleFormat::Alaw => self.engine.push(bytes.iter().map(|&b| g711::alaw_to_linear(b))),
+        };
+        for event in events {
+            let msg = self.event_message(&event);
+            self.reply(ctx, msg);
+        }
+        let now = Duration::from_secs_f64(self.engine.now());
+        match self.fault {
+            Some(DeepgramFault::Close1011AfterAudio(after)) if now >= after => {
+                self.fault = None;
+                self.reply_out(ctx, Out::Close(1011, NET_0000_REASON.to_string()));
+            }
+            Some(DeepgramFault::DropAfterAudio(after)) if now >= after => {
+                self.fault = None;
+                self.reply_out(ctx, Out::Drop);
+            }
+            _ => {}
+        }
+    }
+
+    fn close_stream(&mut self, ctx: &mut WebsocketContext<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if let Some(t) = self.engine.close() {
+            let msg = self.results(&t);
+            self.reply(ctx, msg);
+        }
+        let sha = std::mem::replace(&mut self.sha, ring::digest::Context::new(&ring::digest::SHA256)).finish();
+        let metadata = ServerMessage::Metadata(MetadataMessage {
+            transaction_key: "deprecated".to_string(),
+            request_id: self.request_id.clone(),
+            sha256: sha.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration: (self.engine.now() * 1000.0).round() / 1000.0,
+            channels: self.channels,
+        });
+        self.reply(ctx, metadata);
+        self.reply_out(ctx, Out::Close(1000, String::new()));
+    }
+
+    fn event_message(&self, event: &Event) -> ServerMessage {
+        let channel = vec![0, self.channels];
+        match event {
+            Event::SpeechStarted { timestamp } => {
+                ServerMessage::SpeechStarted(SpeechStarted { channel, timestamp: *timestamp })
+            }
+            Event::UtteranceEnd { last_word_end } => {
+                ServerMessage::UtteranceEnd(UtteranceEnd { channel, last_word_end: *last_word_end })
+            }
+            Event::Result(t) => self.results(t),
+        }
+    }
+
+    fn results(&self, t: &Transcript) -> ServerMessage {
+        let script_words: Vec<_> = t.words.iter().map(|w| w.word.clone()).collect();
+        let confidence = if t.is_final { 0.99 } else { 0.9 };
+        let words = t
+            .words
+            .iter()
+            .map(|w| Word {
+                word: w.word.plain.clone(),
+                start: w.start,
+                end: w.end,
+                confidence,
+                punctuated_word: self.punctuate.then(|| w.word.punctuated.clone()),
+                speaker: None,
+            })
+            .collect();
+        ServerMessage::Results(ResultsMessage {
+            channel_index: vec![0, self.channels],
+            start: t.start,
+            duration: t.duration,
+            is_final: t.is_final,
+            speech_final: t.speech_final,
+            from_finalize: t.from_finalize,
+            channel: ResultChannel {
+                alternatives: vec![Alternative {
+                    transcript: transcript(&script_words, self.punctuate),
+                    confidence: if script_words.is_empty() { 0.0 } else { confidence },
+                    words,
+                }],
+            },
+            metadata: Some(ResultsMetadata {
+                request_id: self.request_id.clone(),
+                model_uuid: "00000000-0000-4000-8000-00000000e0de".to_string(),
+                model_info: ModelInfo {
+                    name: format!("general-{}", self.model),
+                    version: "emulated".to_string(),
+                    arch: self.model.clone(),
+                },
+            }),
+        })
+    }
+}
+
+impl Actor for DeepgramSession {
+    type Context = WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.last_activity = Instant::now();
+        ctx.run_later(self.settings.idle_timeout, Self::check_idle);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.log(|l| l.open = false);
+    }
+}
+
+impl HasOutbox for DeepgramSession {
+    fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    fn on_sent(&mut self, out: &Out) {
+        match out {
+            Out::Text(t) => {
+                let t = t.clone();
+                self.log(|l| l.sent.push(t));
+            }
+            Out::Close(code, reason) => {
+                let c = (*code, crate::emulators::common::ws::truncate_reason(reason));
+                self.log(|l| l.close_sent = Some(c));
+            }
+            Out::Drop => self.log(|l| l.dropped = true),
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                let code = if matches!(e, ws::ProtocolError::Overflow) { 1009 } else { 1002 };
+                return close_now(self, ctx, Out::Close(code, e.to_string()));
+            }
+        };
+        match self.reassembler.feed(msg) {
+            Incoming::Text(t) => self.on_text(ctx, t),
+            Incoming::Binary(b) => self.on_binary(ctx, b),
+            Incoming::Ping(p) => ctx.pong(&p),
+            Incoming::Close(reason) => {
+                let got = reason.as_ref().map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
+                self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
+                if !self.outbox.is_finished() {
+                    close_now(self, ctx, Out::Close(1000, String::new()));
+                }
+                ctx.stop();
+            }
+            Incoming::Nothing => {}
+            Incoming::Invalid(why) => close_now(self, ctx, Out::Close(1007, why.to_string())),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,236 @@
+//! The test-facing side of the ElevenLabs emulator: pacing and timeouts for the next connections and
+//! requests, injected faults (each taken by the next WebSocket connection or HTTP request it applies to),
+//! and the logs of both endpoints.
+
+use std::collections::VecDeque;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::emulators::common::shared::Shared;
+
+/// A failure the next connection or request suffers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElevenLabsFault {
+    /// HTTP: 401 `invalid_api_key`. WebSocket: the key is refused (error message, then Close 1008).
+    Unauthorized,
+    /// HTTP: 422 with `detail` as an object (`array: false`) or a validation array (`array: true`).
+    Unprocessable { array: bool },
+    /// HTTP: 429 `too_many_concurrent_requests`.
+    TooManyRequests,
+    /// WebSocket: at the first text after the init message, the generic "something went wrong" + 1008.
+    SomethingWentWrong,
+    /// WebSocket: after `close_context`, one more audio frame for that context before its `isFinal`.
+    LateAudioAfterClose,
+    /// WebSocket: drop the connection without a Close frame right after the first audio frame.
+    DropMidStream,
+    /// HTTP: abort the body after this many audio bytes (the client sees a truncated chunked body).
+    CutBody { after_bytes: usize },
+}
+
+impl ElevenLabsFault {
+    /// True when the fault makes sense on the WebSocket endpoints.
+    pub fn applies_to_socket(&self) -> bool {
+        matches!(self, Self::Unauthorized | Self::SomethingWentWrong | Self::LateAudioAfterClose | Self::DropMidStream)
+    }
+
+    /// True when the fault makes sense on the HTTP endpoint.
+    pub fn applies_to_http(&self) -> bool {
+        matches!(self, Self::Unauthorized | Self::Unprocessable { .. } | Self::TooManyRequests | Self::CutBody { .. })
+    }
+}
+
+/// Parses the CLI spelling: `401`, `422-object`, `422-array`, `429`, `1008`, `late-audio`, `drop`,
+/// `cut-body:BYTES`.
+impl FromStr for ElevenLabsFault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "401" => Self::Unauthorized,
+            "422-object" => Self::Unprocessable { array: false },
+            "422-array" => Self::Unprocessable { array: true },
+            "429" => Self::TooManyRequests,
+            "1008" => Self::SomethingWentWrong,
+            "late-audio" => Self::LateAudioAfterClose,
+            "drop" => Self::DropMidStream,
+            _ => match s.strip_prefix("cut-body:").map(str::parse) {
+                Some(Ok(after_bytes)) => Self::CutBody { after_bytes },
+                _ => return Err(format!("unknown ElevenLabs fault {s:?}")),
+            },
+        })
+    }
+}
+
+/// One frame the socket sent, summarised (audio itself is not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentFrame {
+    pub context_id: Option<String>,
+    pub audio_bytes: usize,
+    pub is_final: bool,
+    /// The `error` field of an error message.
+    pub error: Option<String>,
+}
+
+/// Everything one WebSocket connection did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TtsSocketLog {
+    pub number: u64,
+    pub path: String,
+    pub voice_id: String,
+    pub multi: bool,
+    pub query: Vec<(String, String)>,
+    /// The key arrived as the `xi-api-key` header.
+    pub key_in_header: bool,
+    /// Every text frame received, parsed when it was JSON (else as a JSON string).
+    pub received: Vec<serde_json::Value>,
+    pub contexts_opened: Vec<String>,
+    pub contexts_closed: Vec<String>,
+    pub sent: Vec<SentFrame>,
+    pub audio_bytes_sent: usize,
+    pub close_sent: Option<(u16, String)>,
+    pub close_received: Option<(u16, String)>,
+    /// Ended without a Close frame (dropped on purpose).
+    pub dropped: bool,
+    pub open: bool,
+}
+
+/// Everything one HTTP request did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TtsHttpLog {
+    pub number: u64,
+    pub voice_id: String,
+    pub query: Vec<(String, String)>,
+    /// The body as JSON, or as a JSON string when it was not JSON.
+    pub body: serde_json::Value,
+    pub text: Option<String>,
+    pub previous_text: Option<String>,
+    pub next_text: Option<String>,
+    pub previous_request_ids: Vec<String>,
+    /// The `request-id` response header.
+    pub request_id: String,
+    pub status: u16,
+    pub bytes_sent: usize,
+    pub completed: bool,
+    /// The body was aborted on purpose (fault).
+    pub cut: bool,
+    pub client_went_away: bool,
+}
+
+/// Settings a connection or request takes when it starts.
+#[derive(Debug, Clone)]
+pub struct ElevenLabsSettings {
+    pub api_keys: Vec<String>,
+    pub time_to_first_byte: Duration,
+    pub realtime_pacing: bool,
+    /// Overrides the `inactivity_timeout` query parameter (which is in whole seconds).
+    pub inactivity_timeout: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ElevenLabsState {
+    pub settings: ElevenLabsSettings,
+    pub faults: VecDeque<ElevenLabsFault>,
+    pub sockets: Vec<TtsSocketLog>,
+    pub http: Vec<TtsHttpLog>,
+}
+
+impl ElevenLabsState {
+    /// Takes the first queued fault `applies` accepts.
+    pub fn take_fault(&mut self, applies: impl Fn(&ElevenLabsFault) -> bool) -> Option<ElevenLabsFault> {
+        let i = self.faults.iter().position(applies)?;
+        self.faults.remove(i)
+    }
+}
+
+/// A snapshot of both logs, for `wait_until`.
+#[derive(Debug, Clone, Copy)]
+pub struct TtsSnapshot<'a> {
+    pub sockets: &'a [TtsSocketLog],
+    pub http: &'a [TtsHttpLog],
+}
+
+/// Handle on the ElevenLabs emulator (cheap to clone, `Send + Sync`).
+#[derive(Debug, Clone)]
+pub struct ElevenLabsControl {
+    pub(crate) shared: Shared<ElevenLabsState>,
+}
+
+impl ElevenLabsControl {
+    pub(crate) fn new(settings: ElevenLabsSettings, faults: Vec<ElevenLabsFault>) -> Self {
+        ElevenLabsControl {
+            shared: Shared::new(ElevenLabsState {
+                settings,
+                faults: faults.into(),
+                sockets: Vec::new(),
+                http: Vec::new(),
+            }),
+        }
+    }
+
+    /// Delay between a generation being triggered (or a request arriving) and its first audio.
+    pub fn set_time_to_first_byte(&self, ttfb: Duration) {
+        self.shared.update(|s| s.settings.time_to_first_byte = ttfb);
+    }
+
+    /// `true`: audio leaves no faster than it plays; `false`: as fast as possible after the first byte.
+    pub fn set_realtime_pacing(&self, on: bool) {
+        self.shared.update(|s| s.settings.realtime_pacing = on);
+    }
+
+    /// Inactivity timeout for the next sockets, overriding their `inactivity_timeout` query (for tests).
+    pub fn set_inactivity_timeout(&self, timeout: Option<Duration>) {
+        self.shared.update(|s| s.settings.inactivity_timeout = timeout);
+    }
+
+    /// A fault for the next connection or request it applies to.
+    pub fn push_fault(&self, fault: ElevenLabsFault) {
+        self.shared.update(|s| s.faults.push_back(fault));
+    }
+
+    /// Every WebSocket connection so far.
+    pub fn ws_connections(&self) -> Vec<TtsSocketLog> {
+        self.shared.read(|s| s.sockets.clone())
+    }
+
+    /// Every HTTP request so far.
+    pub fn http_requests(&self) -> Vec<TtsHttpLog> {
+        self.shared.read(|s| s.http.clone())
+    }
+
+    /// Waits until `pred` holds for the logs, or `timeout` passes; true if it held.
+    pub async fn wait_until(&self, pred: impl Fn(TtsSnapshot<'_>) -> bool, timeout: Duration) -> bool {
+        self.shared.wait_until(|s| pred(TtsSnapshot { sockets: &s.sockets, http: &s.http }), timeout).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_fault_spellings_parse_and_faults_know_their_endpoint() {
+        assert_eq!("cut-body:4000".parse(), Ok(ElevenLabsFault::CutBody { after_bytes: 4000 }));
+        assert_eq!("422-array".parse(), Ok(ElevenLabsFault::Unprocessable { array: true }));
+        assert!("cut-body:x".parse::<ElevenLabsFault>().is_err());
+        assert!(ElevenLabsFault::DropMidStream.applies_to_socket());
+        assert!(!ElevenLabsFault::DropMidStream.applies_to_http());
+        assert!(ElevenLabsFault::Unauthorized.applies_to_http() && ElevenLabsFault::Unauthorized.applies_to_socket());
+    }
+
+    #[test]
+    fn a_socket_takes_the_first_fault_meant_for_sockets() {
+        let mut s = ElevenLabsState {
+            settings: ElevenLabsSettings {
+                api_keys: vec![],
+                time_to_first_byte: Duration::ZERO,
+                realtime_pacing: false,
+                inactivity_timeout: None,
+            },
+            faults: vec![ElevenLabsFault::TooManyRequests, ElevenLabsFault::DropMidStream].into(),
+            sockets: vec![],
+            http: vec![],
+        };
+        assert_eq!(s.take_fault(ElevenLabsFault::applies_to_socket), Some(ElevenLabsFault::DropMidStream));
+        assert_eq!(s.faults.len(), 1);
+    }
+}

@@ -1,0 +1,26 @@
+//! The ElevenLabs TTS emulator: the `stream-input` and `multi-stream-input` WebSockets and the HTTP
+//! `POST /v1/text-to-speech/{voice_id}/stream`, speaking real audio in the requested output format at about
+//! 15 characters a second. `control` is the test-facing handle, `upgrade` + `socket` the WebSockets, `http`
+//! the HTTP endpoint, `buffer` the chunk-schedule logic, `speech` the audio and alignment.
+
+pub mod buffer;
+pub mod control;
+pub mod http;
+pub mod socket;
+pub mod speech;
+pub mod upgrade;
+
+use actix_web::web;
+
+pub use control::{ElevenLabsControl, ElevenLabsFault, SentFrame, TtsHttpLog, TtsSnapshot, TtsSocketLog};
+
+/// Adds the ElevenLabs routes for `control`.
+pub fn configure(control: ElevenLabsControl) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(control.clone()))
+            .route("/v1/text-to-speech/{voice_id}/stream-input", web::get().to(upgrade::stream_input))
+            .route("/v1/text-to-speech/{voice_id}/multi-stream-input", web::get().to(upgrade::multi_stream_input))
+            .route("/v1/text-to-speech/{voice_id}/stream", web::post().to(http::stream))
+            .route("/v1/text-to-speech/{voice_id}", web::post().to(http::stream));
+    }
+}

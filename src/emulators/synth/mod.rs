@@ -1,0 +1,9 @@
+//! Synthetic audio for the emulators: the tone the fake voice speaks, G.711 companding, MPEG Layer III frame
+//! handling and a renderer that produces any supported ElevenLabs output format continuously.
+
+pub mod g711;
+pub mod mp3;
+pub mod render;
+pub mod tone;
+
+pub use render::{Renderer, UnsupportedFormat};
