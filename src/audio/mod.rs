@@ -20,3 +20,6 @@ pub mod wav;
 pub use duration::{duration_seconds, file_duration_seconds};
 pub use output_format::{Encoding, OutputFormat};
 pub use sniff::{Container, detect};
+
+#[cfg(test)]
+mod tests;

@@ -68,6 +68,28 @@ impl<R: Read + Seek> Source<R> {
         self.read_at(pos, &mut out).then_some(out)
     }
 
+    /// Offset of the first `byte` in `[pos, end)`, scanning the window rather than reading byte by byte, so a
+    /// resynchronising walk over a long run of garbage stays cheap.
+    pub(crate) fn find(&mut self, byte: u8, mut pos: u64, end: u64) -> Option<u64> {
+        let end = end.min(self.len);
+        while pos < end {
+            if !self.window_holds(pos, pos + 1) && !self.refill(pos) {
+                return None;
+            }
+            let offset = usize::try_from(pos.checked_sub(self.window_start)?).ok()?;
+            let held = self.window.get(offset..)?;
+            let limit = usize::try_from(end - pos).map_or(held.len(), |n| n.min(held.len()));
+            if limit == 0 {
+                return None; // the read came back empty: treat as the end
+            }
+            match held.get(..limit)?.iter().position(|&b| b == byte) {
+                Some(i) => return Some(pos + i as u64),
+                None => pos += limit as u64,
+            }
+        }
+        None
+    }
+
     fn window_holds(&self, pos: u64, end: u64) -> bool {
         pos >= self.window_start && end <= self.window_start + self.window.len() as u64
     }
@@ -131,6 +153,18 @@ mod tests {
             let p = pos as usize;
             assert_eq!(&got[..], &data[p..p + 4]);
         }
+    }
+
+    #[test]
+    fn find_locates_a_byte_across_windows_and_respects_the_end() {
+        let mut data = vec![0u8; 150_000];
+        data[70_000] = 0xFF;
+        data[140_000] = 0xFF;
+        let mut src = Source::new(Cursor::new(&data)).unwrap();
+        assert_eq!(src.find(0xFF, 0, 150_000), Some(70_000));
+        assert_eq!(src.find(0xFF, 70_001, 150_000), Some(140_000));
+        assert_eq!(src.find(0xFF, 70_001, 140_000), None);
+        assert_eq!(src.find(0xFF, 140_001, u64::MAX), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! A sync word is trusted as a frame only when its header is valid and either directly follows a trusted frame,
 //! or is followed by another header of the same stream exactly one frame length later (or by the end of the
-//! audio). Random bytes pass the first check about once in tens of thousands of positions and both about once
+//! audio). The first frame of a stream has no trusted predecessor, so it needs its successor: a first frame
+//! followed by garbage is not counted (one frame lost, rather than noise counted). Random bytes pass the first check about once in tens of thousands of positions and both about once
 //! in billions, so noise between frames is skipped rather than counted. Every step moves forward (a frame is at
 //! least 24 bytes, a failed position advances one byte), so the walk ends after at most one step per byte.
 
@@ -24,6 +25,7 @@ pub(crate) fn next_trusted<R: Read + Seek>(
     stream: Option<&FrameHeader>,
 ) -> Option<(u64, FrameHeader)> {
     while pos.saturating_add(4) <= end {
+        pos = src.find(0xFF, pos, end - 3)?;
         if let Some(h) = header_at(src, pos)
             && stream.is_none_or(|s| s.same_stream(&h))
         {
@@ -118,6 +120,20 @@ mod tests {
         ]
         .concat();
         assert_eq!(walk(file), 4);
+    }
+
+    #[test]
+    fn a_first_frame_followed_by_garbage_is_not_trusted_but_later_ones_are() {
+        let file = [
+            frame(0),
+            vec![0x11],
+            frame(0),
+            frame(0),
+            vec![0x11],
+            frame(0),
+        ]
+        .concat();
+        assert_eq!(walk(file), 3);
     }
 
     #[test]
