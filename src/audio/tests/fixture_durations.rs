@@ -46,10 +46,13 @@ struct Mp3Case {
     source_seconds: Option<f64>,
 }
 
+use MpegVersion::{Mpeg1, Mpeg2, Mpeg25};
+use Sox::{Playing, Source};
+use VbrTagKind::{Info, Vbri, Xing};
+
 const fn case(
     name: &'static str,
-    version: MpegVersion,
-    sample_rate: u32,
+    (version, sample_rate): (MpegVersion, u32),
     frames: u64,
     tag: Option<VbrTagKind>,
     sox: Sox,
@@ -66,110 +69,19 @@ const fn case(
     }
 }
 
-use MpegVersion::{Mpeg1, Mpeg2, Mpeg25};
-use Sox::{Playing, Source};
-use VbrTagKind::{Info, Vbri, Xing};
-
+#[rustfmt::skip]
 const MP3: [Mp3Case; 11] = [
-    case(
-        "mp3_cbr_128k_44k.mp3",
-        Mpeg1,
-        44_100,
-        40,
-        None,
-        Playing(1.043991),
-        None,
-    ),
-    case(
-        "mp3_cbr_info_128k_44k.mp3",
-        Mpeg1,
-        44_100,
-        24,
-        Some(Info),
-        Playing(0.626009),
-        Some(0.6),
-    ),
-    case(
-        "mp3_vbr_xing_44k.mp3",
-        Mpeg1,
-        44_100,
-        40,
-        Some(Xing),
-        Playing(1.043991),
-        Some(1.0),
-    ),
-    case(
-        "mp3_mpeg2_22k_mono.mp3",
-        Mpeg2,
-        22_050,
-        33,
-        None,
-        Playing(0.861995),
-        None,
-    ),
-    case(
-        "mp3_mpeg2_24k_vbr_xing.mp3",
-        Mpeg2,
-        24_000,
-        32,
-        Some(Xing),
-        Playing(0.768),
-        Some(0.7),
-    ),
-    case(
-        "mp3_mpeg2_24k_info_stereo.mp3",
-        Mpeg2,
-        24_000,
-        23,
-        Some(Info),
-        Playing(0.552),
-        Some(0.5),
-    ),
-    case(
-        "mp3_mpeg25_8k_info.mp3",
-        Mpeg25,
-        8_000,
-        11,
-        Some(Info),
-        Playing(0.792),
-        Some(0.6),
-    ),
-    case(
-        "mp3_mpeg25_11k_stereo.mp3",
-        Mpeg25,
-        11_025,
-        20,
-        None,
-        Playing(0.992018),
-        None,
-    ),
-    case(
-        "mp3_id3v2.mp3",
-        Mpeg1,
-        44_100,
-        40,
-        Some(Info),
-        Source(1.0),
-        Some(1.0),
-    ),
-    case(
-        "mp3_id3v1.mp3",
-        Mpeg1,
-        44_100,
-        40,
-        None,
-        Playing(1.051995),
-        None,
-    ),
-    case(
-        "mp3_vbri.mp3",
-        Mpeg1,
-        44_100,
-        40,
-        Some(Vbri),
-        Playing(1.043991),
-        None,
-    ),
+    case("mp3_cbr_128k_44k.mp3",          (Mpeg1, 44_100),  40, None,       Playing(1.043991), None),
+    case("mp3_cbr_info_128k_44k.mp3",     (Mpeg1, 44_100),  24, Some(Info), Playing(0.626009), Some(0.6)),
+    case("mp3_vbr_xing_44k.mp3",          (Mpeg1, 44_100),  40, Some(Xing), Playing(1.043991), Some(1.0)),
+    case("mp3_mpeg2_22k_mono.mp3",        (Mpeg2, 22_050),  33, None,       Playing(0.861995), None),
+    case("mp3_mpeg2_24k_vbr_xing.mp3",    (Mpeg2, 24_000),  32, Some(Xing), Playing(0.768),    Some(0.7)),
+    case("mp3_mpeg2_24k_info_stereo.mp3", (Mpeg2, 24_000),  23, Some(Info), Playing(0.552),    Some(0.5)),
+    case("mp3_mpeg25_8k_info.mp3",        (Mpeg25, 8_000),  11, Some(Info), Playing(0.792),    Some(0.6)),
+    case("mp3_mpeg25_11k_stereo.mp3",     (Mpeg25, 11_025), 20, None,       Playing(0.992018), None),
+    case("mp3_id3v2.mp3",                 (Mpeg1, 44_100),  40, Some(Info), Source(1.0),       Some(1.0)),
+    case("mp3_id3v1.mp3",                 (Mpeg1, 44_100),  40, None,       Playing(1.051995), None),
+    case("mp3_vbri.mp3",                  (Mpeg1, 44_100),  40, Some(Vbri), Playing(1.043991), None),
 ];
 
 #[test]

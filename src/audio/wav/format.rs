@@ -1,10 +1,5 @@
-//! The WAV formats parley writes (16-bit PCM, G.711 µ-law and A-law) and the exact header bytes for each.
-//!
-//! The header is built as a value, not written through a stream, so both the blocking [`super::WavWriter`] and
-//! an async caller that appends to a `tokio::fs::File` can use it: write it with [`DataLen::Streaming`] first,
-//! append samples, then overwrite it in place with the final length (same size, so nothing moves).
-
-use std::ops::Deref;
+//! The WAV formats parley writes (16-bit PCM, G.711 µ-law and A-law), the `fmt ` tags they and other
+//! writers use, and which ElevenLabs output format maps to which.
 
 use super::WavError;
 use crate::audio::{Encoding, OutputFormat};
@@ -25,9 +20,6 @@ pub(crate) const GUID_TAIL: [u8; 12] = [
     0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
 ];
 
-/// Largest header this module writes: RIFF (12) + extensible `fmt ` (8 + 40) + `fact` (8 + 4) + `data` (8).
-const MAX_HEADER: usize = 80;
-
 /// How samples are coded in the data chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WavEncoding {
@@ -46,31 +38,6 @@ pub struct WavFormat {
     encoding: WavEncoding,
     sample_rate: u32,
     channels: u16,
-}
-
-/// The data length to put in a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataLen {
-    /// Not known yet: every size field is 0xFFFFFFFF, which readers (ours included) take as "to the end of the
-    /// file", so a recording whose header was never patched (a crash mid-turn) still has a usable duration.
-    Streaming,
-    /// The final number of sample bytes.
-    Known(u32),
-}
-
-/// Header bytes for one format and length; dereferences to the bytes to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WavHeader {
-    bytes: [u8; MAX_HEADER],
-    len: usize,
-}
-
-impl Deref for WavHeader {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or(&self.bytes)
-    }
 }
 
 impl WavFormat {
@@ -134,7 +101,7 @@ impl WavFormat {
     }
 
     /// The format tag readers see first: the codec's own, or EXTENSIBLE when more than two channels need the
-    /// extensible layout (the WAVE spec requires it there; players misroute channels otherwise).
+    /// extensible layout.
     pub fn format_tag(&self) -> u16 {
         if self.is_extensible() {
             FORMAT_EXTENSIBLE
@@ -143,80 +110,14 @@ impl WavFormat {
         }
     }
 
-    fn is_extensible(&self) -> bool {
+    /// The WAVE spec requires the extensible layout above two channels; players misroute channels otherwise.
+    pub(super) fn is_extensible(&self) -> bool {
         self.channels > 2
     }
 
     /// G.711 is a non-PCM format, for which the spec requires a `fact` chunk with the sample count.
-    fn has_fact(&self) -> bool {
+    pub(super) fn has_fact(&self) -> bool {
         self.encoding != WavEncoding::Pcm16
-    }
-
-    /// Length in bytes of the `fmt ` chunk body: 16 for PCM, 18 (with an empty extension) for G.711, 40 for
-    /// extensible.
-    fn fmt_body_len(&self) -> u32 {
-        match (self.is_extensible(), self.has_fact()) {
-            (true, _) => 40,
-            (false, true) => 18,
-            (false, false) => 16,
-        }
-    }
-
-    /// Size of the header this format gets, i.e. the offset where samples start.
-    pub fn header_len(&self) -> usize {
-        let fact = if self.has_fact() { 12 } else { 0 };
-        12 + 8 + self.fmt_body_len() as usize + fact + 8
-    }
-
-    /// Largest data length whose RIFF size still fits 32 bits (including the pad byte of an odd length).
-    pub fn max_data_len(&self) -> u32 {
-        u32::MAX - (self.header_len() as u32 - 8) - 1
-    }
-
-    /// The complete header for `data_len` bytes of samples.
-    pub fn header(&self, data_len: DataLen) -> WavHeader {
-        let (riff, data, frames) = match data_len {
-            DataLen::Streaming => (u32::MAX, u32::MAX, u32::MAX),
-            DataLen::Known(n) => {
-                let n = n.min(self.max_data_len());
-                let riff = self.header_len() as u32 - 8 + n + (n & 1);
-                (riff, n, n / u32::from(self.block_align().max(1)))
-            }
-        };
-        let mut out = HeaderBuf::default();
-        out.put(b"RIFF");
-        out.put(&riff.to_le_bytes());
-        out.put(b"WAVE");
-        out.put(b"fmt ");
-        out.put(&self.fmt_body_len().to_le_bytes());
-        out.put(&self.format_tag().to_le_bytes());
-        out.put(&self.channels.to_le_bytes());
-        out.put(&self.sample_rate.to_le_bytes());
-        out.put(&self.byte_rate().to_le_bytes());
-        out.put(&self.block_align().to_le_bytes());
-        out.put(&self.encoding.bits_per_sample().to_le_bytes());
-        if self.is_extensible() {
-            out.put(&22u16.to_le_bytes());
-            out.put(&self.encoding.bits_per_sample().to_le_bytes());
-            // Channel mask 0: no speaker positions claimed; the agent never writes surround audio.
-            out.put(&0u32.to_le_bytes());
-            out.put(&self.encoding.format_tag().to_le_bytes());
-            out.put(&[0, 0]);
-            out.put(&GUID_TAIL);
-        } else if self.has_fact() {
-            out.put(&0u16.to_le_bytes());
-        }
-        if self.has_fact() {
-            out.put(b"fact");
-            out.put(&4u32.to_le_bytes());
-            out.put(&frames.to_le_bytes());
-        }
-        out.put(b"data");
-        out.put(&data.to_le_bytes());
-        WavHeader {
-            bytes: out.bytes,
-            len: out.len,
-        }
     }
 }
 
@@ -229,7 +130,8 @@ impl WavEncoding {
         }
     }
 
-    fn bits_per_sample(&self) -> u16 {
+    /// Bits per sample as the `fmt ` chunk states them.
+    pub(super) fn bits_per_sample(&self) -> u16 {
         u16::from(self.bytes_per_sample()) * 8
     }
 
@@ -243,27 +145,47 @@ impl WavEncoding {
     }
 }
 
-/// A fixed buffer the header is assembled in; writes past the end are dropped (cannot happen: every layout
-/// fits [`MAX_HEADER`], which the tests check for the largest one).
-struct HeaderBuf {
-    bytes: [u8; MAX_HEADER],
-    len: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Default for HeaderBuf {
-    fn default() -> Self {
-        HeaderBuf {
-            bytes: [0; MAX_HEADER],
-            len: 0,
+    #[test]
+    fn raw_elevenlabs_outputs_map_to_mono_wav_and_compressed_ones_do_not() {
+        let wav = |s: &str| WavFormat::for_output(&s.parse().unwrap());
+        let pcm = wav("pcm_24000").unwrap();
+        assert_eq!(
+            (pcm.encoding(), pcm.sample_rate(), pcm.channels()),
+            (WavEncoding::Pcm16, 24_000, 1)
+        );
+        assert_eq!(pcm.byte_rate(), 48_000);
+        assert_eq!(wav("ulaw_8000").unwrap().encoding(), WavEncoding::Ulaw);
+        assert_eq!(wav("alaw_8000").unwrap().format_tag(), FORMAT_ALAW);
+        assert_eq!(wav("mp3_44100_128"), None);
+        assert_eq!(wav("opus_48000_64"), None);
+    }
+
+    #[test]
+    fn the_byte_rate_of_every_raw_output_matches_output_format() {
+        for s in [
+            "pcm_8000",
+            "pcm_16000",
+            "pcm_44100",
+            "pcm_48000",
+            "ulaw_8000",
+            "alaw_8000",
+        ] {
+            let output: OutputFormat = s.parse().unwrap();
+            let format = WavFormat::for_output(&output).unwrap();
+            assert_eq!(format.byte_rate(), output.bytes_per_second(), "{s}");
         }
     }
-}
 
-impl HeaderBuf {
-    fn put(&mut self, b: &[u8]) {
-        if let Some(slot) = self.bytes.get_mut(self.len..self.len + b.len()) {
-            slot.copy_from_slice(b);
-            self.len += b.len();
-        }
+    #[test]
+    fn formats_a_header_cannot_describe_are_refused() {
+        assert!(WavFormat::new(WavEncoding::Pcm16, 0, 1).is_err());
+        assert!(WavFormat::new(WavEncoding::Pcm16, 16_000, 0).is_err());
+        assert!(WavFormat::new(WavEncoding::Pcm16, u32::MAX, 2).is_err());
+        assert!(WavFormat::new(WavEncoding::Pcm16, 16_000, u16::MAX).is_err());
+        assert!(WavFormat::new(WavEncoding::Ulaw, 16_000, u16::MAX).is_ok());
     }
 }

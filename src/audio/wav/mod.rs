@@ -2,13 +2,15 @@
 //! patches it at the end) and reading (a RIFF chunk walk that yields the format and the duration).
 
 mod format;
+mod header;
 mod reader;
 mod writer;
 
 pub use format::{
-    DataLen, FORMAT_ALAW, FORMAT_EXTENSIBLE, FORMAT_IEEE_FLOAT, FORMAT_MULAW, FORMAT_PCM,
-    WavEncoding, WavFormat, WavHeader,
+    FORMAT_ALAW, FORMAT_EXTENSIBLE, FORMAT_IEEE_FLOAT, FORMAT_MULAW, FORMAT_PCM, WavEncoding,
+    WavFormat,
 };
+pub use header::{DataLen, WavHeader};
 pub(crate) use reader::info_from;
 pub use reader::{WavInfo, duration_seconds, read_info};
 pub use writer::WavWriter;

@@ -6,7 +6,8 @@
 use std::io::{Seek, SeekFrom, Write};
 
 use super::WavError;
-use super::format::{DataLen, WavFormat};
+use super::format::WavFormat;
+use super::header::DataLen;
 
 /// A WAV file being written; call [`WavWriter::finish`] to patch the header.
 #[derive(Debug)]
