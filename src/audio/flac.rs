@@ -9,6 +9,7 @@ use crate::audio::source::Source;
 /// What STREAMINFO says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlacInfo {
+    /// Samples per second per channel; 0 is invalid and gives no duration.
     pub sample_rate: u32,
     pub channels: u8,
     pub bits_per_sample: u8,

@@ -99,26 +99,15 @@ mod tests {
 
     #[test]
     fn content_types_are_matched_on_their_essence_only() {
-        assert_eq!(
-            Container::from_content_type("audio/wav"),
-            Some(Container::Wav)
-        );
-        assert_eq!(
-            Container::from_content_type(" Audio/X-WAV ; rate=16000"),
-            Some(Container::Wav)
-        );
-        assert_eq!(
-            Container::from_content_type("audio/mpeg"),
-            Some(Container::Mp3)
-        );
-        assert_eq!(
-            Container::from_content_type("audio/x-flac"),
-            Some(Container::Flac)
-        );
-        assert_eq!(
-            Container::from_content_type("audio/ogg;codecs=opus"),
-            Some(Container::Ogg)
-        );
+        for (ct, container) in [
+            ("audio/wav", Container::Wav),
+            (" Audio/X-WAV ; rate=16000", Container::Wav),
+            ("audio/mpeg", Container::Mp3),
+            ("audio/x-flac", Container::Flac),
+            ("audio/ogg;codecs=opus", Container::Ogg),
+        ] {
+            assert_eq!(Container::from_content_type(ct), Some(container), "{ct}");
+        }
         for vague in [
             "application/octet-stream",
             "audio/pcm;rate=16000",

@@ -17,8 +17,11 @@ pub enum MpegVersion {
 /// MPEG audio layer; Layer III is MP3, I and II are accepted because their frames are just as easy to size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layer {
+    /// Layer I: 384 samples a frame, sized in 4-byte slots.
     I,
+    /// Layer II: 1152 samples a frame.
     II,
+    /// Layer III (MP3): 1152 samples a frame in MPEG-1, 576 in MPEG-2 and 2.5.
     III,
 }
 
@@ -27,7 +30,9 @@ pub enum Layer {
 pub struct FrameHeader {
     pub version: MpegVersion,
     pub layer: Layer,
+    /// This frame's bit rate; with the rate and padding it fixes the frame's length. Varies in VBR streams.
     pub bitrate_kbps: u32,
+    /// Samples per second per channel.
     pub sample_rate: u32,
     /// One extra slot (byte, or 4 bytes in Layer I) in this frame, how encoders hit a fractional bit rate.
     pub padding: bool,

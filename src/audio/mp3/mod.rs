@@ -1,10 +1,10 @@
 //! MP3 (MPEG audio) durations: skip the tags at both ends, find the first real frame, then either trust the
 //! Xing/Info/VBRI frame count in it or walk every frame.
 //!
-//! The duration is `audio frames × samples per frame / rate`, the tag frame not counted. That is what the file
-//! plays for and what sox, mediainfo and browsers report (to within the tag frame); it includes the encoder's
-//! delay and padding, because a stream without a LAME tag (ElevenLabs streams none) gives no way to know
-//! them, and durations should mean the same thing for every file. When a LAME tag gives them,
+//! The duration is `audio frames × samples per frame / rate`, tag frames not counted. That is what the file
+//! plays for and what MediaInfo reports (sox's heuristics land within a frame of it). It includes the
+//! encoder's delay and padding, because a stream without a LAME tag (ElevenLabs streams none) gives no way to
+//! know them, and a duration should mean the same thing for every file. When a LAME tag gives them,
 //! [`Mp3Info::gapless_duration_seconds`] has the length of the audio that was encoded.
 //!
 //! A tag's frame count is trusted only when it is plausible for the bytes on disk (its byte count, if any,
@@ -33,10 +33,12 @@ const MAX_FRAME: usize = 2881;
 pub struct Mp3Info {
     pub version: MpegVersion,
     pub layer: Layer,
+    /// Samples per second per channel.
     pub sample_rate: u32,
     pub mono: bool,
     /// Frames of audio, the Xing/Info/VBRI tag frame excluded.
     pub frames: u64,
+    /// Samples each frame decodes to (per channel): what `frames` is multiplied by.
     pub samples_per_frame: u32,
     /// The tag the first frame carried, if any.
     pub vbr_tag: Option<VbrTagKind>,
@@ -53,10 +55,14 @@ impl Mp3Info {
     }
 
     /// Seconds of the audio that was encoded: the duration less the LAME encoder delay and padding when the
-    /// tag gives them (and they are smaller than the stream), else the same as `duration_seconds`.
+    /// tag gives them and the file is as the encoder left it (its frame count trusted: a cut or joined file's
+    /// padding is not where the tag says), else the same as `duration_seconds`.
     pub fn gapless_duration_seconds(&self) -> f64 {
         let total = self.total_samples();
-        let trimmed = match self.encoder_delay_and_padding {
+        let trimmed = match self
+            .encoder_delay_and_padding
+            .filter(|_| self.frames_from_tag)
+        {
             Some((delay, padding)) => total
                 .checked_sub(u64::from(delay) + u64::from(padding))
                 .unwrap_or(total),
@@ -91,10 +97,7 @@ pub(crate) fn probe_from<R: Read + Seek>(src: &mut Source<R>) -> Option<Mp3Info>
     let trusted = tag.and_then(|t| t.frames.filter(|_| plausible(&t, &first, stream_len)));
     let frames = match trusted {
         Some(n) => u64::from(n),
-        None => {
-            let walked = walk::count_frames(src, first_pos, end, &first);
-            walked.saturating_sub(u64::from(tag.is_some()))
-        }
+        None => walk::count_frames(src, first_pos, end, &first),
     };
     Some(Mp3Info {
         version: first.version,

@@ -29,7 +29,7 @@ pub(crate) struct VbrTag {
 }
 
 /// Offset of the VBRI tag from the frame start: header plus 32 bytes, whatever the version or channel mode.
-const VBRI_OFFSET: usize = 36;
+pub(crate) const VBRI_OFFSET: usize = 36;
 
 /// Reads the tag in `frame` (the whole first frame, header included), if it has one.
 pub(crate) fn parse(frame: &[u8], header: &FrameHeader) -> Option<VbrTag> {
@@ -100,19 +100,28 @@ mod tests {
         FrameHeader::parse([0xFF, 0xFB, 0x90, 0x44]).unwrap()
     }
 
-    #[test]
-    fn a_lame_xing_tag_gives_frames_bytes_delay_and_padding() {
+    /// A first frame with a Xing-layout tag `magic`, its `flags`, then `fields` in order; returns the frame
+    /// and where the tag starts.
+    fn xing_frame(magic: &[u8; 4], flags: u32, fields: &[u32]) -> (Vec<u8>, usize) {
         let h = mpeg1_stereo();
         let mut frame = vec![0u8; h.frame_len() as usize];
         let at = h.xing_offset();
-        frame[at..at + 4].copy_from_slice(b"Xing");
-        frame[at + 4..at + 8].copy_from_slice(&0x0Fu32.to_be_bytes());
-        frame[at + 8..at + 12].copy_from_slice(&40u32.to_be_bytes());
-        frame[at + 12..at + 16].copy_from_slice(&8000u32.to_be_bytes());
+        frame[at..at + 4].copy_from_slice(magic);
+        frame[at + 4..at + 8].copy_from_slice(&flags.to_be_bytes());
+        for (i, field) in fields.iter().enumerate() {
+            let p = at + 8 + 4 * i;
+            frame[p..p + 4].copy_from_slice(&field.to_be_bytes());
+        }
+        (frame, at)
+    }
+
+    #[test]
+    fn a_lame_xing_tag_gives_frames_bytes_delay_and_padding() {
+        let (mut frame, at) = xing_frame(b"Xing", 0x0F, &[40, 8000]);
         let lame = at + 120;
         frame[lame..lame + 9].copy_from_slice(b"LAME3.100");
         frame[lame + 21..lame + 24].copy_from_slice(&[0x24, 0x07, 0x8C]);
-        let tag = parse(&frame, &h).unwrap();
+        let tag = parse(&frame, &mpeg1_stereo()).unwrap();
         assert_eq!(tag.kind, VbrTagKind::Xing);
         assert_eq!((tag.frames, tag.bytes), (Some(40), Some(8000)));
         assert_eq!(tag.delay_and_padding, Some((576, 1932)));
@@ -120,13 +129,8 @@ mod tests {
 
     #[test]
     fn an_info_tag_without_a_frame_count_reports_none_for_it() {
-        let h = mpeg1_stereo();
-        let mut frame = vec![0u8; h.frame_len() as usize];
-        let at = h.xing_offset();
-        frame[at..at + 4].copy_from_slice(b"Info");
-        frame[at + 4..at + 8].copy_from_slice(&0x02u32.to_be_bytes());
-        frame[at + 8..at + 12].copy_from_slice(&1234u32.to_be_bytes());
-        let tag = parse(&frame, &h).unwrap();
+        let (frame, _) = xing_frame(b"Info", 0x02, &[1234]);
+        let tag = parse(&frame, &mpeg1_stereo()).unwrap();
         assert_eq!(
             (tag.kind, tag.frames, tag.bytes),
             (VbrTagKind::Info, None, Some(1234))

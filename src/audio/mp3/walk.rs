@@ -10,6 +10,7 @@
 use std::io::{Read, Seek};
 
 use super::header::FrameHeader;
+use super::vbr;
 use crate::audio::source::Source;
 
 /// The header at `pos`, if one parses there.
@@ -44,7 +45,8 @@ pub(crate) fn next_trusted<R: Read + Seek>(
 /// Frames of `stream` from the trusted frame at `pos` to `end`, following frame lengths and resynchronising
 /// after garbage. A frame followed by something other than a frame is kept unless a trusted frame starts
 /// inside it (then it was a cut-off frame or noise that happened to look like a header). A frame cut off by
-/// `end` is not counted: no decoder can play it.
+/// `end` is not counted: no decoder can play it. Nor is a Xing/Info/VBRI tag frame, wherever it is: files
+/// joined together carry one per part, and none of them is audio.
 pub(crate) fn count_frames<R: Read + Seek>(
     src: &mut Source<R>,
     mut pos: u64,
@@ -64,20 +66,28 @@ pub(crate) fn count_frames<R: Read + Seek>(
             }
             continue;
         };
+        let audio = u64::from(!is_tag_frame(src, pos, stream));
         if next == end || header_at(src, next).is_some_and(|n| stream.same_stream(&n)) {
-            frames += 1;
+            frames += audio;
             pos = next;
             continue;
         }
         match next_trusted(src, pos + 1, end, Some(stream)) {
             Some((found, _)) if found < next => pos = found,
             Some((found, _)) => {
-                frames += 1;
+                frames += audio;
                 pos = found;
             }
-            None => return frames + 1,
+            None => return frames + audio,
         }
     }
+}
+
+/// Whether the frame at `pos` carries a Xing, Info or VBRI tag (4 bytes at each place one can be).
+fn is_tag_frame<R: Read + Seek>(src: &mut Source<R>, pos: u64, header: &FrameHeader) -> bool {
+    let xing = src.array_at::<4>(pos + header.xing_offset() as u64);
+    let vbri = src.array_at::<4>(pos + vbr::VBRI_OFFSET as u64);
+    xing.is_some_and(|m| &m == b"Xing" || &m == b"Info") || vbri.is_some_and(|m| &m == b"VBRI")
 }
 
 #[cfg(test)]

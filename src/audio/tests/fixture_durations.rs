@@ -211,3 +211,21 @@ fn speech_fixture_is_16k_mono_pcm16_ending_in_a_second_and_a_half_of_silence() {
         "the first part must hold speech"
     );
 }
+
+#[test]
+fn a_vbr_file_cut_short_after_tagging_is_walked_not_believed() {
+    let bytes = fixture("mp3_vbr_xing_44k.mp3");
+    let info = mp3::probe(Cursor::new(&bytes[..bytes.len() / 2])).unwrap();
+    assert!(!info.frames_from_tag);
+    assert!((15..=25).contains(&info.frames), "{}", info.frames);
+}
+
+#[test]
+fn two_tagged_files_joined_together_are_walked_to_the_end() {
+    let bytes = fixture("mp3_vbr_xing_44k.mp3");
+    let joined = [bytes, bytes].concat();
+    let info = mp3::probe(Cursor::new(&joined)).unwrap();
+    assert!(!info.frames_from_tag);
+    // The second part's tag frame is no more audio than the first's.
+    assert_eq!(info.frames, 2 * 40);
+}

@@ -21,6 +21,7 @@ pub struct WavInfo {
     /// True when the file used the WAVE_FORMAT_EXTENSIBLE layout.
     pub extensible: bool,
     pub channels: u16,
+    /// Sample frames per second; 0 (a broken header) gives no duration.
     pub sample_rate: u32,
     /// Average bytes per second: the only timing a compressed format without `fact` offers.
     pub byte_rate: u32,
