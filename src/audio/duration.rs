@@ -1,5 +1,5 @@
 //! One entry point for "how long is this recording": pick the container (the declared content type when it is
-//! specific, the file's signature otherwise) and ask that container's parser. Only headers and frame headers
+//! specific and the bytes name no other container, the file's signature otherwise) and ask its parser. Only headers and frame headers
 //! are read, so a recording of many minutes is never held in memory. An unknown or unreadable format is
 //! `None`: a missing duration must never fail an upload.
 
@@ -13,20 +13,29 @@ use super::{flac, mp3, wav};
 
 /// Seconds of audio in `reader`, or `None` when the format is unknown or the file too damaged to tell.
 ///
-/// A specific `content_type` is tried first; if its parser finds nothing the bytes are sniffed, so a
-/// mislabelled file still gets its duration. The reader's position afterwards is unspecified.
+/// A specific `content_type` is trusted unless the bytes carry another container's magic number (`RIFF`/`WAVE`,
+/// `fLaC`, `OggS`), which outranks a label; MPEG frames have no magic number, so there the label goes first.
+/// If the first choice finds nothing the other is tried, so a mislabelled file still gets its duration. The
+/// reader's position afterwards is unspecified.
 pub fn duration_seconds<R: Read + Seek>(content_type: Option<&str>, reader: R) -> Option<f64> {
     let mut src = Source::new(reader)?;
     let declared = content_type.and_then(Container::from_content_type);
-    if let Some(container) = declared
-        && let Some(seconds) = duration_of(container, &mut src)
-    {
-        return Some(seconds);
+    let sniffed = sniff(&mut src);
+    let (first, second) = match (declared, sniffed) {
+        (Some(_), Some(magic)) if magic != Container::Mp3 => (sniffed, declared),
+        _ => (declared, sniffed),
+    };
+    let mut tried = None;
+    for container in [first, second].into_iter().flatten() {
+        if tried == Some(container) {
+            continue;
+        }
+        tried = Some(container);
+        if let Some(seconds) = duration_of(container, &mut src) {
+            return Some(seconds);
+        }
     }
-    match sniff(&mut src) {
-        Some(sniffed) if Some(sniffed) != declared => duration_of(sniffed, &mut src),
-        _ => None,
-    }
+    None
 }
 
 /// [`duration_seconds`] of the file at `path`; `None` also when it cannot be opened.
@@ -88,6 +97,19 @@ mod tests {
     fn a_wrong_content_type_is_corrected_by_the_signature() {
         let d = duration_seconds(Some("audio/mpeg"), Cursor::new(one_second_wav()));
         assert_eq!(d, Some(1.0));
+    }
+
+    #[test]
+    fn a_magic_number_outranks_a_label_even_when_the_labelled_parser_would_answer() {
+        // A WAV whose samples happen to hold two MPEG frames: labelled MP3, it is still timed as WAV.
+        let mut frame = vec![0xFF, 0xFB, 0x90, 0x64];
+        frame.resize(417, 0);
+        let samples = [frame.clone(), frame].concat();
+        let format = WavFormat::new(WavEncoding::Pcm16, 8_000, 1).unwrap();
+        let mut file = format.header(DataLen::Known(samples.len() as u32)).to_vec();
+        file.extend(samples);
+        let d = duration_seconds(Some("audio/mpeg"), Cursor::new(file));
+        assert_eq!(d, Some(417.0 / 8_000.0));
     }
 
     #[test]

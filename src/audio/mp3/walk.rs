@@ -3,9 +3,10 @@
 //! A sync word is trusted as a frame only when its header is valid and either directly follows a trusted frame,
 //! or is followed by another header of the same stream exactly one frame length later (or by the end of the
 //! audio). The first frame of a stream has no trusted predecessor, so it needs its successor: a first frame
-//! followed by garbage is not counted (one frame lost, rather than noise counted). Random bytes pass the first check about once in tens of thousands of positions and both about once
-//! in billions, so noise between frames is skipped rather than counted. Every step moves forward (a frame is at
-//! least 24 bytes, a failed position advances one byte), so the walk ends after at most one step per byte.
+//! followed by garbage is not counted (one frame lost rather than noise counted). Random bytes pass the header
+//! check about once in tens of thousands of positions and both checks about once in billions, so noise between
+//! frames is skipped rather than counted. Every step moves forward (a frame is at least 24 bytes, a failed
+//! position advances one byte), so the walk ends after at most one step per byte.
 
 use std::io::{Read, Seek};
 
@@ -57,16 +58,16 @@ pub(crate) fn count_frames<R: Read + Seek>(
     loop {
         let fits = header_at(src, pos)
             .filter(|h| stream.same_stream(h))
-            .map(|h| pos + u64::from(h.frame_len()))
-            .filter(|&next| next <= end);
-        let Some(next) = fits else {
+            .map(|h| (h, pos + u64::from(h.frame_len())))
+            .filter(|&(_, next)| next <= end);
+        let Some((header, next)) = fits else {
             match next_trusted(src, pos + 1, end, Some(stream)) {
                 Some((found, _)) => pos = found,
                 None => return frames,
             }
             continue;
         };
-        let audio = u64::from(!is_tag_frame(src, pos, stream));
+        let audio = u64::from(!is_tag_frame(src, pos, &header));
         if next == end || header_at(src, next).is_some_and(|n| stream.same_stream(&n)) {
             frames += audio;
             pos = next;
@@ -83,10 +84,16 @@ pub(crate) fn count_frames<R: Read + Seek>(
     }
 }
 
-/// Whether the frame at `pos` carries a Xing, Info or VBRI tag (4 bytes at each place one can be).
+/// Whether the frame at `pos` carries a Xing, Info or VBRI tag (4 bytes at each place one can be, if the
+/// frame is long enough to hold them).
 fn is_tag_frame<R: Read + Seek>(src: &mut Source<R>, pos: u64, header: &FrameHeader) -> bool {
-    let xing = src.array_at::<4>(pos + header.xing_offset() as u64);
-    let vbri = src.array_at::<4>(pos + vbr::VBRI_OFFSET as u64);
+    let mut magic_at = |offset: usize| {
+        (offset + 4 <= header.frame_len() as usize)
+            .then(|| src.array_at::<4>(pos + offset as u64))
+            .flatten()
+    };
+    let xing = magic_at(header.xing_offset());
+    let vbri = magic_at(vbr::VBRI_OFFSET);
     xing.is_some_and(|m| &m == b"Xing" || &m == b"Info") || vbri.is_some_and(|m| &m == b"VBRI")
 }
 
