@@ -1,7 +1,7 @@
 //! One entry point for "how long is this recording": pick the container (the declared content type when it is
-//! specific and the bytes name no other container, the file's signature otherwise) and ask its parser. Only headers and frame headers
-//! are read, so a recording of many minutes is never held in memory. An unknown or unreadable format is
-//! `None`: a missing duration must never fail an upload.
+//! specific and the bytes name no other container, the file's signature otherwise) and ask its parser. Only
+//! headers and frame headers are read, so a recording of many minutes is never held in memory. An unknown or
+//! unreadable format is `None`: a missing duration must never fail an upload.
 
 use std::fs::File;
 use std::io::{Read, Seek};
