@@ -79,8 +79,8 @@ fn corrupted_fixture() -> impl Strategy<Value = Vec<u8>> {
 
 proptest! {
     // No regression files: they would land outside src/audio; a failure prints its minimal input instead.
+    // 256 cases by default; `PROPTEST_CASES=50000 cargo test --lib audio::tests::robustness` digs deeper.
     #![proptest_config(ProptestConfig {
-        cases: 128,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
