@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The thing asked for does not exist.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    /// The server is at a capacity limit; try again later.
+    #[error("{0}")]
+    Busy(String),
     /// The database cannot be reached right now.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
@@ -39,6 +42,10 @@ impl ApiError {
         ApiError::BadRequest { code, message: message.into() }
     }
 
+    pub fn busy(message: impl Into<String>) -> ApiError {
+        ApiError::Busy(message.into())
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::NotFound { code, message: message.into() }
     }
@@ -47,6 +54,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } => code,
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::Busy(_) => "server_busy",
             ApiError::Unavailable => "database_unavailable",
             ApiError::Internal => "internal_error",
         }
@@ -59,6 +67,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,7 +75,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable) {
+        if matches!(self, ApiError::Unavailable | ApiError::Busy(_)) {
             res.insert_header(("Retry-After", "5"));
         }
         res.json(Body { error: self.code(), message: self.to_string() })

@@ -25,9 +25,12 @@ use crate::http_client::HttpClients;
 use crate::metrics::{Metrics, track_requests};
 use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
 use crate::routes;
+use crate::session::persister::PendingWrites;
 
 /// Time the HTTP server gets, after draining, to close what is still open.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time queued database writes get to finish once the server has stopped.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A built, listening application.
 pub struct Application {
@@ -35,6 +38,7 @@ pub struct Application {
     server: Server,
     state: AppState,
     shutdown: Arc<Notify>,
+    storage: actix::Arbiter,
 }
 
 /// The singletons, as injected into handlers and sessions.
@@ -45,6 +49,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub registry: Addr<Registry>,
     pub http: HttpClients,
+    /// Database writes queued by sessions, awaited at shutdown.
+    pub pending_writes: Arc<PendingWrites>,
+    /// The thread session storage actors (Persister, Recorder) run on: it outlives the HTTP workers, so their
+    /// queues can still be flushed after the server stops.
+    pub storage: actix::ArbiterHandle,
 }
 
 /// Triggers the same graceful shutdown as SIGTERM (tests use it; so could an admin endpoint).
@@ -66,7 +75,16 @@ impl Application {
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
         let registry = Registry::new(metrics.clone(), config.limits.max_sessions).start();
         let http = HttpClients::new();
-        let state = AppState { config: config.clone(), store, metrics, registry, http };
+        let storage = actix::Arbiter::new();
+        let state = AppState {
+            config: config.clone(),
+            store,
+            metrics,
+            registry,
+            http,
+            pending_writes: Arc::new(PendingWrites::default()),
+            storage: storage.handle(),
+        };
 
         let address = (config.server.host, config.server.port);
         let listener =
@@ -77,11 +95,13 @@ impl Application {
             HttpServer::new(move || {
                 App::new()
                     .wrap(middleware::from_fn(track_requests))
+                    .app_data(web::Data::new(state.clone()))
                     .app_data(web::Data::new(state.config.clone()))
                     .app_data(web::Data::new(state.store.clone()))
                     .app_data(web::Data::from(state.metrics.clone()))
                     .app_data(web::Data::new(state.registry.clone()))
-                    .app_data(web::Data::new(state.http.clone()))
+                    // One outbound client per worker thread (awc clients are not Send).
+                    .app_data(web::Data::new(state.http.build()))
                     .configure(routes::config)
             })
             .workers(config.server.workers)
@@ -90,7 +110,7 @@ impl Application {
             .listen(listener)?
             .run()
         };
-        Ok(Application { port, server, state, shutdown: Arc::new(Notify::new()) })
+        Ok(Application { port, server, state, shutdown: Arc::new(Notify::new()), storage })
     }
 
     /// The port actually bound (useful with `PORT=0`).
@@ -108,7 +128,7 @@ impl Application {
 
     /// Serves until a signal or [`ShutdownHandle::shutdown`], then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, state, shutdown, .. } = self;
+        let Application { server, state, shutdown, storage, .. } = self;
         let handle = server.handle();
         let mut serving = actix_web::rt::spawn(server);
         tokio::select! {
@@ -121,6 +141,11 @@ impl Application {
         }
         graceful_stop(&state, &handle).await;
         let _ = serving.await;
+        let unwritten = state.pending_writes.wait_idle(FLUSH_TIMEOUT).await;
+        if unwritten > 0 {
+            log::error!("{unwritten} database write(s) still pending at exit; they are lost");
+        }
+        storage.stop();
         state.store.close();
         log::info!("stopped");
         Ok(())

@@ -36,6 +36,10 @@
 //! | `PARLEY_MAX_AUDIO_FRAME_BYTES` | `65536` | largest binary frame a client may send |
 //! | `PARLEY_MAX_TEXT_FRAME_BYTES` | `16384` | largest text frame a client may send |
 //! | `PARLEY_HISTORY_MAX_CHARS` | `24000` | conversation memory budget sent to the LLM (oldest turns go first) |
+//! | `PARLEY_COMMIT_DELAY_MS` | `200` | silence after Deepgram's `speech_final` before the utterance is committed |
+//! | `PARLEY_FINALIZE_TIMEOUT_MS` | `1500` | after `closeMicrophone`, how long to wait for Deepgram's finalize reply |
+//! | `PARLEY_BARGE_IN_MIN_WORDS` | `1` | words of user speech that interrupt the assistant |
+//! | `PARLEY_BARGE_IN_MIN_SPEECH_MS` | `500` | or this much continuous user speech |
 //! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
 
 mod env;
@@ -63,6 +67,7 @@ pub struct Config {
     pub elevenlabs: ElevenLabsConfig,
     pub storage: StorageConfig,
     pub limits: Limits,
+    pub turns: TurnTuning,
     /// True when the providers are parley's own emulators (`--emulate`); sessions tell the client so.
     pub emulated: bool,
 }
@@ -149,6 +154,15 @@ pub struct Limits {
     pub history_max_chars: usize,
 }
 
+/// How turns are taken: when an utterance is complete and what interrupts the assistant.
+#[derive(Debug, Clone)]
+pub struct TurnTuning {
+    pub commit_delay: Duration,
+    pub finalize_timeout: Duration,
+    pub barge_in_min_words: usize,
+    pub barge_in_min_speech: Duration,
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -222,6 +236,20 @@ impl Config {
                 max_audio_frame_bytes: env.int_in("PARLEY_MAX_AUDIO_FRAME_BYTES", 65536, 1024..=16 << 20)? as usize,
                 max_text_frame_bytes: env.int_in("PARLEY_MAX_TEXT_FRAME_BYTES", 16384, 256..=1 << 20)? as usize,
                 history_max_chars: env.int_in("PARLEY_HISTORY_MAX_CHARS", 24000, 500..=10_000_000)? as usize,
+            },
+            turns: TurnTuning {
+                commit_delay: Duration::from_millis(env.int_in("PARLEY_COMMIT_DELAY_MS", 200, 0..=5000)?),
+                finalize_timeout: Duration::from_millis(env.int_in(
+                    "PARLEY_FINALIZE_TIMEOUT_MS",
+                    1500,
+                    100..=10_000,
+                )?),
+                barge_in_min_words: env.int_in("PARLEY_BARGE_IN_MIN_WORDS", 1, 1..=20)? as usize,
+                barge_in_min_speech: Duration::from_millis(env.int_in(
+                    "PARLEY_BARGE_IN_MIN_SPEECH_MS",
+                    500,
+                    50..=10_000,
+                )?),
             },
             emulated: false,
         })

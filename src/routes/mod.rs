@@ -7,6 +7,7 @@ mod history;
 mod metrics;
 mod pages;
 mod sessions;
+mod ws;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -40,6 +41,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/api/sessions", web::get().to(sessions::list))
     .route("/api/feedback", web::post().to(feedback::post))
     .route("/status", web::get().to(pages::status))
+    .route("/ws/chat-audio", web::get().to(ws::chat_audio))
     .default_service(web::to(not_found));
 }
 

@@ -16,9 +16,15 @@
 
 pub mod audio_clock;
 pub mod barge_in;
+pub mod client_socket;
+pub mod deepgram_link;
 pub mod latency;
+pub mod llm_worker;
 pub mod memory;
 pub mod persister;
 pub mod protocol;
 pub mod segmenter;
+pub mod tts_link;
+pub mod upstream;
 pub mod utterance;
+pub mod ws_upstream;

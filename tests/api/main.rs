@@ -12,3 +12,4 @@ mod migrations;
 mod persistence;
 mod probes_and_pages;
 mod sessions_route;
+mod voice_session;

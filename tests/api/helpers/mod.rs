@@ -4,6 +4,7 @@
 pub mod postgres;
 pub mod prometheus;
 pub mod raw_db;
+pub mod voice;
 
 use std::collections::HashMap;
 

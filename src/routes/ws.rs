@@ -1,0 +1,85 @@
+//! `GET /ws/chat-audio?userId=…[&sessionId=…][&sampleRate=…]`: opens a voice session (see `session`).
+//!
+//! Everything that can be checked before the upgrade is, so a bad request gets a plain HTTP error a client
+//! can read: a missing or malformed `userId`, a `sampleRate` outside 8000–48000, an unknown `sessionId` or one
+//! belonging to another user (404 either way), a server at its session limit (503). Resuming loads the stored
+//! conversation into the session's memory.
+
+use actix::Addr;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws;
+use serde::Deserialize;
+
+use crate::api_error::ApiError;
+use crate::db::{SessionId, UserId};
+use crate::registry::{GetCounts, Registry};
+use crate::session::client_socket::{ClientSocket, SessionParams, codec_frame_limit};
+use crate::session::memory::Remembered;
+use crate::startup::AppState;
+
+const DEFAULT_SAMPLE_RATE: u32 = 16_000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Params {
+    user_id: Option<String>,
+    session_id: Option<String>,
+    sample_rate: Option<String>,
+}
+
+pub async fn chat_audio(
+    req: HttpRequest,
+    stream: web::Payload,
+    params: web::Query<Params>,
+    app: web::Data<AppState>,
+    registry: web::Data<Addr<Registry>>,
+    client: web::Data<awc::Client>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id: UserId = params
+        .user_id
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("missing_user_id", "the userId query parameter is required"))?
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?;
+    let sample_rate = match params.sample_rate.as_deref() {
+        None | Some("") => DEFAULT_SAMPLE_RATE,
+        Some(raw) => raw.parse().ok().filter(|r| (8_000..=48_000).contains(r)).ok_or_else(|| {
+            ApiError::bad_request("invalid_sample_rate", format!("sampleRate must be 8000-48000 Hz, got {raw:?}"))
+        })?,
+    };
+    let counts = registry.send(GetCounts).await.map_err(|_| ApiError::Internal)?;
+    if counts.active >= app.config.limits.max_sessions {
+        return Err(ApiError::busy(format!(
+            "the server is at its limit of {} sessions",
+            app.config.limits.max_sessions
+        )));
+    }
+    let (session_id, resumed, history) = match params.session_id.as_deref().filter(|s| !s.is_empty()) {
+        None => (SessionId::generate(), false, Vec::new()),
+        Some(raw) => {
+            let id: SessionId = raw.parse().map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))?;
+            let found = app.store.find_session(&id).await?;
+            if found.is_none_or(|s| s.user_id != user_id.as_str()) {
+                return Err(ApiError::not_found("session_not_found", format!("no session {id} for this user")));
+            }
+            let history = app
+                .store
+                .session_messages(&id)
+                .await?
+                .into_iter()
+                .filter_map(|m| match m.content {
+                    Ok(text) => Some(Remembered { role: m.role, text }),
+                    Err(_) => None, // logged by the store; an unreadable row is left out of the context
+                })
+                .collect();
+            (id, true, history)
+        }
+    };
+    let peer = req.peer_addr().map(|a| a.to_string());
+    let params = SessionParams { session_id, user_id, resumed, history, sample_rate, peer };
+    let actor = ClientSocket::new(params, app.get_ref().clone(), client.get_ref().clone());
+    ws::WsResponseBuilder::new(actor, &req, stream)
+        .frame_size(codec_frame_limit(&app.config))
+        .start()
+        .map_err(|e| ApiError::bad_request("not_a_websocket", format!("expected a WebSocket upgrade: {e}")))
+}

@@ -1,0 +1,474 @@
+//! DeepgramLink: streams the session's microphone audio to Deepgram live STT and reports what it hears.
+//!
+//! Parent: `ClientSocket`, which sends [`SttAudio`], [`SttFinalize`] and [`SttShutdown`] and receives
+//! [`SttEvent`]s through a `Recipient`. Owns: the Deepgram WebSocket and the audio waiting while it connects.
+//!
+//! Keeps the socket alive with `KeepAlive` text frames whenever no audio has flowed for a few seconds (Deepgram
+//! closes an idle socket after ~10 s), reconnects with backoff after an abnormal close and says so, and treats
+//! refusals (401/403, policy closes) as final. Times are reported in *session audio time* (seconds of the
+//! client's audio since the session began), continuous across reconnects; "end of speech" is mapped back to the
+//! instant that audio arrived from the client ([`AudioClock`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use awc::error::WsProtocolError;
+use awc::ws::{Frame, Message as WsMessage};
+use bytes::Bytes;
+
+use super::audio_clock::AudioClock;
+use super::upstream::{FailureKind, Provider, ProviderError, backoff};
+use super::ws_upstream::{self, Upstream, WsSink};
+use crate::config::{Config, Secret};
+use crate::metrics::Metrics;
+use crate::providers::deepgram::{ClientMessage, Endpointing, ListenOptions, ResultsMessage, ServerMessage};
+
+/// Send a KeepAlive when nothing was sent for this long (Deepgram's idle limit is ~10 s).
+pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(4);
+/// Reconnect attempts after an abnormal close before giving up.
+pub const MAX_RECONNECTS: u32 = 5;
+/// Audio kept while (re)connecting, in seconds; older audio is dropped.
+const MAX_BUFFERED_SECS: u64 = 10;
+/// How long to wait for Deepgram's close after `CloseStream`.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What the link needs to know.
+#[derive(Debug, Clone)]
+pub struct SttSettings {
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub model: String,
+    pub language: String,
+    pub endpointing_ms: u32,
+    pub utterance_end_ms: u32,
+    pub sample_rate: u32,
+}
+
+impl SttSettings {
+    pub fn from_config(config: &Config, sample_rate: u32) -> SttSettings {
+        SttSettings {
+            base_url: config.deepgram.base_url.clone(),
+            api_key: config.deepgram.api_key.clone(),
+            model: config.deepgram.model.clone(),
+            language: config.deepgram.language.clone(),
+            endpointing_ms: config.deepgram.endpointing_ms,
+            utterance_end_ms: config.deepgram.utterance_end_ms,
+            sample_rate,
+        }
+    }
+
+    /// The `/listen` URL: linear16 mono at the session's rate, interim results, endpointing, utterance ends
+    /// and speech-start events (barge-in needs them).
+    pub fn url(&self) -> String {
+        let options = ListenOptions {
+            model: Some(self.model.clone()),
+            language: Some(self.language.clone()),
+            encoding: Some("linear16".into()),
+            sample_rate: Some(self.sample_rate),
+            channels: Some(1),
+            interim_results: Some(true),
+            endpointing: Some(Endpointing::Ms(self.endpointing_ms)),
+            utterance_end_ms: Some(self.utterance_end_ms),
+            vad_events: Some(true),
+            punctuate: Some(true),
+            smart_format: Some(true),
+            extra: Vec::new(),
+        };
+        let base = self.base_url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+        format!("{base}/listen?{}", options.to_query())
+    }
+}
+
+/// A chunk of the client's PCM, with when it arrived.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SttAudio {
+    pub pcm: Bytes,
+    pub arrived: Instant,
+}
+
+/// Ask Deepgram to finalise what it has buffered (the client closed its microphone).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SttFinalize;
+
+/// The session is over: close the stream properly and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SttShutdown;
+
+/// What the link reports to its parent.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum SttEvent {
+    /// A transcript; `end` is the session audio time its speech reaches, `speech_end` when that audio arrived.
+    Transcript {
+        text: String,
+        is_final: bool,
+        speech_final: bool,
+        from_finalize: bool,
+        end: Option<f64>,
+        speech_end: Option<Instant>,
+    },
+    /// Deepgram heard speech begin at session audio time `at`.
+    SpeechStarted { at: f64 },
+    /// The pause after the last word is long enough to end the utterance.
+    UtteranceEnd,
+    /// Something the user should know that is not an error (reconnecting).
+    Status(String),
+    /// The link gave up; speech recognition is unavailable for the rest of the session.
+    Failed(ProviderError),
+}
+
+enum State {
+    Idle,
+    Connecting,
+    Open(WsSink),
+    Waiting,
+    Closing,
+    Failed,
+}
+
+/// The STT client actor of one session.
+pub struct DeepgramLink {
+    settings: SttSettings,
+    client: awc::Client,
+    parent: Recipient<SttEvent>,
+    metrics: Arc<Metrics>,
+    session: String,
+    state: State,
+    generation: u64,
+    attempts: u32,
+    buffered: VecDeque<(Bytes, Instant)>,
+    buffered_bytes: usize,
+    clock: AudioClock,
+    /// Session audio time at which the current connection's audio time 0 lies.
+    offset: f64,
+    last_sent: Instant,
+    shutting_down: bool,
+}
+
+impl DeepgramLink {
+    pub fn new(
+        settings: SttSettings,
+        client: awc::Client,
+        parent: Recipient<SttEvent>,
+        metrics: Arc<Metrics>,
+        session: String,
+    ) -> DeepgramLink {
+        let clock = AudioClock::new(settings.sample_rate);
+        DeepgramLink {
+            settings,
+            client,
+            parent,
+            metrics,
+            session,
+            state: State::Idle,
+            generation: 0,
+            attempts: 0,
+            buffered: VecDeque::new(),
+            buffered_bytes: 0,
+            clock,
+            offset: 0.0,
+            last_sent: Instant::now(),
+            shutting_down: false,
+        }
+    }
+
+    fn report(&self, event: SttEvent) {
+        // The parent is gone only while the session is ending; nothing to tell then.
+        let _ = self.parent.try_send(event);
+    }
+
+    fn fail(&mut self, error: ProviderError, ctx: &mut Context<Self>) {
+        log::warn!("session {}: speech recognition failed: {error}", self.session);
+        self.metrics.provider_errors.with_label_values(&["deepgram", error.kind.label()]).inc();
+        self.state = State::Failed;
+        self.buffered.clear();
+        self.buffered_bytes = 0;
+        self.report(SttEvent::Failed(error));
+        ctx.stop();
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let Some(key) = self.settings.api_key.clone() else {
+            let e = ProviderError::not_configured(Provider::Deepgram, "DEEPGRAM_API_KEY");
+            return self.fail(e, ctx);
+        };
+        self.state = State::Connecting;
+        let client = self.client.clone();
+        let url = self.settings.url();
+        let auth = format!("Token {}", key.expose());
+        let fut =
+            async move { ws_upstream::connect(&client, Provider::Deepgram, &url, &[("Authorization", auth)]).await };
+        ctx.spawn(fut.into_actor(self).map(|result, this, ctx| match result {
+            Ok(framed) => {
+                if this.shutting_down {
+                    ctx.stop();
+                    return;
+                }
+                this.generation += 1;
+                let sink = ws_upstream::attach::<Self>(framed, this.generation, ctx);
+                this.offset += this.clock.now();
+                this.clock.restart();
+                this.state = State::Open(sink);
+                if this.attempts > 0 {
+                    this.report(SttEvent::Status("speech recognition reconnected".into()));
+                }
+                this.attempts = 0;
+                this.flush_buffer();
+            }
+            Err(e) if e.retryable() => this.retry(e, ctx),
+            Err(e) => this.fail(e, ctx),
+        }));
+    }
+
+    /// Schedules a reconnect, or gives up after [`MAX_RECONNECTS`].
+    fn retry(&mut self, error: ProviderError, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            ctx.stop();
+            return;
+        }
+        if self.attempts >= MAX_RECONNECTS {
+            return self.fail(error, ctx);
+        }
+        self.attempts += 1;
+        self.metrics.provider_reconnects.with_label_values(&["deepgram"]).inc();
+        self.metrics.provider_errors.with_label_values(&["deepgram", error.kind.label()]).inc();
+        let delay = backoff(self.attempts - 1, Duration::from_millis(250), Duration::from_secs(4));
+        log::warn!("session {}: {error}; reconnecting in {delay:?} (attempt {})", self.session, self.attempts);
+        self.report(SttEvent::Status(format!(
+            "speech recognition connection lost; reconnecting (attempt {} of {MAX_RECONNECTS})",
+            self.attempts
+        )));
+        self.state = State::Waiting;
+        ctx.run_later(delay, |this, ctx| {
+            if matches!(this.state, State::Waiting) {
+                this.connect(ctx);
+            }
+        });
+    }
+
+    fn send_audio(&mut self, pcm: Bytes, arrived: Instant) {
+        if let State::Open(sink) = &mut self.state {
+            if pcm.is_empty() {
+                return; // an empty binary frame means "close stream" to Deepgram
+            }
+            self.clock.record(pcm.len(), arrived);
+            let _ = sink.write(WsMessage::Binary(pcm));
+            self.last_sent = Instant::now();
+        }
+    }
+
+    fn flush_buffer(&mut self) {
+        while let Some((pcm, arrived)) = self.buffered.pop_front() {
+            self.send_audio(pcm, arrived);
+        }
+        self.buffered_bytes = 0;
+    }
+
+    fn send_text(&mut self, message: &ClientMessage) {
+        if let State::Open(sink) = &mut self.state {
+            let _ = sink.write(WsMessage::Text(message.to_json().into()));
+            self.last_sent = Instant::now();
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
+        match ServerMessage::parse(text) {
+            Ok(ServerMessage::Results(r)) => self.on_results(&r),
+            Ok(ServerMessage::SpeechStarted(s)) => {
+                self.report(SttEvent::SpeechStarted { at: self.offset + s.timestamp })
+            }
+            Ok(ServerMessage::UtteranceEnd(_)) => self.report(SttEvent::UtteranceEnd),
+            Ok(ServerMessage::Metadata(_)) => {}
+            Ok(ServerMessage::Error(e)) => log::warn!("session {}: Deepgram error frame: {e:?}", self.session),
+            Ok(ServerMessage::Unknown(v)) => log::debug!("session {}: ignoring Deepgram frame {v}", self.session),
+            Err(e) => log::warn!("session {}: unreadable Deepgram frame ({e}): {text:.200}", self.session),
+        }
+    }
+
+    fn on_results(&mut self, r: &ResultsMessage) {
+        let words_end = r.channel.alternatives.first().and_then(|a| a.words.last()).map(|w| w.end);
+        let end_conn = words_end.unwrap_or(r.start + r.duration);
+        let text = r.transcript().trim().to_string();
+        let (end, speech_end) = if text.is_empty() {
+            (None, None)
+        } else {
+            (Some(self.offset + end_conn), self.clock.instant_at(end_conn))
+        };
+        self.report(SttEvent::Transcript {
+            text,
+            is_final: r.is_final,
+            speech_final: r.speech_final,
+            from_finalize: r.from_finalize,
+            end,
+            speech_end,
+        });
+    }
+
+    fn connection_lost(&mut self, error: ProviderError, ctx: &mut Context<Self>) {
+        if let State::Open(sink) = &mut self.state {
+            sink.close();
+        }
+        if self.shutting_down {
+            ctx.stop();
+        } else if error.retryable() {
+            self.retry(error, ctx);
+        } else {
+            self.fail(error, ctx);
+        }
+    }
+}
+
+impl Actor for DeepgramLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.connect(ctx);
+        ctx.run_interval(Duration::from_secs(1), |this, _| {
+            if matches!(this.state, State::Open(_)) && this.last_sent.elapsed() >= KEEPALIVE_AFTER {
+                this.send_text(&ClientMessage::KeepAlive);
+            }
+        });
+    }
+}
+
+impl Handler<SttAudio> for DeepgramLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: SttAudio, _: &mut Context<Self>) {
+        match self.state {
+            State::Open(_) => self.send_audio(msg.pcm, msg.arrived),
+            State::Idle | State::Connecting | State::Waiting => {
+                let limit = MAX_BUFFERED_SECS as usize * self.settings.sample_rate as usize * 2;
+                self.buffered_bytes += msg.pcm.len();
+                self.buffered.push_back((msg.pcm, msg.arrived));
+                while self.buffered_bytes > limit {
+                    match self.buffered.pop_front() {
+                        Some((old, _)) => self.buffered_bytes -= old.len(),
+                        None => break,
+                    }
+                }
+            }
+            State::Closing | State::Failed => {}
+        }
+    }
+}
+
+impl Handler<SttFinalize> for DeepgramLink {
+    type Result = ();
+
+    fn handle(&mut self, _: SttFinalize, _: &mut Context<Self>) {
+        self.send_text(&ClientMessage::Finalize { channel: None });
+    }
+}
+
+impl Handler<SttShutdown> for DeepgramLink {
+    type Result = ();
+
+    fn handle(&mut self, _: SttShutdown, ctx: &mut Context<Self>) {
+        self.shutting_down = true;
+        if matches!(self.state, State::Open(_)) {
+            self.send_text(&ClientMessage::CloseStream);
+            if let State::Open(sink) = std::mem::replace(&mut self.state, State::Closing) {
+                // Keep the sink until Deepgram closes (it sends the remaining finals and Metadata first).
+                ctx.run_later(CLOSE_GRACE, move |_, ctx| {
+                    drop(sink);
+                    ctx.stop();
+                });
+            }
+        } else {
+            ctx.stop();
+        }
+    }
+}
+
+impl StreamHandler<Upstream> for DeepgramLink {
+    fn handle(&mut self, item: Upstream, ctx: &mut Context<Self>) {
+        if item.generation != self.generation {
+            return; // a replaced connection
+        }
+        match item.frame {
+            Some(Ok(Frame::Text(bytes))) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.on_text(text),
+                Err(_) => log::warn!("session {}: Deepgram sent invalid UTF-8", self.session),
+            },
+            Some(Ok(Frame::Ping(p))) => {
+                if let State::Open(sink) = &mut self.state {
+                    let _ = sink.write(WsMessage::Pong(p));
+                }
+            }
+            Some(Ok(Frame::Close(reason))) => {
+                let failure = ws_upstream::close_failure(Provider::Deepgram, reason.as_ref());
+                match failure {
+                    None if self.shutting_down => ctx.stop(),
+                    None => {
+                        let e = ProviderError::new(Provider::Deepgram, FailureKind::Connect, "closed by Deepgram");
+                        self.connection_lost(e, ctx);
+                    }
+                    Some(e) => self.connection_lost(e, ctx),
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                let e = ProviderError::new(Provider::Deepgram, FailureKind::Protocol, e.to_string());
+                self.connection_lost(e, ctx);
+            }
+            None => {
+                if self.shutting_down {
+                    ctx.stop();
+                } else if matches!(self.state, State::Open(_)) {
+                    let e = ProviderError::new(Provider::Deepgram, FailureKind::Connect, "connection dropped (1006)");
+                    self.connection_lost(e, ctx);
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // Each connection's end arrives as an item; the actor decides itself when to stop.
+    }
+}
+
+impl actix::io::WriteHandler<WsProtocolError> for DeepgramLink {
+    fn error(&mut self, err: WsProtocolError, _: &mut Context<Self>) -> Running {
+        log::warn!("session {}: writing to Deepgram failed: {err}", self.session);
+        Running::Continue
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_url_asks_for_what_the_session_needs() {
+        let s = SttSettings {
+            base_url: "https://api.deepgram.com/v1".into(),
+            api_key: None,
+            model: "nova-3".into(),
+            language: "en-US".into(),
+            endpointing_ms: 300,
+            utterance_end_ms: 1000,
+            sample_rate: 16000,
+        };
+        let url = s.url();
+        assert!(url.starts_with("wss://api.deepgram.com/v1/listen?"), "{url}");
+        for part in [
+            "encoding=linear16",
+            "sample_rate=16000",
+            "channels=1",
+            "interim_results=true",
+            "endpointing=300",
+            "utterance_end_ms=1000",
+            "vad_events=true",
+        ] {
+            assert!(url.contains(part), "{part} in {url}");
+        }
+    }
+}

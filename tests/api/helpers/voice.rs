@@ -1,0 +1,233 @@
+//! Voice-session harness: the app plus the three provider emulators it is pointed at, a WebSocket client
+//! that records every frame, and synthetic microphone audio.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use awc::BoxedSocket;
+use awc::ws::{Codec, Frame as WsFrame, Message};
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use parley::emulators::{EmulatorOptions, Emulators};
+use serde_json::Value;
+
+use super::{TestApp, TestDb, spawn_app_with};
+
+/// How long a test waits for any one expected event.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The app and its emulated providers.
+pub struct VoiceApp {
+    pub app: TestApp,
+    pub emulators: Emulators,
+}
+
+pub async fn spawn_voice_app(db: TestDb) -> VoiceApp {
+    spawn_voice_app_with(db, |_| {}).await
+}
+
+/// Starts the emulators, then the app pointed at them (after `tweak` adjusted its environment).
+pub async fn spawn_voice_app_with(db: TestDb, tweak: impl FnOnce(&mut HashMap<String, String>)) -> VoiceApp {
+    let emulators = Emulators::start(EmulatorOptions::default()).await.expect("emulators start");
+    let env = emulators.env();
+    let app = spawn_app_with(db, |map| {
+        for (k, v) in env {
+            map.insert(k.to_string(), v);
+        }
+        // Tests send audio faster than real time; keep the commit snappy.
+        map.insert("PARLEY_COMMIT_DELAY_MS".into(), "100".into());
+        tweak(map);
+    })
+    .await;
+    VoiceApp { app, emulators }
+}
+
+impl VoiceApp {
+    /// Opens `/ws/chat-audio?{query}` and waits for the `session` message.
+    pub async fn connect(&self, query: &str) -> VoiceClient {
+        let mut client = self.try_connect(query).await.expect("WebSocket upgrade accepted");
+        let session = client.expect("session").await;
+        client.session = session;
+        client
+    }
+
+    pub async fn try_connect(&self, query: &str) -> Result<VoiceClient, String> {
+        let url = format!("ws://127.0.0.1:{}/ws/chat-audio?{query}", self.app.address.rsplit(':').next().unwrap());
+        let (_, framed) =
+            awc::Client::new().ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| e.to_string())?;
+        Ok(VoiceClient { framed, log: Vec::new(), session: Value::Null })
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await.expect("app stops cleanly");
+        self.emulators.stop().await;
+    }
+}
+
+/// Something the server sent.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Json(Value),
+    Audio(Bytes),
+    Closed(Option<u16>),
+}
+
+impl Event {
+    pub fn kind(&self) -> Option<&str> {
+        match self {
+            Event::Json(v) => v["type"].as_str(),
+            _ => None,
+        }
+    }
+}
+
+/// A test's WebSocket client.
+pub struct VoiceClient {
+    framed: Framed<BoxedSocket, Codec>,
+    /// Everything received so far, in order.
+    pub log: Vec<Event>,
+    /// The `session` message.
+    pub session: Value,
+}
+
+impl VoiceClient {
+    pub fn session_id(&self) -> String {
+        self.session["sessionId"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.framed.send(Message::Text(v.to_string().into())).await.expect("send");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.framed.send(Message::Text(text.to_string().into())).await.expect("send");
+    }
+
+    pub async fn send_audio(&mut self, pcm: &[u8]) {
+        self.framed.send(Message::Binary(Bytes::copy_from_slice(pcm))).await.expect("send");
+    }
+
+    /// Sends `pcm` in 20 ms frames (640 bytes at 16 kHz), as fast as the socket takes them.
+    pub async fn stream_audio(&mut self, pcm: &[u8]) {
+        for chunk in pcm.chunks(640) {
+            self.send_audio(chunk).await;
+        }
+    }
+
+    /// A typed turn.
+    pub async fn say(&mut self, text: &str) {
+        self.send_json(serde_json::json!({"type": "text", "text": text})).await;
+    }
+
+    pub async fn close(&mut self) {
+        let _ = self.framed.send(Message::Close(None)).await;
+    }
+
+    /// The next event, or `None` after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Event> {
+        loop {
+            let frame = tokio::time::timeout(timeout, self.framed.next()).await.ok()?;
+            let event = match frame {
+                None => Event::Closed(None),
+                Some(Err(_)) => Event::Closed(None),
+                Some(Ok(WsFrame::Text(t))) => Event::Json(serde_json::from_slice(&t).expect("server sends JSON text")),
+                Some(Ok(WsFrame::Binary(b))) => Event::Audio(b),
+                Some(Ok(WsFrame::Close(reason))) => Event::Closed(reason.map(|r| u16::from(r.code))),
+                Some(Ok(WsFrame::Ping(p))) => {
+                    let _ = self.framed.send(Message::Pong(p)).await;
+                    continue;
+                }
+                Some(Ok(_)) => continue,
+            };
+            self.log.push(event.clone());
+            if let Event::Closed(_) = event {
+                return Some(event);
+            }
+            return Some(event);
+        }
+    }
+
+    /// Reads until an event matches; panics with the log if none does within [`WAIT`].
+    pub async fn until(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(e) if pred(&e) => return e,
+                Some(Event::Closed(code)) => {
+                    panic!("closed ({code:?}) while waiting for {what}; log: {:#?}", self.summary())
+                }
+                Some(_) => {}
+                None => panic!("timed out waiting for {what}; log: {:#?}", self.summary()),
+            }
+        }
+    }
+
+    /// Reads until a JSON event of `kind`; returns it.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        match self.until(kind, |e| e.kind() == Some(kind)).await {
+            Event::Json(v) => v,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The JSON events of `kind` received so far.
+    pub fn events(&self, kind: &str) -> Vec<Value> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Event::Json(v) if v["type"] == kind => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The log with audio frames summarised, for failure messages.
+    pub fn summary(&self) -> Vec<String> {
+        self.log
+            .iter()
+            .map(|e| match e {
+                Event::Json(v) => v.to_string(),
+                Event::Audio(b) => format!("<audio {} bytes>", b.len()),
+                Event::Closed(c) => format!("<closed {c:?}>"),
+            })
+            .collect()
+    }
+
+    /// Audio bytes received between `audioStart` of `turn` and its end or interruption.
+    pub fn audio_of_turn(&self, turn: u64) -> Vec<u8> {
+        let mut inside = false;
+        let mut out = Vec::new();
+        for e in &self.log {
+            match e {
+                Event::Json(v) if v["type"] == "audioStart" && v["turnId"] == turn => inside = true,
+                Event::Json(v)
+                    if matches!(v["type"].as_str(), Some("audioEnd" | "interrupt" | "turnEnd"))
+                        && v["turnId"] == turn =>
+                {
+                    inside = false
+                }
+                Event::Audio(b) if inside => out.extend_from_slice(b),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// 16 kHz 16-bit PCM: `speech_ms` of a loud two-tone signal (speech to an energy detector), then `silence_ms`.
+pub fn utterance_pcm(speech_ms: u32, silence_ms: u32) -> Vec<u8> {
+    let rate = 16_000.0;
+    let speech = (speech_ms as usize) * 16;
+    let silence = (silence_ms as usize) * 16;
+    let mut out = Vec::with_capacity((speech + silence) * 2);
+    for i in 0..speech {
+        let t = i as f64 / rate;
+        let v = 6000.0 * (2.0 * std::f64::consts::PI * 180.0 * t).sin()
+            + 3000.0 * (2.0 * std::f64::consts::PI * 730.0 * t).sin();
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out.resize(out.len() + silence * 2, 0);
+    out
+}
