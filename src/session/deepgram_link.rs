@@ -179,7 +179,7 @@ impl DeepgramLink {
 
     fn report(&self, event: SttEvent) {
         // The parent is gone only while the session is ending; nothing to tell then.
-        let _ = self.parent.try_send(event);
+        self.parent.do_send(event);
     }
 
     fn fail(&mut self, error: ProviderError, ctx: &mut Context<Self>) {

@@ -122,7 +122,7 @@ impl Handler<Complete> for LlmWorker {
         let parent = self.parent.clone();
         let Some(key) = self.settings.api_key.clone() else {
             let error = ProviderError::not_configured(Provider::OpenAi, "OPENAI_API_KEY");
-            let _ = parent.try_send(LlmEvent::Failed { turn_id, error, after_tokens: false });
+            parent.do_send(LlmEvent::Failed { turn_id, error, after_tokens: false });
             return;
         };
         let stream = Stream {
@@ -141,12 +141,12 @@ impl Handler<Complete> for LlmWorker {
             });
             match outcome {
                 Ok(()) => {
-                    let _ = parent.try_send(LlmEvent::Done { turn_id });
+                    parent.do_send(LlmEvent::Done { turn_id });
                 }
                 Err((error, after_tokens)) => {
                     log::warn!("session {session}: turn {turn_id}: {error}");
                     metrics.provider_errors.with_label_values(&["openai", error.kind.label()]).inc();
-                    let _ = parent.try_send(LlmEvent::Failed { turn_id, error, after_tokens });
+                    parent.do_send(LlmEvent::Failed { turn_id, error, after_tokens });
                 }
             }
         };
@@ -198,7 +198,7 @@ impl Stream {
     async fn run(self) -> Result<(), Failure> {
         let mut attempt = 0;
         loop {
-            let _ = self.parent.try_send(LlmEvent::Requested { turn_id: self.turn_id, at: Instant::now() });
+            self.parent.do_send(LlmEvent::Requested { turn_id: self.turn_id, at: Instant::now() });
             match self.attempt().await {
                 Ok(()) => return Ok(()),
                 Err((error, false, wait)) if error.retryable() && attempt + 1 < MAX_ATTEMPTS => {
@@ -259,7 +259,7 @@ impl Stream {
                         if let Some(text) = c.content().filter(|t| !t.is_empty()) {
                             delivered = true;
                             let _ =
-                                self.parent.try_send(LlmEvent::Token { turn_id: self.turn_id, text: text.to_string() });
+                                self.parent.do_send(LlmEvent::Token { turn_id: self.turn_id, text: text.to_string() });
                         }
                     }
                     StreamItem::Done => return Ok(()),

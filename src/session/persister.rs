@@ -148,7 +148,7 @@ impl Persister {
                 Ok(Some(message_id)) => {
                     if let Write::Message { turn_id, role, .. } = write {
                         // The parent may be gone (session over); the write itself is done.
-                        let _ = this.parent.try_send(Persisted { turn_id, role, message_id });
+                        this.parent.do_send(Persisted { turn_id, role, message_id });
                     }
                 }
                 Ok(None) => {}

@@ -12,4 +12,5 @@ mod migrations;
 mod persistence;
 mod probes_and_pages;
 mod sessions_route;
+mod voice_barge_in;
 mod voice_session;

@@ -90,9 +90,11 @@ impl ClientSocket {
             return;
         };
         if self.turn.is_some() {
-            // The user spoke over the assistant without tripping barge-in (e.g. one short word) and finished:
-            // the new utterance supersedes the reply.
-            self.interrupt(ctx);
+            // Speech over the assistant that was too short to interrupt it (a backchannel such as "uh-huh",
+            // or noise) is not a new question: the reply goes on.
+            log::info!("session {}: ignoring {text:?} spoken over the reply (below the barge-in threshold)", self.session());
+            self.last_speech_end = None;
+            return;
         }
         let speech_end = speech_end.or(self.last_speech_end.take());
         self.start_turn(text, speech_end, ctx);

@@ -203,7 +203,7 @@ impl SentenceRequest {
                     let bytes: Bytes = aligner.align(chunk, self.pcm16);
                     if !bytes.is_empty() {
                         delivered = true;
-                        let _ = self.parent.try_send(TtsEvent::Audio { turn_id: self.turn_id, bytes });
+                        self.parent.do_send(TtsEvent::Audio { turn_id: self.turn_id, bytes });
                     }
                 }
             }

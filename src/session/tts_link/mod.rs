@@ -135,7 +135,7 @@ impl TtsLink {
     }
 
     fn report(&self, event: TtsEvent) {
-        let _ = self.parent.try_send(event);
+        self.parent.do_send(event);
     }
 
     fn failed(&mut self, turn_id: TurnId, error: ProviderError) {

@@ -1,0 +1,155 @@
+//! Barge-in: the user cuts the assistant short by speaking or by an `interrupt` message. The LLM stream and
+//! the turn's TTS context stop at once, the client hears `interrupt` before anything else of that turn and
+//! no audio of it afterwards, and the stored reply is marked interrupted. Short noises do not interrupt.
+
+use std::time::Duration;
+
+use parley::emulators::{ElevenLabsFault, Reply};
+use serde_json::json;
+
+use crate::helpers::TestDb;
+use crate::helpers::voice::{Event, VoiceApp, VoiceClient, spawn_voice_app, spawn_voice_app_with, utterance_pcm};
+
+const LONG_REPLY: &str = "Let me read the whole menu for you. We have soup, salad and fresh bread. \
+    Then there is grilled fish, roast chicken and braised beef. For dessert there is chocolate cake, \
+    lemon tart and three kinds of ice cream. Coffee and tea come with every meal.";
+
+/// Starts a long, slowly spoken reply and waits until its audio is flowing.
+async fn assistant_talking(v: &VoiceApp, c: &mut VoiceClient) {
+    v.emulators.openai().push_reply(Reply::Text(LONG_REPLY.into()));
+    v.emulators.elevenlabs().set_realtime_pacing(true);
+    c.say("What is on the menu?").await;
+    c.expect("audioStart").await;
+    c.until("audio", |e| matches!(e, Event::Audio(_))).await;
+}
+
+/// No audio between `interrupt{turn}` and the next `audioStart`.
+fn no_audio_after_interrupt(c: &VoiceClient, turn: u64) {
+    let at = c
+        .log
+        .iter()
+        .position(|e| matches!(e, Event::Json(v) if v["type"] == "interrupt" && v["turnId"] == turn))
+        .expect("an interrupt event");
+    for e in &c.log[at..] {
+        match e {
+            Event::Audio(_) => panic!("audio after the interrupt: {:#?}", c.summary()),
+            Event::Json(v) if v["type"] == "audioStart" => break,
+            _ => {}
+        }
+    }
+    // Nothing of the turn precedes... the only later event of the turn is its turnEnd.
+    let later: Vec<&str> = c.log[at + 1..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Json(v) if v["turnId"] == turn => v["type"].as_str(),
+            _ => None,
+        })
+        .collect();
+    assert!(later.iter().all(|k| ["turnEnd", "latency", "messageSaved"].contains(k)), "{later:?}");
+}
+
+#[actix_web::test]
+async fn an_interrupt_message_stops_the_reply_at_once() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    let mut c = v.connect("userId=ian").await;
+    assistant_talking(&v, &mut c).await;
+    c.send_json(json!({"type": "interrupt"})).await;
+    let i = c.expect("interrupt").await;
+    assert_eq!(i["turnId"], 1);
+    let end = c.expect("turnEnd").await;
+    assert_eq!(end["interrupted"], true);
+    // Anything still in flight arrives within a moment; none of it may be audio of turn 1.
+    let _ = c.next(Duration::from_millis(500)).await;
+    no_audio_after_interrupt(&c, 1);
+
+    let openai = v.emulators.openai();
+    assert!(openai.wait_until(|r| r[0].client_went_away || r[0].completed, Duration::from_secs(5)).await);
+    let tts = v.emulators.elevenlabs();
+    assert!(
+        tts.wait_until(|s| s.sockets[0].contexts_closed.len() == 1, Duration::from_secs(5)).await,
+        "the turn's TTS context was closed: {:?}",
+        tts.ws_connections()
+    );
+    c.until("stored", |e| matches!(e, Event::Json(v) if v["type"] == "messageSaved" && v["role"] == "assistant")).await;
+    let (_, history) = v.app.get_json(&format!("/api/history?sessionId={}", c.session_id())).await;
+    let reply = &history["messages"][1];
+    assert_eq!(reply["interrupted"], true, "{history}");
+    let stored = reply["content"].as_str().unwrap();
+    assert!(!stored.is_empty() && LONG_REPLY.starts_with(stored.trim_end()), "partial text: {stored:?}");
+    c.close().await;
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn speaking_over_the_assistant_interrupts_it_and_becomes_the_next_turn() {
+    let v = spawn_voice_app(TestDb::Postgres).await;
+    v.emulators.deepgram().push_script(vec!["wait, stop please".into()]);
+    let mut c = v.connect("userId=jill").await;
+    // The Deepgram socket opens with the first audio: start it with silence.
+    c.stream_audio(&utterance_pcm(0, 200)).await;
+    assistant_talking(&v, &mut c).await;
+    c.stream_audio(&utterance_pcm(1200, 1500)).await;
+    let i = c.expect("interrupt").await;
+    assert_eq!(i["turnId"], 1);
+    let user = c.expect("userTurn").await;
+    assert_eq!((user["turnId"].as_u64(), user["text"].as_str()), (Some(2), Some("wait, stop please")));
+    no_audio_after_interrupt(&c, 1);
+    c.until("turn 2 ends", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd" && v["turnId"] == 2)).await;
+    assert_eq!(c.events("turnEnd")[0]["interrupted"], true);
+    assert_eq!(c.events("turnEnd")[1]["interrupted"], false);
+    let (_, m) = v.app.get_json("/metrics").await;
+    let _ = m;
+    let (_, _, text) = v.app.get_text("/metrics").await;
+    assert!(text.contains("parley_interruptions_total 1"), "{text}");
+    c.close().await;
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_short_noise_does_not_interrupt() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("PARLEY_BARGE_IN_MIN_WORDS".into(), "3".into());
+        env.insert("PARLEY_BARGE_IN_MIN_SPEECH_MS".into(), "800".into());
+    })
+    .await;
+    v.emulators.deepgram().push_script(vec!["uh huh".into()]);
+    let mut c = v.connect("userId=kim").await;
+    c.stream_audio(&utterance_pcm(0, 200)).await;
+    v.emulators.openai().push_reply(Reply::Text("This is a short answer. It goes on a little.".into()));
+    c.say("Tell me something.").await;
+    c.expect("audioStart").await;
+    c.stream_audio(&utterance_pcm(250, 1500)).await;
+    let end = c.expect("turnEnd").await;
+    assert_eq!(end["interrupted"], false, "{:#?}", c.summary());
+    assert!(c.events("interrupt").is_empty());
+    assert_eq!(c.events("userTurn").len(), 1, "the backchannel did not become a turn");
+    c.close().await;
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn late_audio_of_a_closed_context_never_reaches_the_client() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.elevenlabs().push_fault(ElevenLabsFault::LateAudioAfterClose);
+    let mut c = v.connect("userId=lou").await;
+    assistant_talking(&v, &mut c).await;
+    c.send_json(json!({"type": "interrupt"})).await;
+    c.expect("turnEnd").await;
+    let tts = v.emulators.elevenlabs();
+    assert!(
+        tts.wait_until(
+            |s| s.sockets[0].sent.iter().any(|f| f.is_final),
+            Duration::from_secs(5)
+        )
+        .await,
+        "the emulator sent late audio and the final for the closed context"
+    );
+    // A new turn on the same socket works and the old context's late audio was dropped.
+    v.emulators.openai().push_reply(Reply::Text("Fine.".into()));
+    v.emulators.elevenlabs().set_realtime_pacing(false);
+    c.say("Never mind.").await;
+    c.until("turn 2 ends", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd" && v["turnId"] == 2)).await;
+    no_audio_after_interrupt(&c, 1);
+    c.close().await;
+    v.stop().await;
+}
