@@ -109,7 +109,13 @@ fn credentials(req: &HttpRequest) -> (AuthMethod, Option<String>) {
 /// The checks Deepgram makes on parameters; the audio format the session will read.
 fn validate(o: &ListenOptions) -> Result<SampleFormat, String> {
     if let Some(model) = &o.model {
-        let base = KNOWN_MODELS.iter().any(|m| model == m || model.starts_with(&format!("{m}-")));
+        // A known model, or a variant of one (`nova-2-phonecall`, `whisper-large`).
+        let base = KNOWN_MODELS.iter().any(|m| {
+            model == m
+                || model
+                    .strip_prefix(&format!("{m}-"))
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_alphabetic()))
+        });
         if !base {
             return Err("No such model/language/tier combination found.".to_string());
         }

@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(
             d.finish(),
             Err(IncompleteTail {
-                pending_bytes: 12,
+                pending_bytes: 11,
                 data_pending: false
             })
         );
