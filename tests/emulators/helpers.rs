@@ -46,8 +46,6 @@ pub enum Next {
 /// A raw WebSocket client.
 pub struct Ws {
     framed: Framed<BoxedSocket, Codec>,
-    /// The upgrade response headers.
-    pub headers: Vec<(String, String)>,
 }
 
 impl Ws {
@@ -58,13 +56,8 @@ impl Ws {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let (resp, framed) = req.connect().await.expect("websocket upgrade");
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        Ws { framed, headers }
+        let (_, framed) = req.connect().await.expect("websocket upgrade");
+        Ws { framed }
     }
 
     /// Sends a text frame; false if the connection is already gone (a server may close mid-stream).

@@ -1,6 +1,7 @@
 //! Starts one emulator as its own actix-web server on its own loopback listener (port 0 picks a free port),
 //! with one worker, no signal handling of its own (the CLI handles SIGINT/SIGTERM) and no graceful drain, so
-//! `stop` closes open sockets at once and leaves nothing listening.
+//! `stop` closes open sockets at once and leaves nothing listening. A client closing its side of a
+//! connection counts as gone, so streaming bodies are dropped (and logged as abandoned) right away.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 
@@ -28,6 +29,9 @@ impl Running {
             .workers(1)
             .disable_signals()
             .shutdown_timeout(0)
+            // A client that closes its side is gone: drop its response at once, so a stalled stream
+            // notices the disconnect (actix's default keeps half-closed connections streaming).
+            .h1_allow_half_closed(false)
             .listen(listener)?
             .run();
         let handle = server.handle();

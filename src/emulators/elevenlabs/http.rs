@@ -141,6 +141,9 @@ async fn next_chunk(mut b: Body) -> Option<(Result<Bytes, std::io::Error>, Body)
         return None;
     }
     if b.cut_after.is_some_and(|cut| b.sent >= cut) {
+        // Let the bytes already written reach the client before the connection is aborted.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         b.guard.finish();
         b.failed = true;
         b.control.shared.update(|s| {
