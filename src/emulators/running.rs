@@ -52,15 +52,21 @@ impl Emulators {
             },
             el.faults,
         );
-        let deepgram_server = Running::start(opts.host, dg.port, deepgram::configure(deepgram.clone()))?;
-        let openai_server = match Running::start(opts.host, oa.port, openai::configure(openai.clone())) {
-            Ok(s) => s,
-            Err(e) => {
-                deepgram_server.stop().await;
-                return Err(e);
-            }
-        };
-        let elevenlabs_server = match Running::start(opts.host, el.port, elevenlabs::configure(elevenlabs.clone())) {
+        let deepgram_server =
+            Running::start(opts.host, dg.port, deepgram::configure(deepgram.clone()))?;
+        let openai_server =
+            match Running::start(opts.host, oa.port, openai::configure(openai.clone())) {
+                Ok(s) => s,
+                Err(e) => {
+                    deepgram_server.stop().await;
+                    return Err(e);
+                }
+            };
+        let elevenlabs_server = match Running::start(
+            opts.host,
+            el.port,
+            elevenlabs::configure(elevenlabs.clone()),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 deepgram_server.stop().await;
@@ -76,7 +82,11 @@ impl Emulators {
             deepgram,
             openai,
             elevenlabs,
-            keys: [first(&dg.api_keys), first(&oa.api_keys), first(&el.api_keys)],
+            keys: [
+                first(&dg.api_keys),
+                first(&oa.api_keys),
+                first(&el.api_keys),
+            ],
         })
     }
 

@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use parley::emulators::deepgram::AuthMethod;
 use parley::emulators::{DEEPGRAM_KEY, DeepgramFault, Emulators};
-use parley::providers::deepgram::{ServerMessage, NET_0001_REASON};
+use parley::providers::deepgram::{NET_0001_REASON, ServerMessage};
 
-use crate::helpers::{Next, SOON, Ws, authority, handshake, silence, start, stream_audio, tone, upgrade};
+use crate::helpers::{
+    Next, SOON, Ws, authority, handshake, silence, start, stream_audio, tone, upgrade,
+};
 
 const RATE: u32 = 16_000;
 const FULL: &str = "encoding=linear16&sample_rate=16000&channels=1&interim_results=true&endpointing=300&utterance_end_ms=1000&vad_events=true&punctuate=true";
@@ -22,7 +24,10 @@ async fn connect(e: &Emulators, query: &str) -> Ws {
 }
 
 fn parse(texts: &[String]) -> Vec<ServerMessage> {
-    texts.iter().map(|t| ServerMessage::parse(t).expect("server frame parses")).collect()
+    texts
+        .iter()
+        .map(|t| ServerMessage::parse(t).expect("server frame parses"))
+        .collect()
 }
 
 fn kind(m: &ServerMessage) -> &'static str {
@@ -38,9 +43,11 @@ fn kind(m: &ServerMessage) -> &'static str {
 }
 
 #[actix_web::test]
-async fn an_utterance_gives_speech_started_interims_a_speech_final_and_utterance_end_in_audio_time() {
+async fn an_utterance_gives_speech_started_interims_a_speech_final_and_utterance_end_in_audio_time()
+{
     let e = start().await;
-    e.deepgram().push_script(vec!["Book a table for two.".into()]);
+    e.deepgram()
+        .push_script(vec!["Book a table for two.".into()]);
     let mut ws = connect(&e, FULL).await;
     let mut audio = silence(0.5, RATE);
     audio.extend(tone(1.5, RATE));
@@ -49,10 +56,24 @@ async fn an_utterance_gives_speech_started_interims_a_speech_final_and_utterance
     let texts = ws.texts_until(SOON, |t| t.contains("UtteranceEnd")).await;
     let msgs = parse(&texts);
     let kinds: Vec<_> = msgs.iter().map(kind).collect();
-    assert_eq!(kinds, ["speech_started", "interim", "interim", "interim", "final", "utterance_end"]);
-    let ServerMessage::SpeechStarted(s) = &msgs[0] else { unreachable!() };
+    assert_eq!(
+        kinds,
+        [
+            "speech_started",
+            "interim",
+            "interim",
+            "interim",
+            "final",
+            "utterance_end"
+        ]
+    );
+    let ServerMessage::SpeechStarted(s) = &msgs[0] else {
+        unreachable!()
+    };
     assert_eq!(s.timestamp, 0.5);
-    let ServerMessage::Results(fin) = &msgs[4] else { unreachable!() };
+    let ServerMessage::Results(fin) = &msgs[4] else {
+        unreachable!()
+    };
     assert!(fin.speech_final && !fin.from_finalize);
     assert_eq!(fin.transcript(), "Book a table for two.");
     assert_eq!(fin.channel_index, vec![0, 1]);
@@ -60,13 +81,20 @@ async fn an_utterance_gives_speech_started_interims_a_speech_final_and_utterance
     assert_eq!(words.len(), 5);
     assert_eq!(words[0].punctuated_word.as_deref(), Some("Book"));
     assert!(words[0].start >= 0.5 && words[4].end <= 2.0, "{words:?}");
-    assert!((fin.start + fin.duration - 2.3).abs() < 0.02, "final covers audio up to the endpoint");
-    let ServerMessage::UtteranceEnd(u) = &msgs[5] else { unreachable!() };
+    assert!(
+        (fin.start + fin.duration - 2.3).abs() < 0.02,
+        "final covers audio up to the endpoint"
+    );
+    let ServerMessage::UtteranceEnd(u) = &msgs[5] else {
+        unreachable!()
+    };
     assert_eq!(u.last_word_end, words[4].end);
 
     ws.text(r#"{"type":"CloseStream"}"#).await;
     let (texts, end) = ws.texts_until_end(SOON).await;
-    let ServerMessage::Metadata(meta) = &parse(&texts)[0] else { panic!("{texts:?}") };
+    let ServerMessage::Metadata(meta) = &parse(&texts)[0] else {
+        panic!("{texts:?}")
+    };
     assert_eq!(meta.duration, 4.0);
     assert_eq!(meta.sha256.len(), 64);
     assert_eq!(end, Next::Close(Some((1000, String::new()))));
@@ -88,8 +116,14 @@ async fn events_the_query_did_not_ask_for_are_never_sent() {
     let (texts, _) = ws.texts_until_end(SOON).await;
     let kinds: Vec<_> = parse(&texts).iter().map(kind).collect::<Vec<_>>();
     assert_eq!(kinds, ["final", "metadata"]);
-    let ServerMessage::Results(r) = &parse(&texts)[0] else { unreachable!() };
-    assert_eq!(r.transcript(), "this is caller 1 turn 1 speaking", "unpunctuated default transcript");
+    let ServerMessage::Results(r) = &parse(&texts)[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        r.transcript(),
+        "this is caller 1 turn 1 speaking",
+        "unpunctuated default transcript"
+    );
     e.stop().await;
 }
 
@@ -102,10 +136,22 @@ async fn concurrent_connections_hear_distinct_default_transcripts() {
     audio.extend(silence(0.2, RATE));
     stream_audio(&mut a, &audio, RATE).await;
     stream_audio(&mut b, &audio, RATE).await;
-    let ta = a.texts_until(SOON, |t| t.contains("\"is_final\":true")).await;
-    let tb = b.texts_until(SOON, |t| t.contains("\"is_final\":true")).await;
-    assert!(ta.last().unwrap().contains("this is caller 1 turn 1 speaking"));
-    assert!(tb.last().unwrap().contains("This is caller 2, turn 1, speaking."));
+    let ta = a
+        .texts_until(SOON, |t| t.contains("\"is_final\":true"))
+        .await;
+    let tb = b
+        .texts_until(SOON, |t| t.contains("\"is_final\":true"))
+        .await;
+    assert!(
+        ta.last()
+            .unwrap()
+            .contains("this is caller 1 turn 1 speaking")
+    );
+    assert!(
+        tb.last()
+            .unwrap()
+            .contains("This is caller 2, turn 1, speaking.")
+    );
     e.stop().await;
 }
 
@@ -114,11 +160,26 @@ async fn the_subprotocol_key_is_accepted_and_token_echoed_with_a_request_id() {
     let e = start().await;
     let host = authority(&e.deepgram_base_url());
     let proto = format!("token, {DEEPGRAM_KEY}");
-    let r = handshake(&host, &upgrade("/v1/listen?encoding=linear16&sample_rate=8000", &host, &[("Sec-WebSocket-Protocol", &proto)])).await;
+    let r = handshake(
+        &host,
+        &upgrade(
+            "/v1/listen?encoding=linear16&sample_rate=8000",
+            &host,
+            &[("Sec-WebSocket-Protocol", &proto)],
+        ),
+    )
+    .await;
     assert_eq!(r.status, 101);
     assert_eq!(r.header("sec-websocket-protocol"), Some("token"));
     assert!(r.header("dg-request-id").is_some_and(|v| v.len() == 36));
-    assert!(e.deepgram().wait_until(|c| c.first().is_some_and(|c| c.auth == AuthMethod::Subprotocol), SOON).await);
+    assert!(
+        e.deepgram()
+            .wait_until(
+                |c| c.first().is_some_and(|c| c.auth == AuthMethod::Subprotocol),
+                SOON
+            )
+            .await
+    );
     e.stop().await;
 }
 
@@ -144,14 +205,31 @@ async fn bad_parameters_and_injected_refusals_get_their_status_before_the_upgrad
     let e = start().await;
     let host = authority(&e.deepgram_base_url());
     let auth = token();
-    for (query, status) in [("encoding=linear16", 400), ("model=nova-9", 400), ("language=english", 400), ("sample_rate=fast", 400)] {
-        let r = handshake(&host, &upgrade(&format!("/v1/listen?{query}"), &host, &[("Authorization", &auth)])).await;
+    for (query, status) in [
+        ("encoding=linear16", 400),
+        ("model=nova-9", 400),
+        ("language=english", 400),
+        ("sample_rate=fast", 400),
+    ] {
+        let r = handshake(
+            &host,
+            &upgrade(
+                &format!("/v1/listen?{query}"),
+                &host,
+                &[("Authorization", &auth)],
+            ),
+        )
+        .await;
         assert_eq!(r.status, status, "{query}");
         assert_eq!(r.json()["err_code"], "Bad Request");
         assert!(r.header("dg-error").is_some());
     }
     e.deepgram().push_fault(DeepgramFault::RefuseUpgrade(429));
-    let r = handshake(&host, &upgrade("/v1/listen", &host, &[("Authorization", &auth)])).await;
+    let r = handshake(
+        &host,
+        &upgrade("/v1/listen", &host, &[("Authorization", &auth)]),
+    )
+    .await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["err_code"], "TOO_MANY_REQUESTS");
     e.stop().await;
@@ -166,7 +244,11 @@ async fn idle_sockets_close_1011_net0001_text_keepalives_reset_the_timer_binary_
     // Text KeepAlives every 200 ms for 1.2 s keep the socket open past twice the timeout.
     while opened.elapsed() < Duration::from_millis(1200) {
         ws.text(r#"{"type":"KeepAlive"}"#).await;
-        assert_eq!(ws.next(Duration::from_millis(200)).await, Next::Timeout, "closed despite keepalives");
+        assert_eq!(
+            ws.next(Duration::from_millis(200)).await,
+            Next::Timeout,
+            "closed despite keepalives"
+        );
     }
     let keepalives_done = Instant::now();
     // Binary KeepAlives are not keepalives: the close comes about one timeout later.
@@ -179,7 +261,10 @@ async fn idle_sockets_close_1011_net0001_text_keepalives_reset_the_timer_binary_
     };
     assert_eq!(end, Next::Close(Some((1011, NET_0001_REASON.to_string()))));
     let waited = keepalives_done.elapsed();
-    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(3), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
     let log = &e.deepgram().connections()[0];
     assert!(!log.binary_control_frames.is_empty());
     assert_eq!(log.audio_bytes, 0);
@@ -194,7 +279,9 @@ async fn finalize_answers_with_from_finalize_unless_told_not_to_reply() {
     stream_audio(&mut ws, &tone(0.4, RATE), RATE).await;
     ws.text(r#"{"type":"Finalize"}"#).await;
     let texts = ws.texts_until(SOON, |t| t.contains("Results")).await;
-    let ServerMessage::Results(r) = ServerMessage::parse(&texts[0]).unwrap() else { panic!() };
+    let ServerMessage::Results(r) = ServerMessage::parse(&texts[0]).unwrap() else {
+        panic!()
+    };
     assert!(r.from_finalize && r.is_final && !r.transcript().is_empty());
 
     e.deepgram().set_finalize_reply(false);
@@ -204,8 +291,14 @@ async fn finalize_answers_with_from_finalize_unless_told_not_to_reply() {
     ws.text(r#"{"type":"CloseStream"}"#).await;
     let (texts, end) = ws.texts_until_end(SOON).await;
     let msgs = parse(&texts);
-    assert_eq!(msgs.iter().map(kind).collect::<Vec<_>>(), ["final", "metadata"]);
-    assert!(matches!(&msgs[0], ServerMessage::Results(r) if !r.from_finalize), "Finalize must not be answered");
+    assert_eq!(
+        msgs.iter().map(kind).collect::<Vec<_>>(),
+        ["final", "metadata"]
+    );
+    assert!(
+        matches!(&msgs[0], ServerMessage::Results(r) if !r.from_finalize),
+        "Finalize must not be answered"
+    );
     assert_eq!(end, Next::Close(Some((1000, String::new()))));
     e.stop().await;
 }
@@ -217,7 +310,10 @@ async fn an_empty_binary_frame_ends_the_stream_like_close_stream() {
     stream_audio(&mut ws, &silence(0.3, RATE), RATE).await;
     ws.binary(Vec::new()).await;
     let (texts, end) = ws.texts_until_end(SOON).await;
-    assert_eq!(parse(&texts).iter().map(kind).collect::<Vec<_>>(), ["metadata"]);
+    assert_eq!(
+        parse(&texts).iter().map(kind).collect::<Vec<_>>(),
+        ["metadata"]
+    );
     assert_eq!(end, Next::Close(Some((1000, String::new()))));
     e.stop().await;
 }
@@ -231,20 +327,32 @@ async fn reply_latency_delays_each_result_after_its_audio() {
     audio.extend(silence(0.2, RATE));
     stream_audio(&mut ws, &audio, RATE).await;
     let sent = Instant::now();
-    ws.texts_until(SOON, |t| t.contains("\"is_final\":true")).await;
-    assert!(sent.elapsed() >= Duration::from_millis(350), "{:?}", sent.elapsed());
+    ws.texts_until(SOON, |t| t.contains("\"is_final\":true"))
+        .await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        sent.elapsed()
+    );
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn close_1011_and_abrupt_drop_faults_fire_after_the_given_audio() {
     let e = start().await;
-    e.deepgram().push_fault(DeepgramFault::Close1011AfterAudio(Duration::from_millis(500)));
-    e.deepgram().push_fault(DeepgramFault::DropAfterAudio(Duration::from_millis(500)));
+    e.deepgram()
+        .push_fault(DeepgramFault::Close1011AfterAudio(Duration::from_millis(
+            500,
+        )));
+    e.deepgram()
+        .push_fault(DeepgramFault::DropAfterAudio(Duration::from_millis(500)));
     let mut ws = connect(&e, "encoding=linear16&sample_rate=16000").await;
     stream_audio(&mut ws, &silence(0.6, RATE), RATE).await;
     let (_, end) = ws.texts_until_end(SOON).await;
-    assert!(matches!(end, Next::Close(Some((1011, ref r))) if r.contains("NET-0000") || r.contains("net0000")), "{end:?}");
+    assert!(
+        matches!(end, Next::Close(Some((1011, ref r))) if r.contains("NET-0000") || r.contains("net0000")),
+        "{end:?}"
+    );
     let mut ws = connect(&e, "encoding=linear16&sample_rate=16000").await;
     stream_audio(&mut ws, &silence(0.6, RATE), RATE).await;
     let (_, end) = ws.texts_until_end(SOON).await;
@@ -260,7 +368,10 @@ async fn undecodable_audio_fault_closes_1008_data0000() {
     let mut ws = connect(&e, "encoding=linear16&sample_rate=16000").await;
     ws.binary(b"this is not audio".to_vec()).await;
     let (_, end) = ws.texts_until_end(SOON).await;
-    assert!(matches!(end, Next::Close(Some((1008, ref r))) if r.starts_with("DATA-0000")), "{end:?}");
+    assert!(
+        matches!(end, Next::Close(Some((1008, ref r))) if r.starts_with("DATA-0000")),
+        "{end:?}"
+    );
     e.stop().await;
 }
 
@@ -274,7 +385,9 @@ async fn error_frames_and_unknown_types_are_sent_and_the_stream_carries_on() {
         let mut audio = tone(0.3, RATE);
         audio.extend(silence(0.3, RATE));
         stream_audio(&mut ws, &audio, RATE).await;
-        let texts = ws.texts_until(SOON, |t| t.contains("\"is_final\":true")).await;
+        let texts = ws
+            .texts_until(SOON, |t| t.contains("\"is_final\":true"))
+            .await;
         let kinds: Vec<_> = parse(&texts).iter().map(kind).collect();
         assert_eq!(kinds, [expected, "final"]);
     }
@@ -285,14 +398,24 @@ async fn error_frames_and_unknown_types_are_sent_and_the_stream_carries_on() {
 async fn empty_finals_fault_keeps_interim_text_but_finals_are_empty() {
     let e = start().await;
     e.deepgram().push_fault(DeepgramFault::EmptyFinals);
-    let mut ws = connect(&e, "encoding=linear16&sample_rate=16000&interim_results=true&endpointing=100").await;
+    let mut ws = connect(
+        &e,
+        "encoding=linear16&sample_rate=16000&interim_results=true&endpointing=100",
+    )
+    .await;
     let mut audio = tone(1.0, RATE);
     audio.extend(silence(0.3, RATE));
     stream_audio(&mut ws, &audio, RATE).await;
-    let texts = ws.texts_until(SOON, |t| t.contains("\"is_final\":true")).await;
+    let texts = ws
+        .texts_until(SOON, |t| t.contains("\"is_final\":true"))
+        .await;
     let msgs = parse(&texts);
-    assert!(msgs.iter().any(|m| matches!(m, ServerMessage::Results(r) if !r.is_final && !r.transcript().is_empty())));
-    assert!(matches!(msgs.last(), Some(ServerMessage::Results(r)) if r.transcript().is_empty() && r.speech_final));
+    assert!(msgs.iter().any(
+        |m| matches!(m, ServerMessage::Results(r) if !r.is_final && !r.transcript().is_empty())
+    ));
+    assert!(
+        matches!(msgs.last(), Some(ServerMessage::Results(r)) if r.transcript().is_empty() && r.speech_final)
+    );
     e.stop().await;
 }
 
@@ -305,7 +428,10 @@ async fn garbage_text_is_ignored_a_huge_frame_closes_1009_and_other_connections_
     ws.text(r#"{"type":"Nonsense"}"#).await;
     ws.binary(vec![1; 5 * 1024 * 1024]).await;
     let (_, end) = ws.texts_until_end(SOON).await;
-    assert!(matches!(end, Next::Close(Some((1009, _))) | Next::Ended), "{end:?}");
+    assert!(
+        matches!(end, Next::Close(Some((1009, _))) | Next::Ended),
+        "{end:?}"
+    );
     stream_audio(&mut other, &silence(0.2, RATE), RATE).await;
     other.text(r#"{"type":"CloseStream"}"#).await;
     let (texts, end) = other.texts_until_end(SOON).await;
@@ -320,6 +446,13 @@ async fn a_client_close_is_answered_and_logged() {
     let mut ws = connect(&e, "encoding=linear16&sample_rate=16000").await;
     ws.close(1000, "bye").await;
     assert!(matches!(ws.next(SOON).await, Next::Close(Some((1000, _)))));
-    assert!(e.deepgram().wait_until(|c| c[0].close_received == Some((1000, "bye".into())) && !c[0].open, SOON).await);
+    assert!(
+        e.deepgram()
+            .wait_until(
+                |c| c[0].close_received == Some((1000, "bye".into())) && !c[0].open,
+                SOON
+            )
+            .await
+    );
     e.stop().await;
 }

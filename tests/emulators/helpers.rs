@@ -29,7 +29,11 @@ pub async fn start_with(opts: EmulatorOptions) -> Emulators {
 /// `host:port` of a base URL.
 pub fn authority(base: &str) -> String {
     let u = url::Url::parse(base).expect("base url");
-    format!("{}:{}", u.host_str().expect("host"), u.port().expect("port"))
+    format!(
+        "{}:{}",
+        u.host_str().expect("host"),
+        u.port().expect("port")
+    )
 }
 
 /// What came next on a WebSocket.
@@ -62,17 +66,26 @@ impl Ws {
 
     /// Sends a text frame; false if the connection is already gone (a server may close mid-stream).
     pub async fn text(&mut self, s: &str) -> bool {
-        self.framed.send(Message::Text(s.to_string().into())).await.is_ok()
+        self.framed
+            .send(Message::Text(s.to_string().into()))
+            .await
+            .is_ok()
     }
 
     /// Sends a binary frame; false if the connection is already gone.
     pub async fn binary(&mut self, b: Vec<u8>) -> bool {
-        self.framed.send(Message::Binary(Bytes::from(b))).await.is_ok()
+        self.framed
+            .send(Message::Binary(Bytes::from(b)))
+            .await
+            .is_ok()
     }
 
     /// Sends a Close frame.
     pub async fn close(&mut self, code: u16, reason: &str) {
-        let reason = awc::ws::CloseReason { code: code.into(), description: Some(reason.to_string()) };
+        let reason = awc::ws::CloseReason {
+            code: code.into(),
+            description: Some(reason.to_string()),
+        };
         let _ = self.framed.send(Message::Close(Some(reason))).await;
     }
 
@@ -87,7 +100,9 @@ impl Ws {
                     Frame::Text(t) => return Next::Text(String::from_utf8_lossy(&t).into_owned()),
                     Frame::Binary(b) => return Next::Binary(b),
                     Frame::Close(r) => {
-                        return Next::Close(r.map(|r| (u16::from(r.code), r.description.unwrap_or_default())));
+                        return Next::Close(
+                            r.map(|r| (u16::from(r.code), r.description.unwrap_or_default())),
+                        );
                     }
                     _ => {}
                 },
@@ -110,7 +125,11 @@ impl Ws {
     }
 
     /// Texts until one satisfies `stop` (included), or panics after `timeout`.
-    pub async fn texts_until(&mut self, timeout: Duration, stop: impl Fn(&str) -> bool) -> Vec<String> {
+    pub async fn texts_until(
+        &mut self,
+        timeout: Duration,
+        stop: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         let mut texts = Vec::new();
         loop {
@@ -124,7 +143,9 @@ impl Ws {
                     }
                 }
                 Next::Binary(_) => {}
-                other => panic!("socket ended ({other:?}) before the awaited message; got {texts:#?}"),
+                other => {
+                    panic!("socket ended ({other:?}) before the awaited message; got {texts:#?}")
+                }
             }
         }
     }
@@ -146,12 +167,20 @@ pub struct RawResponse {
 impl RawResponse {
     /// A header value (name lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 }
 
@@ -170,7 +199,10 @@ pub async fn raw(authority: &str, request: &[u8]) -> RawResponse {
 
 /// A POST with a JSON body and `Connection: close`.
 pub fn post(path: &str, host: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut r = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         r.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -181,7 +213,9 @@ pub fn post(path: &str, host: &str, headers: &[(&str, &str)], body: &str) -> Vec
 
 /// A WebSocket upgrade GET, for checking what the server answers to the handshake itself.
 pub fn upgrade(path: &str, host: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut r = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
+    let mut r = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
     for (k, v) in headers {
         r.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -196,7 +230,10 @@ pub async fn handshake(authority: &str, request: &[u8]) -> RawResponse {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = tokio::time::timeout(SOON, s.read(&mut chunk)).await.expect("handshake answer").expect("read");
+        let n = tokio::time::timeout(SOON, s.read(&mut chunk))
+            .await
+            .expect("handshake answer")
+            .expect("read");
         buf.extend_from_slice(&chunk[..n]);
         if n == 0 || buf.windows(4).any(|w| w == b"\r\n\r\n") {
             break;
@@ -213,17 +250,30 @@ pub async fn handshake(authority: &str, request: &[u8]) -> RawResponse {
 
 /// Parses status, headers and a chunked or plain body.
 pub fn parse_response(buf: &[u8]) -> RawResponse {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(buf.len());
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
     let head = String::from_utf8_lossy(&buf[..split]);
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let rest = buf.get(split + 4..).unwrap_or(&[]);
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let mut r = RawResponse { status, headers, ..Default::default() };
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let mut r = RawResponse {
+        status,
+        headers,
+        ..Default::default()
+    };
     if !chunked {
         r.body = rest.to_vec();
         r.complete = true;
@@ -232,7 +282,10 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
     let mut at = 0;
     while let Some(eol) = rest[at..].windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&rest[at..at + eol]).to_string();
-        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
         at += eol + 2;
         if size == 0 {
             r.complete = true;
@@ -253,7 +306,8 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
 pub fn tone(secs: f64, rate: u32) -> Vec<u8> {
     (0..(secs * f64::from(rate)).round() as u64)
         .flat_map(|n| {
-            let v = (2.0 * std::f64::consts::PI * 300.0 * n as f64 / f64::from(rate)).sin() * 8000.0;
+            let v =
+                (2.0 * std::f64::consts::PI * 300.0 * n as f64 / f64::from(rate)).sin() * 8000.0;
             (v as i16).to_le_bytes()
         })
         .collect()

@@ -4,13 +4,16 @@
 use std::time::{Duration, Instant};
 
 use parley::emulators::{Emulators, OPENAI_KEY, OpenAiFault, Reply, Torture};
-use parley::providers::openai::{ChatStreamDecoder, SseDecoder, StreamEnd, StreamItem, ToolCallAccumulator};
+use parley::providers::openai::{
+    ChatStreamDecoder, SseDecoder, StreamEnd, StreamItem, ToolCallAccumulator,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::helpers::{RawResponse, SOON, authority, post, raw, start};
 
 const STREAM_BODY: &str = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"book a table"}]}"#;
-const EXPECTED: &str = "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more.";
+const EXPECTED: &str =
+    "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more.";
 
 fn bearer() -> String {
     format!("Bearer {OPENAI_KEY}")
@@ -18,7 +21,16 @@ fn bearer() -> String {
 
 async fn chat(e: &Emulators, body: &str) -> RawResponse {
     let host = authority(&e.openai_base_url());
-    raw(&host, &post("/v1/chat/completions", &host, &[("Authorization", &bearer())], body)).await
+    raw(
+        &host,
+        &post(
+            "/v1/chat/completions",
+            &host,
+            &[("Authorization", &bearer())],
+            body,
+        ),
+    )
+    .await
 }
 
 /// Decodes an SSE body as a client would; returns the items and how the stream ended.
@@ -43,29 +55,56 @@ async fn a_streamed_reply_is_role_chunk_deltas_stop_usage_and_done_on_the_wire()
     let e = start().await;
     let r = chat(&e, STREAM_BODY).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some("text/event-stream; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert!(r.header("x-request-id").is_some());
     assert!(r.complete);
     let text = String::from_utf8(r.body.clone()).unwrap();
-    assert!(text.starts_with("data: {\"") && text.contains("\"id\":\"chatcmpl-"), "{text}");
+    assert!(
+        text.starts_with("data: {\"") && text.contains("\"id\":\"chatcmpl-"),
+        "{text}"
+    );
     assert!(text.ends_with("\n\ndata: [DONE]\n\n"));
     let (items, end) = decode(&r.body);
     assert!(end.is_ok());
     assert_eq!(content(&items), EXPECTED);
-    let StreamItem::Chunk(first) = &items[0] else { panic!() };
-    assert_eq!(first.choices[0].delta.role.map(|r| format!("{r:?}")), Some("Assistant".into()));
+    let StreamItem::Chunk(first) = &items[0] else {
+        panic!()
+    };
+    assert_eq!(
+        first.choices[0].delta.role.map(|r| format!("{r:?}")),
+        Some("Assistant".into())
+    );
     let n = items.len();
     assert_eq!(items[n - 1], StreamItem::Done);
-    let StreamItem::Chunk(usage) = &items[n - 2] else { panic!() };
-    assert!(usage.choices.is_empty() && usage.usage.is_some(), "usage chunk has no choices");
-    let StreamItem::Chunk(stop) = &items[n - 3] else { panic!() };
+    let StreamItem::Chunk(usage) = &items[n - 2] else {
+        panic!()
+    };
+    assert!(
+        usage.choices.is_empty() && usage.usage.is_some(),
+        "usage chunk has no choices"
+    );
+    let StreamItem::Chunk(stop) = &items[n - 3] else {
+        panic!()
+    };
     assert_eq!(stop.finish_reason(), Some("stop"));
-    assert!(text.matches("\"usage\":null").count() >= n - 2, "other chunks carry usage:null");
+    assert!(
+        text.matches("\"usage\":null").count() >= n - 2,
+        "other chunks carry usage:null"
+    );
     let log = &e.openai().requests()[0];
     assert!(log.stream && log.completed && log.done_sent && !log.client_went_away);
     assert_eq!(log.body["messages"][1]["content"], "book a table");
-    assert_eq!(log.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str()), Some(bearer().as_str()));
+    assert_eq!(
+        log.headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str()),
+        Some(bearer().as_str())
+    );
     assert!(log.deltas_sent >= 10);
     e.stop().await;
 }
@@ -74,7 +113,11 @@ async fn a_streamed_reply_is_role_chunk_deltas_stop_usage_and_done_on_the_wire()
 async fn a_non_streaming_request_gets_one_chat_completion() {
     let e = start().await;
     e.openai().push_reply(Reply::Text("Table booked.".into()));
-    let r = chat(&e, r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).await;
+    let r = chat(
+        &e,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["object"], "chat.completion");
@@ -88,7 +131,10 @@ async fn a_non_streaming_request_gets_one_chat_completion() {
 async fn scripted_parallel_tool_calls_stream_in_fragments_that_reassemble() {
     let e = start().await;
     for no_tool_index in [false, true] {
-        e.openai().set_torture(Torture { no_tool_index, ..Default::default() });
+        e.openai().set_torture(Torture {
+            no_tool_index,
+            ..Default::default()
+        });
         e.openai().push_reply(Reply::ToolCalls(vec![
             ("get_weather".into(), r#"{"city":"Paris"}"#.into()),
             ("get_time".into(), r#"{"tz":"Europe/Paris"}"#.into()),
@@ -100,7 +146,11 @@ async fn scripted_parallel_tool_calls_stream_in_fragments_that_reassemble() {
         let mut fragments = 0;
         for item in &items {
             if let StreamItem::Chunk(c) = item {
-                for d in c.choices.iter().flat_map(|ch| ch.delta.tool_calls.iter().flatten()) {
+                for d in c
+                    .choices
+                    .iter()
+                    .flat_map(|ch| ch.delta.tool_calls.iter().flatten())
+                {
                     assert_eq!(d.index.is_none(), no_tool_index);
                     acc.push(d);
                     fragments += 1;
@@ -122,24 +172,44 @@ async fn a_bad_or_missing_key_is_a_401_json_error_not_sse() {
     let e = start().await;
     let host = authority(&e.openai_base_url());
     for headers in [vec![("Authorization", "Bearer nope")], vec![]] {
-        let r = raw(&host, &post("/v1/chat/completions", &host, &headers, STREAM_BODY)).await;
+        let r = raw(
+            &host,
+            &post("/v1/chat/completions", &host, &headers, STREAM_BODY),
+        )
+        .await;
         assert_eq!(r.status, 401);
-        assert!(r.header("content-type").unwrap().starts_with("application/json"));
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("application/json")
+        );
         assert_eq!(r.json()["error"]["type"], "invalid_request_error");
     }
     e.openai().push_fault(OpenAiFault::Unauthorized);
     let r = chat(&e, STREAM_BODY).await;
-    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn malformed_bodies_get_a_400_in_the_openai_error_shape() {
     let e = start().await;
-    for body in ["{not json", r#"{"model":"m"}"#, r#"{"model":"m","messages":[]}"#, r#"{"model":"m","messages":"hi"}"#] {
+    for body in [
+        "{not json",
+        r#"{"model":"m"}"#,
+        r#"{"model":"m","messages":[]}"#,
+        r#"{"model":"m","messages":"hi"}"#,
+    ] {
         let r = chat(&e, body).await;
         assert_eq!(r.status, 400, "{body}");
-        assert!(r.json()["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     e.stop().await;
 }
@@ -148,7 +218,9 @@ async fn malformed_bodies_get_a_400_in_the_openai_error_shape() {
 async fn status_faults_are_plain_json_with_their_retry_headers() {
     let e = start().await;
     let c = e.openai();
-    c.push_fault(OpenAiFault::RateLimited { retry_after: Duration::from_millis(1500) });
+    c.push_fault(OpenAiFault::RateLimited {
+        retry_after: Duration::from_millis(1500),
+    });
     c.push_fault(OpenAiFault::InsufficientQuota);
     c.push_fault(OpenAiFault::ServerError);
     c.push_fault(OpenAiFault::Overloaded);
@@ -162,22 +234,32 @@ async fn status_faults_are_plain_json_with_their_retry_headers() {
     assert_eq!((r.status, r.header("x-should-retry")), (429, Some("false")));
     assert_eq!(r.json()["error"]["code"], "insufficient_quota");
     let r = chat(&e, STREAM_BODY).await;
-    assert_eq!((r.status, r.json()["error"]["type"].as_str()), (500, Some("server_error")));
+    assert_eq!(
+        (r.status, r.json()["error"]["type"].as_str()),
+        (500, Some("server_error"))
+    );
     let r = chat(&e, STREAM_BODY).await;
     assert_eq!(r.status, 503);
-    assert_eq!(chat(&e, STREAM_BODY).await.status, 200, "a fault applies to one request only");
+    assert_eq!(
+        chat(&e, STREAM_BODY).await.status,
+        200,
+        "a fault applies to one request only"
+    );
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn an_error_mid_stream_comes_as_an_error_event_and_no_done() {
     let e = start().await;
-    e.openai().push_fault(OpenAiFault::ErrorMidStream { after_deltas: 2 });
+    e.openai()
+        .push_fault(OpenAiFault::ErrorMidStream { after_deltas: 2 });
     let r = chat(&e, STREAM_BODY).await;
     assert_eq!(r.status, 200);
     let (items, end) = decode(&r.body);
     assert_eq!(content(&items), "You said:");
-    assert!(matches!(items.last(), Some(StreamItem::Error(err)) if err.error.kind.as_deref() == Some("server_error")));
+    assert!(
+        matches!(items.last(), Some(StreamItem::Error(err)) if err.error.kind.as_deref() == Some("server_error"))
+    );
     assert!(end.is_err(), "no [DONE] after the error");
     e.stop().await;
 }
@@ -185,7 +267,8 @@ async fn an_error_mid_stream_comes_as_an_error_event_and_no_done() {
 #[actix_web::test]
 async fn a_cut_stream_ends_without_done_and_a_client_reports_truncation() {
     let e = start().await;
-    e.openai().push_fault(OpenAiFault::CutAfter { after_deltas: 3 });
+    e.openai()
+        .push_fault(OpenAiFault::CutAfter { after_deltas: 3 });
     let r = chat(&e, STREAM_BODY).await;
     let (items, end) = decode(&r.body);
     assert_eq!(content(&items), "You said: \u{201c}book");
@@ -198,24 +281,51 @@ async fn a_cut_stream_ends_without_done_and_a_client_reports_truncation() {
 async fn read_deltas(e: &Emulators, want: usize) -> (tokio::net::TcpStream, Vec<StreamItem>) {
     let host = authority(&e.openai_base_url());
     let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
-    s.write_all(&post("/v1/chat/completions", &host, &[("Authorization", &bearer())], STREAM_BODY)).await.unwrap();
+    s.write_all(&post(
+        "/v1/chat/completions",
+        &host,
+        &[("Authorization", &bearer())],
+        STREAM_BODY,
+    ))
+    .await
+    .unwrap();
     let mut d = ChatStreamDecoder::new();
     let mut items = Vec::new();
     let mut buf = [0u8; 4096];
     let mut head_done = false;
     let mut pending = Vec::new();
-    while items.iter().filter(|i| matches!(i, StreamItem::Chunk(c) if c.content().is_some_and(|t| !t.is_empty()))).count() < want {
-        let n = tokio::time::timeout(SOON, s.read(&mut buf)).await.expect("more data").unwrap();
+    while items
+        .iter()
+        .filter(|i| matches!(i, StreamItem::Chunk(c) if c.content().is_some_and(|t| !t.is_empty())))
+        .count()
+        < want
+    {
+        let n = tokio::time::timeout(SOON, s.read(&mut buf))
+            .await
+            .expect("more data")
+            .unwrap();
         assert!(n > 0, "stream ended early");
         pending.extend_from_slice(&buf[..n]);
         if !head_done {
-            let Some(p) = pending.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let Some(p) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
             pending.drain(..p + 4);
             head_done = true;
         }
         // Feed only the chunk payloads: strip the chunk-size lines.
-        let parsed = crate::helpers::parse_response(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(), &pending].concat());
-        let consumed: usize = parsed.chunks.iter().map(|c| c.len() + format!("{:X}", c.len()).len() + 4).sum();
+        let parsed = crate::helpers::parse_response(
+            &[
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(),
+                &pending,
+            ]
+            .concat(),
+        );
+        let consumed: usize = parsed
+            .chunks
+            .iter()
+            .map(|c| c.len() + format!("{:X}", c.len()).len() + 4)
+            .sum();
         for c in &parsed.chunks {
             items.extend(d.push(c));
         }
@@ -227,90 +337,134 @@ async fn read_deltas(e: &Emulators, want: usize) -> (tokio::net::TcpStream, Vec<
 #[actix_web::test]
 async fn a_never_ending_stream_stalls_and_the_emulator_notices_the_client_leave() {
     let e = start().await;
-    e.openai().push_fault(OpenAiFault::NeverEnds { after_deltas: 2 });
+    e.openai()
+        .push_fault(OpenAiFault::NeverEnds { after_deltas: 2 });
     let (mut s, items) = read_deltas(&e, 2).await;
     assert_eq!(content(&items), "You said:");
     let mut buf = [0u8; 64];
     let more = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await;
     assert!(more.is_err(), "nothing more arrives");
     drop(s);
-    assert!(e.openai().wait_until(|r| r[0].client_went_away && !r[0].completed, SOON).await);
+    assert!(
+        e.openai()
+            .wait_until(|r| r[0].client_went_away && !r[0].completed, SOON)
+            .await
+    );
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn a_client_leaving_mid_stream_stops_generation_and_is_logged() {
     let e = start().await;
-    e.openai().set_timing(Duration::ZERO, Duration::from_millis(100));
+    e.openai()
+        .set_timing(Duration::ZERO, Duration::from_millis(100));
     let (s, _) = read_deltas(&e, 2).await;
     drop(s);
     assert!(e.openai().wait_until(|r| r[0].client_went_away, SOON).await);
     let log = &e.openai().requests()[0];
-    assert!(!log.completed && !log.done_sent && log.deltas_sent < 10, "{log:?}");
+    assert!(
+        !log.completed && !log.done_sent && log.deltas_sent < 10,
+        "{log:?}"
+    );
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn time_to_first_token_and_inter_token_delay_pace_the_stream() {
     let e = start().await;
-    e.openai().set_timing(Duration::from_millis(300), Duration::from_millis(50));
+    e.openai()
+        .set_timing(Duration::from_millis(300), Duration::from_millis(50));
     let started = Instant::now();
     let (_, _) = read_deltas(&e, 1).await;
     let first = started.elapsed();
     assert!(first >= Duration::from_millis(300), "{first:?}");
     let r = chat(&e, STREAM_BODY).await;
     let whole = started.elapsed();
-    assert!(whole >= first + Duration::from_millis(300) + Duration::from_millis(50 * 10), "{whole:?}");
+    assert!(
+        whole >= first + Duration::from_millis(300) + Duration::from_millis(50 * 10),
+        "{whole:?}"
+    );
     assert_eq!(content(&decode(&r.body).0), EXPECTED);
     e.stop().await;
 }
 
-fn torture_response(t: Torture) -> impl std::future::Future<Output = (RawResponse, Emulators)> {
-    async move {
-        let e = start().await;
-        e.openai().set_torture(t);
-        let r = chat(&e, STREAM_BODY).await;
-        let (items, end) = decode(&r.body);
-        assert!(end.is_ok(), "{t:?}: {end:?}");
-        assert_eq!(content(&items), EXPECTED, "{t:?}");
-        (r, e)
-    }
+async fn torture_response(t: Torture) -> (RawResponse, Emulators) {
+    let e = start().await;
+    e.openai().set_torture(t);
+    let r = chat(&e, STREAM_BODY).await;
+    let (items, end) = decode(&r.body);
+    assert!(end.is_ok(), "{t:?}: {end:?}");
+    assert_eq!(content(&items), EXPECTED, "{t:?}");
+    (r, e)
 }
 
 #[actix_web::test]
 async fn split_utf8_torture_cuts_writes_inside_a_character() {
-    let (r, e) = torture_response(Torture { split_utf8: true, ..Default::default() }).await;
-    assert!(r.chunks.iter().any(|c| std::str::from_utf8(c).is_err()), "some write ends mid-character");
+    let (r, e) = torture_response(Torture {
+        split_utf8: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        r.chunks.iter().any(|c| std::str::from_utf8(c).is_err()),
+        "some write ends mid-character"
+    );
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn split_lines_torture_cuts_writes_mid_line() {
-    let (r, e) = torture_response(Torture { split_lines: true, ..Default::default() }).await;
+    let (r, e) = torture_response(Torture {
+        split_lines: true,
+        ..Default::default()
+    })
+    .await;
     assert!(r.chunks.iter().filter(|c| !c.ends_with(b"\n")).count() > 5);
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn crlf_and_lone_cr_tortures_change_every_line_ending() {
-    let (r, e) = torture_response(Torture { crlf: true, ..Default::default() }).await;
+    let (r, e) = torture_response(Torture {
+        crlf: true,
+        ..Default::default()
+    })
+    .await;
     let text = String::from_utf8(r.body.clone()).unwrap();
-    assert_eq!(text.matches("\r\n\r\n").count(), text.matches("data:").count());
+    assert_eq!(
+        text.matches("\r\n\r\n").count(),
+        text.matches("data:").count()
+    );
     e.stop().await;
-    let (r, e) = torture_response(Torture { cr: true, ..Default::default() }).await;
+    let (r, e) = torture_response(Torture {
+        cr: true,
+        ..Default::default()
+    })
+    .await;
     assert!(!r.body.contains(&b'\n') && r.body.ends_with(b"[DONE]\r\r"));
     e.stop().await;
 }
 
 #[actix_web::test]
 async fn comment_coalesce_no_space_and_extra_field_tortures_show_on_the_wire() {
-    let t = Torture { comments: true, coalesce: true, no_space: true, extra_fields: true, ..Default::default() };
+    let t = Torture {
+        comments: true,
+        coalesce: true,
+        no_space: true,
+        extra_fields: true,
+        ..Default::default()
+    };
     let (r, e) = torture_response(t).await;
     let text = String::from_utf8(r.body.clone()).unwrap();
     assert!(text.contains(": keep-alive\n\n"));
     assert!(text.contains("data:{") && !text.contains("data: "));
     assert!(text.contains("\"obfuscation\""));
-    assert!(r.chunks.iter().any(|c| String::from_utf8_lossy(c).matches("data:").count() == 2), "two events in one write");
+    assert!(
+        r.chunks
+            .iter()
+            .any(|c| String::from_utf8_lossy(c).matches("data:").count() == 2),
+        "two events in one write"
+    );
     let mut d = SseDecoder::new();
     d.push(&r.body);
     assert!(d.comments_seen() > 5);
@@ -319,6 +473,10 @@ async fn comment_coalesce_no_space_and_extra_field_tortures_show_on_the_wire() {
 
 #[actix_web::test]
 async fn every_torture_at_once_still_decodes_to_the_reply() {
-    let (_, e) = torture_response(Torture { cr: false, ..Torture::all() }).await;
+    let (_, e) = torture_response(Torture {
+        cr: false,
+        ..Torture::all()
+    })
+    .await;
     e.stop().await;
 }

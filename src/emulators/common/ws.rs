@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, AsyncContext as _, ActorContext as _};
+use actix::{Actor, ActorContext as _, AsyncContext as _};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
 use bytes::{Bytes, BytesMut};
 
@@ -74,13 +74,25 @@ pub trait HasOutbox: Actor<Context = WebsocketContext<Self>> {
 }
 
 /// Queues `out` after `delay` from now and makes sure the outbox will be pumped.
-pub fn send_after<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, delay: Duration, out: Out, tag: Option<String>) {
+pub fn send_after<A: HasOutbox>(
+    act: &mut A,
+    ctx: &mut WebsocketContext<A>,
+    delay: Duration,
+    out: Out,
+    tag: Option<String>,
+) {
     act.outbox().push_at(Instant::now() + delay, out, tag);
     arm(act, ctx);
 }
 
 /// Queues `out` at an absolute time.
-pub fn send_at<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, due: Instant, out: Out, tag: Option<String>) {
+pub fn send_at<A: HasOutbox>(
+    act: &mut A,
+    ctx: &mut WebsocketContext<A>,
+    due: Instant,
+    out: Out,
+    tag: Option<String>,
+) {
     act.outbox().push_at(due, out, tag);
     arm(act, ctx);
 }
@@ -272,9 +284,21 @@ mod tests {
         use actix_http::ws::Item;
         let mut r = Reassembler::new(100);
         let c = |i| ws::Message::Continuation(i);
-        assert_eq!(r.feed(c(Item::FirstText(Bytes::from_static(b"he")))), Incoming::Nothing);
-        assert_eq!(r.feed(c(Item::Continue(Bytes::from_static(b"ll")))), Incoming::Nothing);
-        assert_eq!(r.feed(c(Item::Last(Bytes::from_static(b"o")))), Incoming::Text("hello".into()));
-        assert!(matches!(r.feed(c(Item::Last(Bytes::new()))), Incoming::Invalid(_)));
+        assert_eq!(
+            r.feed(c(Item::FirstText(Bytes::from_static(b"he")))),
+            Incoming::Nothing
+        );
+        assert_eq!(
+            r.feed(c(Item::Continue(Bytes::from_static(b"ll")))),
+            Incoming::Nothing
+        );
+        assert_eq!(
+            r.feed(c(Item::Last(Bytes::from_static(b"o")))),
+            Incoming::Text("hello".into())
+        );
+        assert!(matches!(
+            r.feed(c(Item::Last(Bytes::new()))),
+            Incoming::Invalid(_)
+        ));
     }
 }

@@ -88,7 +88,8 @@ impl Engine {
     /// A stream with `cfg`, hearing `script`.
     pub fn new(cfg: EngineConfig, script: Script) -> Self {
         let channels = u64::from(cfg.channels.max(1));
-        let frame_len = (u64::from(cfg.sample_rate.max(100)) * u64::from(FRAME_MS) / 1000) * channels;
+        let frame_len =
+            (u64::from(cfg.sample_rate.max(100)) * u64::from(FRAME_MS) / 1000) * channels;
         Engine {
             cfg,
             script,
@@ -109,7 +110,8 @@ impl Engine {
 
     /// Audio seconds received so far.
     pub fn now(&self) -> f64 {
-        self.total as f64 / (f64::from(self.cfg.sample_rate.max(1)) * f64::from(self.cfg.channels.max(1)))
+        self.total as f64
+            / (f64::from(self.cfg.sample_rate.max(1)) * f64::from(self.cfg.channels.max(1)))
     }
 
     /// Feeds interleaved samples; returns the events they caused, in order.
@@ -159,7 +161,11 @@ impl Engine {
         }
         if self.in_speech {
             self.silence_ms += FRAME_MS;
-            let limit = self.cfg.endpointing_ms.unwrap_or(DISABLED_ENDPOINT_MS).max(FRAME_MS);
+            let limit = self
+                .cfg
+                .endpointing_ms
+                .unwrap_or(DISABLED_ENDPOINT_MS)
+                .max(FRAME_MS);
             if self.silence_ms >= limit {
                 self.in_speech = false;
                 let speech_final = self.cfg.endpointing_ms.is_some();
@@ -169,7 +175,9 @@ impl Engine {
         if let (Some(last), Some(gap)) = (self.pending_utterance_end, self.cfg.utterance_end_ms) {
             if end >= last + f64::from(gap) / 1000.0 {
                 self.pending_utterance_end = None;
-                out.push(Event::UtteranceEnd { last_word_end: last });
+                out.push(Event::UtteranceEnd {
+                    last_word_end: last,
+                });
             }
         }
     }
@@ -231,7 +239,11 @@ impl Engine {
 /// Spreads words evenly over `[start, end]` (0.3 s a word when the span is empty).
 fn spread(words: &[ScriptWord], start: f64, end: f64) -> Vec<TimedWord> {
     let n = words.len() as f64;
-    let end = if end > start { end } else { start + SECONDS_PER_WORD * n };
+    let end = if end > start {
+        end
+    } else {
+        start + SECONDS_PER_WORD * n
+    };
     let slot = (end - start) / n.max(1.0);
     words
         .iter()
@@ -287,7 +299,10 @@ mod tests {
         ev.extend(e.push(tone(1.5)));
         ev.extend(e.push(silence(2.0)));
         assert_eq!(ev[0], Event::SpeechStarted { timestamp: 0.5 });
-        let interims = ev.iter().filter(|x| matches!(x, Event::Result(t) if !t.is_final)).count();
+        let interims = ev
+            .iter()
+            .filter(|x| matches!(x, Event::Result(t) if !t.is_final))
+            .count();
         assert_eq!(interims, 3);
         let fin = ev
             .iter()
@@ -302,7 +317,9 @@ mod tests {
         assert!(fin.words[4].end <= 2.0);
         assert_eq!(fin.start, 0.0);
         assert!((fin.duration - 2.3).abs() < 0.011, "{}", fin.duration);
-        let Some(Event::UtteranceEnd { last_word_end }) = ev.last() else { panic!("{ev:?}") };
+        let Some(Event::UtteranceEnd { last_word_end }) = ev.last() else {
+            panic!("{ev:?}")
+        };
         assert!(*last_word_end <= 2.0 && *last_word_end > 1.8);
     }
 
@@ -325,7 +342,10 @@ mod tests {
         let mut e = engine(c);
         e.push(tone(1.0));
         let ev = e.push(silence(1.0));
-        assert!(ev.iter().any(|x| matches!(x, Event::Result(t) if t.is_final && !t.speech_final)));
+        assert!(
+            ev.iter()
+                .any(|x| matches!(x, Event::Result(t) if t.is_final && !t.speech_final))
+        );
     }
 
     #[test]
@@ -346,8 +366,14 @@ mod tests {
         let mut e = engine(c);
         let mut ev = e.push(tone(1.0));
         ev.extend(e.push(silence(0.5)));
-        assert!(ev.iter().any(|x| matches!(x, Event::Result(t) if !t.is_final && !t.words.is_empty())));
-        assert!(ev.iter().any(|x| matches!(x, Event::Result(t) if t.is_final && t.words.is_empty())));
+        assert!(
+            ev.iter()
+                .any(|x| matches!(x, Event::Result(t) if !t.is_final && !t.words.is_empty()))
+        );
+        assert!(
+            ev.iter()
+                .any(|x| matches!(x, Event::Result(t) if t.is_final && t.words.is_empty()))
+        );
     }
 
     #[test]

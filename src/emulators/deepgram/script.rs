@@ -36,7 +36,10 @@ impl Script {
     pub fn next_utterance(&mut self) -> Vec<ScriptWord> {
         self.turn += 1;
         let text = self.queued.pop_front().unwrap_or_else(|| {
-            format!("This is caller {}, turn {}, speaking.", self.connection, self.turn)
+            format!(
+                "This is caller {}, turn {}, speaking.",
+                self.connection, self.turn
+            )
         });
         words(&text)
     }
@@ -75,8 +78,14 @@ mod tests {
     fn queued_lines_come_first_then_a_default_unique_per_connection_and_turn() {
         let mut s = Script::new(7, vec!["Book a table.".into()]);
         assert_eq!(transcript(&s.next_utterance(), true), "Book a table.");
-        assert_eq!(transcript(&s.next_utterance(), true), "This is caller 7, turn 2, speaking.");
-        assert_eq!(transcript(&s.next_utterance(), false), "this is caller 7 turn 3 speaking");
+        assert_eq!(
+            transcript(&s.next_utterance(), true),
+            "This is caller 7, turn 2, speaking."
+        );
+        assert_eq!(
+            transcript(&s.next_utterance(), false),
+            "this is caller 7 turn 3 speaking"
+        );
     }
 
     #[test]

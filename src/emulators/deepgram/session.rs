@@ -13,12 +13,14 @@ use super::control::{DeepgramControl, DeepgramFault, DeepgramSettings, ReceivedT
 use super::engine::{Engine, EngineConfig, Event, Transcript};
 use super::script::{Script, transcript};
 use super::upgrade::MAX_FRAME_BYTES;
-use crate::emulators::common::ws::{HasOutbox, Incoming, Out, Outbox, Reassembler, close_now, send_after};
+use crate::emulators::common::ws::{
+    HasOutbox, Incoming, Out, Outbox, Reassembler, close_now, send_after,
+};
 use crate::emulators::synth::g711;
 use crate::providers::deepgram::{
-    Alternative, ClientMessage, DATA_0000_REASON, Endpointing, ErrorMessage, ListenOptions, MetadataMessage,
-    ModelInfo, NET_0000_REASON, NET_0001_REASON, ResultChannel, ResultsMessage, ResultsMetadata, ServerMessage,
-    SpeechStarted, UtteranceEnd, Word,
+    Alternative, ClientMessage, DATA_0000_REASON, Endpointing, ErrorMessage, ListenOptions,
+    MetadataMessage, ModelInfo, NET_0000_REASON, NET_0001_REASON, ResultChannel, ResultsMessage,
+    ResultsMetadata, ServerMessage, SpeechStarted, UtteranceEnd, Word,
 };
 
 /// How the audio bytes of a connection are coded.
@@ -152,8 +154,11 @@ impl DeepgramSession {
             return self.close_stream(ctx);
         }
         if bytes.first() == Some(&b'{') {
-            if let Ok(ClientMessage::KeepAlive | ClientMessage::Finalize { .. } | ClientMessage::CloseStream) =
-                serde_json::from_slice::<ClientMessage>(&bytes)
+            if let Ok(
+                ClientMessage::KeepAlive
+                | ClientMessage::Finalize { .. }
+                | ClientMessage::CloseStream,
+            ) = serde_json::from_slice::<ClientMessage>(&bytes)
             {
                 // A control message sent as binary is not a control message (and not a keepalive).
                 let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -178,7 +183,9 @@ impl DeepgramSession {
                     ctx,
                     ServerMessage::Error(ErrorMessage {
                         variant: Some("emulated_error".to_string()),
-                        description: Some("An injected error frame; the stream carries on.".to_string()),
+                        description: Some(
+                            "An injected error frame; the stream carries on.".to_string(),
+                        ),
                         message: Some("emulated error".to_string()),
                         ..Default::default()
                     }),
@@ -206,10 +213,17 @@ impl DeepgramSession {
                 if buf.len() % 2 == 1 {
                     self.leftover = buf.pop();
                 }
-                self.engine.push(buf.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])))
+                self.engine.push(
+                    buf.chunks_exact(2)
+                        .map(|c| i16::from_le_bytes([c[0], c[1]])),
+                )
             }
-            SampleFormat::Mulaw => self.engine.push(bytes.iter().map(|&b| g711::ulaw_to_linear(b))),
-            SampleFormat::Alaw => self.engine.push(bytes.iter().map(|&b| g711::alaw_to_linear(b))),
+            SampleFormat::Mulaw => self
+                .engine
+                .push(bytes.iter().map(|&b| g711::ulaw_to_linear(b))),
+            SampleFormat::Alaw => self
+                .engine
+                .push(bytes.iter().map(|&b| g711::alaw_to_linear(b))),
         };
         for event in events {
             let msg = self.event_message(&event);
@@ -238,7 +252,11 @@ impl DeepgramSession {
             let msg = self.results(&t);
             self.reply(ctx, msg);
         }
-        let sha = std::mem::replace(&mut self.sha, ring::digest::Context::new(&ring::digest::SHA256)).finish();
+        let sha = std::mem::replace(
+            &mut self.sha,
+            ring::digest::Context::new(&ring::digest::SHA256),
+        )
+        .finish();
         let metadata = ServerMessage::Metadata(MetadataMessage {
             transaction_key: "deprecated".to_string(),
             request_id: self.request_id.clone(),
@@ -291,7 +309,11 @@ impl DeepgramSession {
             channel: ResultChannel {
                 alternatives: vec![Alternative {
                     transcript: transcript(&script_words, self.punctuate),
-                    confidence: if script_words.is_empty() { 0.0 } else { confidence },
+                    confidence: if script_words.is_empty() {
+                        0.0
+                    } else {
+                        confidence
+                    },
                     words,
                 }],
             },
@@ -346,7 +368,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
-                let code = if matches!(e, ws::ProtocolError::Overflow) { 1009 } else { 1002 };
+                let code = if matches!(e, ws::ProtocolError::Overflow) {
+                    1009
+                } else {
+                    1002
+                };
                 return close_now(self, ctx, Out::Close(code, e.to_string()));
             }
         };
@@ -355,7 +381,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
             Incoming::Binary(b) => self.on_binary(ctx, b),
             Incoming::Ping(p) => ctx.pong(&p),
             Incoming::Close(reason) => {
-                let got = reason.as_ref().map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
+                let got = reason
+                    .as_ref()
+                    .map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
                 self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
                 if !self.outbox.is_finished() {
                     close_now(self, ctx, Out::Close(1000, String::new()));

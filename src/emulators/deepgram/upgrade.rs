@@ -19,7 +19,11 @@ pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 const KNOWN_MODELS: [&str; 6] = ["nova-3", "nova-2", "nova", "enhanced", "base", "whisper"];
 
 /// The upgrade handler.
-pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<DeepgramControl>) -> HttpResponse {
+pub async fn listen(
+    req: HttpRequest,
+    stream: web::Payload,
+    control: web::Data<DeepgramControl>,
+) -> HttpResponse {
     let request_id = request_id();
     let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -46,16 +50,29 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
             open: false,
         });
         let script = s.scripts.pop_front().unwrap_or_default();
-        (number, s.connections.len() - 1, s.settings.clone(), script, s.faults.pop_front())
+        (
+            number,
+            s.connections.len() - 1,
+            s.settings.clone(),
+            script,
+            s.faults.pop_front(),
+        )
     });
     let refuse = |status: u16, code: &str, msg: &str| {
-        control.shared.update(|s| s.connections[index].refused = Some(status));
+        control
+            .shared
+            .update(|s| s.connections[index].refused = Some(status));
         refusal(status, code, msg, &request_id)
     };
     if let Some(DeepgramFault::RefuseUpgrade(status)) = fault {
-        return refuse(status, refusal_code(status), "Injected refusal by the emulator.");
+        return refuse(
+            status,
+            refusal_code(status),
+            "Injected refusal by the emulator.",
+        );
     }
-    let key_ok = settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
+    let key_ok =
+        settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
     if !key_ok {
         return refuse(401, "INVALID_AUTH", "Invalid credentials.");
     }
@@ -67,7 +84,17 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
         Ok(f) => f,
         Err(msg) => return refuse(400, "Bad Request", &msg),
     };
-    let session = DeepgramSession::new(control.get_ref().clone(), index, number, request_id.clone(), settings, script, fault, options, format);
+    let session = DeepgramSession::new(
+        control.get_ref().clone(),
+        index,
+        number,
+        request_id.clone(),
+        settings,
+        script,
+        fault,
+        options,
+        format,
+    );
     let started = ws::WsResponseBuilder::new(session, &req, stream)
         .protocols(&["token"])
         .frame_size(MAX_FRAME_BYTES)
@@ -75,7 +102,10 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
     match started {
         Ok(mut resp) => {
             if let Ok(v) = request_id.parse() {
-                resp.headers_mut().insert(actix_web::http::header::HeaderName::from_static("dg-request-id"), v);
+                resp.headers_mut().insert(
+                    actix_web::http::header::HeaderName::from_static("dg-request-id"),
+                    v,
+                );
             }
             control.shared.update(|s| s.connections[index].open = true);
             resp
@@ -92,7 +122,10 @@ fn credentials(req: &HttpRequest) -> (AuthMethod, Option<String>) {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some((scheme, key)) = header("authorization").and_then(|v| v.trim().split_once(' ')) {
         if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
-            return (AuthMethod::Header(scheme.to_string()), Some(key.trim().to_string()));
+            return (
+                AuthMethod::Header(scheme.to_string()),
+                Some(key.trim().to_string()),
+            );
         }
     }
     if let Some(protocols) = header("sec-websocket-protocol") {
@@ -126,7 +159,9 @@ fn validate(o: &ListenOptions) -> Result<SampleFormat, String> {
         let ok = lang == "multi"
             || ((2..=3).contains(&primary.len())
                 && primary.chars().all(|c| c.is_ascii_lowercase())
-                && parts.all(|p| (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())));
+                && parts.all(|p| {
+                    (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())
+                }));
         if !ok {
             return Err("No such model/language/tier combination found.".to_string());
         }
@@ -147,7 +182,9 @@ fn validate(o: &ListenOptions) -> Result<SampleFormat, String> {
     if o.encoding.is_some() && o.sample_rate.is_none() {
         return Err("sample_rate is required when encoding is set.".to_string());
     }
-    if o.sample_rate.is_some_and(|r| !(1000..=192_000).contains(&r)) {
+    if o.sample_rate
+        .is_some_and(|r| !(1000..=192_000).contains(&r))
+    {
         return Err("sample_rate must be between 1000 and 192000.".to_string());
     }
     Ok(format)
@@ -198,7 +235,12 @@ mod tests {
     fn usual_parameters_are_accepted() {
         let q = "model=nova-3&language=en-US&encoding=linear16&sample_rate=16000&channels=1";
         assert_eq!(validate(&opts(q)), Ok(SampleFormat::Linear16));
-        assert_eq!(validate(&opts("model=nova-2-phonecall&encoding=mulaw&sample_rate=8000")), Ok(SampleFormat::Mulaw));
+        assert_eq!(
+            validate(&opts(
+                "model=nova-2-phonecall&encoding=mulaw&sample_rate=8000"
+            )),
+            Ok(SampleFormat::Mulaw)
+        );
         assert!(validate(&opts("language=multi")).is_ok());
     }
 }

@@ -32,7 +32,10 @@ impl ElevenLabsFault {
     pub fn applies_to_socket(&self) -> bool {
         matches!(
             self,
-            Self::Unauthorized | Self::SomethingWentWrong | Self::LateAudioAfterClose | Self::DropMidStream
+            Self::Unauthorized
+                | Self::SomethingWentWrong
+                | Self::LateAudioAfterClose
+                | Self::DropMidStream
         )
     }
 
@@ -40,7 +43,10 @@ impl ElevenLabsFault {
     pub fn applies_to_http(&self) -> bool {
         matches!(
             self,
-            Self::Unauthorized | Self::Unprocessable { .. } | Self::TooManyRequests | Self::CutBody { .. }
+            Self::Unauthorized
+                | Self::Unprocessable { .. }
+                | Self::TooManyRequests
+                | Self::CutBody { .. }
         )
     }
 }
@@ -142,7 +148,10 @@ pub(crate) struct ElevenLabsState {
 
 impl ElevenLabsState {
     /// Takes the first queued fault `applies` accepts.
-    pub fn take_fault(&mut self, applies: impl Fn(&ElevenLabsFault) -> bool) -> Option<ElevenLabsFault> {
+    pub fn take_fault(
+        &mut self,
+        applies: impl Fn(&ElevenLabsFault) -> bool,
+    ) -> Option<ElevenLabsFault> {
         let i = self.faults.iter().position(applies)?;
         self.faults.remove(i)
     }
@@ -185,7 +194,8 @@ impl ElevenLabsControl {
 
     /// Inactivity timeout for the next sockets, overriding their `inactivity_timeout` query (for tests).
     pub fn set_inactivity_timeout(&self, timeout: Option<Duration>) {
-        self.shared.update(|s| s.settings.inactivity_timeout = timeout);
+        self.shared
+            .update(|s| s.settings.inactivity_timeout = timeout);
     }
 
     /// A fault for the next connection or request it applies to.
@@ -204,7 +214,11 @@ impl ElevenLabsControl {
     }
 
     /// Waits until `pred` holds for the logs, or `timeout` passes; true if it held.
-    pub async fn wait_until(&self, pred: impl Fn(TtsSnapshot<'_>) -> bool, timeout: Duration) -> bool {
+    pub async fn wait_until(
+        &self,
+        pred: impl Fn(TtsSnapshot<'_>) -> bool,
+        timeout: Duration,
+    ) -> bool {
         self.shared
             .wait_until(
                 |s| {
@@ -225,12 +239,21 @@ mod tests {
 
     #[test]
     fn cli_fault_spellings_parse_and_faults_know_their_endpoint() {
-        assert_eq!("cut-body:4000".parse(), Ok(ElevenLabsFault::CutBody { after_bytes: 4000 }));
-        assert_eq!("422-array".parse(), Ok(ElevenLabsFault::Unprocessable { array: true }));
+        assert_eq!(
+            "cut-body:4000".parse(),
+            Ok(ElevenLabsFault::CutBody { after_bytes: 4000 })
+        );
+        assert_eq!(
+            "422-array".parse(),
+            Ok(ElevenLabsFault::Unprocessable { array: true })
+        );
         assert!("cut-body:x".parse::<ElevenLabsFault>().is_err());
         assert!(ElevenLabsFault::DropMidStream.applies_to_socket());
         assert!(!ElevenLabsFault::DropMidStream.applies_to_http());
-        assert!(ElevenLabsFault::Unauthorized.applies_to_http() && ElevenLabsFault::Unauthorized.applies_to_socket());
+        assert!(
+            ElevenLabsFault::Unauthorized.applies_to_http()
+                && ElevenLabsFault::Unauthorized.applies_to_socket()
+        );
     }
 
     #[test]
@@ -242,11 +265,18 @@ mod tests {
                 realtime_pacing: false,
                 inactivity_timeout: None,
             },
-            faults: vec![ElevenLabsFault::TooManyRequests, ElevenLabsFault::DropMidStream].into(),
+            faults: vec![
+                ElevenLabsFault::TooManyRequests,
+                ElevenLabsFault::DropMidStream,
+            ]
+            .into(),
             sockets: vec![],
             http: vec![],
         };
-        assert_eq!(s.take_fault(ElevenLabsFault::applies_to_socket), Some(ElevenLabsFault::DropMidStream));
+        assert_eq!(
+            s.take_fault(ElevenLabsFault::applies_to_socket),
+            Some(ElevenLabsFault::DropMidStream)
+        );
         assert_eq!(s.faults.len(), 1);
     }
 }

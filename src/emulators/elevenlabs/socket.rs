@@ -12,11 +12,17 @@ use actix_web_actors::ws::{self, WebsocketContext};
 use base64::Engine as _;
 
 use super::buffer::TextBuffer;
-use super::control::{ElevenLabsControl, ElevenLabsFault, ElevenLabsSettings, SentFrame, TtsSocketLog};
+use super::control::{
+    ElevenLabsControl, ElevenLabsFault, ElevenLabsSettings, SentFrame, TtsSocketLog,
+};
 use super::speech::Voice;
 use crate::audio::OutputFormat;
-use crate::emulators::common::ws::{HasOutbox, Incoming, Out, Outbox, Reassembler, close_now, send_at, truncate_reason};
-use crate::providers::elevenlabs::{ClientMessage, GenerationConfig, MAX_CONTEXTS, ServerMessage, VoiceSettings};
+use crate::emulators::common::ws::{
+    HasOutbox, Incoming, Out, Outbox, Reassembler, close_now, send_at, truncate_reason,
+};
+use crate::providers::elevenlabs::{
+    ClientMessage, GenerationConfig, MAX_CONTEXTS, ServerMessage, VoiceSettings,
+};
 
 /// Largest frame accepted from a client.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -120,14 +126,23 @@ impl TtsSocket {
         }
         let msg: ClientMessage = match serde_json::from_str(&text) {
             Ok(m) => m,
-            Err(e) => return self.fail(ctx, "invalid_message", &format!("Invalid message received: {e}")),
+            Err(e) => {
+                return self.fail(
+                    ctx,
+                    "invalid_message",
+                    &format!("Invalid message received: {e}"),
+                );
+            }
         };
         let now = Instant::now();
         self.last_activity = now;
         let first = !self.first_seen;
         self.first_seen = true;
         if first && !self.setup.authed {
-            let key = msg.xi_api_key.clone().or_else(|| msg.authorization.clone().map(|a| strip_bearer(&a)));
+            let key = msg
+                .xi_api_key
+                .clone()
+                .or_else(|| msg.authorization.clone().map(|a| strip_bearer(&a)));
             let ok = self.setup.settings.api_keys.is_empty()
                 || key.is_some_and(|k| self.setup.settings.api_keys.contains(&k));
             if !ok || self.setup.fault == Some(ElevenLabsFault::Unauthorized) {
@@ -138,7 +153,11 @@ impl TtsSocket {
             return self.fail(ctx, "invalid_request", &message);
         }
         if !first && self.setup.fault == Some(ElevenLabsFault::SomethingWentWrong) {
-            return self.fail(ctx, "internal_error", "We are sorry, something went wrong. You are not charged for this request.");
+            return self.fail(
+                ctx,
+                "internal_error",
+                "We are sorry, something went wrong. You are not charged for this request.",
+            );
         }
         if self.setup.multi {
             self.on_multi(ctx, msg, now);
@@ -151,7 +170,11 @@ impl TtsSocket {
     /// never change afterwards.
     fn check_settings(&mut self, msg: &ClientMessage, first: bool) -> Result<(), String> {
         const RULE: &str = "voice_settings field must be provided in the first message and then either be not provided or not change.";
-        let may_set = first || (self.setup.multi && !self.contexts.contains_key(msg.context_id.as_deref().unwrap_or("")));
+        let may_set = first
+            || (self.setup.multi
+                && !self
+                    .contexts
+                    .contains_key(msg.context_id.as_deref().unwrap_or("")));
         if let Some(vs) = &msg.voice_settings {
             match &self.voice_settings {
                 Some(old) if old != vs => return Err(RULE.to_string()),
@@ -161,7 +184,9 @@ impl TtsSocket {
         }
         if let Some(gc) = &msg.generation_config {
             match &self.generation_config {
-                Some(old) if old != gc => return Err(RULE.replace("voice_settings", "generation_config")),
+                Some(old) if old != gc => {
+                    return Err(RULE.replace("voice_settings", "generation_config"));
+                }
                 None if !may_set => return Err(RULE.replace("voice_settings", "generation_config")),
                 _ => self.generation_config = Some(gc.clone()),
             }
@@ -169,7 +194,13 @@ impl TtsSocket {
         Ok(())
     }
 
-    fn on_single(&mut self, ctx: &mut WebsocketContext<Self>, msg: ClientMessage, first: bool, now: Instant) {
+    fn on_single(
+        &mut self,
+        ctx: &mut WebsocketContext<Self>,
+        msg: ClientMessage,
+        first: bool,
+        now: Instant,
+    ) {
         let text = msg.text.clone().unwrap_or_default();
         if first {
             if text != " " {
@@ -207,7 +238,9 @@ impl TtsSocket {
                 return; // a keepalive must not open a context
             }
             if self.contexts.len() >= MAX_CONTEXTS {
-                let m = format!("Maximum simultaneous contexts per WebSocket connection exceeded ({MAX_CONTEXTS}). Please close unused contexts with close_context before opening new ones.");
+                let m = format!(
+                    "Maximum simultaneous contexts per WebSocket connection exceeded ({MAX_CONTEXTS}). Please close unused contexts with close_context before opening new ones."
+                );
                 return self.fail(ctx, "max_active_conversations", &m);
             }
             self.open_context(id.clone(), now);
@@ -219,16 +252,34 @@ impl TtsSocket {
     }
 
     fn open_context(&mut self, id: String, now: Instant) {
-        let schedule = self.generation_config.as_ref().and_then(|g| g.chunk_length_schedule.clone());
-        let Ok(voice) = Voice::new(self.setup.format) else { return };
+        let schedule = self
+            .generation_config
+            .as_ref()
+            .and_then(|g| g.chunk_length_schedule.clone());
+        let Ok(voice) = Voice::new(self.setup.format) else {
+            return;
+        };
         let buffer = TextBuffer::new(schedule, self.setup.auto_mode);
-        self.contexts.insert(id.clone(), Context { buffer, voice, last_activity: now });
+        self.contexts.insert(
+            id.clone(),
+            Context {
+                buffer,
+                voice,
+                last_activity: now,
+            },
+        );
         if self.setup.multi {
             self.log(|l| l.contexts_opened.push(id));
         }
     }
 
-    fn feed(&mut self, ctx: &mut WebsocketContext<Self>, id: &str, msg: &ClientMessage, text: &str) {
+    fn feed(
+        &mut self,
+        ctx: &mut WebsocketContext<Self>,
+        id: &str,
+        msg: &ClientMessage,
+        text: &str,
+    ) {
         if !text.is_empty() {
             self.speak(ctx, id, |b| b.push(text));
         }
@@ -241,7 +292,9 @@ impl TtsSocket {
     }
 
     fn close_context(&mut self, ctx: &mut WebsocketContext<Self>, id: &str) {
-        let Some(mut c) = self.contexts.remove(id) else { return };
+        let Some(mut c) = self.contexts.remove(id) else {
+            return;
+        };
         c.buffer.discard();
         self.log(|l| l.contexts_closed.push(id.to_string()));
         if self.setup.fault == Some(ElevenLabsFault::LateAudioAfterClose) {
@@ -253,9 +306,18 @@ impl TtsSocket {
     }
 
     /// Runs `take` on the context's buffer and queues the audio for whatever it returns.
-    fn speak(&mut self, ctx: &mut WebsocketContext<Self>, id: &str, take: impl FnOnce(&mut TextBuffer) -> Option<String>) {
-        let Some(c) = self.contexts.get_mut(id) else { return };
-        let Some(text) = take(&mut c.buffer) else { return };
+    fn speak(
+        &mut self,
+        ctx: &mut WebsocketContext<Self>,
+        id: &str,
+        take: impl FnOnce(&mut TextBuffer) -> Option<String>,
+    ) {
+        let Some(c) = self.contexts.get_mut(id) else {
+            return;
+        };
+        let Some(text) = take(&mut c.buffer) else {
+            return;
+        };
         let chunks = c.voice.speak(&text);
         let now = Instant::now();
         let mut due = now + self.setup.settings.time_to_first_byte;
@@ -270,7 +332,13 @@ impl TtsSocket {
                 context_id: self.setup.multi.then(|| id.to_string()),
                 ..Default::default()
             };
-            send_at(self, ctx, due, Out::Text(msg.to_json()), Some(id.to_string()));
+            send_at(
+                self,
+                ctx,
+                due,
+                Out::Text(msg.to_json()),
+                Some(id.to_string()),
+            );
             if self.setup.fault == Some(ElevenLabsFault::DropMidStream) {
                 self.setup.fault = None;
                 send_at(self, ctx, due, Out::Drop, None);
@@ -326,7 +394,12 @@ impl HasOutbox for TtsSocket {
             Out::Text(t) => {
                 let m = ServerMessage::parse(t).unwrap_or_default();
                 let audio_bytes = m.audio_bytes().map(|a| a.len()).unwrap_or(0);
-                let frame = SentFrame { context_id: m.context_id.clone(), audio_bytes, is_final: m.is_final(), error: m.error.clone() };
+                let frame = SentFrame {
+                    context_id: m.context_id.clone(),
+                    audio_bytes,
+                    is_final: m.is_final(),
+                    error: m.error.clone(),
+                };
                 self.log(|l| {
                     l.audio_bytes_sent += audio_bytes;
                     l.sent.push(frame);
@@ -345,11 +418,21 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TtsSocket {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         let msg = match msg {
             Ok(m) => m,
-            Err(e) => return self.fail(ctx, "invalid_message", &format!("WebSocket protocol error: {e}")),
+            Err(e) => {
+                return self.fail(
+                    ctx,
+                    "invalid_message",
+                    &format!("WebSocket protocol error: {e}"),
+                );
+            }
         };
         match self.reassembler.feed(msg) {
             Incoming::Text(t) => self.on_text(ctx, t),
-            Incoming::Binary(_) => self.fail(ctx, "invalid_message", "Binary frames are not accepted; send JSON text frames."),
+            Incoming::Binary(_) => self.fail(
+                ctx,
+                "invalid_message",
+                "Binary frames are not accepted; send JSON text frames.",
+            ),
             Incoming::Ping(p) => ctx.pong(&p),
             Incoming::Close(reason) => {
                 let got = reason.map(|r| (u16::from(r.code), r.description.unwrap_or_default()));

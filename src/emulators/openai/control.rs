@@ -45,13 +45,17 @@ impl FromStr for OpenAiFault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
-        let n = || arg.parse::<usize>().map_err(|_| format!("fault {s:?} needs a count after ':'"));
+        let n = || {
+            arg.parse::<usize>()
+                .map_err(|_| format!("fault {s:?} needs a count after ':'"))
+        };
         Ok(match name {
             "429" => OpenAiFault::RateLimited {
                 retry_after: Duration::from_secs_f64(if arg.is_empty() {
                     1.0
                 } else {
-                    arg.parse::<f64>().map_err(|_| format!("fault {s:?}: bad seconds"))?
+                    arg.parse::<f64>()
+                        .map_err(|_| format!("fault {s:?}: bad seconds"))?
                 }),
             },
             "quota" => OpenAiFault::InsufficientQuota,
@@ -223,7 +227,11 @@ impl OpenAiControl {
     }
 
     /// Waits until `pred` holds for the request log, or `timeout` passes; true if it held.
-    pub async fn wait_until(&self, pred: impl Fn(&[ChatRequestLog]) -> bool, timeout: Duration) -> bool {
+    pub async fn wait_until(
+        &self,
+        pred: impl Fn(&[ChatRequestLog]) -> bool,
+        timeout: Duration,
+    ) -> bool {
         self.shared.wait_until(|s| pred(&s.requests), timeout).await
     }
 }
@@ -234,7 +242,10 @@ mod tests {
 
     #[test]
     fn cli_fault_and_torture_spellings_parse() {
-        assert_eq!("cut-after:3".parse(), Ok(OpenAiFault::CutAfter { after_deltas: 3 }));
+        assert_eq!(
+            "cut-after:3".parse(),
+            Ok(OpenAiFault::CutAfter { after_deltas: 3 })
+        );
         assert_eq!(
             "429:2.5".parse(),
             Ok(OpenAiFault::RateLimited {

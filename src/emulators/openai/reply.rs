@@ -59,7 +59,8 @@ pub fn tokens(text: &str) -> Vec<String> {
 
 impl Completion {
     fn chunk(&self, delta: Value, finish: Option<&str>, t: &Torture) -> String {
-        let mut choice = json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
+        let mut choice =
+            json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
         let mut chunk = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "system_fingerprint": "fp_emulated", "choices": [],
@@ -83,7 +84,10 @@ impl Completion {
         let completion_tokens;
         match reply {
             Reply::Text(text) => {
-                push(self.chunk(json!({"role": "assistant", "content": ""}), None, t), false);
+                push(
+                    self.chunk(json!({"role": "assistant", "content": ""}), None, t),
+                    false,
+                );
                 let toks = tokens(text);
                 completion_tokens = toks.len() as u32;
                 for tok in toks {
@@ -92,7 +96,10 @@ impl Completion {
                 push(self.chunk(json!({}), Some("stop"), t), false);
             }
             Reply::ToolCalls(calls) => {
-                push(self.chunk(json!({"role": "assistant", "content": null}), None, t), false);
+                push(
+                    self.chunk(json!({"role": "assistant", "content": null}), None, t),
+                    false,
+                );
                 let mut n = 0;
                 for (i, (name, args)) in calls.iter().enumerate() {
                     let mut head = json!({"id": format!("call_emu_{i}"), "type": "function",
@@ -146,7 +153,11 @@ impl Completion {
                             "function": {"name": name, "arguments": args}})
                     })
                     .collect();
-                (json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls", 1)
+                (
+                    json!({"role": "assistant", "content": null, "tool_calls": calls}),
+                    "tool_calls",
+                    1,
+                )
             }
         };
         json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -164,7 +175,10 @@ fn fragments(s: &str, n: usize) -> Vec<String> {
 
 /// A rough token count of a request (words of every message).
 pub fn prompt_tokens(req: &ChatRequest) -> u32 {
-    req.messages.iter().map(|m| m.text().split_whitespace().count() as u32 + 3).sum()
+    req.messages
+        .iter()
+        .map(|m| m.text().split_whitespace().count() as u32 + 3)
+        .sum()
 }
 
 #[cfg(test)]
@@ -183,17 +197,27 @@ mod tests {
     }
 
     fn parse(p: &[Payload]) -> Vec<ChatChunk> {
-        p.iter().map(|p| serde_json::from_str(&p.json).unwrap()).collect()
+        p.iter()
+            .map(|p| serde_json::from_str(&p.json).unwrap())
+            .collect()
     }
 
     #[test]
     fn the_default_reply_quotes_the_last_user_message_in_three_sentences() {
         let req = ChatRequest::streaming(
             "m",
-            vec![ChatMessage::new(Role::User, "first"), ChatMessage::new(Role::User, " book a table ")],
+            vec![
+                ChatMessage::new(Role::User, "first"),
+                ChatMessage::new(Role::User, " book a table "),
+            ],
         );
-        let Reply::Text(t) = default_reply(&req) else { panic!() };
-        assert_eq!(t, "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more.");
+        let Reply::Text(t) = default_reply(&req) else {
+            panic!()
+        };
+        assert_eq!(
+            t,
+            "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more."
+        );
     }
 
     #[test]
@@ -205,7 +229,8 @@ mod tests {
 
     #[test]
     fn a_text_stream_is_role_deltas_stop_then_usage_with_no_choices() {
-        let chunks = parse(&completion(true).stream(&Reply::Text("Hi there.".into()), &Torture::default()));
+        let chunks =
+            parse(&completion(true).stream(&Reply::Text("Hi there.".into()), &Torture::default()));
         assert_eq!(chunks[0].choices[0].delta.role, Some(Role::Assistant));
         let text: String = chunks.iter().filter_map(|c| c.content()).collect();
         assert_eq!(text, "Hi there.");
@@ -223,7 +248,10 @@ mod tests {
             ("time".into(), r#"{"tz":"UTC"}"#.into()),
         ]);
         for no_tool_index in [false, true] {
-            let t = Torture { no_tool_index, ..Default::default() };
+            let t = Torture {
+                no_tool_index,
+                ..Default::default()
+            };
             let chunks = parse(&completion(false).stream(&reply, &t));
             let mut acc = ToolCallAccumulator::new();
             for c in &chunks {

@@ -283,16 +283,20 @@ mod tests {
 
     #[test]
     fn utterance_end_speech_started_metadata_and_error_parse() {
-        let m = ServerMessage::parse(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.38}"#);
+        let m =
+            ServerMessage::parse(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.38}"#);
         assert!(matches!(m.unwrap(), ServerMessage::UtteranceEnd(u) if u.last_word_end == 4.38));
-        let m = ServerMessage::parse(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.48}"#);
+        let m =
+            ServerMessage::parse(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.48}"#);
         assert!(matches!(m.unwrap(), ServerMessage::SpeechStarted(s) if s.timestamp == 0.48));
         let m = ServerMessage::parse(
             r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"r","sha256":"ab","created":"c","duration":12.5,"channels":1}"#,
         );
         assert!(matches!(m.unwrap(), ServerMessage::Metadata(d) if d.duration == 12.5));
         let m = ServerMessage::parse(r#"{"type":"Error","description":"bad","variant":"x"}"#);
-        assert!(matches!(m.unwrap(), ServerMessage::Error(e) if e.description.as_deref() == Some("bad")));
+        assert!(
+            matches!(m.unwrap(), ServerMessage::Error(e) if e.description.as_deref() == Some("bad"))
+        );
     }
 
     #[test]
@@ -308,13 +312,20 @@ mod tests {
 
     #[test]
     fn client_messages_are_the_documented_json() {
-        assert_eq!(ClientMessage::KeepAlive.to_json(), r#"{"type":"KeepAlive"}"#);
-        assert_eq!(ClientMessage::CloseStream.to_json(), r#"{"type":"CloseStream"}"#);
+        assert_eq!(
+            ClientMessage::KeepAlive.to_json(),
+            r#"{"type":"KeepAlive"}"#
+        );
+        assert_eq!(
+            ClientMessage::CloseStream.to_json(),
+            r#"{"type":"CloseStream"}"#
+        );
         assert_eq!(
             ClientMessage::Finalize { channel: None }.to_json(),
             r#"{"type":"Finalize"}"#
         );
-        let parsed: ClientMessage = serde_json::from_str(r#"{"type":"Finalize","channel":0}"#).unwrap();
+        let parsed: ClientMessage =
+            serde_json::from_str(r#"{"type":"Finalize","channel":0}"#).unwrap();
         assert_eq!(parsed, ClientMessage::Finalize { channel: Some(0) });
     }
 

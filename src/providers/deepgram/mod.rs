@@ -16,4 +16,5 @@ pub const NET_0001_REASON: &str = "Deepgram did not receive audio data or a text
 /// Close reason when the server produced no response within its window (code 1011).
 pub const NET_0000_REASON: &str = "Deepgram did not provide a response message within the timeout window. See https://dpgr.am/net0000";
 /// Close reason when the payload could not be decoded as audio (code 1008).
-pub const DATA_0000_REASON: &str = "DATA-0000: The payload cannot be decoded as audio. See https://dpgr.am/data0000";
+pub const DATA_0000_REASON: &str =
+    "DATA-0000: The payload cannot be decoded as audio. See https://dpgr.am/data0000";

@@ -9,8 +9,9 @@ pub mod stream;
 pub mod tools;
 
 pub use chat::{
-    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChunkChoice, CompletionChoice, Content, Delta,
-    FunctionCall, FunctionDef, FunctionDelta, Role, StreamOptions, Tool, ToolCall, ToolCallDelta, Usage,
+    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChunkChoice, CompletionChoice, Content,
+    Delta, FunctionCall, FunctionDef, FunctionDelta, Role, StreamOptions, Tool, ToolCall,
+    ToolCallDelta, Usage,
 };
 pub use error::{ApiError, ApiErrorBody};
 pub use sse::{IncompleteTail, SseDecoder, SseEvent};

@@ -17,7 +17,9 @@ pub struct SseEvent {
 
 /// The stream ended while an event or a line was still open: the server (or the network) cut it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event stream ended mid-event ({pending_bytes} bytes of an unterminated line, data pending: {data_pending})")]
+#[error(
+    "event stream ended mid-event ({pending_bytes} bytes of an unterminated line, data pending: {data_pending})"
+)]
 pub struct IncompleteTail {
     pub pending_bytes: usize,
     pub data_pending: bool,
