@@ -41,7 +41,8 @@ OpenAI-compatible (POST /v1/chat/completions):
   --openai-ttft-ms N                   time to first token (default 0)
   --openai-token-delay-ms N            delay between deltas (default 0)
   --openai-torture LIST                comma list: split-lines, split-utf8, crlf, cr, comments, coalesce,
-                                       no-space, no-tool-index, extra-fields, all, none
+                                       no-space, no-tool-index, extra-fields, whole-tool-arguments,
+                                       usage-every-chunk, finish-with-content, all, none
   --openai-fault F                     next request's fault, repeatable: 429[:SECS], quota, 500, 503, 401,
                                        error-after:N, cut-after:N, hang-after:N (N = deltas)
 
@@ -50,7 +51,7 @@ ElevenLabs (WebSocket stream-input / multi-stream-input, POST .../stream):
   --elevenlabs-ttfb-ms N               time to first audio byte (default 0)
   --elevenlabs-realtime                audio no faster than real time
   --elevenlabs-inactivity-timeout-ms N override every socket's inactivity_timeout
-  --elevenlabs-fault F                 next connection/request's fault, repeatable: 401, 422-object,
+  --elevenlabs-fault F                 next connection/request's fault, repeatable: 401, 403, 422-object,
                                        422-array, 429, 1008, late-audio, drop, cut-body:BYTES
 ";
 

@@ -103,15 +103,19 @@ async fn missing_text_bad_json_and_bad_formats_are_422_validation_arrays() {
 }
 
 #[actix_web::test]
-async fn injected_401_422_and_429_use_the_documented_detail_shapes() {
+async fn injected_401_403_422_and_429_use_the_documented_detail_shapes() {
     let e = start().await;
     let c = e.elevenlabs();
     c.push_fault(ElevenLabsFault::Unauthorized);
+    c.push_fault(ElevenLabsFault::Forbidden);
     c.push_fault(ElevenLabsFault::Unprocessable { array: false });
     c.push_fault(ElevenLabsFault::Unprocessable { array: true });
     c.push_fault(ElevenLabsFault::TooManyRequests);
     let ok = r#"{"text":"Hi"}"#;
     assert_eq!(tts(&e, "", &key(), ok).await.status, 401);
+    let r = tts(&e, "", &key(), ok).await;
+    assert_eq!(r.status, 403);
+    assert!(matches!(detail(&r), ErrorDetail::Status(s) if s.status == "only_for_creator+"));
     let r = tts(&e, "", &key(), ok).await;
     assert!(r.status == 422 && matches!(detail(&r), ErrorDetail::Status(_)));
     let r = tts(&e, "", &key(), ok).await;

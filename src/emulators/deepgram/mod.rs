@@ -4,7 +4,9 @@
 //! connection actor, `engine` the pure speech/transcript logic, `script` the text it "hears".
 
 pub mod control;
+pub mod decode;
 pub mod engine;
+pub mod replies;
 pub mod script;
 pub mod session;
 pub mod upgrade;

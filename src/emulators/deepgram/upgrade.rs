@@ -9,7 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
 use super::control::{AuthMethod, DeepgramConnectionLog, DeepgramControl, DeepgramFault};
-use super::session::{DeepgramSession, SampleFormat};
+use super::decode::SampleFormat;
+use super::session::DeepgramSession;
 use crate::emulators::common::body::request_id;
 use crate::providers::deepgram::{ErrorBody, ListenOptions};
 

@@ -13,6 +13,8 @@ use crate::emulators::common::shared::Shared;
 pub enum ElevenLabsFault {
     /// HTTP: 401 `invalid_api_key`. WebSocket: the key is refused (error message, then Close 1008).
     Unauthorized,
+    /// HTTP: 403 `only_for_creator+` (a plan-gated voice or format).
+    Forbidden,
     /// HTTP: 422 with `detail` as an object (`array: false`) or a validation array (`array: true`).
     Unprocessable { array: bool },
     /// HTTP: 429 `too_many_concurrent_requests`.
@@ -51,7 +53,7 @@ impl ElevenLabsFault {
     }
 }
 
-/// Parses the CLI spelling: `401`, `422-object`, `422-array`, `429`, `1008`, `late-audio`, `drop`,
+/// Parses the CLI spelling: `401`, `403`, `422-object`, `422-array`, `429`, `1008`, `late-audio`, `drop`,
 /// `cut-body:BYTES`.
 impl FromStr for ElevenLabsFault {
     type Err = String;
@@ -59,6 +61,7 @@ impl FromStr for ElevenLabsFault {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "401" => Self::Unauthorized,
+            "403" => Self::Forbidden,
             "422-object" => Self::Unprocessable { array: false },
             "422-array" => Self::Unprocessable { array: true },
             "429" => Self::TooManyRequests,

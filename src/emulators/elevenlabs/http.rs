@@ -1,5 +1,5 @@
 //! `POST /v1/text-to-speech/{voice_id}/stream`: checks `xi-api-key` (401 object `detail`), the query and the
-//! body (422 validation array), applies the next HTTP fault (401, 422 object/array, 429, cut body), then
+//! body (422 validation array), applies the next HTTP fault (401, 403, 422 object/array, 429, cut body), then
 //! streams chunked audio in the requested format after the time to first byte, optionally at real-time pace,
 //! with the `request-id` header a client feeds into `previous_request_ids`.
 
@@ -96,6 +96,10 @@ pub async fn stream(
         );
     }
     match fault {
+        Some(ElevenLabsFault::Forbidden) => {
+            let msg = "This voice or output format is only available on the Creator plan and above (emulated).";
+            return fail(403, HttpErrorBody::status("only_for_creator+", msg));
+        }
         Some(ElevenLabsFault::Unprocessable { array: false }) => {
             return fail(
                 422,

@@ -70,7 +70,7 @@ impl FromStr for OpenAiFault {
     }
 }
 
-/// Transport and compatibility torture for SSE responses; every flag is independent.
+/// Transport torture and compatible-server quirks for SSE responses; every flag is independent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Torture {
     /// Write each event in two pieces, cut mid-line.
@@ -91,10 +91,17 @@ pub struct Torture {
     pub no_tool_index: bool,
     /// Unknown extra fields on chunks, choices and deltas.
     pub extra_fields: bool,
+    /// Tool-call arguments whole in the call's first delta instead of fragments.
+    pub whole_tool_arguments: bool,
+    /// A running `usage` object on every chunk (some compatible servers do this).
+    pub usage_every_chunk: bool,
+    /// `finish_reason` on the last content delta instead of a separate empty chunk.
+    pub finish_with_content: bool,
 }
 
 /// Parses a comma-separated list: `split-lines,split-utf8,crlf,cr,comments,coalesce,no-space,
-/// no-tool-index,extra-fields`, or `all` (everything but `cr`), or `none`.
+/// no-tool-index,extra-fields,whole-tool-arguments,usage-every-chunk,finish-with-content`, or `all`
+/// (everything but `cr`), or `none`.
 impl FromStr for Torture {
     type Err = String;
 
@@ -118,6 +125,9 @@ impl FromStr for Torture {
                 "no-space" => t.no_space = true,
                 "no-tool-index" => t.no_tool_index = true,
                 "extra-fields" => t.extra_fields = true,
+                "whole-tool-arguments" => t.whole_tool_arguments = true,
+                "usage-every-chunk" => t.usage_every_chunk = true,
+                "finish-with-content" => t.finish_with_content = true,
                 _ => return Err(format!("unknown torture mode {part:?}")),
             }
         }
@@ -138,6 +148,9 @@ impl Torture {
             no_space: true,
             no_tool_index: true,
             extra_fields: true,
+            whole_tool_arguments: true,
+            usage_every_chunk: true,
+            finish_with_content: true,
         }
     }
 }

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::control::{ChatRequestLog, OpenAiControl, OpenAiFault};
+use super::errors;
 use super::framing::{self, Event};
 use super::reply::{Completion, default_reply, prompt_tokens};
 use super::respond::{End, Guard, Plan, next_write, whole};
@@ -152,52 +153,15 @@ pub async fn chat_completions(
         );
         return fail(400, body, &[]);
     }
-    match &fault {
-        Some(OpenAiFault::RateLimited { retry_after }) => {
-            let body = ApiErrorBody::new(
-                "Rate limit reached for requests (emulated). Please try again later.",
-                "requests",
-                Some("rate_limit_exceeded"),
-            );
-            let secs = format!("{}", retry_after.as_secs_f64());
-            let ms = retry_after.as_millis().to_string();
-            let extra = [
-                ("retry-after", secs),
-                ("retry-after-ms", ms),
-                ("x-should-retry", "true".to_string()),
-                ("x-ratelimit-remaining-requests", "0".to_string()),
-            ];
-            return fail(429, body, &extra);
-        }
-        Some(OpenAiFault::InsufficientQuota) => {
-            let body = ApiErrorBody::new(
-                "You exceeded your current quota, please check your plan and billing details.",
-                "insufficient_quota",
-                Some("insufficient_quota"),
-            );
-            return fail(429, body, &[("x-should-retry", "false".to_string())]);
-        }
-        Some(OpenAiFault::ServerError) => {
-            let body = ApiErrorBody::new(
-                "The server had an error while processing your request. Sorry about that!",
-                "server_error",
-                None,
-            );
-            return fail(500, body, &[]);
-        }
-        Some(OpenAiFault::Overloaded) => {
-            let body = ApiErrorBody::new(
-                "The engine is currently overloaded, please try again later.",
-                "server_error",
-                Some("overloaded"),
-            );
-            return fail(503, body, &[]);
-        }
-        _ => {}
+    if let Some((status, body, extra)) = errors::status_fault(fault.as_ref()) {
+        return fail(status, body, &extra);
     }
 
     let completion = Completion {
-        id: format!("chatcmpl-{}", &request_id[..8]),
+        id: format!(
+            "chatcmpl-{}",
+            request_id.split('-').next().unwrap_or_default()
+        ),
         created: chrono::Utc::now().timestamp(),
         model: chat.model.clone(),
         include_usage: chat.wants_usage(),

@@ -3,6 +3,7 @@
 //! test-facing handle, `handler` the endpoint, `reply` the payloads, `framing` the bytes on the wire.
 
 pub mod control;
+pub mod errors;
 pub mod framing;
 pub mod handler;
 pub mod reply;

@@ -2,12 +2,14 @@
 //! with and the JSON frames exchanged on it. Used by parley's STT client actor and by the Deepgram emulator.
 //! Spec: shared/reference/provider-protocols.md §1.
 
+pub mod client;
 pub mod messages;
 pub mod options;
 
+pub use client::{ClientMessage, ErrorBody};
 pub use messages::{
-    Alternative, ClientMessage, ErrorBody, ErrorMessage, MetadataMessage, ModelInfo, ResultChannel,
-    ResultsMessage, ResultsMetadata, ServerMessage, SpeechStarted, UtteranceEnd, Word,
+    Alternative, ErrorMessage, MetadataMessage, ModelInfo, ResultChannel, ResultsMessage,
+    ResultsMetadata, ServerMessage, SpeechStarted, UtteranceEnd, Word,
 };
 pub use options::{Endpointing, InvalidListenOption, ListenOptions};
 

@@ -2,8 +2,8 @@
 //! that refuses to call a stream complete unless it saw `[DONE]`: a stream cut before `[DONE]` is a
 //! truncation (an error), never a short successful answer.
 
-use super::chat::ChatChunk;
 use super::error::ApiErrorBody;
+use super::response::ChatChunk;
 use super::sse::{IncompleteTail, SseDecoder, SseEvent};
 
 /// The meaning of one event.

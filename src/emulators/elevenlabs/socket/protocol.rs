@@ -1,124 +1,21 @@
-//! One ElevenLabs text-to-speech WebSocket (`stream-input` or `multi-stream-input`) as an actor. Parent: the
-//! upgrade handler in `upgrade.rs`. Talks to: the client and `ElevenLabsControl` (its log). Owns the
-//! contexts (one default context on the single socket, up to five named ones on the multi socket), each with
-//! its text buffer and voice, the inactivity timer, and the outbox that paces audio (time to first byte,
-//! real-time pacing).
+//! What the ElevenLabs socket does with each client message: auth in the first message, the first-message
+//! and settings rules, single-context end of input, multi-context open/keepalive/close/close_socket and the
+//! five-context limit, buffering and generation with paced audio.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext as _, AsyncContext as _, StreamHandler};
-use actix_web_actors::ws::{self, WebsocketContext};
+use actix_web_actors::ws::WebsocketContext;
 use base64::Engine as _;
 
-use super::buffer::TextBuffer;
-use super::control::{
-    ElevenLabsControl, ElevenLabsFault, ElevenLabsSettings, SentFrame, TtsSocketLog,
-};
-use super::speech::Voice;
-use crate::audio::OutputFormat;
-use crate::emulators::common::ws::{
-    HasOutbox, Incoming, Out, Outbox, Reassembler, close_now, send_at, truncate_reason,
-};
-use crate::providers::elevenlabs::{
-    ClientMessage, GenerationConfig, MAX_CONTEXTS, ServerMessage, VoiceSettings,
-};
-
-/// Largest frame accepted from a client.
-pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
-
-/// What the upgrade handler decided about the connection.
-#[derive(Debug, Clone)]
-pub struct SocketSetup {
-    pub index: usize,
-    pub multi: bool,
-    pub settings: ElevenLabsSettings,
-    pub fault: Option<ElevenLabsFault>,
-    pub format: OutputFormat,
-    pub auto_mode: bool,
-    pub inactivity: Duration,
-    /// A valid key came with the upgrade (header or query).
-    pub authed: bool,
-    /// An error to send at once, then Close 1008: `(error, message)`.
-    pub startup_error: Option<(String, String)>,
-}
-
-struct Context {
-    buffer: TextBuffer,
-    voice: Voice,
-    last_activity: Instant,
-}
-
-/// The connection actor.
-pub struct TtsSocket {
-    control: ElevenLabsControl,
-    setup: SocketSetup,
-    first_seen: bool,
-    voice_settings: Option<VoiceSettings>,
-    generation_config: Option<GenerationConfig>,
-    contexts: BTreeMap<String, Context>,
-    last_activity: Instant,
-    play_clock: Instant,
-    outbox: Outbox,
-    reassembler: Reassembler,
-    ending: bool,
-}
+use super::{Context, TtsSocket};
+use crate::emulators::common::ws::{Out, send_at};
+use crate::emulators::elevenlabs::buffer::TextBuffer;
+use crate::emulators::elevenlabs::control::ElevenLabsFault;
+use crate::emulators::elevenlabs::speech::Voice;
+use crate::providers::elevenlabs::{ClientMessage, MAX_CONTEXTS, ServerMessage};
 
 impl TtsSocket {
-    /// A socket for the log entry `setup.index`.
-    pub fn new(control: ElevenLabsControl, setup: SocketSetup) -> Self {
-        TtsSocket {
-            control,
-            setup,
-            first_seen: false,
-            voice_settings: None,
-            generation_config: None,
-            contexts: BTreeMap::new(),
-            last_activity: Instant::now(),
-            play_clock: Instant::now(),
-            outbox: Outbox::default(),
-            reassembler: Reassembler::new(MAX_FRAME_BYTES),
-            ending: false,
-        }
-    }
-
-    fn log(&self, f: impl FnOnce(&mut TtsSocketLog)) {
-        let i = self.setup.index;
-        self.control.shared.update(|s| f(&mut s.sockets[i]));
-    }
-
-    /// Sends `{"message","error","code":1008}` and closes 1008 with the message as (cut) reason.
-    fn fail(&mut self, ctx: &mut WebsocketContext<Self>, error: &str, message: &str) {
-        if self.outbox.is_finished() {
-            return;
-        }
-        let out = Out::Text(ServerMessage::error(error, message, 1008).to_json());
-        crate::emulators::common::ws::deliver(ctx, &out);
-        self.on_sent(&out);
-        close_now(self, ctx, Out::Close(1008, message.to_string()));
-    }
-
-    fn check_idle(&mut self, ctx: &mut WebsocketContext<Self>) {
-        if self.outbox.is_finished() || self.ending {
-            return;
-        }
-        let oldest = match self.contexts.values().map(|c| c.last_activity).min() {
-            Some(t) if self.setup.multi => t,
-            _ => self.last_activity,
-        };
-        let deadline = oldest + self.setup.inactivity;
-        let now = Instant::now();
-        if now >= deadline {
-            let secs = self.setup.inactivity.as_secs_f64();
-            let message = format!(
-                "Have not received a new text input within the timeout of {secs} seconds. Streaming input terminated. Please make sure to either feed the input or close the connection when you are done."
-            );
-            return self.fail(ctx, "input_timeout_exceeded", &message);
-        }
-        ctx.run_later(deadline - now, Self::check_idle);
-    }
-
-    fn on_text(&mut self, ctx: &mut WebsocketContext<Self>, text: String) {
+    pub(super) fn on_text(&mut self, ctx: &mut WebsocketContext<Self>, text: String) {
         let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
         self.log(|l| l.received.push(value));
         if self.ending {
@@ -367,85 +264,4 @@ impl TtsSocket {
 
 fn strip_bearer(a: &str) -> String {
     a.strip_prefix("Bearer ").unwrap_or(a).trim().to_string()
-}
-
-impl Actor for TtsSocket {
-    type Context = WebsocketContext<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        if let Some((error, message)) = self.setup.startup_error.clone() {
-            return self.fail(ctx, &error, &message);
-        }
-        ctx.run_later(self.setup.inactivity, Self::check_idle);
-    }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.log(|l| l.open = false);
-    }
-}
-
-impl HasOutbox for TtsSocket {
-    fn outbox(&mut self) -> &mut Outbox {
-        &mut self.outbox
-    }
-
-    fn on_sent(&mut self, out: &Out) {
-        match out {
-            Out::Text(t) => {
-                let m = ServerMessage::parse(t).unwrap_or_default();
-                let audio_bytes = m.audio_bytes().map(|a| a.len()).unwrap_or(0);
-                let frame = SentFrame {
-                    context_id: m.context_id.clone(),
-                    audio_bytes,
-                    is_final: m.is_final(),
-                    error: m.error.clone(),
-                };
-                self.log(|l| {
-                    l.audio_bytes_sent += audio_bytes;
-                    l.sent.push(frame);
-                });
-            }
-            Out::Close(code, reason) => {
-                let c = (*code, truncate_reason(reason));
-                self.log(|l| l.close_sent = Some(c));
-            }
-            Out::Drop => self.log(|l| l.dropped = true),
-        }
-    }
-}
-
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TtsSocket {
-    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                return self.fail(
-                    ctx,
-                    "invalid_message",
-                    &format!("WebSocket protocol error: {e}"),
-                );
-            }
-        };
-        match self.reassembler.feed(msg) {
-            Incoming::Text(t) => self.on_text(ctx, t),
-            Incoming::Binary(_) => self.fail(
-                ctx,
-                "invalid_message",
-                "Binary frames are not accepted; send JSON text frames.",
-            ),
-            Incoming::Ping(p) => ctx.pong(&p),
-            Incoming::Close(reason) => {
-                let got = reason.map(|r| (u16::from(r.code), r.description.unwrap_or_default()));
-                self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
-                close_now(self, ctx, Out::Close(1000, String::new()));
-                ctx.stop();
-            }
-            Incoming::Nothing => {}
-            Incoming::Invalid(why) => self.fail(ctx, "invalid_message", why),
-        }
-    }
-
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
 }

@@ -58,7 +58,7 @@ pub fn tokens(text: &str) -> Vec<String> {
 }
 
 impl Completion {
-    fn chunk(&self, delta: Value, finish: Option<&str>, t: &Torture) -> String {
+    fn chunk(&self, delta: Value, finish: Option<&str>, t: &Torture, usage: Value) -> String {
         let mut choice =
             json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
         let mut chunk = json!({
@@ -71,61 +71,88 @@ impl Completion {
             chunk["obfuscation"] = json!("x7Qz");
         }
         chunk["choices"] = json!([choice]);
-        if self.include_usage {
-            chunk["usage"] = Value::Null;
+        if self.include_usage || !usage.is_null() {
+            chunk["usage"] = usage;
         }
         chunk.to_string()
+    }
+
+    /// The deltas of `reply`: `(delta, finish_reason, counts as a delta)`.
+    fn deltas(reply: &Reply, t: &Torture) -> Vec<(Value, Option<&'static str>, bool)> {
+        let mut out = Vec::new();
+        match reply {
+            Reply::Text(text) => {
+                out.push((json!({"role": "assistant", "content": ""}), None, false));
+                out.extend(
+                    tokens(text)
+                        .into_iter()
+                        .map(|tok| (json!({"content": tok}), None, true)),
+                );
+                out.push((json!({}), Some("stop"), false));
+            }
+            Reply::ToolCalls(calls) => {
+                out.push((json!({"role": "assistant", "content": null}), None, false));
+                for (i, (name, args)) in calls.iter().enumerate() {
+                    let whole = if t.whole_tool_arguments {
+                        args.as_str()
+                    } else {
+                        ""
+                    };
+                    let mut head = json!({"id": format!("call_emu_{i}"), "type": "function",
+                        "function": {"name": name, "arguments": whole}});
+                    if !t.no_tool_index {
+                        head["index"] = json!(i);
+                    }
+                    out.push((json!({"tool_calls": [head]}), None, true));
+                    let frags = if t.whole_tool_arguments {
+                        Vec::new()
+                    } else {
+                        fragments(args, 8)
+                    };
+                    for frag in frags {
+                        let mut d = json!({"function": {"arguments": frag}});
+                        if !t.no_tool_index {
+                            d["index"] = json!(i);
+                        }
+                        out.push((json!({"tool_calls": [d]}), None, true));
+                    }
+                }
+                out.push((json!({}), Some("tool_calls"), false));
+            }
+        }
+        if t.finish_with_content && out.len() > 2 {
+            // The finish reason rides on the last delta instead of an empty chunk of its own.
+            if let Some((_, finish, _)) = out.pop() {
+                if let Some(last) = out.last_mut() {
+                    last.1 = finish;
+                }
+            }
+        }
+        out
     }
 
     /// The payloads of a streamed completion of `reply` (without `[DONE]`).
     pub fn stream(&self, reply: &Reply, t: &Torture) -> Vec<Payload> {
         let mut out = Vec::new();
-        let mut push = |json: String, is_delta| out.push(Payload { json, is_delta });
-        let completion_tokens;
-        match reply {
-            Reply::Text(text) => {
-                push(
-                    self.chunk(json!({"role": "assistant", "content": ""}), None, t),
-                    false,
-                );
-                let toks = tokens(text);
-                completion_tokens = toks.len() as u32;
-                for tok in toks {
-                    push(self.chunk(json!({"content": tok}), None, t), true);
-                }
-                push(self.chunk(json!({}), Some("stop"), t), false);
-            }
-            Reply::ToolCalls(calls) => {
-                push(
-                    self.chunk(json!({"role": "assistant", "content": null}), None, t),
-                    false,
-                );
-                let mut n = 0;
-                for (i, (name, args)) in calls.iter().enumerate() {
-                    let mut head = json!({"id": format!("call_emu_{i}"), "type": "function",
-                        "function": {"name": name, "arguments": ""}});
-                    if !t.no_tool_index {
-                        head["index"] = json!(i);
-                    }
-                    push(self.chunk(json!({"tool_calls": [head]}), None, t), true);
-                    for frag in fragments(args, 8) {
-                        let mut d = json!({"function": {"arguments": frag}});
-                        if !t.no_tool_index {
-                            d["index"] = json!(i);
-                        }
-                        push(self.chunk(json!({"tool_calls": [d]}), None, t), true);
-                        n += 1;
-                    }
-                }
-                completion_tokens = n;
-                push(self.chunk(json!({}), Some("tool_calls"), t), false);
-            }
+        let mut completion_tokens = 0;
+        for (delta, finish, is_delta) in Self::deltas(reply, t) {
+            completion_tokens += u32::from(is_delta);
+            let usage = if t.usage_every_chunk {
+                self.usage(completion_tokens)
+            } else {
+                Value::Null
+            };
+            let json = self.chunk(delta, finish, t, usage);
+            out.push(Payload { json, is_delta });
         }
         if self.include_usage {
             let usage = self.usage(completion_tokens);
             let json = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": self.model, "system_fingerprint": "fp_emulated", "choices": [], "usage": usage});
-            push(json.to_string(), false);
+            out.push(Payload {
+                json: json.to_string(),
+                is_delta: false,
+            });
         }
         out
     }
@@ -182,88 +209,4 @@ pub fn prompt_tokens(req: &ChatRequest) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::providers::openai::{ChatChunk, ChatMessage, ToolCallAccumulator};
-
-    fn completion(include_usage: bool) -> Completion {
-        Completion {
-            id: "chatcmpl-1".into(),
-            created: 1,
-            model: "m".into(),
-            include_usage,
-            prompt_tokens: 10,
-        }
-    }
-
-    fn parse(p: &[Payload]) -> Vec<ChatChunk> {
-        p.iter()
-            .map(|p| serde_json::from_str(&p.json).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn the_default_reply_quotes_the_last_user_message_in_three_sentences() {
-        let req = ChatRequest::streaming(
-            "m",
-            vec![
-                ChatMessage::new(Role::User, "first"),
-                ChatMessage::new(Role::User, " book a table "),
-            ],
-        );
-        let Reply::Text(t) = default_reply(&req) else {
-            panic!()
-        };
-        assert_eq!(
-            t,
-            "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more."
-        );
-    }
-
-    #[test]
-    fn tokens_join_back_to_the_text() {
-        let text = "You said: “hi”.  Two  spaces.";
-        assert_eq!(tokens(text).concat(), text);
-        assert!(tokens(text).len() > 3);
-    }
-
-    #[test]
-    fn a_text_stream_is_role_deltas_stop_then_usage_with_no_choices() {
-        let chunks =
-            parse(&completion(true).stream(&Reply::Text("Hi there.".into()), &Torture::default()));
-        assert_eq!(chunks[0].choices[0].delta.role, Some(Role::Assistant));
-        let text: String = chunks.iter().filter_map(|c| c.content()).collect();
-        assert_eq!(text, "Hi there.");
-        let n = chunks.len();
-        assert_eq!(chunks[n - 2].finish_reason(), Some("stop"));
-        assert!(chunks[n - 1].choices.is_empty());
-        assert_eq!(chunks[n - 1].usage.as_ref().unwrap().completion_tokens, 2);
-        assert!(chunks.iter().all(|c| c.id == "chatcmpl-1"));
-    }
-
-    #[test]
-    fn tool_calls_stream_in_fragments_that_reassemble_with_or_without_index() {
-        let reply = Reply::ToolCalls(vec![
-            ("weather".into(), r#"{"city":"Paris","unit":"c"}"#.into()),
-            ("time".into(), r#"{"tz":"UTC"}"#.into()),
-        ]);
-        for no_tool_index in [false, true] {
-            let t = Torture {
-                no_tool_index,
-                ..Default::default()
-            };
-            let chunks = parse(&completion(false).stream(&reply, &t));
-            let mut acc = ToolCallAccumulator::new();
-            for c in &chunks {
-                for d in c.choices[0].delta.tool_calls.iter().flatten() {
-                    acc.push(d);
-                }
-            }
-            let calls = acc.finish().unwrap();
-            assert_eq!(calls.len(), 2);
-            assert_eq!(calls[0].1["city"], "Paris");
-            assert_eq!(calls[1].0.function.name, "time");
-            assert_eq!(chunks.last().unwrap().finish_reason(), Some("tool_calls"));
-        }
-    }
-}
+mod tests;
