@@ -46,6 +46,7 @@ impl ElevenLabsFault {
         matches!(
             self,
             Self::Unauthorized
+                | Self::Forbidden
                 | Self::Unprocessable { .. }
                 | Self::TooManyRequests
                 | Self::CutBody { .. }
