@@ -1,5 +1,9 @@
 //! OpenAI-compatible `POST /v1/chat/completions` over raw HTTP: the SSE stream byte for byte, the
-//! non-streaming body, every error shape, every torture and failure mode, timing and client disconnects.
+//! non-streaming body, tool calls and timing; `failures` has the error shapes and failure modes, `torture`
+//! the transport torture.
+
+mod failures;
+mod torture;
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +16,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::helpers::{RawResponse, SOON, authority, post, raw, start};
 
 const STREAM_BODY: &str = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"book a table"}]}"#;
+
 const EXPECTED: &str =
     "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more.";
 
@@ -167,116 +172,6 @@ async fn scripted_parallel_tool_calls_stream_in_fragments_that_reassemble() {
     e.stop().await;
 }
 
-#[actix_web::test]
-async fn a_bad_or_missing_key_is_a_401_json_error_not_sse() {
-    let e = start().await;
-    let host = authority(&e.openai_base_url());
-    for headers in [vec![("Authorization", "Bearer nope")], vec![]] {
-        let r = raw(
-            &host,
-            &post("/v1/chat/completions", &host, &headers, STREAM_BODY),
-        )
-        .await;
-        assert_eq!(r.status, 401);
-        assert!(
-            r.header("content-type")
-                .unwrap()
-                .starts_with("application/json")
-        );
-        assert_eq!(r.json()["error"]["type"], "invalid_request_error");
-    }
-    e.openai().push_fault(OpenAiFault::Unauthorized);
-    let r = chat(&e, STREAM_BODY).await;
-    assert_eq!(
-        (r.status, r.json()["error"]["code"].as_str()),
-        (401, Some("invalid_api_key"))
-    );
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn malformed_bodies_get_a_400_in_the_openai_error_shape() {
-    let e = start().await;
-    for body in [
-        "{not json",
-        r#"{"model":"m"}"#,
-        r#"{"model":"m","messages":[]}"#,
-        r#"{"model":"m","messages":"hi"}"#,
-    ] {
-        let r = chat(&e, body).await;
-        assert_eq!(r.status, 400, "{body}");
-        assert!(
-            r.json()["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
-    }
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn status_faults_are_plain_json_with_their_retry_headers() {
-    let e = start().await;
-    let c = e.openai();
-    c.push_fault(OpenAiFault::RateLimited {
-        retry_after: Duration::from_millis(1500),
-    });
-    c.push_fault(OpenAiFault::InsufficientQuota);
-    c.push_fault(OpenAiFault::ServerError);
-    c.push_fault(OpenAiFault::Overloaded);
-    let r = chat(&e, STREAM_BODY).await;
-    assert_eq!(r.status, 429);
-    assert_eq!(r.header("retry-after"), Some("1.5"));
-    assert_eq!(r.header("retry-after-ms"), Some("1500"));
-    assert_eq!(r.header("x-should-retry"), Some("true"));
-    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
-    let r = chat(&e, STREAM_BODY).await;
-    assert_eq!((r.status, r.header("x-should-retry")), (429, Some("false")));
-    assert_eq!(r.json()["error"]["code"], "insufficient_quota");
-    let r = chat(&e, STREAM_BODY).await;
-    assert_eq!(
-        (r.status, r.json()["error"]["type"].as_str()),
-        (500, Some("server_error"))
-    );
-    let r = chat(&e, STREAM_BODY).await;
-    assert_eq!(r.status, 503);
-    assert_eq!(
-        chat(&e, STREAM_BODY).await.status,
-        200,
-        "a fault applies to one request only"
-    );
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn an_error_mid_stream_comes_as_an_error_event_and_no_done() {
-    let e = start().await;
-    e.openai()
-        .push_fault(OpenAiFault::ErrorMidStream { after_deltas: 2 });
-    let r = chat(&e, STREAM_BODY).await;
-    assert_eq!(r.status, 200);
-    let (items, end) = decode(&r.body);
-    assert_eq!(content(&items), "You said:");
-    assert!(
-        matches!(items.last(), Some(StreamItem::Error(err)) if err.error.kind.as_deref() == Some("server_error"))
-    );
-    assert!(end.is_err(), "no [DONE] after the error");
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn a_cut_stream_ends_without_done_and_a_client_reports_truncation() {
-    let e = start().await;
-    e.openai()
-        .push_fault(OpenAiFault::CutAfter { after_deltas: 3 });
-    let r = chat(&e, STREAM_BODY).await;
-    let (items, end) = decode(&r.body);
-    assert_eq!(content(&items), "You said: \u{201c}book");
-    assert!(matches!(end, Err(StreamEnd::Truncated(_))));
-    assert!(!e.openai().requests()[0].done_sent);
-    e.stop().await;
-}
-
 /// Opens a streaming request and reads until `want` deltas of content arrived; returns the open socket.
 async fn read_deltas(e: &Emulators, want: usize) -> (tokio::net::TcpStream, Vec<StreamItem>) {
     let host = authority(&e.openai_base_url());
@@ -335,41 +230,6 @@ async fn read_deltas(e: &Emulators, want: usize) -> (tokio::net::TcpStream, Vec<
 }
 
 #[actix_web::test]
-async fn a_never_ending_stream_stalls_and_the_emulator_notices_the_client_leave() {
-    let e = start().await;
-    e.openai()
-        .push_fault(OpenAiFault::NeverEnds { after_deltas: 2 });
-    let (mut s, items) = read_deltas(&e, 2).await;
-    assert_eq!(content(&items), "You said:");
-    let mut buf = [0u8; 64];
-    let more = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await;
-    assert!(more.is_err(), "nothing more arrives");
-    drop(s);
-    assert!(
-        e.openai()
-            .wait_until(|r| r[0].client_went_away && !r[0].completed, SOON)
-            .await
-    );
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn a_client_leaving_mid_stream_stops_generation_and_is_logged() {
-    let e = start().await;
-    e.openai()
-        .set_timing(Duration::ZERO, Duration::from_millis(100));
-    let (s, _) = read_deltas(&e, 2).await;
-    drop(s);
-    assert!(e.openai().wait_until(|r| r[0].client_went_away, SOON).await);
-    let log = &e.openai().requests()[0];
-    assert!(
-        !log.completed && !log.done_sent && log.deltas_sent < 10,
-        "{log:?}"
-    );
-    e.stop().await;
-}
-
-#[actix_web::test]
 async fn time_to_first_token_and_inter_token_delay_pace_the_stream() {
     let e = start().await;
     e.openai()
@@ -385,98 +245,5 @@ async fn time_to_first_token_and_inter_token_delay_pace_the_stream() {
         "{whole:?}"
     );
     assert_eq!(content(&decode(&r.body).0), EXPECTED);
-    e.stop().await;
-}
-
-async fn torture_response(t: Torture) -> (RawResponse, Emulators) {
-    let e = start().await;
-    e.openai().set_torture(t);
-    let r = chat(&e, STREAM_BODY).await;
-    let (items, end) = decode(&r.body);
-    assert!(end.is_ok(), "{t:?}: {end:?}");
-    assert_eq!(content(&items), EXPECTED, "{t:?}");
-    (r, e)
-}
-
-#[actix_web::test]
-async fn split_utf8_torture_cuts_writes_inside_a_character() {
-    let (r, e) = torture_response(Torture {
-        split_utf8: true,
-        ..Default::default()
-    })
-    .await;
-    assert!(
-        r.chunks.iter().any(|c| std::str::from_utf8(c).is_err()),
-        "some write ends mid-character"
-    );
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn split_lines_torture_cuts_writes_mid_line() {
-    let (r, e) = torture_response(Torture {
-        split_lines: true,
-        ..Default::default()
-    })
-    .await;
-    assert!(r.chunks.iter().filter(|c| !c.ends_with(b"\n")).count() > 5);
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn crlf_and_lone_cr_tortures_change_every_line_ending() {
-    let (r, e) = torture_response(Torture {
-        crlf: true,
-        ..Default::default()
-    })
-    .await;
-    let text = String::from_utf8(r.body.clone()).unwrap();
-    assert_eq!(
-        text.matches("\r\n\r\n").count(),
-        text.matches("data:").count()
-    );
-    e.stop().await;
-    let (r, e) = torture_response(Torture {
-        cr: true,
-        ..Default::default()
-    })
-    .await;
-    assert!(!r.body.contains(&b'\n') && r.body.ends_with(b"[DONE]\r\r"));
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn comment_coalesce_no_space_and_extra_field_tortures_show_on_the_wire() {
-    let t = Torture {
-        comments: true,
-        coalesce: true,
-        no_space: true,
-        extra_fields: true,
-        ..Default::default()
-    };
-    let (r, e) = torture_response(t).await;
-    let text = String::from_utf8(r.body.clone()).unwrap();
-    assert!(text.contains(": keep-alive\n\n"));
-    assert!(text.contains("data:{") && !text.contains("data: "));
-    assert!(text.contains("\"obfuscation\""));
-    assert!(
-        r.chunks
-            .iter()
-            .any(|c| String::from_utf8_lossy(c).matches("data:").count() == 2),
-        "two events in one write"
-    );
-    let mut d = SseDecoder::new();
-    d.push(&r.body);
-    assert!(d.comments_seen() > 5);
-    e.stop().await;
-}
-
-#[actix_web::test]
-async fn every_torture_at_once_still_decodes_to_the_reply() {
-    let (_, e) = torture_response(Torture {
-        cr: false,
-        ..Torture::all()
-    })
-    .await;
     e.stop().await;
 }
