@@ -18,12 +18,16 @@ pub struct Running {
 }
 
 impl Running {
-    /// Binds `host:port` and starts serving the routes `configure` adds.
-    pub fn start<F>(host: IpAddr, port: u16, configure: F) -> std::io::Result<Running>
+    /// Binds `host:port` (port 0 = any free port); nothing is served until `serve`.
+    pub fn bind(host: IpAddr, port: u16) -> std::io::Result<TcpListener> {
+        TcpListener::bind((host, port))
+    }
+
+    /// Starts serving the routes `configure` adds on `listener`.
+    pub fn serve<F>(listener: TcpListener, configure: F) -> std::io::Result<Running>
     where
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
-        let listener = TcpListener::bind((host, port))?;
         let addr = listener.local_addr()?;
         let server = HttpServer::new(move || App::new().configure(configure.clone()))
             .workers(1)

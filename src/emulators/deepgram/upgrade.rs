@@ -11,7 +11,7 @@ use actix_web_actors::ws;
 use super::control::{AuthMethod, DeepgramConnectionLog, DeepgramControl, DeepgramFault};
 use super::decode::SampleFormat;
 use super::session::DeepgramSession;
-use crate::emulators::common::body::request_id;
+use crate::emulators::common::body::{query_pairs, request_id};
 use crate::providers::deepgram::{ErrorBody, ListenOptions};
 
 /// Largest WebSocket frame accepted (bigger ones close the socket with 1009).
@@ -26,9 +26,7 @@ pub async fn listen(
     control: web::Data<DeepgramControl>,
 ) -> HttpResponse {
     let request_id = request_id();
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let query = query_pairs(&req);
     let (auth, key) = credentials(&req);
     let options = ListenOptions::from_query(req.query_string());
     let (number, index, settings, script, fault) = control.shared.update(|s| {

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::emulators::common::shared::Shared;
+use crate::emulators::options::ElevenLabsOptions;
 
 /// A failure the next connection or request suffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,11 +176,17 @@ pub struct ElevenLabsControl {
 }
 
 impl ElevenLabsControl {
-    pub(crate) fn new(settings: ElevenLabsSettings, faults: Vec<ElevenLabsFault>) -> Self {
+    pub(crate) fn new(opts: &ElevenLabsOptions) -> Self {
+        let settings = ElevenLabsSettings {
+            api_keys: opts.api_keys.clone(),
+            time_to_first_byte: opts.time_to_first_byte,
+            realtime_pacing: opts.realtime_pacing,
+            inactivity_timeout: opts.inactivity_timeout,
+        };
         ElevenLabsControl {
             shared: Shared::new(ElevenLabsState {
                 settings,
-                faults: faults.into(),
+                faults: opts.faults.clone().into(),
                 sockets: Vec::new(),
                 http: Vec::new(),
             }),

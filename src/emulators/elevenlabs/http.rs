@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::control::{ElevenLabsControl, ElevenLabsFault, TtsHttpLog};
 use super::speech::Voice;
 use crate::audio::OutputFormat;
-use crate::emulators::common::body::{read_body, request_id};
+use crate::emulators::common::body::{body_as_json, query_pairs, read_body, request_id};
 use crate::emulators::common::guard::Unfinished;
 use crate::providers::elevenlabs::{HttpErrorBody, TtsRequest};
 
@@ -28,15 +28,9 @@ pub async fn stream(
     control: web::Data<ElevenLabsControl>,
 ) -> HttpResponse {
     let request_id = request_id();
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let query = query_pairs(&req);
     let body = read_body(payload, BODY_LIMIT).await;
-    let body_value = match &body {
-        Ok(b) => serde_json::from_slice(b)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into_owned())),
-        Err(e) => Value::String(e.to_string()),
-    };
+    let body_value = body_as_json(&body);
     let field = |k: &str| {
         body_value
             .get(k)

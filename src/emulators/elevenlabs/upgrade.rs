@@ -11,6 +11,7 @@ use actix_web_actors::ws;
 use super::control::{ElevenLabsControl, ElevenLabsFault, TtsSocketLog};
 use super::socket::{MAX_FRAME_BYTES, SocketSetup, TtsSocket};
 use crate::audio::OutputFormat;
+use crate::emulators::common::body::query_pairs;
 use crate::emulators::synth::Renderer;
 
 /// Default and largest `inactivity_timeout`, in seconds.
@@ -56,9 +57,7 @@ fn start(
     control: ElevenLabsControl,
     multi: bool,
 ) -> HttpResponse {
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let query = query_pairs(&req);
     let param = |name: &str| {
         query
             .iter()

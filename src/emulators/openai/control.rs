@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::emulators::common::shared::Shared;
+use crate::emulators::options::OpenAiOptions;
 
 /// One scripted reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,12 +201,18 @@ pub struct OpenAiControl {
 }
 
 impl OpenAiControl {
-    pub(crate) fn new(settings: OpenAiSettings, faults: Vec<OpenAiFault>) -> Self {
+    pub(crate) fn new(opts: &OpenAiOptions) -> Self {
+        let settings = OpenAiSettings {
+            api_keys: opts.api_keys.clone(),
+            time_to_first_token: opts.time_to_first_token,
+            inter_token_delay: opts.inter_token_delay,
+            torture: opts.torture,
+        };
         OpenAiControl {
             shared: Shared::new(OpenAiState {
                 settings,
                 replies: VecDeque::new(),
-                faults: faults.into(),
+                faults: opts.faults.clone().into(),
                 requests: Vec::new(),
             }),
         }

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::control::{ChatRequestLog, OpenAiControl, OpenAiFault};
 use super::errors;
 use super::framing::{self, Event};
 use super::reply::{Completion, default_reply, prompt_tokens};
 use super::respond::{End, Guard, Plan, next_write, whole};
-use crate::emulators::common::body::{BodyError, read_body, request_id};
+use crate::emulators::common::body::{BodyError, body_as_json, read_body, request_id};
 use crate::providers::openai::{ApiErrorBody, ChatRequest, ChatStreamDecoder};
 
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -44,11 +44,7 @@ pub async fn chat_completions(
         })
         .collect();
     let body = read_body(payload, BODY_LIMIT).await;
-    let body_value = match &body {
-        Ok(b) => serde_json::from_slice(b)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into_owned())),
-        Err(e) => Value::String(e.to_string()),
-    };
+    let body_value = body_as_json(&body);
     let key = req
         .headers()
         .get("authorization")
