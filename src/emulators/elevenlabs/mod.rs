@@ -23,12 +23,8 @@ pub fn configure(
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(control.clone()))
             .route(
-                "/v1/text-to-speech/{voice_id}/stream-input",
-                web::get().to(upgrade::stream_input),
-            )
-            .route(
-                "/v1/text-to-speech/{voice_id}/multi-stream-input",
-                web::get().to(upgrade::multi_stream_input),
+                "/v1/text-to-speech/{voice_id}/{endpoint}",
+                web::get().to(upgrade::socket),
             )
             .route(
                 "/v1/text-to-speech/{voice_id}/stream",

@@ -18,36 +18,20 @@ use crate::emulators::synth::Renderer;
 const DEFAULT_INACTIVITY_S: u64 = 20;
 const MAX_INACTIVITY_S: u64 = 180;
 
-/// `stream-input`.
-pub async fn stream_input(
+/// `GET .../{voice_id}/stream-input` and `.../{voice_id}/multi-stream-input`.
+pub async fn socket(
     req: HttpRequest,
     stream: web::Payload,
-    voice: web::Path<String>,
+    path: web::Path<(String, String)>,
     control: web::Data<ElevenLabsControl>,
 ) -> HttpResponse {
-    start(
-        req,
-        stream,
-        voice.into_inner(),
-        control.get_ref().clone(),
-        false,
-    )
-}
-
-/// `multi-stream-input`.
-pub async fn multi_stream_input(
-    req: HttpRequest,
-    stream: web::Payload,
-    voice: web::Path<String>,
-    control: web::Data<ElevenLabsControl>,
-) -> HttpResponse {
-    start(
-        req,
-        stream,
-        voice.into_inner(),
-        control.get_ref().clone(),
-        true,
-    )
+    let (voice_id, endpoint) = path.into_inner();
+    let multi = match endpoint.as_str() {
+        "stream-input" => false,
+        "multi-stream-input" => true,
+        _ => return HttpResponse::NotFound().json(serde_json::json!({"detail": "Not Found"})),
+    };
+    start(req, stream, voice_id, control.get_ref().clone(), multi)
 }
 
 fn start(
