@@ -217,3 +217,15 @@ async fn a_client_that_hangs_up_mid_body_is_logged() {
     assert!(!e.elevenlabs().http_requests()[0].completed);
     e.stop().await;
 }
+
+#[actix_web::test]
+async fn text_over_the_character_limit_is_refused_with_400() {
+    let e = start().await;
+    let body = format!(r#"{{"text":"{}"}}"#, "a".repeat(5_001));
+    let r = tts(&e, "", &key(), &body).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        matches!(detail(&r), ErrorDetail::Status(s) if s.status == "max_character_limit_exceeded")
+    );
+    e.stop().await;
+}

@@ -55,6 +55,11 @@ impl TextBuffer {
         self.spoken(all)
     }
 
+    /// Characters waiting in the buffer.
+    pub fn pending_chars(&self) -> usize {
+        self.pending.chars().count()
+    }
+
     /// Drops the buffered text (context closed); returns it.
     pub fn discard(&mut self) -> String {
         std::mem::take(&mut self.pending)

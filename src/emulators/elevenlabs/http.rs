@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::control::{ElevenLabsControl, ElevenLabsFault, TtsHttpLog};
-use super::speech::Voice;
+use super::speech::{MAX_TEXT_CHARS, Voice};
 use crate::audio::OutputFormat;
 use crate::emulators::common::body::{body_as_json, query_pairs, read_body, request_id};
 use crate::emulators::common::guard::Unfinished;
@@ -171,6 +171,15 @@ pub async fn stream(
             }
         },
     };
+    if tts.text.chars().count() > MAX_TEXT_CHARS {
+        let msg = format!(
+            "The text is longer than the limit of {MAX_TEXT_CHARS} characters per request."
+        );
+        return fail(
+            400,
+            HttpErrorBody::status("max_character_limit_exceeded", &msg),
+        );
+    }
     let (format, mut voice) = voice;
     let mut chunks = VecDeque::new();
     for (i, chunk) in voice.speak(&tts.text).into_iter().enumerate() {

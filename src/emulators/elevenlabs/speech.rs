@@ -6,6 +6,10 @@ use crate::audio::OutputFormat;
 use crate::emulators::synth::{Renderer, UnsupportedFormat};
 use crate::providers::elevenlabs::Alignment;
 
+/// Most characters one request (HTTP) or one context's buffer (WebSocket) may hold; more is refused with
+/// `max_character_limit_exceeded`, as the service does, and keeps a client from making the emulator render
+/// hours of audio.
+pub const MAX_TEXT_CHARS: usize = 5_000;
 /// Speaking rate of the emulated voice.
 pub const CHARS_PER_SECOND: f64 = 15.0;
 /// Raw audio bytes per chunk at most (base64 makes it 4/3 bigger).

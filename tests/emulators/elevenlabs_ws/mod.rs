@@ -301,3 +301,19 @@ async fn time_to_first_byte_and_real_time_pacing_shape_audio_delivery() {
     );
     e.stop().await;
 }
+
+#[actix_web::test]
+async fn buffering_more_than_the_character_limit_is_refused_in_band() {
+    let e = start().await;
+    let mut ws = single(&e, "", true).await;
+    ws.text(r#"{"text":" ","generation_config":{"chunk_length_schedule":[500]}}"#)
+        .await;
+    let chunk = format!(r#"{{"text":"{}"}}"#, "x".repeat(1_000));
+    for _ in 0..6 {
+        if !ws.text(&chunk).await {
+            break;
+        }
+    }
+    expect_policy_close(&mut ws, "max_character_limit_exceeded").await;
+    e.stop().await;
+}

@@ -11,7 +11,7 @@ use super::{Context, TtsSocket};
 use crate::emulators::common::ws::{Out, send_at};
 use crate::emulators::elevenlabs::buffer::TextBuffer;
 use crate::emulators::elevenlabs::control::ElevenLabsFault;
-use crate::emulators::elevenlabs::speech::Voice;
+use crate::emulators::elevenlabs::speech::{MAX_TEXT_CHARS, Voice};
 use crate::providers::elevenlabs::{ClientMessage, MAX_CONTEXTS, ServerMessage};
 
 impl TtsSocket {
@@ -177,6 +177,16 @@ impl TtsSocket {
         msg: &ClientMessage,
         text: &str,
     ) {
+        let pending = self
+            .contexts
+            .get(id)
+            .map_or(0, |c| c.buffer.pending_chars());
+        if pending + text.chars().count() > MAX_TEXT_CHARS {
+            let m = format!(
+                "The text exceeds the limit of {MAX_TEXT_CHARS} buffered characters; flush more often."
+            );
+            return self.fail(ctx, "max_character_limit_exceeded", &m);
+        }
         if !text.is_empty() {
             self.speak(ctx, id, |b| b.push(text));
         }
