@@ -267,3 +267,22 @@ async fn a_client_close_is_answered_and_logged() {
     );
     e.stop().await;
 }
+
+#[actix_web::test]
+async fn bearer_and_lowercase_token_schemes_are_accepted() {
+    let e = start().await;
+    let host = authority(&e.deepgram_base_url());
+    for scheme in ["Bearer", "token"] {
+        let auth = format!("{scheme} {DEEPGRAM_KEY}");
+        let r = handshake(
+            &host,
+            &upgrade("/v1/listen", &host, &[("Authorization", &auth)]),
+        )
+        .await;
+        assert_eq!(r.status, 101, "{scheme}");
+    }
+    let c = e.deepgram().connections();
+    assert_eq!(c[0].auth, AuthMethod::Header("Bearer".into()));
+    assert_eq!(c[1].auth, AuthMethod::Header("token".into()));
+    e.stop().await;
+}

@@ -317,3 +317,16 @@ async fn buffering_more_than_the_character_limit_is_refused_in_band() {
     expect_policy_close(&mut ws, "max_character_limit_exceeded").await;
     e.stop().await;
 }
+
+#[actix_web::test]
+async fn the_key_may_come_as_an_authorization_query_parameter() {
+    let e = start().await;
+    let query = format!("output_format=pcm_16000&authorization=Bearer%20{ELEVENLABS_KEY}");
+    let mut ws = single(&e, &query, false).await;
+    ws.text(r#"{"text":" "}"#).await;
+    ws.text(r#"{"text":"Hi. ","flush":true}"#).await;
+    ws.text(r#"{"text":""}"#).await;
+    let (_, end) = ws.texts_until_end(SOON).await;
+    assert_eq!(end, Next::Close(Some((1000, String::new()))));
+    e.stop().await;
+}
