@@ -2,9 +2,9 @@
 //! environment a client needs to use them, their control handles, and `stop`.
 
 use super::common::server::Running;
-use super::deepgram::{self, DeepgramControl, control::DeepgramSettings};
-use super::elevenlabs::{self, ElevenLabsControl, control::ElevenLabsSettings};
-use super::openai::{self, OpenAiControl, control::OpenAiSettings};
+use super::deepgram::{self, DeepgramControl};
+use super::elevenlabs::{self, ElevenLabsControl};
+use super::openai::{self, OpenAiControl};
 use super::options::EmulatorOptions;
 
 /// The running emulators.
@@ -22,52 +22,20 @@ pub struct Emulators {
 impl Emulators {
     /// Starts all three services inside the current tokio (actix) runtime.
     pub async fn start(opts: EmulatorOptions) -> std::io::Result<Emulators> {
-        let dg = opts.deepgram;
-        let deepgram = DeepgramControl::new(
-            DeepgramSettings {
-                api_keys: dg.api_keys.clone(),
-                idle_timeout: dg.idle_timeout,
-                finalize_reply: dg.finalize_reply,
-                reply_latency: dg.reply_latency,
-            },
-            dg.faults,
-        );
-        let oa = opts.openai;
-        let openai = OpenAiControl::new(
-            OpenAiSettings {
-                api_keys: oa.api_keys.clone(),
-                time_to_first_token: oa.time_to_first_token,
-                inter_token_delay: oa.inter_token_delay,
-                torture: oa.torture,
-            },
-            oa.faults,
-        );
-        let el = opts.elevenlabs;
-        let elevenlabs = ElevenLabsControl::new(
-            ElevenLabsSettings {
-                api_keys: el.api_keys.clone(),
-                time_to_first_byte: el.time_to_first_byte,
-                realtime_pacing: el.realtime_pacing,
-                inactivity_timeout: el.inactivity_timeout,
-            },
-            el.faults,
-        );
-        let deepgram_server = Running::start(opts.host, dg.port, deepgram::configure(deepgram.clone()))?;
-        let openai_server = match Running::start(opts.host, oa.port, openai::configure(openai.clone())) {
-            Ok(s) => s,
-            Err(e) => {
-                deepgram_server.stop().await;
-                return Err(e);
-            }
-        };
-        let elevenlabs_server = match Running::start(opts.host, el.port, elevenlabs::configure(elevenlabs.clone())) {
-            Ok(s) => s,
-            Err(e) => {
-                deepgram_server.stop().await;
-                openai_server.stop().await;
-                return Err(e);
-            }
-        };
+        // Bind all three first, so a taken port fails the start before anything runs.
+        let listeners = [
+            Running::bind(opts.host, opts.deepgram.port)?,
+            Running::bind(opts.host, opts.openai.port)?,
+            Running::bind(opts.host, opts.elevenlabs.port)?,
+        ];
+        let [dg_listener, oa_listener, el_listener] = listeners;
+        let deepgram = DeepgramControl::new(&opts.deepgram);
+        let openai = OpenAiControl::new(&opts.openai);
+        let elevenlabs = ElevenLabsControl::new(&opts.elevenlabs);
+        let deepgram_server = Running::serve(dg_listener, deepgram::configure(deepgram.clone()))?;
+        let openai_server = Running::serve(oa_listener, openai::configure(openai.clone()))?;
+        let elevenlabs_server =
+            Running::serve(el_listener, elevenlabs::configure(elevenlabs.clone()))?;
         let first = |keys: &[String]| keys.first().cloned().unwrap_or_default();
         Ok(Emulators {
             deepgram_server,
@@ -76,7 +44,11 @@ impl Emulators {
             deepgram,
             openai,
             elevenlabs,
-            keys: [first(&dg.api_keys), first(&oa.api_keys), first(&el.api_keys)],
+            keys: [
+                first(&opts.deepgram.api_keys),
+                first(&opts.openai.api_keys),
+                first(&opts.elevenlabs.api_keys),
+            ],
         })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod guard;
+pub mod reassemble;
 pub mod server;
 pub mod shared;
 pub mod ws;

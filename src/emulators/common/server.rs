@@ -1,6 +1,7 @@
 //! Starts one emulator as its own actix-web server on its own loopback listener (port 0 picks a free port),
 //! with one worker, no signal handling of its own (the CLI handles SIGINT/SIGTERM) and no graceful drain, so
-//! `stop` closes open sockets at once and leaves nothing listening.
+//! `stop` closes open sockets at once and leaves nothing listening. A client closing its side of a
+//! connection counts as gone, so streaming bodies are dropped (and logged as abandoned) right away.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 
@@ -17,17 +18,24 @@ pub struct Running {
 }
 
 impl Running {
-    /// Binds `host:port` and starts serving the routes `configure` adds.
-    pub fn start<F>(host: IpAddr, port: u16, configure: F) -> std::io::Result<Running>
+    /// Binds `host:port` (port 0 = any free port); nothing is served until `serve`.
+    pub fn bind(host: IpAddr, port: u16) -> std::io::Result<TcpListener> {
+        TcpListener::bind((host, port))
+    }
+
+    /// Starts serving the routes `configure` adds on `listener`.
+    pub fn serve<F>(listener: TcpListener, configure: F) -> std::io::Result<Running>
     where
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
-        let listener = TcpListener::bind((host, port))?;
         let addr = listener.local_addr()?;
         let server = HttpServer::new(move || App::new().configure(configure.clone()))
             .workers(1)
             .disable_signals()
             .shutdown_timeout(0)
+            // A client that closes its side is gone: drop its response at once, so a stalled stream
+            // notices the disconnect (actix's default keeps half-closed connections streaming).
+            .h1_allow_half_closed(false)
             .listen(listener)?
             .run();
         let handle = server.handle();

@@ -1,13 +1,12 @@
 //! WebSocket plumbing shared by the Deepgram and ElevenLabs socket actors: an outbox that sends frames at
 //! their due time in order (reply latency, time to first byte and real-time pacing all become due times),
-//! reassembly of fragmented messages, and close reasons cut to the 123-byte limit.
+//! and close reasons cut to the 123-byte limit.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext as _, AsyncContext as _};
-use actix_web_actors::ws::{self, CloseCode, CloseReason, WebsocketContext};
-use bytes::{Bytes, BytesMut};
+use actix_web_actors::ws::{CloseCode, CloseReason, WebsocketContext};
 
 /// Longest close reason a WebSocket close frame can carry, in bytes.
 pub const MAX_REASON_BYTES: usize = 123;
@@ -86,7 +85,13 @@ pub fn send_after<A: HasOutbox>(
 }
 
 /// Queues `out` at an absolute time.
-pub fn send_at<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, due: Instant, out: Out, tag: Option<String>) {
+pub fn send_at<A: HasOutbox>(
+    act: &mut A,
+    ctx: &mut WebsocketContext<A>,
+    due: Instant,
+    out: Out,
+    tag: Option<String>,
+) {
     act.outbox().push_at(due, out, tag);
     arm(act, ctx);
 }
@@ -136,7 +141,10 @@ pub fn deliver<A: Actor<Context = WebsocketContext<A>>>(ctx: &mut WebsocketConte
     match out {
         Out::Text(t) => ctx.text(t.clone()),
         Out::Close(code, reason) => {
-            ctx.close(Some(CloseReason { code: CloseCode::from(*code), description: Some(truncate_reason(reason)) }));
+            ctx.close(Some(CloseReason {
+                code: CloseCode::from(*code),
+                description: Some(truncate_reason(reason)),
+            }));
             ctx.stop();
         }
         Out::Drop => ctx.stop(),
@@ -167,82 +175,6 @@ pub fn truncate_reason(reason: &str) -> String {
     reason[..end].to_string()
 }
 
-/// A whole message from the client, after reassembling fragments.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Incoming {
-    Text(String),
-    Binary(Bytes),
-    Close(Option<CloseReason>),
-    Ping(Bytes),
-    /// Pongs and partial fragments: nothing to do.
-    Nothing,
-    /// Fragments that do not form a valid message (bad UTF-8, continuation without a start, too large).
-    Invalid(&'static str),
-}
-
-/// Joins continuation frames into whole messages.
-#[derive(Debug)]
-pub struct Reassembler {
-    partial: Option<(bool, BytesMut)>,
-    limit: usize,
-}
-
-impl Reassembler {
-    /// A reassembler refusing messages over `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        Reassembler { partial: None, limit }
-    }
-
-    /// Feeds one decoded frame.
-    pub fn feed(&mut self, msg: ws::Message) -> Incoming {
-        use actix_http::ws::Item;
-        match msg {
-            ws::Message::Text(t) => Incoming::Text(t.to_string()),
-            ws::Message::Binary(b) => Incoming::Binary(b),
-            ws::Message::Close(r) => Incoming::Close(r),
-            ws::Message::Ping(p) => Incoming::Ping(p),
-            ws::Message::Pong(_) | ws::Message::Nop => Incoming::Nothing,
-            ws::Message::Continuation(item) => match item {
-                Item::FirstText(b) => self.start(true, &b),
-                Item::FirstBinary(b) => self.start(false, &b),
-                Item::Continue(b) => self.extend(&b),
-                Item::Last(b) => match self.extend(&b) {
-                    Incoming::Nothing => self.complete(),
-                    other => other,
-                },
-            },
-        }
-    }
-
-    fn start(&mut self, text: bool, b: &[u8]) -> Incoming {
-        self.partial = Some((text, BytesMut::new()));
-        self.extend(b)
-    }
-
-    fn extend(&mut self, b: &[u8]) -> Incoming {
-        let Some((_, buf)) = self.partial.as_mut() else {
-            return Incoming::Invalid("continuation frame without a first frame");
-        };
-        if buf.len() + b.len() > self.limit {
-            self.partial = None;
-            return Incoming::Invalid("message too large");
-        }
-        buf.extend_from_slice(b);
-        Incoming::Nothing
-    }
-
-    fn complete(&mut self) -> Incoming {
-        match self.partial.take() {
-            Some((true, buf)) => match String::from_utf8(buf.to_vec()) {
-                Ok(s) => Incoming::Text(s),
-                Err(_) => Incoming::Invalid("text message is not valid UTF-8"),
-            },
-            Some((false, buf)) => Incoming::Binary(buf.freeze()),
-            None => Incoming::Invalid("continuation frame without a first frame"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,16 +197,5 @@ mod tests {
         assert!(o.queue[1].0 >= o.queue[0].0);
         assert_eq!(o.discard_tagged("t"), 1);
         assert_eq!(o.queue.len(), 1);
-    }
-
-    #[test]
-    fn fragments_are_joined_and_a_stray_continuation_is_invalid() {
-        use actix_http::ws::Item;
-        let mut r = Reassembler::new(100);
-        let c = |i| ws::Message::Continuation(i);
-        assert_eq!(r.feed(c(Item::FirstText(Bytes::from_static(b"he")))), Incoming::Nothing);
-        assert_eq!(r.feed(c(Item::Continue(Bytes::from_static(b"ll")))), Incoming::Nothing);
-        assert_eq!(r.feed(c(Item::Last(Bytes::from_static(b"o")))), Incoming::Text("hello".into()));
-        assert!(matches!(r.feed(c(Item::Last(Bytes::new()))), Incoming::Invalid(_)));
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::emulators::common::shared::Shared;
+use crate::emulators::options::DeepgramOptions;
 use crate::providers::deepgram::ListenOptions;
 
 /// A failure the next connection suffers.
@@ -35,7 +36,10 @@ impl FromStr for DeepgramFault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
-        let num = || arg.parse::<u64>().map_err(|_| format!("fault {s:?} needs a number after ':'"));
+        let num = || {
+            arg.parse::<u64>()
+                .map_err(|_| format!("fault {s:?} needs a number after ':'"))
+        };
         Ok(match name {
             "refuse" => DeepgramFault::RefuseUpgrade(num()? as u16),
             "close1011" => DeepgramFault::Close1011AfterAudio(Duration::from_millis(num()?)),
@@ -117,12 +121,18 @@ pub struct DeepgramControl {
 }
 
 impl DeepgramControl {
-    pub(crate) fn new(settings: DeepgramSettings, faults: Vec<DeepgramFault>) -> Self {
+    pub(crate) fn new(opts: &DeepgramOptions) -> Self {
+        let settings = DeepgramSettings {
+            api_keys: opts.api_keys.clone(),
+            idle_timeout: opts.idle_timeout,
+            finalize_reply: opts.finalize_reply,
+            reply_latency: opts.reply_latency,
+        };
         DeepgramControl {
             shared: Shared::new(DeepgramState {
                 settings,
                 scripts: VecDeque::new(),
-                faults: faults.into(),
+                faults: opts.faults.clone().into(),
                 connections: Vec::new(),
             }),
         }

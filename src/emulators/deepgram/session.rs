@@ -10,38 +10,29 @@ use actix_web_actors::ws::{self, WebsocketContext};
 use bytes::Bytes;
 
 use super::control::{DeepgramControl, DeepgramFault, DeepgramSettings, ReceivedText};
-use super::engine::{Engine, EngineConfig, Event, Transcript};
-use super::script::{Script, transcript};
+use super::decode::{SampleDecoder, SampleFormat};
+use super::engine::{Engine, EngineConfig};
+use super::replies::{self, Replier};
+use super::script::Script;
 use super::upgrade::MAX_FRAME_BYTES;
-use crate::emulators::common::ws::{HasOutbox, Incoming, Out, Outbox, Reassembler, close_now, send_after};
-use crate::emulators::synth::g711;
-use crate::providers::deepgram::{
-    Alternative, ClientMessage, DATA_0000_REASON, Endpointing, ErrorMessage, ListenOptions, MetadataMessage, ModelInfo,
-    NET_0000_REASON, NET_0001_REASON, ResultChannel, ResultsMessage, ResultsMetadata, ServerMessage, SpeechStarted,
-    UtteranceEnd, Word,
+use crate::emulators::common::reassemble::{Incoming, Reassembler};
+use crate::emulators::common::ws::{
+    HasOutbox, Out, Outbox, close_now, send_after, truncate_reason,
 };
-
-/// How the audio bytes of a connection are coded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SampleFormat {
-    Linear16,
-    Mulaw,
-    Alaw,
-}
+use crate::providers::deepgram::{
+    ClientMessage, DATA_0000_REASON, Endpointing, ListenOptions, NET_0000_REASON, NET_0001_REASON,
+    ServerMessage,
+};
 
 /// The connection actor.
 pub struct DeepgramSession {
     control: DeepgramControl,
     index: usize,
-    request_id: String,
+    replier: Replier,
     settings: DeepgramSettings,
     fault: Option<DeepgramFault>,
     engine: Engine,
-    format: SampleFormat,
-    channels: u32,
-    punctuate: bool,
-    model: String,
-    leftover: Option<u8>,
+    decoder: SampleDecoder,
     sha: ring::digest::Context,
     outbox: Outbox,
     reassembler: Reassembler,
@@ -83,15 +74,16 @@ impl DeepgramSession {
         DeepgramSession {
             control,
             index,
-            request_id,
+            replier: Replier {
+                request_id,
+                channels,
+                punctuate,
+                model: options.model.unwrap_or_else(|| "nova-3".to_string()),
+            },
             settings,
             fault,
             engine: Engine::new(cfg, Script::new(number, script)),
-            format,
-            channels,
-            punctuate,
-            model: options.model.unwrap_or_else(|| "nova-3".to_string()),
-            leftover: None,
+            decoder: SampleDecoder::new(format),
             sha: ring::digest::Context::new(&ring::digest::SHA256),
             outbox: Outbox::default(),
             reassembler: Reassembler::new(MAX_FRAME_BYTES),
@@ -135,7 +127,7 @@ impl DeepgramSession {
             Ok(ClientMessage::Finalize { .. }) => {
                 if self.settings.finalize_reply && !self.closing {
                     if let Some(t) = self.engine.finalize() {
-                        let msg = self.results(&t);
+                        let msg = self.replier.results(&t);
                         self.reply(ctx, msg);
                     }
                 }
@@ -152,8 +144,11 @@ impl DeepgramSession {
             return self.close_stream(ctx);
         }
         if bytes.first() == Some(&b'{') {
-            if let Ok(ClientMessage::KeepAlive | ClientMessage::Finalize { .. } | ClientMessage::CloseStream) =
-                serde_json::from_slice::<ClientMessage>(&bytes)
+            if let Ok(
+                ClientMessage::KeepAlive
+                | ClientMessage::Finalize { .. }
+                | ClientMessage::CloseStream,
+            ) = serde_json::from_slice::<ClientMessage>(&bytes)
             {
                 // A control message sent as binary is not a control message (and not a keepalive).
                 let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -174,21 +169,8 @@ impl DeepgramSession {
                 Some(DeepgramFault::UndecodableAudio) => {
                     return self.reply_out(ctx, Out::Close(1008, DATA_0000_REASON.to_string()));
                 }
-                Some(DeepgramFault::ErrorFrame) => self.reply(
-                    ctx,
-                    ServerMessage::Error(ErrorMessage {
-                        variant: Some("emulated_error".to_string()),
-                        description: Some("An injected error frame; the stream carries on.".to_string()),
-                        message: Some("emulated error".to_string()),
-                        ..Default::default()
-                    }),
-                ),
-                Some(DeepgramFault::UnknownType) => self.reply(
-                    ctx,
-                    ServerMessage::Unknown(serde_json::json!({
-                        "type": "EmulatedFutureEvent", "note": "clients must ignore unknown types"
-                    })),
-                ),
+                Some(DeepgramFault::ErrorFrame) => self.reply(ctx, replies::error_frame()),
+                Some(DeepgramFault::UnknownType) => self.reply(ctx, replies::unknown_frame()),
                 _ => {}
             }
         }
@@ -198,21 +180,10 @@ impl DeepgramSession {
             l.audio_bytes += len;
             l.audio_frames += 1;
         });
-        let events = match self.format {
-            SampleFormat::Linear16 => {
-                let mut buf = Vec::with_capacity(bytes.len() + 1);
-                buf.extend(self.leftover.take());
-                buf.extend_from_slice(bytes);
-                if buf.len() % 2 == 1 {
-                    self.leftover = buf.pop();
-                }
-                self.engine.push(buf.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])))
-            }
-            SampleFormat::Mulaw => self.engine.push(bytes.iter().map(|&b| g711::ulaw_to_linear(b))),
-            SampleFormat::Alaw => self.engine.push(bytes.iter().map(|&b| g711::alaw_to_linear(b))),
-        };
+        let samples = self.decoder.decode(bytes);
+        let events = self.engine.push(samples);
         for event in events {
-            let msg = self.event_message(&event);
+            let msg = self.replier.event(&event);
             self.reply(ctx, msg);
         }
         let now = Duration::from_secs_f64(self.engine.now());
@@ -235,74 +206,18 @@ impl DeepgramSession {
         }
         self.closing = true;
         if let Some(t) = self.engine.close() {
-            let msg = self.results(&t);
+            let msg = self.replier.results(&t);
             self.reply(ctx, msg);
         }
-        let sha = std::mem::replace(&mut self.sha, ring::digest::Context::new(&ring::digest::SHA256)).finish();
-        let metadata = ServerMessage::Metadata(MetadataMessage {
-            transaction_key: "deprecated".to_string(),
-            request_id: self.request_id.clone(),
-            sha256: sha.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            duration: (self.engine.now() * 1000.0).round() / 1000.0,
-            channels: self.channels,
-        });
+        let sha = std::mem::replace(
+            &mut self.sha,
+            ring::digest::Context::new(&ring::digest::SHA256),
+        )
+        .finish();
+        let duration = (self.engine.now() * 1000.0).round() / 1000.0;
+        let metadata = self.replier.metadata(sha.as_ref(), duration);
         self.reply(ctx, metadata);
         self.reply_out(ctx, Out::Close(1000, String::new()));
-    }
-
-    fn event_message(&self, event: &Event) -> ServerMessage {
-        let channel = vec![0, self.channels];
-        match event {
-            Event::SpeechStarted { timestamp } => {
-                ServerMessage::SpeechStarted(SpeechStarted { channel, timestamp: *timestamp })
-            }
-            Event::UtteranceEnd { last_word_end } => {
-                ServerMessage::UtteranceEnd(UtteranceEnd { channel, last_word_end: *last_word_end })
-            }
-            Event::Result(t) => self.results(t),
-        }
-    }
-
-    fn results(&self, t: &Transcript) -> ServerMessage {
-        let script_words: Vec<_> = t.words.iter().map(|w| w.word.clone()).collect();
-        let confidence = if t.is_final { 0.99 } else { 0.9 };
-        let words = t
-            .words
-            .iter()
-            .map(|w| Word {
-                word: w.word.plain.clone(),
-                start: w.start,
-                end: w.end,
-                confidence,
-                punctuated_word: self.punctuate.then(|| w.word.punctuated.clone()),
-                speaker: None,
-            })
-            .collect();
-        ServerMessage::Results(ResultsMessage {
-            channel_index: vec![0, self.channels],
-            start: t.start,
-            duration: t.duration,
-            is_final: t.is_final,
-            speech_final: t.speech_final,
-            from_finalize: t.from_finalize,
-            channel: ResultChannel {
-                alternatives: vec![Alternative {
-                    transcript: transcript(&script_words, self.punctuate),
-                    confidence: if script_words.is_empty() { 0.0 } else { confidence },
-                    words,
-                }],
-            },
-            metadata: Some(ResultsMetadata {
-                request_id: self.request_id.clone(),
-                model_uuid: "00000000-0000-4000-8000-00000000e0de".to_string(),
-                model_info: ModelInfo {
-                    name: format!("general-{}", self.model),
-                    version: "emulated".to_string(),
-                    arch: self.model.clone(),
-                },
-            }),
-        })
     }
 }
 
@@ -331,7 +246,7 @@ impl HasOutbox for DeepgramSession {
                 self.log(|l| l.sent.push(t));
             }
             Out::Close(code, reason) => {
-                let c = (*code, crate::emulators::common::ws::truncate_reason(reason));
+                let c = (*code, truncate_reason(reason));
                 self.log(|l| l.close_sent = Some(c));
             }
             Out::Drop => self.log(|l| l.dropped = true),
@@ -344,7 +259,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
-                let code = if matches!(e, ws::ProtocolError::Overflow) { 1009 } else { 1002 };
+                let code = if matches!(e, ws::ProtocolError::Overflow) {
+                    1009
+                } else {
+                    1002
+                };
                 return close_now(self, ctx, Out::Close(code, e.to_string()));
             }
         };
@@ -353,7 +272,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
             Incoming::Binary(b) => self.on_binary(ctx, b),
             Incoming::Ping(p) => ctx.pong(&p),
             Incoming::Close(reason) => {
-                let got = reason.as_ref().map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
+                let got = reason
+                    .as_ref()
+                    .map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
                 self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
                 if !self.outbox.is_finished() {
                     close_now(self, ctx, Out::Close(1000, String::new()));

@@ -7,12 +7,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::emulators::common::shared::Shared;
+use crate::emulators::options::ElevenLabsOptions;
 
 /// A failure the next connection or request suffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ElevenLabsFault {
     /// HTTP: 401 `invalid_api_key`. WebSocket: the key is refused (error message, then Close 1008).
     Unauthorized,
+    /// HTTP: 403 `only_for_creator+` (a plan-gated voice or format).
+    Forbidden,
     /// HTTP: 422 with `detail` as an object (`array: false`) or a validation array (`array: true`).
     Unprocessable { array: bool },
     /// HTTP: 429 `too_many_concurrent_requests`.
@@ -30,16 +33,29 @@ pub enum ElevenLabsFault {
 impl ElevenLabsFault {
     /// True when the fault makes sense on the WebSocket endpoints.
     pub fn applies_to_socket(&self) -> bool {
-        matches!(self, Self::Unauthorized | Self::SomethingWentWrong | Self::LateAudioAfterClose | Self::DropMidStream)
+        matches!(
+            self,
+            Self::Unauthorized
+                | Self::SomethingWentWrong
+                | Self::LateAudioAfterClose
+                | Self::DropMidStream
+        )
     }
 
     /// True when the fault makes sense on the HTTP endpoint.
     pub fn applies_to_http(&self) -> bool {
-        matches!(self, Self::Unauthorized | Self::Unprocessable { .. } | Self::TooManyRequests | Self::CutBody { .. })
+        matches!(
+            self,
+            Self::Unauthorized
+                | Self::Forbidden
+                | Self::Unprocessable { .. }
+                | Self::TooManyRequests
+                | Self::CutBody { .. }
+        )
     }
 }
 
-/// Parses the CLI spelling: `401`, `422-object`, `422-array`, `429`, `1008`, `late-audio`, `drop`,
+/// Parses the CLI spelling: `401`, `403`, `422-object`, `422-array`, `429`, `1008`, `late-audio`, `drop`,
 /// `cut-body:BYTES`.
 impl FromStr for ElevenLabsFault {
     type Err = String;
@@ -47,6 +63,7 @@ impl FromStr for ElevenLabsFault {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "401" => Self::Unauthorized,
+            "403" => Self::Forbidden,
             "422-object" => Self::Unprocessable { array: false },
             "422-array" => Self::Unprocessable { array: true },
             "429" => Self::TooManyRequests,
@@ -136,7 +153,10 @@ pub(crate) struct ElevenLabsState {
 
 impl ElevenLabsState {
     /// Takes the first queued fault `applies` accepts.
-    pub fn take_fault(&mut self, applies: impl Fn(&ElevenLabsFault) -> bool) -> Option<ElevenLabsFault> {
+    pub fn take_fault(
+        &mut self,
+        applies: impl Fn(&ElevenLabsFault) -> bool,
+    ) -> Option<ElevenLabsFault> {
         let i = self.faults.iter().position(applies)?;
         self.faults.remove(i)
     }
@@ -156,11 +176,17 @@ pub struct ElevenLabsControl {
 }
 
 impl ElevenLabsControl {
-    pub(crate) fn new(settings: ElevenLabsSettings, faults: Vec<ElevenLabsFault>) -> Self {
+    pub(crate) fn new(opts: &ElevenLabsOptions) -> Self {
+        let settings = ElevenLabsSettings {
+            api_keys: opts.api_keys.clone(),
+            time_to_first_byte: opts.time_to_first_byte,
+            realtime_pacing: opts.realtime_pacing,
+            inactivity_timeout: opts.inactivity_timeout,
+        };
         ElevenLabsControl {
             shared: Shared::new(ElevenLabsState {
                 settings,
-                faults: faults.into(),
+                faults: opts.faults.clone().into(),
                 sockets: Vec::new(),
                 http: Vec::new(),
             }),
@@ -179,7 +205,8 @@ impl ElevenLabsControl {
 
     /// Inactivity timeout for the next sockets, overriding their `inactivity_timeout` query (for tests).
     pub fn set_inactivity_timeout(&self, timeout: Option<Duration>) {
-        self.shared.update(|s| s.settings.inactivity_timeout = timeout);
+        self.shared
+            .update(|s| s.settings.inactivity_timeout = timeout);
     }
 
     /// A fault for the next connection or request it applies to.
@@ -198,8 +225,22 @@ impl ElevenLabsControl {
     }
 
     /// Waits until `pred` holds for the logs, or `timeout` passes; true if it held.
-    pub async fn wait_until(&self, pred: impl Fn(TtsSnapshot<'_>) -> bool, timeout: Duration) -> bool {
-        self.shared.wait_until(|s| pred(TtsSnapshot { sockets: &s.sockets, http: &s.http }), timeout).await
+    pub async fn wait_until(
+        &self,
+        pred: impl Fn(TtsSnapshot<'_>) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        self.shared
+            .wait_until(
+                |s| {
+                    pred(TtsSnapshot {
+                        sockets: &s.sockets,
+                        http: &s.http,
+                    })
+                },
+                timeout,
+            )
+            .await
     }
 }
 
@@ -209,12 +250,21 @@ mod tests {
 
     #[test]
     fn cli_fault_spellings_parse_and_faults_know_their_endpoint() {
-        assert_eq!("cut-body:4000".parse(), Ok(ElevenLabsFault::CutBody { after_bytes: 4000 }));
-        assert_eq!("422-array".parse(), Ok(ElevenLabsFault::Unprocessable { array: true }));
+        assert_eq!(
+            "cut-body:4000".parse(),
+            Ok(ElevenLabsFault::CutBody { after_bytes: 4000 })
+        );
+        assert_eq!(
+            "422-array".parse(),
+            Ok(ElevenLabsFault::Unprocessable { array: true })
+        );
         assert!("cut-body:x".parse::<ElevenLabsFault>().is_err());
         assert!(ElevenLabsFault::DropMidStream.applies_to_socket());
         assert!(!ElevenLabsFault::DropMidStream.applies_to_http());
-        assert!(ElevenLabsFault::Unauthorized.applies_to_http() && ElevenLabsFault::Unauthorized.applies_to_socket());
+        assert!(
+            ElevenLabsFault::Unauthorized.applies_to_http()
+                && ElevenLabsFault::Unauthorized.applies_to_socket()
+        );
     }
 
     #[test]
@@ -226,11 +276,18 @@ mod tests {
                 realtime_pacing: false,
                 inactivity_timeout: None,
             },
-            faults: vec![ElevenLabsFault::TooManyRequests, ElevenLabsFault::DropMidStream].into(),
+            faults: vec![
+                ElevenLabsFault::TooManyRequests,
+                ElevenLabsFault::DropMidStream,
+            ]
+            .into(),
             sockets: vec![],
             http: vec![],
         };
-        assert_eq!(s.take_fault(ElevenLabsFault::applies_to_socket), Some(ElevenLabsFault::DropMidStream));
+        assert_eq!(
+            s.take_fault(ElevenLabsFault::applies_to_socket),
+            Some(ElevenLabsFault::DropMidStream)
+        );
         assert_eq!(s.faults.len(), 1);
     }
 }

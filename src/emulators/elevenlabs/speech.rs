@@ -6,6 +6,10 @@ use crate::audio::OutputFormat;
 use crate::emulators::synth::{Renderer, UnsupportedFormat};
 use crate::providers::elevenlabs::Alignment;
 
+/// Most characters one request (HTTP) or one context's buffer (WebSocket) may hold; more is refused with
+/// `max_character_limit_exceeded`, as the service does, and keeps a client from making the emulator render
+/// hours of audio.
+pub const MAX_TEXT_CHARS: usize = 5_000;
 /// Speaking rate of the emulated voice.
 pub const CHARS_PER_SECOND: f64 = 15.0;
 /// Raw audio bytes per chunk at most (base64 makes it 4/3 bigger).
@@ -68,13 +72,20 @@ mod tests {
         let chunks = v.speak(text);
         let bytes: usize = chunks.iter().map(|c| c.audio.len()).sum();
         let secs = bytes as f64 / 32_000.0;
-        assert!((secs - text.chars().count() as f64 / 15.0).abs() < 0.001, "{secs}");
+        assert!(
+            (secs - text.chars().count() as f64 / 15.0).abs() < 0.001,
+            "{secs}"
+        );
         for c in &chunks {
             assert_eq!(c.alignment.char_start_times_ms[0], 0);
-            let end = c.alignment.char_start_times_ms.last().unwrap() + c.alignment.char_durations_ms.last().unwrap();
+            let end = c.alignment.char_start_times_ms.last().unwrap()
+                + c.alignment.char_durations_ms.last().unwrap();
             assert!((f64::from(end) - c.duration_ms).abs() <= 1.0);
         }
-        let joined: String = chunks.iter().flat_map(|c| c.alignment.chars.clone()).collect();
+        let joined: String = chunks
+            .iter()
+            .flat_map(|c| c.alignment.chars.clone())
+            .collect();
         assert_eq!(joined, text);
     }
 

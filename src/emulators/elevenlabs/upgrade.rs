@@ -11,30 +11,27 @@ use actix_web_actors::ws;
 use super::control::{ElevenLabsControl, ElevenLabsFault, TtsSocketLog};
 use super::socket::{MAX_FRAME_BYTES, SocketSetup, TtsSocket};
 use crate::audio::OutputFormat;
+use crate::emulators::common::body::query_pairs;
 use crate::emulators::synth::Renderer;
 
 /// Default and largest `inactivity_timeout`, in seconds.
 const DEFAULT_INACTIVITY_S: u64 = 20;
 const MAX_INACTIVITY_S: u64 = 180;
 
-/// `stream-input`.
-pub async fn stream_input(
+/// `GET .../{voice_id}/stream-input` and `.../{voice_id}/multi-stream-input`.
+pub async fn socket(
     req: HttpRequest,
     stream: web::Payload,
-    voice: web::Path<String>,
+    path: web::Path<(String, String)>,
     control: web::Data<ElevenLabsControl>,
 ) -> HttpResponse {
-    start(req, stream, voice.into_inner(), control.get_ref().clone(), false)
-}
-
-/// `multi-stream-input`.
-pub async fn multi_stream_input(
-    req: HttpRequest,
-    stream: web::Payload,
-    voice: web::Path<String>,
-    control: web::Data<ElevenLabsControl>,
-) -> HttpResponse {
-    start(req, stream, voice.into_inner(), control.get_ref().clone(), true)
+    let (voice_id, endpoint) = path.into_inner();
+    let multi = match endpoint.as_str() {
+        "stream-input" => false,
+        "multi-stream-input" => true,
+        _ => return HttpResponse::NotFound().json(serde_json::json!({"detail": "Not Found"})),
+    };
+    start(req, stream, voice_id, control.get_ref().clone(), multi)
 }
 
 fn start(
@@ -44,14 +41,25 @@ fn start(
     control: ElevenLabsControl,
     multi: bool,
 ) -> HttpResponse {
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let header_key = req.headers().get("xi-api-key").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let query_token = param("authorization").map(|a| a.strip_prefix("Bearer ").unwrap_or(&a).to_string());
+    let query = query_pairs(&req);
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let header_key = req
+        .headers()
+        .get("xi-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let query_token =
+        param("authorization").map(|a| a.strip_prefix("Bearer ").unwrap_or(&a).to_string());
     let mut startup_error = None;
-    let format = match param("output_format").unwrap_or_else(|| "mp3_44100_128".into()).parse::<OutputFormat>() {
+    let format = match param("output_format")
+        .unwrap_or_else(|| "mp3_44100_128".into())
+        .parse::<OutputFormat>()
+    {
         Ok(f) => match Renderer::new(f) {
             Ok(_) => f,
             Err(e) => {
@@ -61,14 +69,19 @@ fn start(
         },
         Err(e) => {
             startup_error = Some(("invalid_output_format".to_string(), e.to_string()));
-            "pcm_16000".parse().unwrap_or(OutputFormat { encoding: crate::audio::Encoding::Pcm, sample_rate: 16000 })
+            "pcm_16000".parse().unwrap_or(OutputFormat {
+                encoding: crate::audio::Encoding::Pcm,
+                sample_rate: 16000,
+            })
         }
     };
     let inactivity_s = match param("inactivity_timeout").map(|v| v.parse::<u64>()) {
         None => DEFAULT_INACTIVITY_S,
         Some(Ok(s)) if (1..=MAX_INACTIVITY_S).contains(&s) => s,
         Some(_) => {
-            let m = format!("inactivity_timeout must be a whole number of seconds between 1 and {MAX_INACTIVITY_S}.");
+            let m = format!(
+                "inactivity_timeout must be a whole number of seconds between 1 and {MAX_INACTIVITY_S}."
+            );
             startup_error = Some(("invalid_request".to_string(), m));
             DEFAULT_INACTIVITY_S
         }
@@ -99,13 +112,16 @@ fn start(
     let valid = |k: &Option<String>| k.as_ref().is_some_and(|k| settings.api_keys.contains(k));
     let offered = header_key.is_some() || query_token.is_some();
     let authed = settings.api_keys.is_empty() || valid(&header_key) || valid(&query_token);
-    if (offered && !authed) || (offered && fault == Some(ElevenLabsFault::Unauthorized)) {
+    let refused = !authed || fault == Some(ElevenLabsFault::Unauthorized);
+    if offered && refused {
         startup_error.get_or_insert(("invalid_api_key".to_string(), "Invalid API key".to_string()));
     }
     let setup = SocketSetup {
         index,
         multi,
-        inactivity: settings.inactivity_timeout.unwrap_or(Duration::from_secs(inactivity_s)),
+        inactivity: settings
+            .inactivity_timeout
+            .unwrap_or(Duration::from_secs(inactivity_s)),
         authed: authed && fault != Some(ElevenLabsFault::Unauthorized),
         settings,
         fault,
@@ -114,7 +130,10 @@ fn start(
         startup_error,
     };
     let socket = TtsSocket::new(control.clone(), setup);
-    match ws::WsResponseBuilder::new(socket, &req, stream).frame_size(MAX_FRAME_BYTES).start() {
+    match ws::WsResponseBuilder::new(socket, &req, stream)
+        .frame_size(MAX_FRAME_BYTES)
+        .start()
+    {
         Ok(resp) => resp,
         Err(e) => {
             control.shared.update(|s| s.sockets[index].open = false);

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::emulators::common::shared::Shared;
+use crate::emulators::options::OpenAiOptions;
 
 /// One scripted reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,13 +46,17 @@ impl FromStr for OpenAiFault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
-        let n = || arg.parse::<usize>().map_err(|_| format!("fault {s:?} needs a count after ':'"));
+        let n = || {
+            arg.parse::<usize>()
+                .map_err(|_| format!("fault {s:?} needs a count after ':'"))
+        };
         Ok(match name {
             "429" => OpenAiFault::RateLimited {
                 retry_after: Duration::from_secs_f64(if arg.is_empty() {
                     1.0
                 } else {
-                    arg.parse::<f64>().map_err(|_| format!("fault {s:?}: bad seconds"))?
+                    arg.parse::<f64>()
+                        .map_err(|_| format!("fault {s:?}: bad seconds"))?
                 }),
             },
             "quota" => OpenAiFault::InsufficientQuota,
@@ -66,7 +71,7 @@ impl FromStr for OpenAiFault {
     }
 }
 
-/// Transport and compatibility torture for SSE responses; every flag is independent.
+/// Transport torture and compatible-server quirks for SSE responses; every flag is independent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Torture {
     /// Write each event in two pieces, cut mid-line.
@@ -87,10 +92,17 @@ pub struct Torture {
     pub no_tool_index: bool,
     /// Unknown extra fields on chunks, choices and deltas.
     pub extra_fields: bool,
+    /// Tool-call arguments whole in the call's first delta instead of fragments.
+    pub whole_tool_arguments: bool,
+    /// A running `usage` object on every chunk (some compatible servers do this).
+    pub usage_every_chunk: bool,
+    /// `finish_reason` on the last content delta instead of a separate empty chunk.
+    pub finish_with_content: bool,
 }
 
 /// Parses a comma-separated list: `split-lines,split-utf8,crlf,cr,comments,coalesce,no-space,
-/// no-tool-index,extra-fields`, or `all` (everything but `cr`), or `none`.
+/// no-tool-index,extra-fields,whole-tool-arguments,usage-every-chunk,finish-with-content`, or `all`
+/// (everything but `cr`), or `none`.
 impl FromStr for Torture {
     type Err = String;
 
@@ -99,7 +111,12 @@ impl FromStr for Torture {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "none" => {}
-                "all" => t = Torture { cr: false, ..Torture::all() },
+                "all" => {
+                    t = Torture {
+                        cr: false,
+                        ..Torture::all()
+                    }
+                }
                 "split-lines" => t.split_lines = true,
                 "split-utf8" => t.split_utf8 = true,
                 "crlf" => t.crlf = true,
@@ -109,6 +126,9 @@ impl FromStr for Torture {
                 "no-space" => t.no_space = true,
                 "no-tool-index" => t.no_tool_index = true,
                 "extra-fields" => t.extra_fields = true,
+                "whole-tool-arguments" => t.whole_tool_arguments = true,
+                "usage-every-chunk" => t.usage_every_chunk = true,
+                "finish-with-content" => t.finish_with_content = true,
                 _ => return Err(format!("unknown torture mode {part:?}")),
             }
         }
@@ -129,6 +149,9 @@ impl Torture {
             no_space: true,
             no_tool_index: true,
             extra_fields: true,
+            whole_tool_arguments: true,
+            usage_every_chunk: true,
+            finish_with_content: true,
         }
     }
 }
@@ -178,12 +201,18 @@ pub struct OpenAiControl {
 }
 
 impl OpenAiControl {
-    pub(crate) fn new(settings: OpenAiSettings, faults: Vec<OpenAiFault>) -> Self {
+    pub(crate) fn new(opts: &OpenAiOptions) -> Self {
+        let settings = OpenAiSettings {
+            api_keys: opts.api_keys.clone(),
+            time_to_first_token: opts.time_to_first_token,
+            inter_token_delay: opts.inter_token_delay,
+            torture: opts.torture,
+        };
         OpenAiControl {
             shared: Shared::new(OpenAiState {
                 settings,
                 replies: VecDeque::new(),
-                faults: faults.into(),
+                faults: opts.faults.clone().into(),
                 requests: Vec::new(),
             }),
         }
@@ -218,7 +247,11 @@ impl OpenAiControl {
     }
 
     /// Waits until `pred` holds for the request log, or `timeout` passes; true if it held.
-    pub async fn wait_until(&self, pred: impl Fn(&[ChatRequestLog]) -> bool, timeout: Duration) -> bool {
+    pub async fn wait_until(
+        &self,
+        pred: impl Fn(&[ChatRequestLog]) -> bool,
+        timeout: Duration,
+    ) -> bool {
         self.shared.wait_until(|s| pred(&s.requests), timeout).await
     }
 }
@@ -229,8 +262,16 @@ mod tests {
 
     #[test]
     fn cli_fault_and_torture_spellings_parse() {
-        assert_eq!("cut-after:3".parse(), Ok(OpenAiFault::CutAfter { after_deltas: 3 }));
-        assert_eq!("429:2.5".parse(), Ok(OpenAiFault::RateLimited { retry_after: Duration::from_millis(2500) }));
+        assert_eq!(
+            "cut-after:3".parse(),
+            Ok(OpenAiFault::CutAfter { after_deltas: 3 })
+        );
+        assert_eq!(
+            "429:2.5".parse(),
+            Ok(OpenAiFault::RateLimited {
+                retry_after: Duration::from_millis(2500)
+            })
+        );
         assert!("hang-after".parse::<OpenAiFault>().is_err());
         let t: Torture = "crlf, comments".parse().unwrap();
         assert!(t.crlf && t.comments && !t.split_lines);

@@ -7,18 +7,25 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::control::{ChatRequestLog, OpenAiControl, OpenAiFault};
+use super::errors;
 use super::framing::{self, Event};
 use super::reply::{Completion, default_reply, prompt_tokens};
 use super::respond::{End, Guard, Plan, next_write, whole};
-use crate::emulators::common::body::{BodyError, read_body, request_id};
+use crate::emulators::common::body::{BodyError, body_as_json, read_body, request_id};
 use crate::providers::openai::{ApiErrorBody, ChatRequest, ChatStreamDecoder};
 
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
-const LOGGED_HEADERS: [&str; 6] =
-    ["authorization", "content-type", "accept", "openai-organization", "openai-project", "user-agent"];
+const LOGGED_HEADERS: [&str; 6] = [
+    "authorization",
+    "content-type",
+    "accept",
+    "openai-organization",
+    "openai-project",
+    "user-agent",
+];
 
 /// The handler.
 pub async fn chat_completions(
@@ -29,18 +36,23 @@ pub async fn chat_completions(
     let request_id = request_id();
     let headers = LOGGED_HEADERS
         .iter()
-        .filter_map(|h| Some((h.to_string(), req.headers().get(*h)?.to_str().ok()?.to_string())))
+        .filter_map(|h| {
+            Some((
+                h.to_string(),
+                req.headers().get(*h)?.to_str().ok()?.to_string(),
+            ))
+        })
         .collect();
     let body = read_body(payload, BODY_LIMIT).await;
-    let body_value = match &body {
-        Ok(b) => serde_json::from_slice(b).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into_owned())),
-        Err(e) => Value::String(e.to_string()),
-    };
+    let body_value = body_as_json(&body);
     let key = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .map(str::to_string);
     let (index, settings, fault, scripted) = control.shared.update(|s| {
@@ -58,16 +70,26 @@ pub async fn chat_completions(
             client_went_away: false,
         });
         let fault = s.faults.pop_front();
-        s.requests.last_mut().map(|r| r.fault.clone_from(&fault));
-        (s.requests.len() - 1, s.settings.clone(), fault, s.replies.pop_front())
+        if let Some(r) = s.requests.last_mut() {
+            r.fault.clone_from(&fault);
+        }
+        (
+            s.requests.len() - 1,
+            s.settings.clone(),
+            fault,
+            s.replies.pop_front(),
+        )
     });
-    let log = |f: &dyn Fn(&mut ChatRequestLog)| control.shared.update(|s| f(&mut s.requests[index]));
+    let log =
+        |f: &dyn Fn(&mut ChatRequestLog)| control.shared.update(|s| f(&mut s.requests[index]));
     let fail = |status: u16, body: ApiErrorBody, extra: &[(&str, String)]| {
         log(&|r| {
             r.status = status;
             r.completed = true;
         });
-        let mut resp = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+        let mut resp = HttpResponse::build(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        );
         resp.insert_header(("x-request-id", request_id.as_str()));
         for (k, v) in extra {
             resp.insert_header((*k, v.as_str()));
@@ -75,21 +97,36 @@ pub async fn chat_completions(
         resp.content_type("application/json").body(body.to_json())
     };
 
-    let key_ok = settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
+    let key_ok =
+        settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
     if !key_ok || fault == Some(OpenAiFault::Unauthorized) {
         let msg = match &key {
             None => "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_string(),
             Some(k) => format!("Incorrect API key provided: {}. You can find your API key at your provider's dashboard.", mask(k)),
         };
-        return fail(401, ApiErrorBody::new(msg, "invalid_request_error", Some("invalid_api_key")), &[]);
+        return fail(
+            401,
+            ApiErrorBody::new(msg, "invalid_request_error", Some("invalid_api_key")),
+            &[],
+        );
     }
     let bytes = match body {
         Ok(b) => b,
         Err(BodyError::TooLarge(n)) => {
             let msg = format!("Request body too large: the limit is {n} bytes.");
-            return fail(413, ApiErrorBody::new(msg, "invalid_request_error", None), &[]);
+            return fail(
+                413,
+                ApiErrorBody::new(msg, "invalid_request_error", None),
+                &[],
+            );
         }
-        Err(e) => return fail(400, ApiErrorBody::new(e.to_string(), "invalid_request_error", None), &[]),
+        Err(e) => {
+            return fail(
+                400,
+                ApiErrorBody::new(e.to_string(), "invalid_request_error", None),
+                &[],
+            );
+        }
     };
     let chat: ChatRequest = match serde_json::from_slice(&bytes) {
         Ok(c) => c,
@@ -97,59 +134,30 @@ pub async fn chat_completions(
             let msg = format!(
                 "We could not parse the JSON body of your request ({e}). The body must be a chat completion request: at least \"model\" and \"messages\"."
             );
-            return fail(400, ApiErrorBody::new(msg, "invalid_request_error", None), &[]);
+            return fail(
+                400,
+                ApiErrorBody::new(msg, "invalid_request_error", None),
+                &[],
+            );
         }
     };
     if chat.messages.is_empty() {
-        let body = ApiErrorBody::new("[] is too short - 'messages'", "invalid_request_error", None);
+        let body = ApiErrorBody::new(
+            "[] is too short - 'messages'",
+            "invalid_request_error",
+            None,
+        );
         return fail(400, body, &[]);
     }
-    match &fault {
-        Some(OpenAiFault::RateLimited { retry_after }) => {
-            let body = ApiErrorBody::new(
-                "Rate limit reached for requests (emulated). Please try again later.",
-                "requests",
-                Some("rate_limit_exceeded"),
-            );
-            let secs = format!("{}", retry_after.as_secs_f64());
-            let ms = retry_after.as_millis().to_string();
-            let extra = [
-                ("retry-after", secs),
-                ("retry-after-ms", ms),
-                ("x-should-retry", "true".to_string()),
-                ("x-ratelimit-remaining-requests", "0".to_string()),
-            ];
-            return fail(429, body, &extra);
-        }
-        Some(OpenAiFault::InsufficientQuota) => {
-            let body = ApiErrorBody::new(
-                "You exceeded your current quota, please check your plan and billing details.",
-                "insufficient_quota",
-                Some("insufficient_quota"),
-            );
-            return fail(429, body, &[("x-should-retry", "false".to_string())]);
-        }
-        Some(OpenAiFault::ServerError) => {
-            let body = ApiErrorBody::new(
-                "The server had an error while processing your request. Sorry about that!",
-                "server_error",
-                None,
-            );
-            return fail(500, body, &[]);
-        }
-        Some(OpenAiFault::Overloaded) => {
-            let body = ApiErrorBody::new(
-                "The engine is currently overloaded, please try again later.",
-                "server_error",
-                Some("overloaded"),
-            );
-            return fail(503, body, &[]);
-        }
-        _ => {}
+    if let Some((status, body, extra)) = errors::status_fault(fault.as_ref()) {
+        return fail(status, body, &extra);
     }
 
     let completion = Completion {
-        id: format!("chatcmpl-{}", &request_id[..8]),
+        id: format!(
+            "chatcmpl-{}",
+            request_id.split('-').next().unwrap_or_default()
+        ),
         created: chrono::Utc::now().timestamp(),
         model: chat.model.clone(),
         include_usage: chat.wants_usage(),
@@ -162,7 +170,16 @@ pub async fn chat_completions(
         r.status = 200;
     });
     if !stream {
-        return whole(&completion, &reply, fault, &settings, &request_id, control.get_ref().clone(), index).await;
+        return whole(
+            &completion,
+            &reply,
+            fault,
+            &settings,
+            &request_id,
+            control.get_ref().clone(),
+            index,
+        )
+        .await;
     }
 
     let payloads = completion.stream(&reply, &settings.torture);
@@ -188,13 +205,31 @@ pub async fn chat_completions(
             _ => Duration::ZERO,
         };
         deltas += usize::from(p.is_delta);
-        events.push((Event { data: p.json, delay }, p.is_delta));
+        events.push((
+            Event {
+                data: p.json,
+                delay,
+            },
+            p.is_delta,
+        ));
     }
     match end {
-        End::Done => events.push((Event { data: "[DONE]".into(), delay: Duration::ZERO }, false)),
+        End::Done => events.push((
+            Event {
+                data: "[DONE]".into(),
+                delay: Duration::ZERO,
+            },
+            false,
+        )),
         End::Error => {
             let err = json!({"error": {"message": "The server had an error while processing your request (emulated mid-stream failure).", "type": "server_error", "param": null, "code": null}});
-            events.push((Event { data: err.to_string(), delay: settings.inter_token_delay }, false));
+            events.push((
+                Event {
+                    data: err.to_string(),
+                    delay: settings.inter_token_delay,
+                },
+                false,
+            ));
         }
         End::Cut | End::Hang => {}
     }
@@ -215,6 +250,13 @@ pub async fn chat_completions(
 }
 
 fn mask(key: &str) -> String {
-    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("****{tail}")
 }

@@ -32,21 +32,25 @@ pub fn ulaw_to_linear(byte: u8) -> i16 {
     (if sign != 0 { -magnitude } else { magnitude }) as i16
 }
 
-/// One linear sample to A-law.
+/// One linear sample to A-law (as the ITU reference code does it).
 pub fn linear_to_alaw(sample: i16) -> u8 {
-    let s = i32::from(sample);
-    let (sign, mag) = if s >= 0 { (0x80, s) } else { (0x00, -s - 1) };
-    let mag = mag.min(0x7FFF) >> 3;
-    let byte = if mag < 32 {
-        (mag >> 1) as u8
+    const SEG_END: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
+    let mut v = i32::from(sample) >> 3;
+    let mask = if v >= 0 {
+        0xD5
     } else {
-        let mut exponent = 1;
-        while (mag >> (exponent + 1)) >= 32 && exponent < 7 {
-            exponent += 1;
-        }
-        ((exponent << 4) as u8) | (((mag >> exponent) & 0x0F) as u8)
+        v = -v - 1;
+        0x55
     };
-    (byte | sign) ^ 0x55
+    let Some(seg) = SEG_END.iter().position(|&end| v <= end) else {
+        return 0x7F ^ mask;
+    };
+    let mantissa = if seg < 2 {
+        (v >> 1) & 0x0F
+    } else {
+        (v >> seg) & 0x0F
+    };
+    (((seg as i32) << 4 | mantissa) as u8) ^ mask
 }
 
 /// One A-law byte to linear.

@@ -1,31 +1,9 @@
-//! Deepgram live-listen messages: the JSON text frames both ways and the body of a refused upgrade.
+//! Deepgram live-listen messages the server sends as text frames.
 //! Server frames are discriminated by `type`; a `type` this module does not know is kept as raw JSON
 //! (`ServerMessage::Unknown`) because Deepgram adds new ones over time and a client must not fail on them.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// What a client sends as a text frame. Audio goes in binary frames and never through this type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum ClientMessage {
-    /// No reply; resets the server's idle timer (send every 3–5 s while no audio flows).
-    KeepAlive,
-    /// Flush buffered audio; the resulting final carries `from_finalize: true` (or nothing comes back).
-    Finalize {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        channel: Option<u32>,
-    },
-    /// Finish: remaining finals, then `Metadata`, then Close 1000.
-    CloseStream,
-}
-
-impl ClientMessage {
-    /// The JSON text of the frame.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
 
 /// One timed word of a transcript (times in seconds of audio stream time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -106,7 +84,11 @@ pub struct ResultsMessage {
 impl ResultsMessage {
     /// The best transcript (first alternative), `""` when there is none. Empty finals are normal.
     pub fn transcript(&self) -> &str {
-        self.channel.alternatives.first().map(|a| a.transcript.as_str()).unwrap_or("")
+        self.channel
+            .alternatives
+            .first()
+            .map(|a| a.transcript.as_str())
+            .unwrap_or("")
     }
 }
 
@@ -170,7 +152,13 @@ enum Known {
     Error(ErrorMessage),
 }
 
-const KNOWN_TYPES: [&str; 5] = ["Results", "Metadata", "UtteranceEnd", "SpeechStarted", "Error"];
+const KNOWN_TYPES: [&str; 5] = [
+    "Results",
+    "Metadata",
+    "UtteranceEnd",
+    "SpeechStarted",
+    "Error",
+];
 
 /// What the server sends as a text frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,7 +176,10 @@ impl ServerMessage {
     /// Parses one text frame. Fails only on invalid JSON or a known `type` with a malformed body.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         let value: Value = serde_json::from_str(text)?;
-        let known = value.get("type").and_then(Value::as_str).is_some_and(|t| KNOWN_TYPES.contains(&t));
+        let known = value
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| KNOWN_TYPES.contains(&t));
         if !known {
             return Ok(ServerMessage::Unknown(value));
         }
@@ -215,26 +206,6 @@ impl ServerMessage {
     }
 }
 
-/// The JSON body (and `dg-error` text) of a refused upgrade. Some 4xx bodies carry only `message`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct ErrorBody {
-    #[serde(default)]
-    pub err_code: String,
-    #[serde(default)]
-    pub err_msg: String,
-    #[serde(default)]
-    pub request_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-impl ErrorBody {
-    /// The human-readable text, whichever field carries it.
-    pub fn text(&self) -> &str {
-        if self.err_msg.is_empty() { self.message.as_deref().unwrap_or("") } else { &self.err_msg }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +217,9 @@ mod tests {
             "channel":{"alternatives":[{"transcript":"book a table","confidence":0.98,
             "words":[{"word":"book","start":3.10,"end":3.32,"confidence":0.99,"punctuated_word":"Book"}]}]},
             "metadata":{"request_id":"r","model_uuid":"u","model_info":{"name":"n","version":"v","arch":"a"}}}"#;
-        let ServerMessage::Results(r) = ServerMessage::parse(text).unwrap() else { panic!("not results") };
+        let ServerMessage::Results(r) = ServerMessage::parse(text).unwrap() else {
+            panic!("not results")
+        };
         assert_eq!(r.transcript(), "book a table");
         assert!(r.is_final && !r.speech_final);
         assert_eq!(r.channel.alternatives[0].words[0].end, 3.32);
@@ -256,47 +229,38 @@ mod tests {
     fn unknown_and_untyped_frames_are_kept_not_rejected() {
         let m = ServerMessage::parse(r#"{"type":"SomethingNew","x":1}"#).unwrap();
         assert!(matches!(m, ServerMessage::Unknown(v) if v["x"] == 1));
-        assert!(matches!(ServerMessage::parse(r#"{"x":1}"#).unwrap(), ServerMessage::Unknown(_)));
+        assert!(matches!(
+            ServerMessage::parse(r#"{"x":1}"#).unwrap(),
+            ServerMessage::Unknown(_)
+        ));
     }
 
     #[test]
     fn utterance_end_speech_started_metadata_and_error_parse() {
-        let m = ServerMessage::parse(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.38}"#);
+        let m =
+            ServerMessage::parse(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.38}"#);
         assert!(matches!(m.unwrap(), ServerMessage::UtteranceEnd(u) if u.last_word_end == 4.38));
-        let m = ServerMessage::parse(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.48}"#);
+        let m =
+            ServerMessage::parse(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.48}"#);
         assert!(matches!(m.unwrap(), ServerMessage::SpeechStarted(s) if s.timestamp == 0.48));
         let m = ServerMessage::parse(
             r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"r","sha256":"ab","created":"c","duration":12.5,"channels":1}"#,
         );
         assert!(matches!(m.unwrap(), ServerMessage::Metadata(d) if d.duration == 12.5));
         let m = ServerMessage::parse(r#"{"type":"Error","description":"bad","variant":"x"}"#);
-        assert!(matches!(m.unwrap(), ServerMessage::Error(e) if e.description.as_deref() == Some("bad")));
+        assert!(
+            matches!(m.unwrap(), ServerMessage::Error(e) if e.description.as_deref() == Some("bad"))
+        );
     }
 
     #[test]
     fn server_messages_serialize_with_their_type_tag() {
-        let m = ServerMessage::SpeechStarted(SpeechStarted { channel: vec![0, 1], timestamp: 1.5 });
+        let m = ServerMessage::SpeechStarted(SpeechStarted {
+            channel: vec![0, 1],
+            timestamp: 1.5,
+        });
         let back = ServerMessage::parse(&m.to_json()).unwrap();
         assert_eq!(back, m);
         assert!(m.to_json().contains(r#""type":"SpeechStarted""#));
-    }
-
-    #[test]
-    fn client_messages_are_the_documented_json() {
-        assert_eq!(ClientMessage::KeepAlive.to_json(), r#"{"type":"KeepAlive"}"#);
-        assert_eq!(ClientMessage::CloseStream.to_json(), r#"{"type":"CloseStream"}"#);
-        assert_eq!(ClientMessage::Finalize { channel: None }.to_json(), r#"{"type":"Finalize"}"#);
-        let parsed: ClientMessage = serde_json::from_str(r#"{"type":"Finalize","channel":0}"#).unwrap();
-        assert_eq!(parsed, ClientMessage::Finalize { channel: Some(0) });
-    }
-
-    #[test]
-    fn refused_upgrade_bodies_of_both_shapes_give_their_text() {
-        let b: ErrorBody =
-            serde_json::from_str(r#"{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials.","request_id":"x"}"#)
-                .unwrap();
-        assert_eq!(b.text(), "Invalid credentials.");
-        let b: ErrorBody = serde_json::from_str(r#"{"message":"Insufficient scope"}"#).unwrap();
-        assert_eq!(b.text(), "Insufficient scope");
     }
 }

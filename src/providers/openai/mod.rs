@@ -2,17 +2,22 @@
 //! error object, the incremental SSE decoder, stream classification and tool-call reassembly. Used by
 //! parley's LLM client actor and by the OpenAI emulator. Spec: shared/reference/provider-protocols.md §2.
 
-pub mod chat;
 pub mod error;
+pub mod request;
+pub mod response;
 pub mod sse;
 pub mod stream;
 pub mod tools;
 
-pub use chat::{
-    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChunkChoice, CompletionChoice, Content, Delta, FunctionCall,
-    FunctionDef, FunctionDelta, Role, StreamOptions, Tool, ToolCall, ToolCallDelta, Usage,
-};
 pub use error::{ApiError, ApiErrorBody};
+pub use request::{
+    ChatMessage, ChatRequest, Content, FunctionCall, FunctionDef, Role, StreamOptions, Tool,
+    ToolCall,
+};
+pub use response::{
+    ChatChunk, ChatCompletion, ChunkChoice, CompletionChoice, Delta, FunctionDelta, ToolCallDelta,
+    Usage,
+};
 pub use sse::{IncompleteTail, SseDecoder, SseEvent};
 pub use stream::{ChatStreamDecoder, StreamEnd, StreamItem, classify};
 pub use tools::{BadArguments, ToolCallAccumulator};

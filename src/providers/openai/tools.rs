@@ -2,7 +2,8 @@
 //! call; some compatible servers (Gemini, ollama, SambaNova) leave `index` out, so a fragment with an `id`
 //! then starts the next positional slot and one without continues the last slot.
 
-use super::chat::{FunctionCall, ToolCall, ToolCallDelta};
+use super::request::{FunctionCall, ToolCall};
+use super::response::ToolCallDelta;
 
 /// The calls assembled so far, in slot order.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -101,7 +102,7 @@ impl ToolCallAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::openai::chat::FunctionDelta;
+    use crate::providers::openai::response::FunctionDelta;
 
     fn d(index: Option<u32>, id: Option<&str>, name: Option<&str>, args: &str) -> ToolCallDelta {
         ToolCallDelta {
