@@ -70,21 +70,12 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         let ms = |v: &str| {
-            v.parse::<u64>()
-                .map(Duration::from_millis)
-                .with_context(|| format!("{flag}: {v:?} is not a number of ms"))
+            v.parse::<u64>().map(Duration::from_millis).with_context(|| format!("{flag}: {v:?} is not a number of ms"))
         };
-        let port = |v: &str| {
-            v.parse::<u16>()
-                .with_context(|| format!("{flag}: {v:?} is not a port"))
-        };
+        let port = |v: &str| v.parse::<u16>().with_context(|| format!("{flag}: {v:?} is not a port"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
-            "--host" => {
-                o.host = value()?
-                    .parse()
-                    .with_context(|| format!("{flag}: not an IP address"))?
-            }
+            "--host" => o.host = value()?.parse().with_context(|| format!("{flag}: not an IP address"))?,
             "--realistic" => o = o.realistic(),
             "--any-key" => keys = [Some(vec![]), Some(vec![]), Some(vec![])],
             "--deepgram-port" => o.deepgram.port = port(value()?)?,
@@ -92,32 +83,19 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
             "--deepgram-idle-timeout-ms" => o.deepgram.idle_timeout = ms(value()?)?,
             "--deepgram-latency-ms" => o.deepgram.reply_latency = ms(value()?)?,
             "--deepgram-no-finalize-reply" => o.deepgram.finalize_reply = false,
-            "--deepgram-fault" => o
-                .deepgram
-                .faults
-                .push(value()?.parse().map_err(anyhow::Error::msg)?),
+            "--deepgram-fault" => o.deepgram.faults.push(value()?.parse().map_err(anyhow::Error::msg)?),
             "--openai-port" => o.openai.port = port(value()?)?,
             "--openai-key" => keys[1].get_or_insert_with(Vec::new).push(value()?.clone()),
             "--openai-ttft-ms" => o.openai.time_to_first_token = ms(value()?)?,
             "--openai-token-delay-ms" => o.openai.inter_token_delay = ms(value()?)?,
-            "--openai-torture" => {
-                o.openai.torture = value()?.parse().map_err(anyhow::Error::msg)?
-            }
-            "--openai-fault" => o
-                .openai
-                .faults
-                .push(value()?.parse().map_err(anyhow::Error::msg)?),
+            "--openai-torture" => o.openai.torture = value()?.parse().map_err(anyhow::Error::msg)?,
+            "--openai-fault" => o.openai.faults.push(value()?.parse().map_err(anyhow::Error::msg)?),
             "--elevenlabs-port" => o.elevenlabs.port = port(value()?)?,
             "--elevenlabs-key" => keys[2].get_or_insert_with(Vec::new).push(value()?.clone()),
             "--elevenlabs-ttfb-ms" => o.elevenlabs.time_to_first_byte = ms(value()?)?,
             "--elevenlabs-realtime" => o.elevenlabs.realtime_pacing = true,
-            "--elevenlabs-inactivity-timeout-ms" => {
-                o.elevenlabs.inactivity_timeout = Some(ms(value()?)?)
-            }
-            "--elevenlabs-fault" => o
-                .elevenlabs
-                .faults
-                .push(value()?.parse().map_err(anyhow::Error::msg)?),
+            "--elevenlabs-inactivity-timeout-ms" => o.elevenlabs.inactivity_timeout = Some(ms(value()?)?),
+            "--elevenlabs-fault" => o.elevenlabs.faults.push(value()?.parse().map_err(anyhow::Error::msg)?),
             other => bail!("unknown flag {other:?} (see parley emulate --help)"),
         }
     }
@@ -140,11 +118,7 @@ pub async fn run_cli(args: Vec<String>) -> anyhow::Result<()> {
 }
 
 /// Runs with an explicit output and shutdown future.
-pub async fn run_with(
-    args: &[String],
-    out: &mut impl Write,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+pub async fn run_with(args: &[String], out: &mut impl Write, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let opts = match parse(args)? {
         Command::Help => {
             out.write_all(HELP.as_bytes())?;
@@ -152,16 +126,11 @@ pub async fn run_with(
         }
         Command::Run(o) => *o,
     };
-    let emulators = Emulators::start(opts)
-        .await
-        .context("starting the emulators")?;
+    let emulators = Emulators::start(opts).await.context("starting the emulators")?;
     for (name, value) in emulators.env() {
         writeln!(out, "export {name}={value}")?;
     }
-    writeln!(
-        out,
-        "# parley emulators running (Deepgram, OpenAI-compatible, ElevenLabs); Ctrl-C stops them."
-    )?;
+    writeln!(out, "# parley emulators running (Deepgram, OpenAI-compatible, ElevenLabs); Ctrl-C stops them.")?;
     out.flush()?;
     shutdown.await;
     emulators.stop().await;

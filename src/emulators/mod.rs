@@ -17,7 +17,6 @@ pub use deepgram::{DeepgramConnectionLog, DeepgramControl, DeepgramFault};
 pub use elevenlabs::{ElevenLabsControl, ElevenLabsFault, TtsHttpLog, TtsSnapshot, TtsSocketLog};
 pub use openai::{ChatRequestLog, OpenAiControl, OpenAiFault, Reply, Torture};
 pub use options::{
-    DEEPGRAM_KEY, DeepgramOptions, ELEVENLABS_KEY, ElevenLabsOptions, EmulatorOptions, OPENAI_KEY,
-    OpenAiOptions,
+    DEEPGRAM_KEY, DeepgramOptions, ELEVENLABS_KEY, ElevenLabsOptions, EmulatorOptions, OPENAI_KEY, OpenAiOptions,
 };
 pub use running::Emulators;

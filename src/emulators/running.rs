@@ -34,8 +34,7 @@ impl Emulators {
         let elevenlabs = ElevenLabsControl::new(&opts.elevenlabs);
         let deepgram_server = Running::serve(dg_listener, deepgram::configure(deepgram.clone()))?;
         let openai_server = Running::serve(oa_listener, openai::configure(openai.clone()))?;
-        let elevenlabs_server =
-            Running::serve(el_listener, elevenlabs::configure(elevenlabs.clone()))?;
+        let elevenlabs_server = Running::serve(el_listener, elevenlabs::configure(elevenlabs.clone()))?;
         let first = |keys: &[String]| keys.first().cloned().unwrap_or_default();
         Ok(Emulators {
             deepgram_server,
@@ -44,11 +43,7 @@ impl Emulators {
             deepgram,
             openai,
             elevenlabs,
-            keys: [
-                first(&opts.deepgram.api_keys),
-                first(&opts.openai.api_keys),
-                first(&opts.elevenlabs.api_keys),
-            ],
+            keys: [first(&opts.deepgram.api_keys), first(&opts.openai.api_keys), first(&opts.elevenlabs.api_keys)],
         })
     }
 

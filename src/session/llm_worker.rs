@@ -258,8 +258,7 @@ impl Stream {
                     StreamItem::Chunk(c) => {
                         if let Some(text) = c.content().filter(|t| !t.is_empty()) {
                             delivered = true;
-                            let _ =
-                                self.parent.do_send(LlmEvent::Token { turn_id: self.turn_id, text: text.to_string() });
+                            self.parent.do_send(LlmEvent::Token { turn_id: self.turn_id, text: text.to_string() });
                         }
                     }
                     StreamItem::Done => return Ok(()),

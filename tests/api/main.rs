@@ -13,4 +13,7 @@ mod persistence;
 mod probes_and_pages;
 mod sessions_route;
 mod voice_barge_in;
+mod voice_failures;
+mod voice_lifecycle;
+mod voice_protocol;
 mod voice_session;

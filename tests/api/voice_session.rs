@@ -12,9 +12,10 @@ use crate::helpers::voice::{Event, VoiceClient, spawn_voice_app, spawn_voice_app
 /// Waits until the assistant message of the latest turn is stored.
 async fn assistant_saved(c: &mut VoiceClient) -> i64 {
     let e = c
-        .until("the assistant message to be stored", |e| {
-            matches!(e, Event::Json(v) if v["type"] == "messageSaved" && v["role"] == "assistant")
-        })
+        .until(
+            "the assistant message to be stored",
+            |e| matches!(e, Event::Json(v) if v["type"] == "messageSaved" && v["role"] == "assistant"),
+        )
         .await;
     match e {
         Event::Json(v) => v["messageId"].as_i64().unwrap(),
@@ -144,8 +145,10 @@ async fn a_session_resumed_by_id_continues_with_its_history() {
     let (_, history) = v.app.get_json(&format!("/api/history?sessionId={session_id}")).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 4, "one conversation, four messages");
 
-    let (status, _) = v.app.get_json(&format!("/api/sessions?userId=dora")).await;
+    let (status, sessions) = v.app.get_json("/api/sessions?userId=dora").await;
     assert_eq!(status, 200);
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1, "resuming did not create a second session");
+    assert_eq!(sessions["sessions"][0]["messageCount"], 4);
     again.close().await;
     v.stop().await;
 }
@@ -178,7 +181,8 @@ async fn close_microphone_without_a_finalize_reply_still_commits_what_was_heard(
     v.emulators.deepgram().push_script(vec!["what time is it".into()]);
     let mut c = v.connect("userId=fay").await;
     c.stream_audio(&utterance_pcm(1500, 0)).await;
-    c.until("an interim transcript", |e| matches!(e, Event::Json(v) if v["type"] == "transcript" && v["text"] != "")).await;
+    c.until("an interim transcript", |e| matches!(e, Event::Json(v) if v["type"] == "transcript" && v["text"] != ""))
+        .await;
     c.send_json(json!({"type": "closeMicrophone"})).await;
     let user = c.expect("userTurn").await;
     assert!(!user["text"].as_str().unwrap().is_empty(), "the interim words were kept: {user}");

@@ -25,26 +25,18 @@ fn decode_mp3(bytes: Vec<u8>) -> (u32, f64, f64) {
     let mut hint = Hint::new();
     hint.with_extension("mp3");
     let probed = symphonia::default::get_probe()
-        .format(
-            &hint,
-            mss,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
+        .format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default())
         .expect("symphonia recognises the stream as MP3");
     let mut format = probed.format;
     let track = format.default_track().expect("a track").clone();
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .expect("decoder");
+    let mut decoder =
+        symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default()).expect("decoder");
     let rate = track.codec_params.sample_rate.expect("rate");
     let (mut frames, mut sum_sq, mut n) = (0u64, 0f64, 0u64);
     loop {
         let packet = match format.next_packet() {
             Ok(p) => p,
-            Err(symphonia::core::errors::Error::IoError(e))
-                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
+            Err(symphonia::core::errors::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 break;
             }
             Err(e) => panic!("demux error: {e}"),
@@ -58,24 +50,13 @@ fn decode_mp3(bytes: Vec<u8>) -> (u32, f64, f64) {
             n += 1;
         }
     }
-    (
-        rate,
-        frames as f64 / f64::from(rate),
-        (sum_sq / n.max(1) as f64).sqrt(),
-    )
+    (rate, frames as f64 / f64::from(rate), (sum_sq / n.max(1) as f64).sqrt())
 }
 
 #[actix_web::test]
 async fn every_mp3_format_decodes_independently_to_the_promised_duration_rate_and_a_voice() {
     let e = start().await;
-    for (rate, kbps) in [
-        (22050, 32),
-        (44100, 32),
-        (44100, 64),
-        (44100, 96),
-        (44100, 128),
-        (44100, 192),
-    ] {
+    for (rate, kbps) in [(22050, 32), (44100, 32), (44100, 64), (44100, 96), (44100, 128), (44100, 192)] {
         let r = tts(
             &e,
             &format!("?output_format=mp3_{rate}_{kbps}"),
@@ -86,16 +67,10 @@ async fn every_mp3_format_decodes_independently_to_the_promised_duration_rate_an
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("audio/mpeg"));
         let walked = mp3::duration_secs(&r.body);
-        assert!(
-            (walked - SECONDS).abs() < 0.03,
-            "{rate}/{kbps}: frame walk {walked}"
-        );
+        assert!((walked - SECONDS).abs() < 0.03, "{rate}/{kbps}: frame walk {walked}");
         let (decoded_rate, secs, rms) = decode_mp3(r.body.clone());
         assert_eq!(decoded_rate, rate);
-        assert!(
-            (secs - SECONDS).abs() < 0.03,
-            "{rate}/{kbps}: decoded {secs}s"
-        );
+        assert!((secs - SECONDS).abs() < 0.03, "{rate}/{kbps}: decoded {secs}s");
         assert!(rms > 0.02, "{rate}/{kbps}: silent ({rms})");
     }
     e.stop().await;
@@ -110,8 +85,7 @@ async fn mp3_chunks_from_the_websocket_join_into_one_decodable_stream() {
     );
     let mut ws = Ws::connect(&url, &[("xi-api-key", ELEVENLABS_KEY)]).await;
     ws.text(r#"{"text":" "}"#).await;
-    ws.text(&format!(r#"{{"text":"{TEXT} ","flush":true}}"#))
-        .await;
+    ws.text(&format!(r#"{{"text":"{TEXT} ","flush":true}}"#)).await;
     ws.text(r#"{"text":""}"#).await;
     let (texts, _) = ws.texts_until_end(SOON).await;
     let mut bytes = Vec::new();
@@ -136,19 +110,9 @@ async fn pcm_at_every_rate_has_the_exact_sample_count_and_is_not_silence() {
         )
         .await;
         let expected = (SECONDS * f64::from(rate)).round() as usize * 2;
-        assert!(
-            r.body.len().abs_diff(expected) <= 2,
-            "pcm_{rate}: {} bytes, expected {expected}",
-            r.body.len()
-        );
-        let samples: Vec<i16> = r
-            .body
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        let rms = (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>()
-            / samples.len() as f64)
-            .sqrt();
+        assert!(r.body.len().abs_diff(expected) <= 2, "pcm_{rate}: {} bytes, expected {expected}", r.body.len());
+        let samples: Vec<i16> = r.body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+        let rms = (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
         assert!(rms > 1000.0, "pcm_{rate}: rms {rms}");
     }
     e.stop().await;
@@ -165,11 +129,7 @@ fn ulaw(b: u8) -> f64 {
 fn alaw(b: u8) -> f64 {
     let a = b ^ 0x55;
     let (e, m) = (i32::from((a >> 4) & 7), f64::from(a & 0x0F));
-    let t = if e == 0 {
-        m * 16.0 + 8.0
-    } else {
-        (m * 16.0 + 264.0) * 2f64.powi(e - 1)
-    };
+    let t = if e == 0 { m * 16.0 + 8.0 } else { (m * 16.0 + 264.0) * 2f64.powi(e - 1) };
     if a & 0x80 != 0 { t } else { -t }
 }
 
@@ -184,13 +144,8 @@ async fn ulaw_and_alaw_are_one_byte_per_sample_and_decode_to_a_voice() {
             &format!(r#"{{"text":"{TEXT} "}}"#),
         )
         .await;
-        assert_eq!(
-            r.body.len(),
-            (SECONDS * 8000.0).round() as usize,
-            "{format}"
-        );
-        let rms =
-            (r.body.iter().map(|&b| decode(b).powi(2)).sum::<f64>() / r.body.len() as f64).sqrt();
+        assert_eq!(r.body.len(), (SECONDS * 8000.0).round() as usize, "{format}");
+        let rms = (r.body.iter().map(|&b| decode(b).powi(2)).sum::<f64>() / r.body.len() as f64).sqrt();
         assert!(rms > 1000.0 && rms < 20_000.0, "{format}: rms {rms}");
     }
     e.stop().await;

@@ -11,16 +11,7 @@ use crate::helpers::{RawResponse, SOON, authority, post, raw, start};
 
 pub async fn tts(e: &Emulators, query: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
     let host = authority(&e.elevenlabs_base_url());
-    raw(
-        &host,
-        &post(
-            &format!("/v1/text-to-speech/voice-1/stream{query}"),
-            &host,
-            headers,
-            body,
-        ),
-    )
-    .await
+    raw(&host, &post(&format!("/v1/text-to-speech/voice-1/stream{query}"), &host, headers, body)).await
 }
 
 fn key() -> [(&'static str, &'static str); 1] {
@@ -28,9 +19,7 @@ fn key() -> [(&'static str, &'static str); 1] {
 }
 
 fn detail(r: &RawResponse) -> ErrorDetail {
-    serde_json::from_slice::<HttpErrorBody>(&r.body)
-        .expect("detail body")
-        .detail
+    serde_json::from_slice::<HttpErrorBody>(&r.body).expect("detail body").detail
 }
 
 #[actix_web::test]
@@ -41,14 +30,8 @@ async fn a_request_streams_chunked_audio_with_a_request_id_and_is_logged() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert!(r.complete);
-    let id = r
-        .header("request-id")
-        .expect("request-id header")
-        .to_string();
-    assert_eq!(
-        r.body.len(),
-        2 * (21.0 / 15.0 * 16_000.0_f64).round() as usize
-    );
+    let id = r.header("request-id").expect("request-id header").to_string();
+    assert_eq!(r.body.len(), 2 * (21.0 / 15.0 * 16_000.0_f64).round() as usize);
     assert!(r.chunks.len() > 1, "audio arrives in several chunks");
     let log = &e.elevenlabs().http_requests()[0];
     assert_eq!(log.request_id, id);
@@ -67,9 +50,7 @@ async fn a_missing_or_wrong_key_is_401_with_an_object_detail() {
     for headers in [vec![], vec![("xi-api-key", "wrong")]] {
         let r = tts(&e, "", &headers, r#"{"text":"Hi"}"#).await;
         assert_eq!(r.status, 401);
-        let ErrorDetail::Status(s) = detail(&r) else {
-            panic!()
-        };
+        let ErrorDetail::Status(s) = detail(&r) else { panic!() };
         assert_eq!(s.status, "invalid_api_key");
     }
     e.stop().await;
@@ -81,22 +62,12 @@ async fn missing_text_bad_json_and_bad_formats_are_422_validation_arrays() {
     for (query, body, loc) in [
         ("", r#"{"model_id":"m"}"#, "text"),
         ("", "{oops", "0"),
-        (
-            "?output_format=mp3_1_1",
-            r#"{"text":"Hi"}"#,
-            "output_format",
-        ),
-        (
-            "?output_format=opus_48000_64",
-            r#"{"text":"Hi"}"#,
-            "output_format",
-        ),
+        ("?output_format=mp3_1_1", r#"{"text":"Hi"}"#, "output_format"),
+        ("?output_format=opus_48000_64", r#"{"text":"Hi"}"#, "output_format"),
     ] {
         let r = tts(&e, query, &key(), body).await;
         assert_eq!(r.status, 422, "{body}");
-        let ErrorDetail::Validation(issues) = detail(&r) else {
-            panic!("{body}")
-        };
+        let ErrorDetail::Validation(issues) = detail(&r) else { panic!("{body}") };
         assert_eq!(issues[0].loc.last().and_then(|l| l.as_str()), Some(loc));
     }
     e.stop().await;
@@ -122,9 +93,7 @@ async fn injected_401_403_422_and_429_use_the_documented_detail_shapes() {
     assert!(r.status == 422 && matches!(detail(&r), ErrorDetail::Validation(_)));
     let r = tts(&e, "", &key(), ok).await;
     assert_eq!(r.status, 429);
-    assert!(
-        matches!(detail(&r), ErrorDetail::Status(s) if s.status == "too_many_concurrent_requests")
-    );
+    assert!(matches!(detail(&r), ErrorDetail::Status(s) if s.status == "too_many_concurrent_requests"));
     assert_eq!(tts(&e, "", &key(), ok).await.status, 200);
     e.stop().await;
 }
@@ -132,9 +101,7 @@ async fn injected_401_403_422_and_429_use_the_documented_detail_shapes() {
 #[actix_web::test]
 async fn a_cut_body_ends_without_the_terminating_chunk() {
     let e = start().await;
-    e.elevenlabs().push_fault(ElevenLabsFault::CutBody {
-        after_bytes: 10_000,
-    });
+    e.elevenlabs().push_fault(ElevenLabsFault::CutBody { after_bytes: 10_000 });
     let r = tts(
         &e,
         "?output_format=pcm_16000",
@@ -152,38 +119,17 @@ async fn a_cut_body_ends_without_the_terminating_chunk() {
 #[actix_web::test]
 async fn time_to_first_byte_and_real_time_pacing_apply_to_the_body() {
     let e = start().await;
-    e.elevenlabs()
-        .set_time_to_first_byte(Duration::from_millis(300));
+    e.elevenlabs().set_time_to_first_byte(Duration::from_millis(300));
     e.elevenlabs().set_realtime_pacing(true);
     let t = Instant::now();
-    let r = tts(
-        &e,
-        "?output_format=mp3_44100_128",
-        &key(),
-        r#"{"text":"Thirty characters take 2 secs."}"#,
-    )
-    .await;
+    let r = tts(&e, "?output_format=mp3_44100_128", &key(), r#"{"text":"Thirty characters take 2 secs."}"#).await;
     assert!(r.complete);
     // mp3_44100_128 carries 30 characters per chunk, so pacing adds little here; TTFB must show.
-    assert!(
-        t.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
     let t = Instant::now();
-    let r = tts(
-        &e,
-        "?output_format=pcm_16000",
-        &key(),
-        r#"{"text":"Thirty characters take 2 secs."}"#,
-    )
-    .await;
+    let r = tts(&e, "?output_format=pcm_16000", &key(), r#"{"text":"Thirty characters take 2 secs."}"#).await;
     assert!(r.complete);
-    assert!(
-        t.elapsed() >= Duration::from_millis(300 + 900),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() >= Duration::from_millis(300 + 900), "{:?}", t.elapsed());
     e.stop().await;
 }
 
@@ -203,17 +149,10 @@ async fn a_client_that_hangs_up_mid_body_is_logged() {
     .await
     .unwrap();
     let mut buf = [0u8; 1024];
-    let n = tokio::time::timeout(SOON, s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    let n = tokio::time::timeout(SOON, s.read(&mut buf)).await.unwrap().unwrap();
     assert!(n > 0);
     drop(s);
-    assert!(
-        e.elevenlabs()
-            .wait_until(|s| s.http[0].client_went_away, SOON)
-            .await
-    );
+    assert!(e.elevenlabs().wait_until(|s| s.http[0].client_went_away, SOON).await);
     assert!(!e.elevenlabs().http_requests()[0].completed);
     e.stop().await;
 }
@@ -224,8 +163,6 @@ async fn text_over_the_character_limit_is_refused_with_400() {
     let body = format!(r#"{{"text":"{}"}}"#, "a".repeat(5_001));
     let r = tts(&e, "", &key(), &body).await;
     assert_eq!(r.status, 400);
-    assert!(
-        matches!(detail(&r), ErrorDetail::Status(s) if s.status == "max_character_limit_exceeded")
-    );
+    assert!(matches!(detail(&r), ErrorDetail::Status(s) if s.status == "max_character_limit_exceeded"));
     e.stop().await;
 }

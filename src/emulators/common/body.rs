@@ -39,9 +39,7 @@ pub fn body_as_json(body: &Result<Bytes, BodyError>) -> serde_json::Value {
 
 /// The query string as decoded pairs, in order, repeated keys kept.
 pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(req.query_string().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    url::form_urlencoded::parse(req.query_string().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 /// A fresh request id (UUID v4), as the providers put in `dg-request-id`, `x-request-id`, `request-id`.

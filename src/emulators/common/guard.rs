@@ -8,9 +8,7 @@ pub struct Unfinished {
 
 impl std::fmt::Debug for Unfinished {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unfinished")
-            .field("armed", &self.on_drop.is_some())
-            .finish()
+        f.debug_struct("Unfinished").field("armed", &self.on_drop.is_some()).finish()
     }
 }
 

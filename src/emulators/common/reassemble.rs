@@ -27,10 +27,7 @@ pub struct Reassembler {
 impl Reassembler {
     /// A reassembler refusing messages over `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        Reassembler {
-            partial: None,
-            limit,
-        }
+        Reassembler { partial: None, limit }
     }
 
     /// Feeds one decoded frame.
@@ -92,21 +89,9 @@ mod tests {
         use actix_http::ws::Item;
         let mut r = Reassembler::new(100);
         let c = |i| ws::Message::Continuation(i);
-        assert_eq!(
-            r.feed(c(Item::FirstText(Bytes::from_static(b"he")))),
-            Incoming::Nothing
-        );
-        assert_eq!(
-            r.feed(c(Item::Continue(Bytes::from_static(b"ll")))),
-            Incoming::Nothing
-        );
-        assert_eq!(
-            r.feed(c(Item::Last(Bytes::from_static(b"o")))),
-            Incoming::Text("hello".into())
-        );
-        assert!(matches!(
-            r.feed(c(Item::Last(Bytes::new()))),
-            Incoming::Invalid(_)
-        ));
+        assert_eq!(r.feed(c(Item::FirstText(Bytes::from_static(b"he")))), Incoming::Nothing);
+        assert_eq!(r.feed(c(Item::Continue(Bytes::from_static(b"ll")))), Incoming::Nothing);
+        assert_eq!(r.feed(c(Item::Last(Bytes::from_static(b"o")))), Incoming::Text("hello".into()));
+        assert!(matches!(r.feed(c(Item::Last(Bytes::new()))), Incoming::Invalid(_)));
     }
 }

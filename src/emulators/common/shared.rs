@@ -33,10 +33,7 @@ impl<S> Shared<S> {
 
     fn lock(&self) -> MutexGuard<'_, S> {
         // A panic while holding the lock cannot leave the log half-written in a way that matters to a test.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reads the state.
@@ -86,10 +83,6 @@ mod tests {
     #[tokio::test]
     async fn wait_until_gives_up_after_the_timeout() {
         let shared = Shared::new(0u32);
-        assert!(
-            !shared
-                .wait_until(|n| *n == 1, Duration::from_millis(20))
-                .await
-        );
+        assert!(!shared.wait_until(|n| *n == 1, Duration::from_millis(20)).await);
     }
 }

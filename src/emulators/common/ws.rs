@@ -22,11 +22,14 @@ pub enum Out {
     Drop,
 }
 
-/// Frames waiting for their due time; due times never go backwards, so order is kept.
+/// Frames waiting for their due time. Frames of one tag (an ElevenLabs context) never go backwards, so their
+/// order is kept, while frames of different tags interleave by due time; untagged frames (errors, closes) go
+/// after everything queued before them.
 #[derive(Debug, Default)]
 pub struct Outbox {
     queue: VecDeque<(Instant, Out, Option<String>)>,
     last_due: Option<Instant>,
+    last_due_by_tag: std::collections::HashMap<String, Instant>,
     armed: bool,
     finished: bool,
 }
@@ -38,9 +41,17 @@ impl Outbox {
         if self.finished {
             return;
         }
-        let due = self.last_due.map_or(due, |last| last.max(due));
-        self.last_due = Some(due);
-        self.queue.push_back((due, out, tag));
+        let floor = match &tag {
+            Some(t) => self.last_due_by_tag.get(t).copied(),
+            None => self.last_due,
+        };
+        let due = floor.map_or(due, |f| f.max(due));
+        self.last_due = Some(self.last_due.map_or(due, |last| last.max(due)));
+        if let Some(t) = &tag {
+            self.last_due_by_tag.insert(t.clone(), due);
+        }
+        let at = self.queue.iter().position(|(d, _, _)| *d > due).unwrap_or(self.queue.len());
+        self.queue.insert(at, (due, out, tag));
     }
 
     /// The due time of the last queued frame (or now when the queue is empty).
@@ -85,13 +96,7 @@ pub fn send_after<A: HasOutbox>(
 }
 
 /// Queues `out` at an absolute time.
-pub fn send_at<A: HasOutbox>(
-    act: &mut A,
-    ctx: &mut WebsocketContext<A>,
-    due: Instant,
-    out: Out,
-    tag: Option<String>,
-) {
+pub fn send_at<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, due: Instant, out: Out, tag: Option<String>) {
     act.outbox().push_at(due, out, tag);
     arm(act, ctx);
 }
@@ -141,10 +146,7 @@ pub fn deliver<A: Actor<Context = WebsocketContext<A>>>(ctx: &mut WebsocketConte
     match out {
         Out::Text(t) => ctx.text(t.clone()),
         Out::Close(code, reason) => {
-            ctx.close(Some(CloseReason {
-                code: CloseCode::from(*code),
-                description: Some(truncate_reason(reason)),
-            }));
+            ctx.close(Some(CloseReason { code: CloseCode::from(*code), description: Some(truncate_reason(reason)) }));
             ctx.stop();
         }
         Out::Drop => ctx.stop(),
@@ -189,13 +191,25 @@ mod tests {
     }
 
     #[test]
-    fn due_times_never_go_backwards_so_order_is_kept() {
+    fn frames_of_one_tag_keep_their_order_and_tags_interleave() {
         let mut o = Outbox::default();
         let now = Instant::now();
-        o.push_at(now + Duration::from_millis(50), Out::Text("a".into()), None);
-        o.push_at(now, Out::Text("b".into()), Some("t".into()));
-        assert!(o.queue[1].0 >= o.queue[0].0);
-        assert_eq!(o.discard_tagged("t"), 1);
-        assert_eq!(o.queue.len(), 1);
+        let ms = |n| now + Duration::from_millis(n);
+        o.push_at(ms(500), Out::Text("a1".into()), Some("a".into()));
+        o.push_at(ms(0), Out::Text("a2".into()), Some("a".into())); // never before a1
+        o.push_at(ms(10), Out::Text("b1".into()), Some("b".into())); // not held back by a
+        o.push_at(ms(0), Out::Text("end".into()), None); // after everything queued
+        let order: Vec<String> = o
+            .queue
+            .iter()
+            .map(|(_, out, _)| match out {
+                Out::Text(t) => t.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(order, ["b1", "a1", "a2", "end"]);
+        assert!(o.queue.iter().zip(o.queue.iter().skip(1)).all(|(x, y)| x.0 <= y.0));
+        assert_eq!(o.discard_tagged("a"), 2);
+        assert_eq!(o.queue.len(), 2);
     }
 }

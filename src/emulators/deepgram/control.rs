@@ -36,10 +36,7 @@ impl FromStr for DeepgramFault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
-        let num = || {
-            arg.parse::<u64>()
-                .map_err(|_| format!("fault {s:?} needs a number after ':'"))
-        };
+        let num = || arg.parse::<u64>().map_err(|_| format!("fault {s:?} needs a number after ':'"));
         Ok(match name {
             "refuse" => DeepgramFault::RefuseUpgrade(num()? as u16),
             "close1011" => DeepgramFault::Close1011AfterAudio(Duration::from_millis(num()?)),

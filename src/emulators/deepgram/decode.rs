@@ -21,10 +21,7 @@ pub struct SampleDecoder {
 impl SampleDecoder {
     /// A decoder for `format`.
     pub fn new(format: SampleFormat) -> Self {
-        SampleDecoder {
-            format,
-            leftover: None,
-        }
+        SampleDecoder { format, leftover: None }
     }
 
     /// The samples in `bytes` (interleaved if the stream has several channels).
@@ -37,9 +34,7 @@ impl SampleDecoder {
                 if buf.len() % 2 == 1 {
                     self.leftover = buf.pop();
                 }
-                buf.chunks_exact(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                    .collect()
+                buf.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
             }
             SampleFormat::Mulaw => bytes.iter().map(|&b| g711::ulaw_to_linear(b)).collect(),
             SampleFormat::Alaw => bytes.iter().map(|&b| g711::alaw_to_linear(b)).collect(),
@@ -61,13 +56,7 @@ mod tests {
 
     #[test]
     fn g711_bytes_are_one_sample_each() {
-        assert_eq!(
-            SampleDecoder::new(SampleFormat::Mulaw).decode(&[0xFF, 0x80]),
-            vec![0, 32124]
-        );
-        assert_eq!(
-            SampleDecoder::new(SampleFormat::Alaw).decode(&[0xD5]).len(),
-            1
-        );
+        assert_eq!(SampleDecoder::new(SampleFormat::Mulaw).decode(&[0xFF, 0x80]), vec![0, 32124]);
+        assert_eq!(SampleDecoder::new(SampleFormat::Alaw).decode(&[0xD5]).len(), 1);
     }
 }

@@ -13,14 +13,10 @@ pub mod upgrade;
 
 use actix_web::web;
 
-pub use control::{
-    AuthMethod, DeepgramConnectionLog, DeepgramControl, DeepgramFault, ReceivedText,
-};
+pub use control::{AuthMethod, DeepgramConnectionLog, DeepgramControl, DeepgramFault, ReceivedText};
 
 /// Adds the Deepgram routes for `control`.
-pub fn configure(
-    control: DeepgramControl,
-) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+pub fn configure(control: DeepgramControl) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(control.clone())).route("/v1/listen", web::get().to(upgrade::listen));
     }

@@ -5,8 +5,8 @@
 use super::engine::{Event, Transcript};
 use super::script::transcript;
 use crate::providers::deepgram::{
-    Alternative, ErrorMessage, MetadataMessage, ModelInfo, ResultChannel, ResultsMessage,
-    ResultsMetadata, ServerMessage, SpeechStarted, UtteranceEnd, Word,
+    Alternative, ErrorMessage, MetadataMessage, ModelInfo, ResultChannel, ResultsMessage, ResultsMetadata,
+    ServerMessage, SpeechStarted, UtteranceEnd, Word,
 };
 
 /// What every frame of one connection shares.
@@ -24,14 +24,12 @@ impl Replier {
     pub fn event(&self, event: &Event) -> ServerMessage {
         let channel = vec![0, self.channels];
         match event {
-            Event::SpeechStarted { timestamp } => ServerMessage::SpeechStarted(SpeechStarted {
-                channel,
-                timestamp: *timestamp,
-            }),
-            Event::UtteranceEnd { last_word_end } => ServerMessage::UtteranceEnd(UtteranceEnd {
-                channel,
-                last_word_end: *last_word_end,
-            }),
+            Event::SpeechStarted { timestamp } => {
+                ServerMessage::SpeechStarted(SpeechStarted { channel, timestamp: *timestamp })
+            }
+            Event::UtteranceEnd { last_word_end } => {
+                ServerMessage::UtteranceEnd(UtteranceEnd { channel, last_word_end: *last_word_end })
+            }
             Event::Result(t) => self.results(t),
         }
     }
@@ -62,11 +60,7 @@ impl Replier {
             channel: ResultChannel {
                 alternatives: vec![Alternative {
                     transcript: transcript(&script_words, self.punctuate),
-                    confidence: if script_words.is_empty() {
-                        0.0
-                    } else {
-                        confidence
-                    },
+                    confidence: if script_words.is_empty() { 0.0 } else { confidence },
                     words,
                 }],
             },

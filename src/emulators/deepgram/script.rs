@@ -25,22 +25,16 @@ pub struct Script {
 impl Script {
     /// A script for connection number `connection`, with `queued` utterances first.
     pub fn new(connection: u64, queued: Vec<String>) -> Self {
-        Script {
-            queued: queued.into(),
-            connection,
-            turn: 0,
-        }
+        Script { queued: queued.into(), connection, turn: 0 }
     }
 
     /// The words of the next utterance.
     pub fn next_utterance(&mut self) -> Vec<ScriptWord> {
         self.turn += 1;
-        let text = self.queued.pop_front().unwrap_or_else(|| {
-            format!(
-                "This is caller {}, turn {}, speaking.",
-                self.connection, self.turn
-            )
-        });
+        let text = self
+            .queued
+            .pop_front()
+            .unwrap_or_else(|| format!("This is caller {}, turn {}, speaking.", self.connection, self.turn));
         words(&text)
     }
 }
@@ -49,11 +43,7 @@ impl Script {
 pub fn words(text: &str) -> Vec<ScriptWord> {
     text.split_whitespace()
         .map(|w| ScriptWord {
-            plain: w
-                .chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .flat_map(char::to_lowercase)
-                .collect(),
+            plain: w.chars().filter(|c| c.is_alphanumeric() || *c == '\'').flat_map(char::to_lowercase).collect(),
             punctuated: w.to_string(),
         })
         .filter(|w| !w.plain.is_empty())
@@ -62,12 +52,7 @@ pub fn words(text: &str) -> Vec<ScriptWord> {
 
 /// The transcript of `words`: punctuated as written when the client asked for punctuation, else plain.
 pub fn transcript(words: &[ScriptWord], punctuate: bool) -> String {
-    words
-        .iter()
-        .map(|w| if punctuate { &w.punctuated } else { &w.plain })
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ")
+    words.iter().map(|w| if punctuate { &w.punctuated } else { &w.plain }).cloned().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -78,14 +63,8 @@ mod tests {
     fn queued_lines_come_first_then_a_default_unique_per_connection_and_turn() {
         let mut s = Script::new(7, vec!["Book a table.".into()]);
         assert_eq!(transcript(&s.next_utterance(), true), "Book a table.");
-        assert_eq!(
-            transcript(&s.next_utterance(), true),
-            "This is caller 7, turn 2, speaking."
-        );
-        assert_eq!(
-            transcript(&s.next_utterance(), false),
-            "this is caller 7 turn 3 speaking"
-        );
+        assert_eq!(transcript(&s.next_utterance(), true), "This is caller 7, turn 2, speaking.");
+        assert_eq!(transcript(&s.next_utterance(), false), "this is caller 7 turn 3 speaking");
     }
 
     #[test]

@@ -16,12 +16,9 @@ use super::replies::{self, Replier};
 use super::script::Script;
 use super::upgrade::MAX_FRAME_BYTES;
 use crate::emulators::common::reassemble::{Incoming, Reassembler};
-use crate::emulators::common::ws::{
-    HasOutbox, Out, Outbox, close_now, send_after, truncate_reason,
-};
+use crate::emulators::common::ws::{HasOutbox, Out, Outbox, close_now, send_after, truncate_reason};
 use crate::providers::deepgram::{
-    ClientMessage, DATA_0000_REASON, Endpointing, ListenOptions, NET_0000_REASON, NET_0001_REASON,
-    ServerMessage,
+    ClientMessage, DATA_0000_REASON, Endpointing, ListenOptions, NET_0000_REASON, NET_0001_REASON, ServerMessage,
 };
 
 /// The connection actor.
@@ -144,11 +141,8 @@ impl DeepgramSession {
             return self.close_stream(ctx);
         }
         if bytes.first() == Some(&b'{') {
-            if let Ok(
-                ClientMessage::KeepAlive
-                | ClientMessage::Finalize { .. }
-                | ClientMessage::CloseStream,
-            ) = serde_json::from_slice::<ClientMessage>(&bytes)
+            if let Ok(ClientMessage::KeepAlive | ClientMessage::Finalize { .. } | ClientMessage::CloseStream) =
+                serde_json::from_slice::<ClientMessage>(&bytes)
             {
                 // A control message sent as binary is not a control message (and not a keepalive).
                 let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -209,11 +203,7 @@ impl DeepgramSession {
             let msg = self.replier.results(&t);
             self.reply(ctx, msg);
         }
-        let sha = std::mem::replace(
-            &mut self.sha,
-            ring::digest::Context::new(&ring::digest::SHA256),
-        )
-        .finish();
+        let sha = std::mem::replace(&mut self.sha, ring::digest::Context::new(&ring::digest::SHA256)).finish();
         let duration = (self.engine.now() * 1000.0).round() / 1000.0;
         let metadata = self.replier.metadata(sha.as_ref(), duration);
         self.reply(ctx, metadata);
@@ -259,11 +249,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
-                let code = if matches!(e, ws::ProtocolError::Overflow) {
-                    1009
-                } else {
-                    1002
-                };
+                let code = if matches!(e, ws::ProtocolError::Overflow) { 1009 } else { 1002 };
                 return close_now(self, ctx, Out::Close(code, e.to_string()));
             }
         };
@@ -272,9 +258,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
             Incoming::Binary(b) => self.on_binary(ctx, b),
             Incoming::Ping(p) => ctx.pong(&p),
             Incoming::Close(reason) => {
-                let got = reason
-                    .as_ref()
-                    .map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
+                let got = reason.as_ref().map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
                 self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
                 if !self.outbox.is_finished() {
                     close_now(self, ctx, Out::Close(1000, String::new()));

@@ -20,11 +20,7 @@ pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 const KNOWN_MODELS: [&str; 6] = ["nova-3", "nova-2", "nova", "enhanced", "base", "whisper"];
 
 /// The upgrade handler.
-pub async fn listen(
-    req: HttpRequest,
-    stream: web::Payload,
-    control: web::Data<DeepgramControl>,
-) -> HttpResponse {
+pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<DeepgramControl>) -> HttpResponse {
     let request_id = request_id();
     let query = query_pairs(&req);
     let (auth, key) = credentials(&req);
@@ -49,29 +45,16 @@ pub async fn listen(
             open: false,
         });
         let script = s.scripts.pop_front().unwrap_or_default();
-        (
-            number,
-            s.connections.len() - 1,
-            s.settings.clone(),
-            script,
-            s.faults.pop_front(),
-        )
+        (number, s.connections.len() - 1, s.settings.clone(), script, s.faults.pop_front())
     });
     let refuse = |status: u16, code: &str, msg: &str| {
-        control
-            .shared
-            .update(|s| s.connections[index].refused = Some(status));
+        control.shared.update(|s| s.connections[index].refused = Some(status));
         refusal(status, code, msg, &request_id)
     };
     if let Some(DeepgramFault::RefuseUpgrade(status)) = fault {
-        return refuse(
-            status,
-            refusal_code(status),
-            "Injected refusal by the emulator.",
-        );
+        return refuse(status, refusal_code(status), "Injected refusal by the emulator.");
     }
-    let key_ok =
-        settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
+    let key_ok = settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
     if !key_ok {
         return refuse(401, "INVALID_AUTH", "Invalid credentials.");
     }
@@ -94,17 +77,12 @@ pub async fn listen(
         options,
         format,
     );
-    let started = ws::WsResponseBuilder::new(session, &req, stream)
-        .protocols(&["token"])
-        .frame_size(MAX_FRAME_BYTES)
-        .start();
+    let started =
+        ws::WsResponseBuilder::new(session, &req, stream).protocols(&["token"]).frame_size(MAX_FRAME_BYTES).start();
     match started {
         Ok(mut resp) => {
             if let Ok(v) = request_id.parse() {
-                resp.headers_mut().insert(
-                    actix_web::http::header::HeaderName::from_static("dg-request-id"),
-                    v,
-                );
+                resp.headers_mut().insert(actix_web::http::header::HeaderName::from_static("dg-request-id"), v);
             }
             control.shared.update(|s| s.connections[index].open = true);
             resp
@@ -121,10 +99,7 @@ fn credentials(req: &HttpRequest) -> (AuthMethod, Option<String>) {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some((scheme, key)) = header("authorization").and_then(|v| v.trim().split_once(' ')) {
         if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
-            return (
-                AuthMethod::Header(scheme.to_string()),
-                Some(key.trim().to_string()),
-            );
+            return (AuthMethod::Header(scheme.to_string()), Some(key.trim().to_string()));
         }
     }
     if let Some(protocols) = header("sec-websocket-protocol") {
@@ -158,9 +133,7 @@ fn validate(o: &ListenOptions) -> Result<SampleFormat, String> {
         let ok = lang == "multi"
             || ((2..=3).contains(&primary.len())
                 && primary.chars().all(|c| c.is_ascii_lowercase())
-                && parts.all(|p| {
-                    (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())
-                }));
+                && parts.all(|p| (2..=4).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())));
         if !ok {
             return Err("No such model/language/tier combination found.".to_string());
         }
@@ -173,17 +146,13 @@ fn validate(o: &ListenOptions) -> Result<SampleFormat, String> {
         Some("mulaw") => SampleFormat::Mulaw,
         Some("alaw") => SampleFormat::Alaw,
         Some(other) => {
-            return Err(format!(
-                "encoding {other} is not supported by the emulator (linear16, mulaw, alaw)."
-            ));
+            return Err(format!("encoding {other} is not supported by the emulator (linear16, mulaw, alaw)."));
         }
     };
     if o.encoding.is_some() && o.sample_rate.is_none() {
         return Err("sample_rate is required when encoding is set.".to_string());
     }
-    if o.sample_rate
-        .is_some_and(|r| !(1000..=192_000).contains(&r))
-    {
+    if o.sample_rate.is_some_and(|r| !(1000..=192_000).contains(&r)) {
         return Err("sample_rate must be between 1000 and 192000.".to_string());
     }
     Ok(format)
@@ -208,10 +177,7 @@ fn refusal(status: u16, code: &str, msg: &str, request_id: &str) -> HttpResponse
         request_id: request_id.to_string(),
         message: None,
     };
-    HttpResponse::build(status)
-        .insert_header(("dg-error", msg))
-        .insert_header(("dg-request-id", request_id))
-        .json(body)
+    HttpResponse::build(status).insert_header(("dg-error", msg)).insert_header(("dg-request-id", request_id)).json(body)
 }
 
 #[cfg(test)]
@@ -234,12 +200,7 @@ mod tests {
     fn usual_parameters_are_accepted() {
         let q = "model=nova-3&language=en-US&encoding=linear16&sample_rate=16000&channels=1";
         assert_eq!(validate(&opts(q)), Ok(SampleFormat::Linear16));
-        assert_eq!(
-            validate(&opts(
-                "model=nova-2-phonecall&encoding=mulaw&sample_rate=8000"
-            )),
-            Ok(SampleFormat::Mulaw)
-        );
+        assert_eq!(validate(&opts("model=nova-2-phonecall&encoding=mulaw&sample_rate=8000")), Ok(SampleFormat::Mulaw));
         assert!(validate(&opts("language=multi")).is_ok());
     }
 }

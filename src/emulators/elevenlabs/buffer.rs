@@ -82,10 +82,7 @@ mod tests {
     fn text_waits_for_the_schedule_threshold_then_speaks_whole_words() {
         let mut b = TextBuffer::new(Some(vec![20, 30]), false);
         assert_eq!(b.push("Sure, "), None);
-        assert_eq!(
-            b.push("your table is boo"),
-            Some("Sure, your table is ".to_string())
-        );
+        assert_eq!(b.push("your table is boo"), Some("Sure, your table is ".to_string()));
         assert_eq!(b.push("ked. "), None);
         assert_eq!(b.flush(), Some("booked. ".to_string()));
         assert_eq!(b.flush(), None);

@@ -33,13 +33,7 @@ pub enum ElevenLabsFault {
 impl ElevenLabsFault {
     /// True when the fault makes sense on the WebSocket endpoints.
     pub fn applies_to_socket(&self) -> bool {
-        matches!(
-            self,
-            Self::Unauthorized
-                | Self::SomethingWentWrong
-                | Self::LateAudioAfterClose
-                | Self::DropMidStream
-        )
+        matches!(self, Self::Unauthorized | Self::SomethingWentWrong | Self::LateAudioAfterClose | Self::DropMidStream)
     }
 
     /// True when the fault makes sense on the HTTP endpoint.
@@ -153,10 +147,7 @@ pub(crate) struct ElevenLabsState {
 
 impl ElevenLabsState {
     /// Takes the first queued fault `applies` accepts.
-    pub fn take_fault(
-        &mut self,
-        applies: impl Fn(&ElevenLabsFault) -> bool,
-    ) -> Option<ElevenLabsFault> {
+    pub fn take_fault(&mut self, applies: impl Fn(&ElevenLabsFault) -> bool) -> Option<ElevenLabsFault> {
         let i = self.faults.iter().position(applies)?;
         self.faults.remove(i)
     }
@@ -205,8 +196,7 @@ impl ElevenLabsControl {
 
     /// Inactivity timeout for the next sockets, overriding their `inactivity_timeout` query (for tests).
     pub fn set_inactivity_timeout(&self, timeout: Option<Duration>) {
-        self.shared
-            .update(|s| s.settings.inactivity_timeout = timeout);
+        self.shared.update(|s| s.settings.inactivity_timeout = timeout);
     }
 
     /// A fault for the next connection or request it applies to.
@@ -225,22 +215,8 @@ impl ElevenLabsControl {
     }
 
     /// Waits until `pred` holds for the logs, or `timeout` passes; true if it held.
-    pub async fn wait_until(
-        &self,
-        pred: impl Fn(TtsSnapshot<'_>) -> bool,
-        timeout: Duration,
-    ) -> bool {
-        self.shared
-            .wait_until(
-                |s| {
-                    pred(TtsSnapshot {
-                        sockets: &s.sockets,
-                        http: &s.http,
-                    })
-                },
-                timeout,
-            )
-            .await
+    pub async fn wait_until(&self, pred: impl Fn(TtsSnapshot<'_>) -> bool, timeout: Duration) -> bool {
+        self.shared.wait_until(|s| pred(TtsSnapshot { sockets: &s.sockets, http: &s.http }), timeout).await
     }
 }
 
@@ -250,21 +226,12 @@ mod tests {
 
     #[test]
     fn cli_fault_spellings_parse_and_faults_know_their_endpoint() {
-        assert_eq!(
-            "cut-body:4000".parse(),
-            Ok(ElevenLabsFault::CutBody { after_bytes: 4000 })
-        );
-        assert_eq!(
-            "422-array".parse(),
-            Ok(ElevenLabsFault::Unprocessable { array: true })
-        );
+        assert_eq!("cut-body:4000".parse(), Ok(ElevenLabsFault::CutBody { after_bytes: 4000 }));
+        assert_eq!("422-array".parse(), Ok(ElevenLabsFault::Unprocessable { array: true }));
         assert!("cut-body:x".parse::<ElevenLabsFault>().is_err());
         assert!(ElevenLabsFault::DropMidStream.applies_to_socket());
         assert!(!ElevenLabsFault::DropMidStream.applies_to_http());
-        assert!(
-            ElevenLabsFault::Unauthorized.applies_to_http()
-                && ElevenLabsFault::Unauthorized.applies_to_socket()
-        );
+        assert!(ElevenLabsFault::Unauthorized.applies_to_http() && ElevenLabsFault::Unauthorized.applies_to_socket());
     }
 
     #[test]
@@ -276,18 +243,11 @@ mod tests {
                 realtime_pacing: false,
                 inactivity_timeout: None,
             },
-            faults: vec![
-                ElevenLabsFault::TooManyRequests,
-                ElevenLabsFault::DropMidStream,
-            ]
-            .into(),
+            faults: vec![ElevenLabsFault::TooManyRequests, ElevenLabsFault::DropMidStream].into(),
             sockets: vec![],
             http: vec![],
         };
-        assert_eq!(
-            s.take_fault(ElevenLabsFault::applies_to_socket),
-            Some(ElevenLabsFault::DropMidStream)
-        );
+        assert_eq!(s.take_fault(ElevenLabsFault::applies_to_socket), Some(ElevenLabsFault::DropMidStream));
         assert_eq!(s.faults.len(), 1);
     }
 }

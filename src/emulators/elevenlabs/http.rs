@@ -31,12 +31,7 @@ pub async fn stream(
     let query = query_pairs(&req);
     let body = read_body(payload, BODY_LIMIT).await;
     let body_value = body_as_json(&body);
-    let field = |k: &str| {
-        body_value
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let field = |k: &str| body_value.get(k).and_then(Value::as_str).map(str::to_string);
     let (index, settings, fault) = control.shared.update(|s| {
         s.http.push(TtsHttpLog {
             number: s.http.len() as u64 + 1,
@@ -48,11 +43,7 @@ pub async fn stream(
             previous_request_ids: body_value
                 .get("previous_request_ids")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default(),
             body: body_value.clone(),
             request_id: request_id.clone(),
@@ -70,24 +61,15 @@ pub async fn stream(
             s.http[index].status = status;
             s.http[index].completed = true;
         });
-        HttpResponse::build(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        )
-        .insert_header(("request-id", request_id.as_str()))
-        .content_type("application/json")
-        .body(body.to_json())
+        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .insert_header(("request-id", request_id.as_str()))
+            .content_type("application/json")
+            .body(body.to_json())
     };
-    let key = req
-        .headers()
-        .get("xi-api-key")
-        .and_then(|v| v.to_str().ok());
-    let key_ok = settings.api_keys.is_empty()
-        || key.is_some_and(|k| settings.api_keys.iter().any(|a| a == k));
+    let key = req.headers().get("xi-api-key").and_then(|v| v.to_str().ok());
+    let key_ok = settings.api_keys.is_empty() || key.is_some_and(|k| settings.api_keys.iter().any(|a| a == k));
     if !key_ok || fault == Some(ElevenLabsFault::Unauthorized) {
-        return fail(
-            401,
-            HttpErrorBody::status("invalid_api_key", "Invalid API key"),
-        );
+        return fail(401, HttpErrorBody::status("invalid_api_key", "Invalid API key"));
     }
     match fault {
         Some(ElevenLabsFault::Forbidden) => {
@@ -97,31 +79,19 @@ pub async fn stream(
         Some(ElevenLabsFault::Unprocessable { array: false }) => {
             return fail(
                 422,
-                HttpErrorBody::status(
-                    "invalid_request",
-                    "The request could not be processed (emulated).",
-                ),
+                HttpErrorBody::status("invalid_request", "The request could not be processed (emulated)."),
             );
         }
         Some(ElevenLabsFault::Unprocessable { array: true }) => {
-            return fail(
-                422,
-                HttpErrorBody::validation(&["body", "text"], "Field required", "missing"),
-            );
+            return fail(422, HttpErrorBody::validation(&["body", "text"], "Field required", "missing"));
         }
         Some(ElevenLabsFault::TooManyRequests) => {
             let msg = "Too many concurrent requests for your subscription (emulated). Please retry with backoff.";
-            return fail(
-                429,
-                HttpErrorBody::status("too_many_concurrent_requests", msg),
-            );
+            return fail(429, HttpErrorBody::status("too_many_concurrent_requests", msg));
         }
         _ => {}
     }
-    let format_text = query
-        .iter()
-        .find(|(k, _)| k == "output_format")
-        .map_or("mp3_44100_128", |(_, v)| v.as_str());
+    let format_text = query.iter().find(|(k, _)| k == "output_format").map_or("mp3_44100_128", |(_, v)| v.as_str());
     let voice = match format_text
         .parse::<OutputFormat>()
         .map_err(|e| e.to_string())
@@ -129,56 +99,35 @@ pub async fn stream(
     {
         Ok(v) => v,
         Err(msg) => {
-            return fail(
-                422,
-                HttpErrorBody::validation(&["query", "output_format"], &msg, "enum"),
-            );
+            return fail(422, HttpErrorBody::validation(&["query", "output_format"], &msg, "enum"));
         }
     };
     let bytes = match body {
         Ok(b) => b,
         Err(e) => {
-            return fail(
-                422,
-                HttpErrorBody::validation(&["body"], &e.to_string(), "value_error"),
-            );
+            return fail(422, HttpErrorBody::validation(&["body"], &e.to_string(), "value_error"));
         }
     };
     let tts: TtsRequest = match serde_json::from_slice::<Value>(&bytes) {
         Err(e) => {
             return fail(
                 422,
-                HttpErrorBody::validation(
-                    &["body", "0"],
-                    &format!("JSON decode error: {e}"),
-                    "json_invalid",
-                ),
+                HttpErrorBody::validation(&["body", "0"], &format!("JSON decode error: {e}"), "json_invalid"),
             );
         }
         Ok(v) if v.get("text").is_none() => {
-            return fail(
-                422,
-                HttpErrorBody::validation(&["body", "text"], "Field required", "missing"),
-            );
+            return fail(422, HttpErrorBody::validation(&["body", "text"], "Field required", "missing"));
         }
         Ok(v) => match serde_json::from_value(v) {
             Ok(t) => t,
             Err(e) => {
-                return fail(
-                    422,
-                    HttpErrorBody::validation(&["body"], &e.to_string(), "value_error"),
-                );
+                return fail(422, HttpErrorBody::validation(&["body"], &e.to_string(), "value_error"));
             }
         },
     };
     if tts.text.chars().count() > MAX_TEXT_CHARS {
-        let msg = format!(
-            "The text is longer than the limit of {MAX_TEXT_CHARS} characters per request."
-        );
-        return fail(
-            400,
-            HttpErrorBody::status("max_character_limit_exceeded", &msg),
-        );
+        let msg = format!("The text is longer than the limit of {MAX_TEXT_CHARS} characters per request.");
+        return fail(400, HttpErrorBody::status("max_character_limit_exceeded", &msg));
     }
     let (format, mut voice) = voice;
     let mut chunks = VecDeque::new();
@@ -197,15 +146,7 @@ pub async fn stream(
     };
     let c = control.get_ref().clone();
     let guard = Unfinished::new(move || c.shared.update(|s| s.http[index].client_went_away = true));
-    let state = Body {
-        chunks,
-        cut_after,
-        sent: 0,
-        control: control.get_ref().clone(),
-        index,
-        guard,
-        failed: false,
-    };
+    let state = Body { chunks, cut_after, sent: 0, control: control.get_ref().clone(), index, guard, failed: false };
     HttpResponse::Ok()
         .insert_header(("request-id", request_id.as_str()))
         .content_type(format.mime_type())
@@ -237,10 +178,7 @@ async fn next_chunk(mut b: Body) -> Option<(Result<Bytes, std::io::Error>, Body)
             s.http[i].cut = true;
             s.http[i].completed = true;
         });
-        return Some((
-            Err(std::io::Error::other("emulated cut of the audio body")),
-            b,
-        ));
+        return Some((Err(std::io::Error::other("emulated cut of the audio body")), b));
     }
     let Some((mut bytes, delay)) = b.chunks.pop_front() else {
         b.guard.finish();

@@ -12,27 +12,14 @@ pub mod upgrade;
 
 use actix_web::web;
 
-pub use control::{
-    ElevenLabsControl, ElevenLabsFault, SentFrame, TtsHttpLog, TtsSnapshot, TtsSocketLog,
-};
+pub use control::{ElevenLabsControl, ElevenLabsFault, SentFrame, TtsHttpLog, TtsSnapshot, TtsSocketLog};
 
 /// Adds the ElevenLabs routes for `control`.
-pub fn configure(
-    control: ElevenLabsControl,
-) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+pub fn configure(control: ElevenLabsControl) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(control.clone()))
-            .route(
-                "/v1/text-to-speech/{voice_id}/{endpoint}",
-                web::get().to(upgrade::socket),
-            )
-            .route(
-                "/v1/text-to-speech/{voice_id}/stream",
-                web::post().to(http::stream),
-            )
-            .route(
-                "/v1/text-to-speech/{voice_id}",
-                web::post().to(http::stream),
-            );
+            .route("/v1/text-to-speech/{voice_id}/{endpoint}", web::get().to(upgrade::socket))
+            .route("/v1/text-to-speech/{voice_id}/stream", web::post().to(http::stream))
+            .route("/v1/text-to-speech/{voice_id}", web::post().to(http::stream));
     }
 }

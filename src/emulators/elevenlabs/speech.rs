@@ -72,20 +72,13 @@ mod tests {
         let chunks = v.speak(text);
         let bytes: usize = chunks.iter().map(|c| c.audio.len()).sum();
         let secs = bytes as f64 / 32_000.0;
-        assert!(
-            (secs - text.chars().count() as f64 / 15.0).abs() < 0.001,
-            "{secs}"
-        );
+        assert!((secs - text.chars().count() as f64 / 15.0).abs() < 0.001, "{secs}");
         for c in &chunks {
             assert_eq!(c.alignment.char_start_times_ms[0], 0);
-            let end = c.alignment.char_start_times_ms.last().unwrap()
-                + c.alignment.char_durations_ms.last().unwrap();
+            let end = c.alignment.char_start_times_ms.last().unwrap() + c.alignment.char_durations_ms.last().unwrap();
             assert!((f64::from(end) - c.duration_ms).abs() <= 1.0);
         }
-        let joined: String = chunks
-            .iter()
-            .flat_map(|c| c.alignment.chars.clone())
-            .collect();
+        let joined: String = chunks.iter().flat_map(|c| c.alignment.chars.clone()).collect();
         assert_eq!(joined, text);
     }
 

@@ -42,24 +42,11 @@ fn start(
     multi: bool,
 ) -> HttpResponse {
     let query = query_pairs(&req);
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let header_key = req
-        .headers()
-        .get("xi-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let query_token =
-        param("authorization").map(|a| a.strip_prefix("Bearer ").unwrap_or(&a).to_string());
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let header_key = req.headers().get("xi-api-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let query_token = param("authorization").map(|a| a.strip_prefix("Bearer ").unwrap_or(&a).to_string());
     let mut startup_error = None;
-    let format = match param("output_format")
-        .unwrap_or_else(|| "mp3_44100_128".into())
-        .parse::<OutputFormat>()
-    {
+    let format = match param("output_format").unwrap_or_else(|| "mp3_44100_128".into()).parse::<OutputFormat>() {
         Ok(f) => match Renderer::new(f) {
             Ok(_) => f,
             Err(e) => {
@@ -69,19 +56,14 @@ fn start(
         },
         Err(e) => {
             startup_error = Some(("invalid_output_format".to_string(), e.to_string()));
-            "pcm_16000".parse().unwrap_or(OutputFormat {
-                encoding: crate::audio::Encoding::Pcm,
-                sample_rate: 16000,
-            })
+            "pcm_16000".parse().unwrap_or(OutputFormat { encoding: crate::audio::Encoding::Pcm, sample_rate: 16000 })
         }
     };
     let inactivity_s = match param("inactivity_timeout").map(|v| v.parse::<u64>()) {
         None => DEFAULT_INACTIVITY_S,
         Some(Ok(s)) if (1..=MAX_INACTIVITY_S).contains(&s) => s,
         Some(_) => {
-            let m = format!(
-                "inactivity_timeout must be a whole number of seconds between 1 and {MAX_INACTIVITY_S}."
-            );
+            let m = format!("inactivity_timeout must be a whole number of seconds between 1 and {MAX_INACTIVITY_S}.");
             startup_error = Some(("invalid_request".to_string(), m));
             DEFAULT_INACTIVITY_S
         }
@@ -119,9 +101,7 @@ fn start(
     let setup = SocketSetup {
         index,
         multi,
-        inactivity: settings
-            .inactivity_timeout
-            .unwrap_or(Duration::from_secs(inactivity_s)),
+        inactivity: settings.inactivity_timeout.unwrap_or(Duration::from_secs(inactivity_s)),
         authed: authed && fault != Some(ElevenLabsFault::Unauthorized),
         settings,
         fault,
@@ -130,10 +110,7 @@ fn start(
         startup_error,
     };
     let socket = TtsSocket::new(control.clone(), setup);
-    match ws::WsResponseBuilder::new(socket, &req, stream)
-        .frame_size(MAX_FRAME_BYTES)
-        .start()
-    {
+    match ws::WsResponseBuilder::new(socket, &req, stream).frame_size(MAX_FRAME_BYTES).start() {
         Ok(resp) => resp,
         Err(e) => {
             control.shared.update(|s| s.sockets[index].open = false);

@@ -46,17 +46,13 @@ impl FromStr for OpenAiFault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
-        let n = || {
-            arg.parse::<usize>()
-                .map_err(|_| format!("fault {s:?} needs a count after ':'"))
-        };
+        let n = || arg.parse::<usize>().map_err(|_| format!("fault {s:?} needs a count after ':'"));
         Ok(match name {
             "429" => OpenAiFault::RateLimited {
                 retry_after: Duration::from_secs_f64(if arg.is_empty() {
                     1.0
                 } else {
-                    arg.parse::<f64>()
-                        .map_err(|_| format!("fault {s:?}: bad seconds"))?
+                    arg.parse::<f64>().map_err(|_| format!("fault {s:?}: bad seconds"))?
                 }),
             },
             "quota" => OpenAiFault::InsufficientQuota,
@@ -111,12 +107,7 @@ impl FromStr for Torture {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "none" => {}
-                "all" => {
-                    t = Torture {
-                        cr: false,
-                        ..Torture::all()
-                    }
-                }
+                "all" => t = Torture { cr: false, ..Torture::all() },
                 "split-lines" => t.split_lines = true,
                 "split-utf8" => t.split_utf8 = true,
                 "crlf" => t.crlf = true,
@@ -247,11 +238,7 @@ impl OpenAiControl {
     }
 
     /// Waits until `pred` holds for the request log, or `timeout` passes; true if it held.
-    pub async fn wait_until(
-        &self,
-        pred: impl Fn(&[ChatRequestLog]) -> bool,
-        timeout: Duration,
-    ) -> bool {
+    pub async fn wait_until(&self, pred: impl Fn(&[ChatRequestLog]) -> bool, timeout: Duration) -> bool {
         self.shared.wait_until(|s| pred(&s.requests), timeout).await
     }
 }
@@ -262,16 +249,8 @@ mod tests {
 
     #[test]
     fn cli_fault_and_torture_spellings_parse() {
-        assert_eq!(
-            "cut-after:3".parse(),
-            Ok(OpenAiFault::CutAfter { after_deltas: 3 })
-        );
-        assert_eq!(
-            "429:2.5".parse(),
-            Ok(OpenAiFault::RateLimited {
-                retry_after: Duration::from_millis(2500)
-            })
-        );
+        assert_eq!("cut-after:3".parse(), Ok(OpenAiFault::CutAfter { after_deltas: 3 }));
+        assert_eq!("429:2.5".parse(), Ok(OpenAiFault::RateLimited { retry_after: Duration::from_millis(2500) }));
         assert!("hang-after".parse::<OpenAiFault>().is_err());
         let t: Torture = "crlf, comments".parse().unwrap();
         assert!(t.crlf && t.comments && !t.split_lines);

@@ -61,10 +61,8 @@ mod tests {
 
     #[test]
     fn only_status_faults_have_a_status_answer() {
-        let (status, _, headers) = status_fault(Some(&OpenAiFault::RateLimited {
-            retry_after: Duration::from_millis(250),
-        }))
-        .unwrap();
+        let (status, _, headers) =
+            status_fault(Some(&OpenAiFault::RateLimited { retry_after: Duration::from_millis(250) })).unwrap();
         assert_eq!(status, 429);
         assert!(headers.contains(&("retry-after", "0.25".to_string())));
         assert!(status_fault(Some(&OpenAiFault::CutAfter { after_deltas: 1 })).is_none());

@@ -92,11 +92,7 @@ mod tests {
 
     fn decode(ws: &[Write]) -> Vec<String> {
         let mut d = SseDecoder::new();
-        let out = ws
-            .iter()
-            .flat_map(|w| d.push(&w.bytes))
-            .map(|e| e.data)
-            .collect();
+        let out = ws.iter().flat_map(|w| d.push(&w.bytes)).map(|e| e.data).collect();
         assert!(d.finish().is_ok());
         out
     }
@@ -110,28 +106,13 @@ mod tests {
 
     #[test]
     fn every_torture_still_decodes_to_the_same_payloads() {
-        let events = [
-            ev("{\"c\":\"\u{201c}hi\u{201d}\"}"),
-            ev("{\"c\":\"x\"}"),
-            ev("[DONE]"),
-        ];
+        let events = [ev("{\"c\":\"\u{201c}hi\u{201d}\"}"), ev("{\"c\":\"x\"}"), ev("[DONE]")];
         let expected: Vec<String> = events.iter().map(|e| e.data.clone()).collect();
         for t in [
             Torture::all(),
-            Torture {
-                cr: true,
-                ..Default::default()
-            },
-            Torture {
-                split_lines: true,
-                crlf: true,
-                ..Default::default()
-            },
-            Torture {
-                coalesce: true,
-                no_space: true,
-                ..Default::default()
-            },
+            Torture { cr: true, ..Default::default() },
+            Torture { split_lines: true, crlf: true, ..Default::default() },
+            Torture { coalesce: true, no_space: true, ..Default::default() },
         ] {
             assert_eq!(decode(&writes(&events, &t)), expected, "{t:?}");
         }
@@ -139,10 +120,7 @@ mod tests {
 
     #[test]
     fn utf8_splitting_cuts_inside_a_character() {
-        let t = Torture {
-            split_utf8: true,
-            ..Default::default()
-        };
+        let t = Torture { split_utf8: true, ..Default::default() };
         let ws = writes(&[ev("{\"c\":\"\u{201c}\"}")], &t);
         assert_eq!(ws.len(), 2);
         assert!(std::str::from_utf8(&ws[0].bytes).is_err());
@@ -151,11 +129,7 @@ mod tests {
 
     #[test]
     fn comments_precede_events_and_coalescing_puts_two_events_in_one_write() {
-        let t = Torture {
-            comments: true,
-            coalesce: true,
-            ..Default::default()
-        };
+        let t = Torture { comments: true, coalesce: true, ..Default::default() };
         let ws = writes(&[ev("1"), ev("2"), ev("3")], &t);
         assert_eq!(ws.len(), 4);
         assert_eq!(&ws[0].bytes[..], b": keep-alive\n\n");

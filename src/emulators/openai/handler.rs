@@ -18,14 +18,8 @@ use crate::emulators::common::body::{BodyError, body_as_json, read_body, request
 use crate::providers::openai::{ApiErrorBody, ChatRequest, ChatStreamDecoder};
 
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
-const LOGGED_HEADERS: [&str; 6] = [
-    "authorization",
-    "content-type",
-    "accept",
-    "openai-organization",
-    "openai-project",
-    "user-agent",
-];
+const LOGGED_HEADERS: [&str; 6] =
+    ["authorization", "content-type", "accept", "openai-organization", "openai-project", "user-agent"];
 
 /// The handler.
 pub async fn chat_completions(
@@ -36,12 +30,7 @@ pub async fn chat_completions(
     let request_id = request_id();
     let headers = LOGGED_HEADERS
         .iter()
-        .filter_map(|h| {
-            Some((
-                h.to_string(),
-                req.headers().get(*h)?.to_str().ok()?.to_string(),
-            ))
-        })
+        .filter_map(|h| Some((h.to_string(), req.headers().get(*h)?.to_str().ok()?.to_string())))
         .collect();
     let body = read_body(payload, BODY_LIMIT).await;
     let body_value = body_as_json(&body);
@@ -49,10 +38,7 @@ pub async fn chat_completions(
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .map(str::to_string);
     let (index, settings, fault, scripted) = control.shared.update(|s| {
@@ -73,23 +59,15 @@ pub async fn chat_completions(
         if let Some(r) = s.requests.last_mut() {
             r.fault.clone_from(&fault);
         }
-        (
-            s.requests.len() - 1,
-            s.settings.clone(),
-            fault,
-            s.replies.pop_front(),
-        )
+        (s.requests.len() - 1, s.settings.clone(), fault, s.replies.pop_front())
     });
-    let log =
-        |f: &dyn Fn(&mut ChatRequestLog)| control.shared.update(|s| f(&mut s.requests[index]));
+    let log = |f: &dyn Fn(&mut ChatRequestLog)| control.shared.update(|s| f(&mut s.requests[index]));
     let fail = |status: u16, body: ApiErrorBody, extra: &[(&str, String)]| {
         log(&|r| {
             r.status = status;
             r.completed = true;
         });
-        let mut resp = HttpResponse::build(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        );
+        let mut resp = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
         resp.insert_header(("x-request-id", request_id.as_str()));
         for (k, v) in extra {
             resp.insert_header((*k, v.as_str()));
@@ -97,35 +75,22 @@ pub async fn chat_completions(
         resp.content_type("application/json").body(body.to_json())
     };
 
-    let key_ok =
-        settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
+    let key_ok = settings.api_keys.is_empty() || key.as_ref().is_some_and(|k| settings.api_keys.contains(k));
     if !key_ok || fault == Some(OpenAiFault::Unauthorized) {
         let msg = match &key {
             None => "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_string(),
             Some(k) => format!("Incorrect API key provided: {}. You can find your API key at your provider's dashboard.", mask(k)),
         };
-        return fail(
-            401,
-            ApiErrorBody::new(msg, "invalid_request_error", Some("invalid_api_key")),
-            &[],
-        );
+        return fail(401, ApiErrorBody::new(msg, "invalid_request_error", Some("invalid_api_key")), &[]);
     }
     let bytes = match body {
         Ok(b) => b,
         Err(BodyError::TooLarge(n)) => {
             let msg = format!("Request body too large: the limit is {n} bytes.");
-            return fail(
-                413,
-                ApiErrorBody::new(msg, "invalid_request_error", None),
-                &[],
-            );
+            return fail(413, ApiErrorBody::new(msg, "invalid_request_error", None), &[]);
         }
         Err(e) => {
-            return fail(
-                400,
-                ApiErrorBody::new(e.to_string(), "invalid_request_error", None),
-                &[],
-            );
+            return fail(400, ApiErrorBody::new(e.to_string(), "invalid_request_error", None), &[]);
         }
     };
     let chat: ChatRequest = match serde_json::from_slice(&bytes) {
@@ -134,19 +99,11 @@ pub async fn chat_completions(
             let msg = format!(
                 "We could not parse the JSON body of your request ({e}). The body must be a chat completion request: at least \"model\" and \"messages\"."
             );
-            return fail(
-                400,
-                ApiErrorBody::new(msg, "invalid_request_error", None),
-                &[],
-            );
+            return fail(400, ApiErrorBody::new(msg, "invalid_request_error", None), &[]);
         }
     };
     if chat.messages.is_empty() {
-        let body = ApiErrorBody::new(
-            "[] is too short - 'messages'",
-            "invalid_request_error",
-            None,
-        );
+        let body = ApiErrorBody::new("[] is too short - 'messages'", "invalid_request_error", None);
         return fail(400, body, &[]);
     }
     if let Some((status, body, extra)) = errors::status_fault(fault.as_ref()) {
@@ -154,10 +111,7 @@ pub async fn chat_completions(
     }
 
     let completion = Completion {
-        id: format!(
-            "chatcmpl-{}",
-            request_id.split('-').next().unwrap_or_default()
-        ),
+        id: format!("chatcmpl-{}", request_id.split('-').next().unwrap_or_default()),
         created: chrono::Utc::now().timestamp(),
         model: chat.model.clone(),
         include_usage: chat.wants_usage(),
@@ -170,16 +124,7 @@ pub async fn chat_completions(
         r.status = 200;
     });
     if !stream {
-        return whole(
-            &completion,
-            &reply,
-            fault,
-            &settings,
-            &request_id,
-            control.get_ref().clone(),
-            index,
-        )
-        .await;
+        return whole(&completion, &reply, fault, &settings, &request_id, control.get_ref().clone(), index).await;
     }
 
     let payloads = completion.stream(&reply, &settings.torture);
@@ -205,31 +150,13 @@ pub async fn chat_completions(
             _ => Duration::ZERO,
         };
         deltas += usize::from(p.is_delta);
-        events.push((
-            Event {
-                data: p.json,
-                delay,
-            },
-            p.is_delta,
-        ));
+        events.push((Event { data: p.json, delay }, p.is_delta));
     }
     match end {
-        End::Done => events.push((
-            Event {
-                data: "[DONE]".into(),
-                delay: Duration::ZERO,
-            },
-            false,
-        )),
+        End::Done => events.push((Event { data: "[DONE]".into(), delay: Duration::ZERO }, false)),
         End::Error => {
             let err = json!({"error": {"message": "The server had an error while processing your request (emulated mid-stream failure).", "type": "server_error", "param": null, "code": null}});
-            events.push((
-                Event {
-                    data: err.to_string(),
-                    delay: settings.inter_token_delay,
-                },
-                false,
-            ));
+            events.push((Event { data: err.to_string(), delay: settings.inter_token_delay }, false));
         }
         End::Cut | End::Hang => {}
     }
@@ -250,13 +177,6 @@ pub async fn chat_completions(
 }
 
 fn mask(key: &str) -> String {
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("****{tail}")
 }

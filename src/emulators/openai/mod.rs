@@ -14,13 +14,9 @@ use actix_web::web;
 pub use control::{ChatRequestLog, OpenAiControl, OpenAiFault, Reply, Torture};
 
 /// Adds the OpenAI routes for `control`.
-pub fn configure(
-    control: OpenAiControl,
-) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+pub fn configure(control: OpenAiControl) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(control.clone())).route(
-            "/v1/chat/completions",
-            web::post().to(handler::chat_completions),
-        );
+        cfg.app_data(web::Data::new(control.clone()))
+            .route("/v1/chat/completions", web::post().to(handler::chat_completions));
     }
 }

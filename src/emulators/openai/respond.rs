@@ -41,23 +41,14 @@ impl Guard {
     /// A guard for request `index`.
     pub(super) fn new(control: OpenAiControl, index: usize) -> Self {
         let c = control.clone();
-        let unfinished = Unfinished::new(move || {
-            c.shared
-                .update(|s| s.requests[index].client_went_away = true)
-        });
-        Guard {
-            control,
-            index,
-            unfinished,
-        }
+        let unfinished = Unfinished::new(move || c.shared.update(|s| s.requests[index].client_went_away = true));
+        Guard { control, index, unfinished }
     }
 
     fn complete(&mut self) {
         self.unfinished.finish();
         let i = self.index;
-        self.control
-            .shared
-            .update(|s| s.requests[i].completed = true);
+        self.control.shared.update(|s| s.requests[i].completed = true);
     }
 }
 
@@ -110,34 +101,22 @@ pub(super) async fn whole(
         futures_util::future::pending::<()>().await;
     }
     guard.complete();
-    if matches!(
-        fault,
-        Some(OpenAiFault::ErrorMidStream { .. } | OpenAiFault::CutAfter { .. })
-    ) {
-        guard
-            .control
-            .shared
-            .update(|s| s.requests[index].status = 500);
-        let body = ApiErrorBody::new(
-            "The server had an error while processing your request.",
-            "server_error",
-            None,
-        );
+    if matches!(fault, Some(OpenAiFault::ErrorMidStream { .. } | OpenAiFault::CutAfter { .. })) {
+        guard.control.shared.update(|s| s.requests[index].status = 500);
+        let body = ApiErrorBody::new("The server had an error while processing your request.", "server_error", None);
         return HttpResponse::InternalServerError()
             .insert_header(("x-request-id", request_id))
             .content_type("application/json")
             .body(body.to_json());
     }
-    HttpResponse::Ok()
-        .insert_header(("x-request-id", request_id))
-        .json(completion.whole(reply))
+    HttpResponse::Ok().insert_header(("x-request-id", request_id)).json(completion.whole(reply))
 }
 
 pub(super) fn is_delta(item: &StreamItem) -> bool {
     let StreamItem::Chunk(c) = item else {
         return false;
     };
-    c.choices.first().is_some_and(|ch| {
-        ch.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || ch.delta.tool_calls.is_some()
-    })
+    c.choices
+        .first()
+        .is_some_and(|ch| ch.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || ch.delta.tool_calls.is_some())
 }

@@ -45,11 +45,7 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     let Some(seg) = SEG_END.iter().position(|&end| v <= end) else {
         return 0x7F ^ mask;
     };
-    let mantissa = if seg < 2 {
-        (v >> 1) & 0x0F
-    } else {
-        (v >> seg) & 0x0F
-    };
+    let mantissa = if seg < 2 { (v >> 1) & 0x0F } else { (v >> seg) & 0x0F };
     (((seg as i32) << 4 | mantissa) as u8) ^ mask
 }
 

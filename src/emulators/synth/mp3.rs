@@ -14,9 +14,7 @@ pub struct FrameHeader {
     pub samples: u32,
 }
 
-const MPEG1_L3_KBPS: [u32; 15] = [
-    0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-];
+const MPEG1_L3_KBPS: [u32; 15] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
 const MPEG2_L3_KBPS: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
 const MPEG1_RATES: [u32; 3] = [44100, 48000, 32000];
 
@@ -87,23 +85,13 @@ mod tests {
 
     #[test]
     fn every_asset_is_a_walkable_stream_at_its_promised_rate_and_bitrate() {
-        for (rate, kbps) in [
-            (22050, 32),
-            (44100, 32),
-            (44100, 64),
-            (44100, 96),
-            (44100, 128),
-            (44100, 192),
-        ] {
+        for (rate, kbps) in [(22050, 32), (44100, 32), (44100, 64), (44100, 96), (44100, 128), (44100, 192)] {
             let bytes = asset(rate, kbps).unwrap();
             let fr = frames(bytes);
             assert!(fr.len() > 70, "{rate}/{kbps}: {} frames", fr.len());
             let total: usize = fr.iter().map(|(_, f)| f.len()).sum();
             assert_eq!(total, bytes.len(), "{rate}/{kbps}: stray bytes");
-            assert!(
-                fr.iter()
-                    .all(|(h, _)| h.sample_rate == rate && h.bitrate_kbps == kbps)
-            );
+            assert!(fr.iter().all(|(h, _)| h.sample_rate == rate && h.bitrate_kbps == kbps));
             let d = duration_secs(bytes);
             assert!((d - 2.0).abs() < 0.1, "{rate}/{kbps}: {d}s");
         }

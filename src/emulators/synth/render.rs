@@ -80,15 +80,9 @@ impl Renderer {
                 let range = self.produced..target.max(self.produced);
                 self.produced = range.end;
                 match kind {
-                    Kind::Ulaw => range
-                        .map(|n| g711::linear_to_ulaw(tone::sample(n, rate)))
-                        .collect(),
-                    Kind::Alaw => range
-                        .map(|n| g711::linear_to_alaw(tone::sample(n, rate)))
-                        .collect(),
-                    _ => range
-                        .flat_map(|n| tone::sample(n, rate).to_le_bytes())
-                        .collect(),
+                    Kind::Ulaw => range.map(|n| g711::linear_to_ulaw(tone::sample(n, rate))).collect(),
+                    Kind::Alaw => range.map(|n| g711::linear_to_alaw(tone::sample(n, rate))).collect(),
+                    _ => range.flat_map(|n| tone::sample(n, rate).to_le_bytes()).collect(),
                 }
             }
         }
@@ -120,13 +114,7 @@ mod tests {
         let bytes = r.render_until(3000.0);
         let d = mp3::duration_secs(&bytes);
         assert!((d - 3.0).abs() < 0.03, "{d}");
-        assert_eq!(
-            mp3::frames(&bytes)
-                .iter()
-                .map(|(_, f)| f.len())
-                .sum::<usize>(),
-            bytes.len()
-        );
+        assert_eq!(mp3::frames(&bytes).iter().map(|(_, f)| f.len()).sum::<usize>(), bytes.len());
     }
 
     #[test]

@@ -41,11 +41,7 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// The human-readable text, whichever field carries it.
     pub fn text(&self) -> &str {
-        if self.err_msg.is_empty() {
-            self.message.as_deref().unwrap_or("")
-        } else {
-            &self.err_msg
-        }
+        if self.err_msg.is_empty() { self.message.as_deref().unwrap_or("") } else { &self.err_msg }
     }
 }
 
@@ -55,29 +51,18 @@ mod tests {
 
     #[test]
     fn client_messages_are_the_documented_json() {
-        assert_eq!(
-            ClientMessage::KeepAlive.to_json(),
-            r#"{"type":"KeepAlive"}"#
-        );
-        assert_eq!(
-            ClientMessage::CloseStream.to_json(),
-            r#"{"type":"CloseStream"}"#
-        );
-        assert_eq!(
-            ClientMessage::Finalize { channel: None }.to_json(),
-            r#"{"type":"Finalize"}"#
-        );
-        let parsed: ClientMessage =
-            serde_json::from_str(r#"{"type":"Finalize","channel":0}"#).unwrap();
+        assert_eq!(ClientMessage::KeepAlive.to_json(), r#"{"type":"KeepAlive"}"#);
+        assert_eq!(ClientMessage::CloseStream.to_json(), r#"{"type":"CloseStream"}"#);
+        assert_eq!(ClientMessage::Finalize { channel: None }.to_json(), r#"{"type":"Finalize"}"#);
+        let parsed: ClientMessage = serde_json::from_str(r#"{"type":"Finalize","channel":0}"#).unwrap();
         assert_eq!(parsed, ClientMessage::Finalize { channel: Some(0) });
     }
 
     #[test]
     fn refused_upgrade_bodies_of_both_shapes_give_their_text() {
-        let b: ErrorBody = serde_json::from_str(
-            r#"{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials.","request_id":"x"}"#,
-        )
-        .unwrap();
+        let b: ErrorBody =
+            serde_json::from_str(r#"{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials.","request_id":"x"}"#)
+                .unwrap();
         assert_eq!(b.text(), "Invalid credentials.");
         let b: ErrorBody = serde_json::from_str(r#"{"message":"Insufficient scope"}"#).unwrap();
         assert_eq!(b.text(), "Insufficient scope");

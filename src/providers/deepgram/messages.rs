@@ -84,11 +84,7 @@ pub struct ResultsMessage {
 impl ResultsMessage {
     /// The best transcript (first alternative), `""` when there is none. Empty finals are normal.
     pub fn transcript(&self) -> &str {
-        self.channel
-            .alternatives
-            .first()
-            .map(|a| a.transcript.as_str())
-            .unwrap_or("")
+        self.channel.alternatives.first().map(|a| a.transcript.as_str()).unwrap_or("")
     }
 }
 
@@ -152,13 +148,7 @@ enum Known {
     Error(ErrorMessage),
 }
 
-const KNOWN_TYPES: [&str; 5] = [
-    "Results",
-    "Metadata",
-    "UtteranceEnd",
-    "SpeechStarted",
-    "Error",
-];
+const KNOWN_TYPES: [&str; 5] = ["Results", "Metadata", "UtteranceEnd", "SpeechStarted", "Error"];
 
 /// What the server sends as a text frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,10 +166,7 @@ impl ServerMessage {
     /// Parses one text frame. Fails only on invalid JSON or a known `type` with a malformed body.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         let value: Value = serde_json::from_str(text)?;
-        let known = value
-            .get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| KNOWN_TYPES.contains(&t));
+        let known = value.get("type").and_then(Value::as_str).is_some_and(|t| KNOWN_TYPES.contains(&t));
         if !known {
             return Ok(ServerMessage::Unknown(value));
         }
@@ -217,9 +204,7 @@ mod tests {
             "channel":{"alternatives":[{"transcript":"book a table","confidence":0.98,
             "words":[{"word":"book","start":3.10,"end":3.32,"confidence":0.99,"punctuated_word":"Book"}]}]},
             "metadata":{"request_id":"r","model_uuid":"u","model_info":{"name":"n","version":"v","arch":"a"}}}"#;
-        let ServerMessage::Results(r) = ServerMessage::parse(text).unwrap() else {
-            panic!("not results")
-        };
+        let ServerMessage::Results(r) = ServerMessage::parse(text).unwrap() else { panic!("not results") };
         assert_eq!(r.transcript(), "book a table");
         assert!(r.is_final && !r.speech_final);
         assert_eq!(r.channel.alternatives[0].words[0].end, 3.32);
@@ -229,36 +214,26 @@ mod tests {
     fn unknown_and_untyped_frames_are_kept_not_rejected() {
         let m = ServerMessage::parse(r#"{"type":"SomethingNew","x":1}"#).unwrap();
         assert!(matches!(m, ServerMessage::Unknown(v) if v["x"] == 1));
-        assert!(matches!(
-            ServerMessage::parse(r#"{"x":1}"#).unwrap(),
-            ServerMessage::Unknown(_)
-        ));
+        assert!(matches!(ServerMessage::parse(r#"{"x":1}"#).unwrap(), ServerMessage::Unknown(_)));
     }
 
     #[test]
     fn utterance_end_speech_started_metadata_and_error_parse() {
-        let m =
-            ServerMessage::parse(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.38}"#);
+        let m = ServerMessage::parse(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.38}"#);
         assert!(matches!(m.unwrap(), ServerMessage::UtteranceEnd(u) if u.last_word_end == 4.38));
-        let m =
-            ServerMessage::parse(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.48}"#);
+        let m = ServerMessage::parse(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.48}"#);
         assert!(matches!(m.unwrap(), ServerMessage::SpeechStarted(s) if s.timestamp == 0.48));
         let m = ServerMessage::parse(
             r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"r","sha256":"ab","created":"c","duration":12.5,"channels":1}"#,
         );
         assert!(matches!(m.unwrap(), ServerMessage::Metadata(d) if d.duration == 12.5));
         let m = ServerMessage::parse(r#"{"type":"Error","description":"bad","variant":"x"}"#);
-        assert!(
-            matches!(m.unwrap(), ServerMessage::Error(e) if e.description.as_deref() == Some("bad"))
-        );
+        assert!(matches!(m.unwrap(), ServerMessage::Error(e) if e.description.as_deref() == Some("bad")));
     }
 
     #[test]
     fn server_messages_serialize_with_their_type_tag() {
-        let m = ServerMessage::SpeechStarted(SpeechStarted {
-            channel: vec![0, 1],
-            timestamp: 1.5,
-        });
+        let m = ServerMessage::SpeechStarted(SpeechStarted { channel: vec![0, 1], timestamp: 1.5 });
         let back = ServerMessage::parse(&m.to_json()).unwrap();
         assert_eq!(back, m);
         assert!(m.to_json().contains(r#""type":"SpeechStarted""#));

@@ -57,10 +57,7 @@ impl ListenOptions {
         put("encoding", self.encoding.clone());
         put("sample_rate", self.sample_rate.map(|v| v.to_string()));
         put("channels", self.channels.map(|v| v.to_string()));
-        put(
-            "interim_results",
-            self.interim_results.map(|v| v.to_string()),
-        );
+        put("interim_results", self.interim_results.map(|v| v.to_string()));
         put(
             "endpointing",
             self.endpointing.map(|e| match e {
@@ -68,10 +65,7 @@ impl ListenOptions {
                 Endpointing::Ms(ms) => ms.to_string(),
             }),
         );
-        put(
-            "utterance_end_ms",
-            self.utterance_end_ms.map(|v| v.to_string()),
-        );
+        put("utterance_end_ms", self.utterance_end_ms.map(|v| v.to_string()));
         put("vad_events", self.vad_events.map(|v| v.to_string()));
         put("punctuate", self.punctuate.map(|v| v.to_string()));
         put("smart_format", self.smart_format.map(|v| v.to_string()));
@@ -136,10 +130,7 @@ mod tests {
             endpointing: Some(Endpointing::Ms(300)),
             utterance_end_ms: Some(1000),
             vad_events: Some(true),
-            extra: vec![
-                ("keyterm".into(), "a b".into()),
-                ("keyterm".into(), "c".into()),
-            ],
+            extra: vec![("keyterm".into(), "a b".into()), ("keyterm".into(), "c".into())],
             ..Default::default()
         };
         let q = o.to_query();

@@ -131,8 +131,7 @@ mod tests {
 
     #[test]
     fn a_request_needs_only_text_and_keeps_stitching_fields() {
-        let r: TtsRequest =
-            serde_json::from_str(r#"{"text":"Hi. ","previous_text":"Hello."}"#).unwrap();
+        let r: TtsRequest = serde_json::from_str(r#"{"text":"Hi. ","previous_text":"Hello."}"#).unwrap();
         assert_eq!(r.previous_text.as_deref(), Some("Hello."));
         assert!(serde_json::from_str::<TtsRequest>(r#"{"model_id":"m"}"#).is_err());
     }

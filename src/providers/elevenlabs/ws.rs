@@ -137,28 +137,14 @@ pub struct ServerMessage {
     /// Base64 audio in the requested output format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<String>,
-    #[serde(
-        rename = "isFinal",
-        alias = "is_final",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "isFinal", alias = "is_final", default, skip_serializing_if = "Option::is_none")]
     pub is_final: Option<bool>,
-    #[serde(
-        rename = "normalizedAlignment",
-        alias = "normalized_alignment",
-        default
-    )]
+    #[serde(rename = "normalizedAlignment", alias = "normalized_alignment", default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalized_alignment: Option<Alignment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alignment: Option<Alignment>,
-    #[serde(
-        rename = "contextId",
-        alias = "context_id",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "contextId", alias = "context_id", default, skip_serializing_if = "Option::is_none")]
     pub context_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -222,17 +208,10 @@ mod tests {
         assert!(!a.is_final());
         assert_eq!(a.context_id.as_deref(), Some("t1"));
         assert_eq!(a.alignment.unwrap().char_durations_ms, vec![90, 50]);
-        assert_eq!(
-            ServerMessage::default().audio_bytes().unwrap(),
-            Vec::<u8>::new()
-        );
+        assert_eq!(ServerMessage::default().audio_bytes().unwrap(), Vec::<u8>::new());
         let f = ServerMessage::parse(r#"{"is_final":true,"context_id":"t1"}"#).unwrap();
         assert!(f.is_final());
-        assert!(
-            ServerMessage::parse(r#"{"isFinal":true}"#)
-                .unwrap()
-                .is_final()
-        );
+        assert!(ServerMessage::parse(r#"{"isFinal":true}"#).unwrap().is_final());
     }
 
     #[test]
@@ -262,9 +241,6 @@ mod tests {
         assert_eq!(ClientMessage::close_context("t1").to_json(), r#"{"context_id":"t1","close_context":true}"#);
         assert_eq!(ClientMessage::keep_context_alive("t2").to_json(), r#"{"text":"","context_id":"t2"}"#);
         let init = ClientMessage::init(None, Some(vec![50, 120])).to_json();
-        assert_eq!(
-            init,
-            r#"{"text":" ","generation_config":{"chunk_length_schedule":[50,120]}}"#
-        );
+        assert_eq!(init, r#"{"text":" ","generation_config":{"chunk_length_schedule":[50,120]}}"#);
     }
 }

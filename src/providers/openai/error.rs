@@ -61,11 +61,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.error.code.as_deref(), Some("invalid_api_key"));
-        let b: ApiErrorBody =
-            serde_json::from_str(r#"{"error":{"message":"x","code":500}}"#).unwrap();
+        let b: ApiErrorBody = serde_json::from_str(r#"{"error":{"message":"x","code":500}}"#).unwrap();
         assert_eq!(b.error.code.as_deref(), Some("500"));
-        let b: ApiErrorBody =
-            serde_json::from_str(r#"{"error":{"message":"x","code":null}}"#).unwrap();
+        let b: ApiErrorBody = serde_json::from_str(r#"{"error":{"message":"x","code":null}}"#).unwrap();
         assert_eq!(b.error.code, None);
     }
 }

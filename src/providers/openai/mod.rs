@@ -10,13 +10,9 @@ pub mod stream;
 pub mod tools;
 
 pub use error::{ApiError, ApiErrorBody};
-pub use request::{
-    ChatMessage, ChatRequest, Content, FunctionCall, FunctionDef, Role, StreamOptions, Tool,
-    ToolCall,
-};
+pub use request::{ChatMessage, ChatRequest, Content, FunctionCall, FunctionDef, Role, StreamOptions, Tool, ToolCall};
 pub use response::{
-    ChatChunk, ChatCompletion, ChunkChoice, CompletionChoice, Delta, FunctionDelta, ToolCallDelta,
-    Usage,
+    ChatChunk, ChatCompletion, ChunkChoice, CompletionChoice, Delta, FunctionDelta, ToolCallDelta, Usage,
 };
 pub use sse::{IncompleteTail, SseDecoder, SseEvent};
 pub use stream::{ChatStreamDecoder, StreamEnd, StreamItem, classify};

@@ -147,9 +147,6 @@ mod tests {
         let calls = c.choices[0].delta.tool_calls.as_ref().unwrap();
         assert_eq!(calls[0].index, Some(0));
         assert_eq!(calls[1].index, None);
-        assert_eq!(
-            calls[1].function.as_ref().unwrap().arguments.as_deref(),
-            Some("{}")
-        );
+        assert_eq!(calls[1].function.as_ref().unwrap().arguments.as_deref(), Some("{}"));
     }
 }

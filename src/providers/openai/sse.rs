@@ -17,9 +17,7 @@ pub struct SseEvent {
 
 /// The stream ended while an event or a line was still open: the server (or the network) cut it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "event stream ended mid-event ({pending_bytes} bytes of an unterminated line, data pending: {data_pending})"
-)]
+#[error("event stream ended mid-event ({pending_bytes} bytes of an unterminated line, data pending: {data_pending})")]
 pub struct IncompleteTail {
     pub pending_bytes: usize,
     pub data_pending: bool,
@@ -71,14 +69,7 @@ impl SseDecoder {
         let data_pending = self.data.is_some();
         self.line.clear();
         self.data = None;
-        if pending_bytes == 0 && !data_pending {
-            Ok(())
-        } else {
-            Err(IncompleteTail {
-                pending_bytes,
-                data_pending,
-            })
-        }
+        if pending_bytes == 0 && !data_pending { Ok(()) } else { Err(IncompleteTail { pending_bytes, data_pending }) }
     }
 
     /// How many `:` comment lines (keepalives) have been seen.
@@ -90,11 +81,7 @@ impl SseDecoder {
         let raw = std::mem::take(&mut self.line);
         if raw.is_empty() {
             if let Some(data) = self.data.take() {
-                out.push(SseEvent {
-                    event: self.event.take(),
-                    data,
-                    id: self.id.clone(),
-                });
+                out.push(SseEvent { event: self.event.take(), data, id: self.id.clone() });
             }
             self.event = None;
             return;
@@ -198,13 +185,7 @@ mod tests {
     #[test]
     fn finish_reports_an_unterminated_line_or_undispatched_event() {
         let (_, mut d) = feed(&[b"data: {\"cho"]);
-        assert_eq!(
-            d.finish(),
-            Err(IncompleteTail {
-                pending_bytes: 11,
-                data_pending: false
-            })
-        );
+        assert_eq!(d.finish(), Err(IncompleteTail { pending_bytes: 11, data_pending: false }));
         let (_, mut d) = feed(&[b"data: x\n"]);
         assert!(d.finish().unwrap_err().data_pending);
         let (_, mut d) = feed(&[b"data: x\n\n"]);

@@ -23,11 +23,7 @@ pub enum StreamItem {
 
 /// Classifies one event.
 pub fn classify(event: &SseEvent) -> StreamItem {
-    if event
-        .event
-        .as_deref()
-        .is_some_and(|e| e != "message" && e != "error")
-    {
+    if event.event.as_deref().is_some_and(|e| e != "message" && e != "error") {
         return StreamItem::Ignored;
     }
     let data = event.data.trim_start();
@@ -116,16 +112,11 @@ mod tests {
     #[test]
     fn done_chunks_and_error_payloads_are_told_apart() {
         assert_eq!(classify(&ev("[DONE]")), StreamItem::Done);
-        let chunk = classify(&ev(
-            r#"{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
-        ));
+        let chunk = classify(&ev(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#));
         assert!(matches!(chunk, StreamItem::Chunk(c) if c.content() == Some("Hi")));
         let err = classify(&ev(r#"{"error":{"message":"boom","type":"server_error"}}"#));
         assert!(matches!(err, StreamItem::Error(e) if e.error.message == "boom"));
-        assert!(matches!(
-            classify(&ev("{not json")),
-            StreamItem::Invalid { .. }
-        ));
+        assert!(matches!(classify(&ev("{not json")), StreamItem::Invalid { .. }));
     }
 
     #[test]

@@ -92,7 +92,10 @@ impl ClientSocket {
         if self.turn.is_some() {
             // Speech over the assistant that was too short to interrupt it (a backchannel such as "uh-huh",
             // or noise) is not a new question: the reply goes on.
-            log::info!("session {}: ignoring {text:?} spoken over the reply (below the barge-in threshold)", self.session());
+            log::info!(
+                "session {}: ignoring {text:?} spoken over the reply (below the barge-in threshold)",
+                self.session()
+            );
             self.last_speech_end = None;
             return;
         }

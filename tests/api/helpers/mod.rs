@@ -69,7 +69,8 @@ pub async fn spawn_app_with(db: TestDb, tweak: impl FnOnce(&mut HashMap<String, 
 /// Starts an app with exactly this environment (e.g. a second app on the same database and data directory).
 pub async fn start_with_env(env: HashMap<String, String>, data_dir: std::sync::Arc<tempfile::TempDir>) -> TestApp {
     // Captured per test (shown for failures); RUST_LOG=info shows more.
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).is_test(true).try_init();
+    let _ =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).is_test(true).try_init();
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid");
     let app = Application::build(config.clone()).await.expect("application starts");
     let port = app.port();

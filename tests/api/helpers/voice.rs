@@ -54,8 +54,10 @@ impl VoiceApp {
 
     pub async fn try_connect(&self, query: &str) -> Result<VoiceClient, String> {
         let url = format!("ws://127.0.0.1:{}/ws/chat-audio?{query}", self.app.address.rsplit(':').next().unwrap());
-        let (_, framed) =
-            awc::Client::new().ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| e.to_string())?;
+        let (_, framed) = awc::Client::new().ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| match e {
+            awc::error::WsClientError::InvalidResponseStatus(status) => format!("refused with HTTP {status}"),
+            other => other.to_string(),
+        })?;
         Ok(VoiceClient { framed, log: Vec::new(), session: Value::Null })
     }
 
@@ -230,4 +232,17 @@ pub fn utterance_pcm(speech_ms: u32, silence_ms: u32) -> Vec<u8> {
     }
     out.resize(out.len() + silence * 2, 0);
     out
+}
+
+/// Waits until the registry reports `n` live sessions (through `/api/metrics`).
+pub async fn wait_for_live_sessions(app: &TestApp, n: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, m) = app.get_json("/api/metrics").await;
+        if m["active_connections"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "live sessions stayed at {}", m["active_connections"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

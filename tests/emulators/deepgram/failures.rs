@@ -24,31 +24,16 @@ async fn bad_parameters_and_injected_refusals_get_their_status_before_the_upgrad
     let e = start().await;
     let host = authority(&e.deepgram_base_url());
     let auth = token();
-    for (query, status) in [
-        ("encoding=linear16", 400),
-        ("model=nova-9", 400),
-        ("language=english", 400),
-        ("sample_rate=fast", 400),
-    ] {
-        let r = handshake(
-            &host,
-            &upgrade(
-                &format!("/v1/listen?{query}"),
-                &host,
-                &[("Authorization", &auth)],
-            ),
-        )
-        .await;
+    for (query, status) in
+        [("encoding=linear16", 400), ("model=nova-9", 400), ("language=english", 400), ("sample_rate=fast", 400)]
+    {
+        let r = handshake(&host, &upgrade(&format!("/v1/listen?{query}"), &host, &[("Authorization", &auth)])).await;
         assert_eq!(r.status, status, "{query}");
         assert_eq!(r.json()["err_code"], "Bad Request");
         assert!(r.header("dg-error").is_some());
     }
     e.deepgram().push_fault(DeepgramFault::RefuseUpgrade(429));
-    let r = handshake(
-        &host,
-        &upgrade("/v1/listen", &host, &[("Authorization", &auth)]),
-    )
-    .await;
+    let r = handshake(&host, &upgrade("/v1/listen", &host, &[("Authorization", &auth)])).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["err_code"], "TOO_MANY_REQUESTS");
     e.stop().await;
@@ -65,11 +50,7 @@ async fn idle_sockets_close_1011_net0001_text_keepalives_reset_the_timer_binary_
     while opened.elapsed() < Duration::from_millis(1200) {
         ws.text(r#"{"type":"KeepAlive"}"#).await;
         last_keepalive = Instant::now();
-        assert_eq!(
-            ws.next(Duration::from_millis(200)).await,
-            Next::Timeout,
-            "closed despite keepalives"
-        );
+        assert_eq!(ws.next(Duration::from_millis(200)).await, Next::Timeout, "closed despite keepalives");
     }
     // Binary KeepAlives are not keepalives: the close comes one timeout after the last text one.
     let end = loop {
@@ -81,10 +62,7 @@ async fn idle_sockets_close_1011_net0001_text_keepalives_reset_the_timer_binary_
     };
     assert_eq!(end, Next::Close(Some((1011, NET_0001_REASON.to_string()))));
     let waited = last_keepalive.elapsed();
-    assert!(
-        waited >= Duration::from_millis(590) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(590) && waited < Duration::from_secs(3), "{waited:?}");
     let log = &e.deepgram().connections()[0];
     assert!(!log.binary_control_frames.is_empty());
     assert_eq!(log.audio_bytes, 0);
@@ -95,12 +73,8 @@ async fn idle_sockets_close_1011_net0001_text_keepalives_reset_the_timer_binary_
 #[actix_web::test]
 async fn close_1011_and_abrupt_drop_faults_fire_after_the_given_audio() {
     let e = start().await;
-    e.deepgram()
-        .push_fault(DeepgramFault::Close1011AfterAudio(Duration::from_millis(
-            500,
-        )));
-    e.deepgram()
-        .push_fault(DeepgramFault::DropAfterAudio(Duration::from_millis(500)));
+    e.deepgram().push_fault(DeepgramFault::Close1011AfterAudio(Duration::from_millis(500)));
+    e.deepgram().push_fault(DeepgramFault::DropAfterAudio(Duration::from_millis(500)));
     let mut ws = connect(&e, "encoding=linear16&sample_rate=16000").await;
     stream_audio(&mut ws, &silence(0.6, RATE), RATE).await;
     let (_, end) = ws.texts_until_end(SOON).await;
@@ -123,10 +97,7 @@ async fn undecodable_audio_fault_closes_1008_data0000() {
     let mut ws = connect(&e, "encoding=linear16&sample_rate=16000").await;
     ws.binary(b"this is not audio".to_vec()).await;
     let (_, end) = ws.texts_until_end(SOON).await;
-    assert!(
-        matches!(end, Next::Close(Some((1008, ref r))) if r.starts_with("DATA-0000")),
-        "{end:?}"
-    );
+    assert!(matches!(end, Next::Close(Some((1008, ref r))) if r.starts_with("DATA-0000")), "{end:?}");
     e.stop().await;
 }
 
@@ -140,9 +111,7 @@ async fn error_frames_and_unknown_types_are_sent_and_the_stream_carries_on() {
         let mut audio = tone(0.3, RATE);
         audio.extend(silence(0.3, RATE));
         stream_audio(&mut ws, &audio, RATE).await;
-        let texts = ws
-            .texts_until(SOON, |t| t.contains("\"is_final\":true"))
-            .await;
+        let texts = ws.texts_until(SOON, |t| t.contains("\"is_final\":true")).await;
         let kinds: Vec<_> = parse(&texts).iter().map(kind).collect();
         assert_eq!(kinds, [expected, "final"]);
     }
@@ -153,24 +122,14 @@ async fn error_frames_and_unknown_types_are_sent_and_the_stream_carries_on() {
 async fn empty_finals_fault_keeps_interim_text_but_finals_are_empty() {
     let e = start().await;
     e.deepgram().push_fault(DeepgramFault::EmptyFinals);
-    let mut ws = connect(
-        &e,
-        "encoding=linear16&sample_rate=16000&interim_results=true&endpointing=100",
-    )
-    .await;
+    let mut ws = connect(&e, "encoding=linear16&sample_rate=16000&interim_results=true&endpointing=100").await;
     let mut audio = tone(1.0, RATE);
     audio.extend(silence(0.3, RATE));
     stream_audio(&mut ws, &audio, RATE).await;
-    let texts = ws
-        .texts_until(SOON, |t| t.contains("\"is_final\":true"))
-        .await;
+    let texts = ws.texts_until(SOON, |t| t.contains("\"is_final\":true")).await;
     let msgs = parse(&texts);
-    assert!(msgs.iter().any(
-        |m| matches!(m, ServerMessage::Results(r) if !r.is_final && !r.transcript().is_empty())
-    ));
-    assert!(
-        matches!(msgs.last(), Some(ServerMessage::Results(r)) if r.transcript().is_empty() && r.speech_final)
-    );
+    assert!(msgs.iter().any(|m| matches!(m, ServerMessage::Results(r) if !r.is_final && !r.transcript().is_empty())));
+    assert!(matches!(msgs.last(), Some(ServerMessage::Results(r)) if r.transcript().is_empty() && r.speech_final));
     e.stop().await;
 }
 
@@ -183,10 +142,7 @@ async fn garbage_text_is_ignored_a_huge_frame_closes_1009_and_other_connections_
     ws.text(r#"{"type":"Nonsense"}"#).await;
     ws.binary(vec![1; 5 * 1024 * 1024]).await;
     let (_, end) = ws.texts_until_end(SOON).await;
-    assert!(
-        matches!(end, Next::Close(Some((1009, _))) | Next::Ended),
-        "{end:?}"
-    );
+    assert!(matches!(end, Next::Close(Some((1009, _))) | Next::Ended), "{end:?}");
     stream_audio(&mut other, &silence(0.2, RATE), RATE).await;
     other.text(r#"{"type":"CloseStream"}"#).await;
     let (texts, end) = other.texts_until_end(SOON).await;

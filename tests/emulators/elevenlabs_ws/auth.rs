@@ -8,8 +8,7 @@ async fn the_key_may_come_in_the_first_message_in_either_spelling() {
     let e = start().await;
     for field in ["xi_api_key", "xi-api-key"] {
         let mut ws = single(&e, "output_format=pcm_16000", false).await;
-        ws.text(&format!(r#"{{"text":" ","{field}":"{ELEVENLABS_KEY}"}}"#))
-            .await;
+        ws.text(&format!(r#"{{"text":" ","{field}":"{ELEVENLABS_KEY}"}}"#)).await;
         ws.text(r#"{"text":"Hello. ","flush":true}"#).await;
         ws.text(r#"{"text":""}"#).await;
         let (_, end) = ws.texts_until_end(SOON).await;
@@ -24,10 +23,7 @@ async fn a_bad_key_is_accepted_at_the_upgrade_then_refused_in_band_with_1008() {
     let mut ws = single(&e, "", false).await;
     ws.text(r#"{"text":" ","xi_api_key":"wrong"}"#).await;
     expect_policy_close(&mut ws, "invalid_api_key").await;
-    let url = format!(
-        "{}/text-to-speech/v/stream-input",
-        e.elevenlabs_base_url().replacen("http", "ws", 1)
-    );
+    let url = format!("{}/text-to-speech/v/stream-input", e.elevenlabs_base_url().replacen("http", "ws", 1));
     let mut ws = Ws::connect(&url, &[("xi-api-key", "wrong")]).await;
     expect_policy_close(&mut ws, "invalid_api_key").await;
     e.elevenlabs().push_fault(ElevenLabsFault::Unauthorized);

@@ -24,20 +24,13 @@ pub struct RawResponse {
 impl RawResponse {
     /// A header value (name lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -87,10 +80,7 @@ pub async fn handshake(authority: &str, request: &[u8]) -> RawResponse {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = tokio::time::timeout(SOON, s.read(&mut chunk))
-            .await
-            .expect("handshake answer")
-            .expect("read");
+        let n = tokio::time::timeout(SOON, s.read(&mut chunk)).await.expect("handshake answer").expect("read");
         buf.extend_from_slice(&chunk[..n]);
         if n == 0 || buf.windows(4).any(|w| w == b"\r\n\r\n") {
             break;
@@ -107,30 +97,17 @@ pub async fn handshake(authority: &str, request: &[u8]) -> RawResponse {
 
 /// Parses status, headers and a chunked or plain body.
 pub fn parse_response(buf: &[u8]) -> RawResponse {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(buf.len());
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(buf.len());
     let head = String::from_utf8_lossy(&buf[..split]);
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let rest = buf.get(split + 4..).unwrap_or(&[]);
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let mut r = RawResponse {
-        status,
-        headers,
-        ..Default::default()
-    };
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let mut r = RawResponse { status, headers, ..Default::default() };
     if !chunked {
         r.body = rest.to_vec();
         r.complete = true;
@@ -139,8 +116,7 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
     let mut at = 0;
     while let Some(eol) = rest[at..].windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&rest[at..at + eol]).to_string();
-        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-        else {
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16) else {
             break;
         };
         at += eol + 2;

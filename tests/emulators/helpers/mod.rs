@@ -28,19 +28,14 @@ pub async fn start_with(opts: EmulatorOptions) -> Emulators {
 /// `host:port` of a base URL.
 pub fn authority(base: &str) -> String {
     let u = url::Url::parse(base).expect("base url");
-    format!(
-        "{}:{}",
-        u.host_str().expect("host"),
-        u.port().expect("port")
-    )
+    format!("{}:{}", u.host_str().expect("host"), u.port().expect("port"))
 }
 
 /// `secs` of a 300 Hz tone (clearly speech-loud) as 16-bit little-endian PCM at `rate`.
 pub fn tone(secs: f64, rate: u32) -> Vec<u8> {
     (0..(secs * f64::from(rate)).round() as u64)
         .flat_map(|n| {
-            let v =
-                (2.0 * std::f64::consts::PI * 300.0 * n as f64 / f64::from(rate)).sin() * 8000.0;
+            let v = (2.0 * std::f64::consts::PI * 300.0 * n as f64 / f64::from(rate)).sin() * 8000.0;
             (v as i16).to_le_bytes()
         })
         .collect()

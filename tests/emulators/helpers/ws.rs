@@ -41,26 +41,17 @@ impl Ws {
 
     /// Sends a text frame; false if the connection is already gone (a server may close mid-stream).
     pub async fn text(&mut self, s: &str) -> bool {
-        self.framed
-            .send(Message::Text(s.to_string().into()))
-            .await
-            .is_ok()
+        self.framed.send(Message::Text(s.to_string().into())).await.is_ok()
     }
 
     /// Sends a binary frame; false if the connection is already gone.
     pub async fn binary(&mut self, b: Vec<u8>) -> bool {
-        self.framed
-            .send(Message::Binary(Bytes::from(b)))
-            .await
-            .is_ok()
+        self.framed.send(Message::Binary(Bytes::from(b))).await.is_ok()
     }
 
     /// Sends a Close frame.
     pub async fn close(&mut self, code: u16, reason: &str) {
-        let reason = awc::ws::CloseReason {
-            code: code.into(),
-            description: Some(reason.to_string()),
-        };
+        let reason = awc::ws::CloseReason { code: code.into(), description: Some(reason.to_string()) };
         let _ = self.framed.send(Message::Close(Some(reason))).await;
     }
 
@@ -75,9 +66,7 @@ impl Ws {
                     Frame::Text(t) => return Next::Text(String::from_utf8_lossy(&t).into_owned()),
                     Frame::Binary(b) => return Next::Binary(b),
                     Frame::Close(r) => {
-                        return Next::Close(
-                            r.map(|r| (u16::from(r.code), r.description.unwrap_or_default())),
-                        );
+                        return Next::Close(r.map(|r| (u16::from(r.code), r.description.unwrap_or_default())));
                     }
                     _ => {}
                 },
@@ -100,11 +89,7 @@ impl Ws {
     }
 
     /// Texts until one satisfies `stop` (included), or panics after `timeout`.
-    pub async fn texts_until(
-        &mut self,
-        timeout: Duration,
-        stop: impl Fn(&str) -> bool,
-    ) -> Vec<String> {
+    pub async fn texts_until(&mut self, timeout: Duration, stop: impl Fn(&str) -> bool) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         let mut texts = Vec::new();
         loop {

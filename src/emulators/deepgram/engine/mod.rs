@@ -88,8 +88,7 @@ impl Engine {
     /// A stream with `cfg`, hearing `script`.
     pub fn new(cfg: EngineConfig, script: Script) -> Self {
         let channels = u64::from(cfg.channels.max(1));
-        let frame_len =
-            (u64::from(cfg.sample_rate.max(100)) * u64::from(FRAME_MS) / 1000) * channels;
+        let frame_len = (u64::from(cfg.sample_rate.max(100)) * u64::from(FRAME_MS) / 1000) * channels;
         Engine {
             cfg,
             script,
@@ -110,8 +109,7 @@ impl Engine {
 
     /// Audio seconds received so far.
     pub fn now(&self) -> f64 {
-        self.total as f64
-            / (f64::from(self.cfg.sample_rate.max(1)) * f64::from(self.cfg.channels.max(1)))
+        self.total as f64 / (f64::from(self.cfg.sample_rate.max(1)) * f64::from(self.cfg.channels.max(1)))
     }
 
     /// Feeds interleaved samples; returns the events they caused, in order.
@@ -144,9 +142,7 @@ impl Engine {
                 }
                 self.next_interim_at = start + INTERIM_EVERY_S;
                 if self.cfg.vad_events {
-                    out.push(Event::SpeechStarted {
-                        timestamp: ms(start),
-                    });
+                    out.push(Event::SpeechStarted { timestamp: ms(start) });
                 }
             }
             self.last_voiced_end = end;
@@ -161,11 +157,7 @@ impl Engine {
         }
         if self.in_speech {
             self.silence_ms += FRAME_MS;
-            let limit = self
-                .cfg
-                .endpointing_ms
-                .unwrap_or(DISABLED_ENDPOINT_MS)
-                .max(FRAME_MS);
+            let limit = self.cfg.endpointing_ms.unwrap_or(DISABLED_ENDPOINT_MS).max(FRAME_MS);
             if self.silence_ms >= limit {
                 self.in_speech = false;
                 let speech_final = self.cfg.endpointing_ms.is_some();
@@ -175,9 +167,7 @@ impl Engine {
         if let (Some(last), Some(gap)) = (self.pending_utterance_end, self.cfg.utterance_end_ms) {
             if end >= last + f64::from(gap) / 1000.0 {
                 self.pending_utterance_end = None;
-                out.push(Event::UtteranceEnd {
-                    last_word_end: last,
-                });
+                out.push(Event::UtteranceEnd { last_word_end: last });
             }
         }
     }
@@ -239,22 +229,14 @@ impl Engine {
 /// Spreads words evenly over `[start, end]` (0.3 s a word when the span is empty).
 fn spread(words: &[ScriptWord], start: f64, end: f64) -> Vec<TimedWord> {
     let n = words.len() as f64;
-    let end = if end > start {
-        end
-    } else {
-        start + SECONDS_PER_WORD * n
-    };
+    let end = if end > start { end } else { start + SECONDS_PER_WORD * n };
     let slot = (end - start) / n.max(1.0);
     words
         .iter()
         .enumerate()
         .map(|(i, w)| {
             let s = start + i as f64 * slot;
-            TimedWord {
-                word: w.clone(),
-                start: ms(s),
-                end: ms(s + slot * 0.9),
-            }
+            TimedWord { word: w.clone(), start: ms(s), end: ms(s + slot * 0.9) }
         })
         .collect()
 }

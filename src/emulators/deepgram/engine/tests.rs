@@ -17,9 +17,7 @@ fn cfg() -> EngineConfig {
 }
 
 fn tone(secs: f64) -> Vec<i16> {
-    (0..(secs * f64::from(RATE)) as u64)
-        .map(|n| if n % 16 < 8 { 3000 } else { -3000 })
-        .collect()
+    (0..(secs * f64::from(RATE)) as u64).map(|n| if n % 16 < 8 { 3000 } else { -3000 }).collect()
 }
 
 fn silence(secs: f64) -> Vec<i16> {
@@ -37,10 +35,7 @@ fn speech_then_silence_gives_started_interims_final_and_utterance_end_in_audio_t
     ev.extend(e.push(tone(1.5)));
     ev.extend(e.push(silence(2.0)));
     assert_eq!(ev[0], Event::SpeechStarted { timestamp: 0.5 });
-    let interims = ev
-        .iter()
-        .filter(|x| matches!(x, Event::Result(t) if !t.is_final))
-        .count();
+    let interims = ev.iter().filter(|x| matches!(x, Event::Result(t) if !t.is_final)).count();
     assert_eq!(interims, 3);
     let fin = ev
         .iter()
@@ -55,9 +50,7 @@ fn speech_then_silence_gives_started_interims_final_and_utterance_end_in_audio_t
     assert!(fin.words[4].end <= 2.0);
     assert_eq!(fin.start, 0.0);
     assert!((fin.duration - 2.3).abs() < 0.011, "{}", fin.duration);
-    let Some(Event::UtteranceEnd { last_word_end }) = ev.last() else {
-        panic!("{ev:?}")
-    };
+    let Some(Event::UtteranceEnd { last_word_end }) = ev.last() else { panic!("{ev:?}") };
     assert!(*last_word_end <= 2.0 && *last_word_end > 1.8);
 }
 
@@ -80,10 +73,7 @@ fn endpointing_disabled_still_finalizes_but_never_says_speech_final() {
     let mut e = engine(c);
     e.push(tone(1.0));
     let ev = e.push(silence(1.0));
-    assert!(
-        ev.iter()
-            .any(|x| matches!(x, Event::Result(t) if t.is_final && !t.speech_final))
-    );
+    assert!(ev.iter().any(|x| matches!(x, Event::Result(t) if t.is_final && !t.speech_final)));
 }
 
 #[test]
@@ -104,14 +94,8 @@ fn empty_finals_fault_keeps_interim_text_but_empties_finals() {
     let mut e = engine(c);
     let mut ev = e.push(tone(1.0));
     ev.extend(e.push(silence(0.5)));
-    assert!(
-        ev.iter()
-            .any(|x| matches!(x, Event::Result(t) if !t.is_final && !t.words.is_empty()))
-    );
-    assert!(
-        ev.iter()
-            .any(|x| matches!(x, Event::Result(t) if t.is_final && t.words.is_empty()))
-    );
+    assert!(ev.iter().any(|x| matches!(x, Event::Result(t) if !t.is_final && !t.words.is_empty())));
+    assert!(ev.iter().any(|x| matches!(x, Event::Result(t) if t.is_final && t.words.is_empty())));
 }
 
 #[test]

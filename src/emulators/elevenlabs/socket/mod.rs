@@ -1,8 +1,8 @@
 //! One ElevenLabs text-to-speech WebSocket (`stream-input` or `multi-stream-input`) as an actor. Parent: the
 //! upgrade handler in `upgrade.rs`. Talks to: the client and `ElevenLabsControl` (its log). Owns the
 //! contexts (one default context on the single socket, up to five named ones on the multi socket), each with
-//! its text buffer and voice, the inactivity timer, and the outbox that paces audio (time to first byte,
-//! real-time pacing).
+//! its text buffer, voice and play clock, the inactivity timer, and the outbox that paces audio (time to first
+//! byte, real-time pacing per context).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,9 +13,7 @@ use actix_web_actors::ws::{self, WebsocketContext};
 mod protocol;
 
 use super::buffer::TextBuffer;
-use super::control::{
-    ElevenLabsControl, ElevenLabsFault, ElevenLabsSettings, SentFrame, TtsSocketLog,
-};
+use super::control::{ElevenLabsControl, ElevenLabsFault, ElevenLabsSettings, SentFrame, TtsSocketLog};
 use super::speech::Voice;
 use crate::audio::OutputFormat;
 use crate::emulators::common::reassemble::{Incoming, Reassembler};
@@ -45,6 +43,10 @@ struct Context {
     buffer: TextBuffer,
     voice: Voice,
     last_activity: Instant,
+    /// With real-time pacing, when this context's audio queued so far will have played. Contexts are paced
+    /// independently, as the service generates them independently: a closed context still sending its
+    /// tail does not hold back the next one.
+    play_clock: Instant,
 }
 
 /// The connection actor.
@@ -56,7 +58,6 @@ pub struct TtsSocket {
     generation_config: Option<GenerationConfig>,
     contexts: BTreeMap<String, Context>,
     last_activity: Instant,
-    play_clock: Instant,
     outbox: Outbox,
     reassembler: Reassembler,
     ending: bool,
@@ -73,7 +74,6 @@ impl TtsSocket {
             generation_config: None,
             contexts: BTreeMap::new(),
             last_activity: Instant::now(),
-            play_clock: Instant::now(),
             outbox: Outbox::default(),
             reassembler: Reassembler::new(MAX_FRAME_BYTES),
             ending: false,
@@ -167,20 +167,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TtsSocket {
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
-                return self.fail(
-                    ctx,
-                    "invalid_message",
-                    &format!("WebSocket protocol error: {e}"),
-                );
+                return self.fail(ctx, "invalid_message", &format!("WebSocket protocol error: {e}"));
             }
         };
         match self.reassembler.feed(msg) {
             Incoming::Text(t) => self.on_text(ctx, t),
-            Incoming::Binary(_) => self.fail(
-                ctx,
-                "invalid_message",
-                "Binary frames are not accepted; send JSON text frames.",
-            ),
+            Incoming::Binary(_) => {
+                self.fail(ctx, "invalid_message", "Binary frames are not accepted; send JSON text frames.")
+            }
             Incoming::Ping(p) => ctx.pong(&p),
             Incoming::Close(reason) => {
                 let got = reason.map(|r| (u16::from(r.code), r.description.unwrap_or_default()));

@@ -24,11 +24,7 @@ impl TtsSocket {
         let msg: ClientMessage = match serde_json::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
-                return self.fail(
-                    ctx,
-                    "invalid_message",
-                    &format!("Invalid message received: {e}"),
-                );
+                return self.fail(ctx, "invalid_message", &format!("Invalid message received: {e}"));
             }
         };
         let now = Instant::now();
@@ -36,10 +32,7 @@ impl TtsSocket {
         let first = !self.first_seen;
         self.first_seen = true;
         if first && !self.setup.authed {
-            let key = msg
-                .xi_api_key
-                .clone()
-                .or_else(|| msg.authorization.clone().map(|a| strip_bearer(&a)));
+            let key = msg.xi_api_key.clone().or_else(|| msg.authorization.clone().map(|a| strip_bearer(&a)));
             let ok = self.setup.settings.api_keys.is_empty()
                 || key.is_some_and(|k| self.setup.settings.api_keys.contains(&k));
             if !ok || self.setup.fault == Some(ElevenLabsFault::Unauthorized) {
@@ -66,12 +59,10 @@ impl TtsSocket {
     /// Settings may come once (first message, or the first message of a context on the multi socket) and
     /// never change afterwards.
     fn check_settings(&mut self, msg: &ClientMessage, first: bool) -> Result<(), String> {
-        const RULE: &str = "voice_settings field must be provided in the first message and then either be not provided or not change.";
-        let may_set = first
-            || (self.setup.multi
-                && !self
-                    .contexts
-                    .contains_key(msg.context_id.as_deref().unwrap_or("")));
+        const RULE: &str =
+            "voice_settings field must be provided in the first message and then either be not provided or not change.";
+        let may_set =
+            first || (self.setup.multi && !self.contexts.contains_key(msg.context_id.as_deref().unwrap_or("")));
         if let Some(vs) = &msg.voice_settings {
             match &self.voice_settings {
                 Some(old) if old != vs => return Err(RULE.to_string()),
@@ -91,13 +82,7 @@ impl TtsSocket {
         Ok(())
     }
 
-    fn on_single(
-        &mut self,
-        ctx: &mut WebsocketContext<Self>,
-        msg: ClientMessage,
-        first: bool,
-        now: Instant,
-    ) {
+    fn on_single(&mut self, ctx: &mut WebsocketContext<Self>, msg: ClientMessage, first: bool, now: Instant) {
         let text = msg.text.clone().unwrap_or_default();
         if first {
             if text != " " {
@@ -149,42 +134,21 @@ impl TtsSocket {
     }
 
     fn open_context(&mut self, id: String, now: Instant) {
-        let schedule = self
-            .generation_config
-            .as_ref()
-            .and_then(|g| g.chunk_length_schedule.clone());
+        let schedule = self.generation_config.as_ref().and_then(|g| g.chunk_length_schedule.clone());
         let Ok(voice) = Voice::new(self.setup.format) else {
             return;
         };
         let buffer = TextBuffer::new(schedule, self.setup.auto_mode);
-        self.contexts.insert(
-            id.clone(),
-            Context {
-                buffer,
-                voice,
-                last_activity: now,
-            },
-        );
+        self.contexts.insert(id.clone(), Context { buffer, voice, last_activity: now, play_clock: now });
         if self.setup.multi {
             self.log(|l| l.contexts_opened.push(id));
         }
     }
 
-    fn feed(
-        &mut self,
-        ctx: &mut WebsocketContext<Self>,
-        id: &str,
-        msg: &ClientMessage,
-        text: &str,
-    ) {
-        let pending = self
-            .contexts
-            .get(id)
-            .map_or(0, |c| c.buffer.pending_chars());
+    fn feed(&mut self, ctx: &mut WebsocketContext<Self>, id: &str, msg: &ClientMessage, text: &str) {
+        let pending = self.contexts.get(id).map_or(0, |c| c.buffer.pending_chars());
         if pending + text.chars().count() > MAX_TEXT_CHARS {
-            let m = format!(
-                "The text exceeds the limit of {MAX_TEXT_CHARS} buffered characters; flush more often."
-            );
+            let m = format!("The text exceeds the limit of {MAX_TEXT_CHARS} buffered characters; flush more often.");
             return self.fail(ctx, "max_character_limit_exceeded", &m);
         }
         if !text.is_empty() {
@@ -229,7 +193,7 @@ impl TtsSocket {
         let now = Instant::now();
         let mut due = now + self.setup.settings.time_to_first_byte;
         if self.setup.settings.realtime_pacing {
-            due = due.max(self.play_clock);
+            due = due.max(c.play_clock);
         }
         for chunk in chunks {
             let msg = ServerMessage {
@@ -239,13 +203,7 @@ impl TtsSocket {
                 context_id: self.setup.multi.then(|| id.to_string()),
                 ..Default::default()
             };
-            send_at(
-                self,
-                ctx,
-                due,
-                Out::Text(msg.to_json()),
-                Some(id.to_string()),
-            );
+            send_at(self, ctx, due, Out::Text(msg.to_json()), Some(id.to_string()));
             if self.setup.fault == Some(ElevenLabsFault::DropMidStream) {
                 self.setup.fault = None;
                 send_at(self, ctx, due, Out::Drop, None);
@@ -254,7 +212,9 @@ impl TtsSocket {
                 due += Duration::from_secs_f64(chunk.duration_ms / 1000.0);
             }
         }
-        self.play_clock = self.play_clock.max(due);
+        if let Some(c) = self.contexts.get_mut(id) {
+            c.play_clock = c.play_clock.max(due);
+        }
     }
 
     fn send_final(&mut self, ctx: &mut WebsocketContext<Self>, id: &str) {

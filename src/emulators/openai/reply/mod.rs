@@ -27,17 +27,8 @@ pub struct Payload {
 /// The deterministic default: quotes the last user message, three sentences (so sentence pipelining is
 /// exercised) and curly quotes (so multi-byte UTF-8 crosses the wire).
 pub fn default_reply(req: &ChatRequest) -> Reply {
-    let said = req
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.text())
-        .unwrap_or_default();
-    Reply::Text(format!(
-        "You said: \u{201c}{}\u{201d}. That is worth talking about. Tell me more.",
-        said.trim()
-    ))
+    let said = req.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.text()).unwrap_or_default();
+    Reply::Text(format!("You said: \u{201c}{}\u{201d}. That is worth talking about. Tell me more.", said.trim()))
 }
 
 /// Splits text into word-sized deltas that join back to it exactly.
@@ -59,8 +50,7 @@ pub fn tokens(text: &str) -> Vec<String> {
 
 impl Completion {
     fn chunk(&self, delta: Value, finish: Option<&str>, t: &Torture, usage: Value) -> String {
-        let mut choice =
-            json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
+        let mut choice = json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
         let mut chunk = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "system_fingerprint": "fp_emulated", "choices": [],
@@ -83,32 +73,20 @@ impl Completion {
         match reply {
             Reply::Text(text) => {
                 out.push((json!({"role": "assistant", "content": ""}), None, false));
-                out.extend(
-                    tokens(text)
-                        .into_iter()
-                        .map(|tok| (json!({"content": tok}), None, true)),
-                );
+                out.extend(tokens(text).into_iter().map(|tok| (json!({"content": tok}), None, true)));
                 out.push((json!({}), Some("stop"), false));
             }
             Reply::ToolCalls(calls) => {
                 out.push((json!({"role": "assistant", "content": null}), None, false));
                 for (i, (name, args)) in calls.iter().enumerate() {
-                    let whole = if t.whole_tool_arguments {
-                        args.as_str()
-                    } else {
-                        ""
-                    };
+                    let whole = if t.whole_tool_arguments { args.as_str() } else { "" };
                     let mut head = json!({"id": format!("call_emu_{i}"), "type": "function",
                         "function": {"name": name, "arguments": whole}});
                     if !t.no_tool_index {
                         head["index"] = json!(i);
                     }
                     out.push((json!({"tool_calls": [head]}), None, true));
-                    let frags = if t.whole_tool_arguments {
-                        Vec::new()
-                    } else {
-                        fragments(args, 8)
-                    };
+                    let frags = if t.whole_tool_arguments { Vec::new() } else { fragments(args, 8) };
                     for frag in frags {
                         let mut d = json!({"function": {"arguments": frag}});
                         if !t.no_tool_index {
@@ -137,11 +115,7 @@ impl Completion {
         let mut completion_tokens = 0;
         for (delta, finish, is_delta) in Self::deltas(reply, t) {
             completion_tokens += u32::from(is_delta);
-            let usage = if t.usage_every_chunk {
-                self.usage(completion_tokens)
-            } else {
-                Value::Null
-            };
+            let usage = if t.usage_every_chunk { self.usage(completion_tokens) } else { Value::Null };
             let json = self.chunk(delta, finish, t, usage);
             out.push(Payload { json, is_delta });
         }
@@ -149,10 +123,7 @@ impl Completion {
             let usage = self.usage(completion_tokens);
             let json = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": self.model, "system_fingerprint": "fp_emulated", "choices": [], "usage": usage});
-            out.push(Payload {
-                json: json.to_string(),
-                is_delta: false,
-            });
+            out.push(Payload { json: json.to_string(), is_delta: false });
         }
         out
     }
@@ -166,11 +137,9 @@ impl Completion {
     /// The whole non-streaming `chat.completion`.
     pub fn whole(&self, reply: &Reply) -> Value {
         let (message, finish, n) = match reply {
-            Reply::Text(text) => (
-                json!({"role": "assistant", "content": text, "refusal": null}),
-                "stop",
-                tokens(text).len() as u32,
-            ),
+            Reply::Text(text) => {
+                (json!({"role": "assistant", "content": text, "refusal": null}), "stop", tokens(text).len() as u32)
+            }
             Reply::ToolCalls(calls) => {
                 let calls: Vec<Value> = calls
                     .iter()
@@ -180,11 +149,7 @@ impl Completion {
                             "function": {"name": name, "arguments": args}})
                     })
                     .collect();
-                (
-                    json!({"role": "assistant", "content": null, "tool_calls": calls}),
-                    "tool_calls",
-                    1,
-                )
+                (json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls", 1)
             }
         };
         json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -202,10 +167,7 @@ fn fragments(s: &str, n: usize) -> Vec<String> {
 
 /// A rough token count of a request (words of every message).
 pub fn prompt_tokens(req: &ChatRequest) -> u32 {
-    req.messages
-        .iter()
-        .map(|m| m.text().split_whitespace().count() as u32 + 3)
-        .sum()
+    req.messages.iter().map(|m| m.text().split_whitespace().count() as u32 + 3).sum()
 }
 
 #[cfg(test)]

@@ -3,37 +3,21 @@ use super::*;
 use crate::providers::openai::{ChatChunk, ChatMessage, ToolCallAccumulator};
 
 fn completion(include_usage: bool) -> Completion {
-    Completion {
-        id: "chatcmpl-1".into(),
-        created: 1,
-        model: "m".into(),
-        include_usage,
-        prompt_tokens: 10,
-    }
+    Completion { id: "chatcmpl-1".into(), created: 1, model: "m".into(), include_usage, prompt_tokens: 10 }
 }
 
 fn parse(p: &[Payload]) -> Vec<ChatChunk> {
-    p.iter()
-        .map(|p| serde_json::from_str(&p.json).unwrap())
-        .collect()
+    p.iter().map(|p| serde_json::from_str(&p.json).unwrap()).collect()
 }
 
 #[test]
 fn the_default_reply_quotes_the_last_user_message_in_three_sentences() {
     let req = ChatRequest::streaming(
         "m",
-        vec![
-            ChatMessage::new(Role::User, "first"),
-            ChatMessage::new(Role::User, " book a table "),
-        ],
+        vec![ChatMessage::new(Role::User, "first"), ChatMessage::new(Role::User, " book a table ")],
     );
-    let Reply::Text(t) = default_reply(&req) else {
-        panic!()
-    };
-    assert_eq!(
-        t,
-        "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more."
-    );
+    let Reply::Text(t) = default_reply(&req) else { panic!() };
+    assert_eq!(t, "You said: \u{201c}book a table\u{201d}. That is worth talking about. Tell me more.");
 }
 
 #[test]
@@ -45,8 +29,7 @@ fn tokens_join_back_to_the_text() {
 
 #[test]
 fn a_text_stream_is_role_deltas_stop_then_usage_with_no_choices() {
-    let chunks =
-        parse(&completion(true).stream(&Reply::Text("Hi there.".into()), &Torture::default()));
+    let chunks = parse(&completion(true).stream(&Reply::Text("Hi there.".into()), &Torture::default()));
     assert_eq!(chunks[0].choices[0].delta.role, Some(Role::Assistant));
     let text: String = chunks.iter().filter_map(|c| c.content()).collect();
     assert_eq!(text, "Hi there.");
@@ -68,23 +51,13 @@ fn compat_variants_put_finish_on_the_last_delta_usage_on_every_chunk_and_whole_a
     };
     let chunks = parse(&completion(false).stream(&Reply::Text("Hi there.".into()), &t));
     let last = chunks.last().unwrap();
-    assert_eq!(
-        (last.content(), last.finish_reason()),
-        (Some(" there."), Some("stop"))
-    );
+    assert_eq!((last.content(), last.finish_reason()), (Some(" there."), Some("stop")));
     assert!(chunks.iter().all(|c| c.usage.is_some()));
     let reply = Reply::ToolCalls(vec![("f".into(), r#"{"a":1}"#.into())]);
     let chunks = parse(&completion(false).stream(&reply, &t));
     let head = &chunks[1].choices[0].delta.tool_calls.as_ref().unwrap()[0];
-    assert_eq!(
-        head.function.as_ref().unwrap().arguments.as_deref(),
-        Some(r#"{"a":1}"#)
-    );
-    assert_eq!(
-        chunks.len(),
-        2,
-        "role chunk, then the whole call carrying the finish reason"
-    );
+    assert_eq!(head.function.as_ref().unwrap().arguments.as_deref(), Some(r#"{"a":1}"#));
+    assert_eq!(chunks.len(), 2, "role chunk, then the whole call carrying the finish reason");
 }
 
 #[test]
@@ -94,10 +67,7 @@ fn tool_calls_stream_in_fragments_that_reassemble_with_or_without_index() {
         ("time".into(), r#"{"tz":"UTC"}"#.into()),
     ]);
     for no_tool_index in [false, true] {
-        let t = Torture {
-            no_tool_index,
-            ..Default::default()
-        };
+        let t = Torture { no_tool_index, ..Default::default() };
         let chunks = parse(&completion(false).stream(&reply, &t));
         let mut acc = ToolCallAccumulator::new();
         for c in &chunks {

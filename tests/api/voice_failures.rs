@@ -1,0 +1,220 @@
+//! Provider failures as a user meets them: auth and policy refusals are reported once as non-retryable and
+//! never retried in a loop; rate limits, server errors and dropped connections are retried before the first
+//! byte; a failure mid-stream ends the turn cleanly and the session carries on.
+
+use std::time::Duration;
+
+use parley::emulators::{DeepgramFault, ElevenLabsFault, OpenAiFault, Reply};
+
+use crate::helpers::TestDb;
+use crate::helpers::voice::{Event, VoiceClient, spawn_voice_app, spawn_voice_app_with, utterance_pcm};
+
+/// Runs a typed turn to its end; returns the error events it produced.
+async fn turn(c: &mut VoiceClient, text: &str) -> Vec<serde_json::Value> {
+    let before = c.events("error").len();
+    c.say(text).await;
+    let id = c.expect("userTurn").await["turnId"].clone();
+    c.until("the turn's end", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd" && v["turnId"] == id)).await;
+    c.events("error")[before..].to_vec()
+}
+
+#[actix_web::test]
+async fn an_llm_auth_failure_is_final_and_not_retried() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.openai().push_fault(OpenAiFault::Unauthorized);
+    let mut c = v.connect("userId=al").await;
+    let errors = turn(&mut c, "hello").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "openai_auth");
+    assert_eq!(errors[0]["retryable"], false);
+    assert!(errors[0]["error"].as_str().unwrap().starts_with("The language model is unavailable"));
+    assert_eq!(v.emulators.openai().requests().len(), 1, "no retry after a 401");
+    assert!(c.events("assistantText").is_empty());
+    assert!(turn(&mut c, "again").await.is_empty(), "the session carries on");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn rate_limits_and_server_errors_are_retried_before_the_first_token() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    let openai = v.emulators.openai();
+    openai.push_fault(OpenAiFault::RateLimited { retry_after: Duration::from_millis(200) });
+    openai.push_fault(OpenAiFault::ServerError);
+    let mut c = v.connect("userId=bea").await;
+    let errors = turn(&mut c, "are you there").await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let requests = openai.requests();
+    assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 500, 200]);
+    assert_eq!(c.events("assistantText").len(), 3, "one clean answer, not repeated");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_mid_stream_llm_error_ends_the_turn_with_what_was_said() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.openai().push_reply(Reply::Text("First sentence here. Second sentence follows. Third one.".into()));
+    v.emulators.openai().push_fault(OpenAiFault::ErrorMidStream { after_deltas: 5 });
+    let mut c = v.connect("userId=cy").await;
+    let errors = turn(&mut c, "talk").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0]["code"].as_str().unwrap().starts_with("openai_"), "{errors:?}");
+    assert_eq!(v.emulators.openai().requests().len(), 1, "no retry after tokens were delivered");
+    let captions: Vec<&str> = c
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::Json(v) if v["type"] == "assistantText" => v["text"].as_str(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(captions.first(), Some(&"First sentence here."), "what was generated is still spoken");
+    assert!(turn(&mut c, "and now?").await.is_empty(), "the session carries on");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_stream_cut_without_done_is_a_truncation_not_a_success() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.openai().push_fault(OpenAiFault::CutAfter { after_deltas: 4 });
+    let mut c = v.connect("userId=di").await;
+    let errors = turn(&mut c, "hello there").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "openai_truncated");
+    assert_eq!(errors[0]["retryable"], true);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_missing_provider_key_is_a_clear_error_for_the_session_that_needs_it() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.remove("OPENAI_API_KEY");
+        env.remove("ELEVENLABS_API_KEY");
+    })
+    .await;
+    let mut c = v.connect("userId=ed").await;
+    let errors = turn(&mut c, "hello").await;
+    let codes: Vec<&str> = errors.iter().map(|e| e["code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"openai_not_configured"), "{errors:?}");
+    assert!(errors.iter().all(|e| e["retryable"] == false), "{errors:?}");
+    assert!(errors[0]["error"].as_str().unwrap().contains("OPENAI_API_KEY"), "{errors:?}");
+    assert!(v.emulators.openai().requests().is_empty());
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_refused_tts_key_is_reported_once_and_never_retried_in_a_loop() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.elevenlabs().push_fault(ElevenLabsFault::Unauthorized);
+    let mut c = v.connect("userId=flo").await;
+    let errors = turn(&mut c, "hello").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "elevenlabs_auth");
+    assert_eq!(errors[0]["retryable"], false);
+    assert!(!c.events("assistantText").is_empty(), "captions still arrive without audio");
+    assert!(c.events("audioStart").is_empty());
+    assert!(turn(&mut c, "and again").await.is_empty(), "reported once per session");
+    assert_eq!(v.emulators.elevenlabs().ws_connections().len(), 1, "no reconnect loop after a policy close");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_generic_tts_policy_close_is_not_retried() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.elevenlabs().push_fault(ElevenLabsFault::SomethingWentWrong);
+    let mut c = v.connect("userId=gil").await;
+    let errors = turn(&mut c, "hello").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "elevenlabs_policy");
+    assert_eq!(errors[0]["retryable"], false);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_tts_socket_dropped_mid_turn_ends_the_turn_and_the_next_one_reconnects() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.elevenlabs().push_fault(ElevenLabsFault::DropMidStream);
+    let mut c = v.connect("userId=hu").await;
+    let errors = turn(&mut c, "hello").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "elevenlabs_connect");
+    assert_eq!(errors[0]["retryable"], true);
+    assert!(turn(&mut c, "again").await.is_empty());
+    assert!(!c.audio_of_turn(2).is_empty(), "the next turn has audio again");
+    assert_eq!(v.emulators.elevenlabs().ws_connections().len(), 2);
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn http_tts_retries_a_429_and_survives_a_cut_body() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("ELEVENLABS_USE_WEBSOCKET".into(), "false".into());
+    })
+    .await;
+    v.emulators.openai().push_reply(Reply::Text("Just one sentence.".into()));
+    v.emulators.elevenlabs().push_fault(ElevenLabsFault::TooManyRequests);
+    let mut c = v.connect("userId=ida").await;
+    assert!(turn(&mut c, "hello").await.is_empty());
+    let statuses: Vec<u16> = v.emulators.elevenlabs().http_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![429, 200]);
+
+    // A body cut at a chunk boundary looks complete to awc (it reports no error for a chunked body that ends
+    // without its last chunk), so the turn simply ends with the audio that came; it must not hang or break the
+    // session.
+    v.emulators.openai().push_reply(Reply::Text("Another sentence to speak now.".into()));
+    v.emulators.elevenlabs().push_fault(ElevenLabsFault::CutBody { after_bytes: 2000 });
+    turn(&mut c, "more").await;
+    assert!(v.emulators.elevenlabs().http_requests().last().unwrap().cut);
+    assert!(turn(&mut c, "still fine?").await.is_empty());
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_refused_deepgram_key_is_final() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.deepgram().push_fault(DeepgramFault::RefuseUpgrade(401));
+    let mut c = v.connect("userId=jo").await;
+    c.stream_audio(&utterance_pcm(500, 500)).await;
+    let e = c.expect("error").await;
+    assert_eq!(e["code"], "deepgram_auth");
+    assert_eq!(e["retryable"], false);
+    c.stream_audio(&utterance_pcm(500, 500)).await;
+    assert!(turn(&mut c, "typing still works").await.is_empty());
+    assert_eq!(v.emulators.deepgram().connections().len(), 1, "no reconnect loop after a 401");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn deepgram_refusing_with_503_is_retried_and_speech_still_gets_through() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    v.emulators.deepgram().push_fault(DeepgramFault::RefuseUpgrade(503));
+    v.emulators.deepgram().push_script(vec!["ignored by the refused connection".into()]);
+    v.emulators.deepgram().push_script(vec!["hello again".into()]);
+    let mut c = v.connect("userId=kai").await;
+    c.stream_audio(&utterance_pcm(1000, 1500)).await;
+    let user = c.expect("userTurn").await;
+    assert!(!user["text"].as_str().unwrap().is_empty());
+    let refused: Vec<Option<u16>> = v.emulators.deepgram().connections().iter().map(|c| c.refused).collect();
+    assert_eq!(refused[0], Some(503));
+    assert_eq!(refused.last(), Some(&None));
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_dropped_deepgram_connection_is_reconnected_and_the_user_is_told() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    let dg = v.emulators.deepgram();
+    dg.push_fault(DeepgramFault::DropAfterAudio(Duration::from_millis(300)));
+    dg.push_script(vec!["lost words".into()]);
+    dg.push_script(vec!["after the reconnect".into()]);
+    let mut c = v.connect("userId=lee").await;
+    c.stream_audio(&utterance_pcm(0, 600)).await;
+    let status = c.expect("status").await;
+    assert!(status["message"].as_str().unwrap().contains("reconnecting"), "{status}");
+    assert!(dg.wait_until(|conns| conns.len() == 2 && conns[1].open, Duration::from_secs(10)).await);
+    c.stream_audio(&utterance_pcm(1000, 1500)).await;
+    let user = c.expect("userTurn").await;
+    assert_eq!(user["text"], "after the reconnect");
+    let (_, _, metrics) = v.app.get_text("/metrics").await;
+    assert!(metrics.contains(r#"parley_provider_reconnects_total{provider="deepgram"} 1"#), "{metrics}");
+    v.stop().await;
+}
