@@ -40,6 +40,7 @@
 //! | `PARLEY_FINALIZE_TIMEOUT_MS` | `1500` | after `closeMicrophone`, how long to wait for Deepgram's finalize reply |
 //! | `PARLEY_BARGE_IN_MIN_WORDS` | `1` | words of user speech that interrupt the assistant |
 //! | `PARLEY_BARGE_IN_MIN_SPEECH_MS` | `500` | or this much continuous user speech |
+//! | `PARLEY_STT_RESTART_MS` | `10000` | after speech recognition gave up on an outage, when new audio restarts it |
 //! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
 
 mod env;
@@ -161,6 +162,7 @@ pub struct TurnTuning {
     pub finalize_timeout: Duration,
     pub barge_in_min_words: usize,
     pub barge_in_min_speech: Duration,
+    pub stt_restart_after: Duration,
 }
 
 impl Config {
@@ -250,6 +252,7 @@ impl Config {
                     500,
                     50..=10_000,
                 )?),
+                stt_restart_after: Duration::from_millis(env.int_in("PARLEY_STT_RESTART_MS", 10_000, 100..=600_000)?),
             },
             emulated: false,
         })

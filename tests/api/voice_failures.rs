@@ -218,3 +218,28 @@ async fn a_dropped_deepgram_connection_is_reconnected_and_the_user_is_told() {
     assert!(metrics.contains(r#"parley_provider_reconnects_total{provider="deepgram"} 1"#), "{metrics}");
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn after_deepgram_gives_up_on_an_outage_new_audio_restarts_it() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("PARLEY_STT_RESTART_MS".into(), "200".into());
+    })
+    .await;
+    let dg = v.emulators.deepgram();
+    for _ in 0..=parley::session::deepgram_link::MAX_RECONNECTS {
+        dg.push_fault(DeepgramFault::RefuseUpgrade(503));
+    }
+    let mut c = v.connect("userId=max").await;
+    c.stream_audio(&utterance_pcm(0, 200)).await;
+    let e = c.expect("error").await;
+    assert_eq!((e["code"].as_str(), e["retryable"].as_bool()), (Some("deepgram_server"), Some(true)), "{e}");
+    let attempts = dg.connections().len();
+    assert_eq!(attempts as u32, parley::session::deepgram_link::MAX_RECONNECTS + 1, "it gave up, no endless loop");
+    dg.push_script(vec!["back again".into()]);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await; // let the restart window pass
+    c.stream_audio(&utterance_pcm(1000, 1500)).await;
+    let status = c.until("the restart", |e| matches!(e, Event::Json(v) if v["type"] == "status" && v["message"].as_str().unwrap_or("").contains("starting again"))).await;
+    drop(status);
+    assert_eq!(c.expect("userTurn").await["text"], "back again");
+    v.stop().await;
+}

@@ -57,8 +57,13 @@ impl Handler<SttEvent> for ClientSocket {
             SttEvent::Status(message) => self.send(ctx, &ServerMessage::Status { message }),
             SttEvent::Failed(error) => {
                 self.stt = None;
-                self.stt_failed = true;
-                self.send_error_once(ctx, error.code(), error.user_message(), error.retryable());
+                if error.retryable() {
+                    self.stt_down = Some(Some(Instant::now() + self.app.config.turns.stt_restart_after));
+                    self.send_error(ctx, &error.code(), error.user_message(), true);
+                } else {
+                    self.stt_down = Some(None);
+                    self.send_error_once(ctx, error.code(), error.user_message(), false);
+                }
                 // Whatever was heard before the failure is still an utterance.
                 self.commit_utterance(self.last_speech_end, ctx);
             }

@@ -60,8 +60,9 @@ pub struct ClientSocket {
     draining: bool,
 
     stt: Option<Addr<DeepgramLink>>,
-    /// Speech recognition failed for good; audio is dropped (the client was told once).
-    stt_failed: bool,
+    /// Speech recognition gave up: audio is dropped until this instant (a transient outage: the link is
+    /// restarted by the next audio after it), or for good when `None` (refused key or settings).
+    stt_down: Option<Option<Instant>>,
     llm: Option<Addr<LlmWorker>>,
     tts: Option<Addr<TtsLink>>,
     persister: Option<Addr<Persister>>,
@@ -98,7 +99,7 @@ impl ClientSocket {
             last_seen: Instant::now(),
             draining: false,
             stt: None,
-            stt_failed: false,
+            stt_down: None,
             llm: None,
             tts: None,
             persister: None,
@@ -170,10 +171,18 @@ impl ClientSocket {
         );
     }
 
-    /// The STT link, started on the first audio so text-only sessions never open a Deepgram socket.
+    /// The STT link, started on the first audio so text-only sessions never open a Deepgram socket. This is the
+    /// restart policy of the link too: after it gave up on a transient outage it is started afresh once
+    /// `PARLEY_STT_RESTART_MS` has passed; after a refusal it stays down for the session.
     fn stt(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> Option<Addr<DeepgramLink>> {
-        if self.stt_failed {
-            return None;
+        match self.stt_down {
+            Some(None) => return None,
+            Some(Some(until)) if Instant::now() < until => return None,
+            Some(Some(_)) => {
+                self.stt_down = None;
+                self.send(ctx, &ServerMessage::Status { message: "speech recognition is starting again".into() });
+            }
+            None => {}
         }
         if self.stt.is_none() {
             let link = DeepgramLink::new(

@@ -48,7 +48,7 @@ impl ClientSocket {
 
     pub(super) fn close_microphone(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         match &self.stt {
-            Some(stt) if !self.stt_failed => {
+            Some(stt) => {
                 stt.do_send(SttFinalize);
                 self.utterance.on_finalize_requested();
                 if let Some(h) = self.finalize_timer.take() {
