@@ -6,9 +6,10 @@ use crate::config::{Config, Secret};
 use crate::emulators::{EmulatorOptions, Emulators};
 
 /// Starts the emulators on loopback and rewrites the provider URLs and keys of `config` to theirs. Keep the
-/// returned value alive as long as the server runs.
+/// returned value alive as long as the server runs. They run with the real services' typical latencies and
+/// real-time audio pacing, so a person trying parley this way sees and hears realistic turn-taking.
 pub async fn start(config: &mut Config) -> anyhow::Result<Emulators> {
-    let emulators = Emulators::start(EmulatorOptions::default()).await?;
+    let emulators = Emulators::start(EmulatorOptions::default().realistic()).await?;
     point_at(config, &emulators);
     for (name, value) in emulators.env() {
         if name.ends_with("_BASE_URL") {

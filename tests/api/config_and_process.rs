@@ -79,9 +79,14 @@ fn an_unreachable_database_stops_startup_with_a_clear_error() {
 type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Starts parley, collecting its stderr; returns the port it reports.
-#[allow(clippy::zombie_processes)] // the child is returned; every caller waits for it in `stop_with`
 fn start_server(env: &[(&str, &str)], dir: &std::path::Path) -> (Child, Log, std::thread::JoinHandle<()>, u16) {
-    let mut child = parley(env, dir).spawn().unwrap();
+    start_server_cmd(parley(env, dir))
+}
+
+/// Starts `cmd`, collecting its stderr; returns the port it reports.
+#[allow(clippy::zombie_processes)] // the child is returned; every caller waits for it in `stop_with`
+fn start_server_cmd(mut cmd: Command) -> (Child, Log, std::thread::JoinHandle<()>, u16) {
+    let mut child = cmd.spawn().unwrap();
     let log: Log = Default::default();
     let (port_tx, port_rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
@@ -141,4 +146,36 @@ fn ureq_get(port: u16, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+#[actix_web::test]
+async fn emulate_mode_runs_the_whole_loop_without_keys_and_says_so() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parley(&[], dir.path());
+    cmd.arg("--emulate");
+    let (mut child, logs, reader, port) = start_server_cmd(cmd);
+    let url = format!("ws://127.0.0.1:{port}/ws/chat-audio?userId=visitor");
+    let (_, mut ws) = awc::Client::new().ws(url).connect().await.expect("upgrade");
+    let mut seen = Vec::new();
+    ws.send(awc::ws::Message::Text(r#"{"type":"text","text":"Hello?"}"#.into())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|v: &serde_json::Value| v["type"] == "turnEnd") {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(awc::ws::Frame::Text(t)))) => seen.push(serde_json::from_slice(&t).unwrap()),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no turn end ({other:?}); events: {seen:?}"),
+        }
+    }
+    assert_eq!(seen[0]["type"], "session");
+    assert_eq!(seen[0]["emulated"], true);
+    assert!(seen.iter().any(|v| v["type"] == "status" && v["message"].as_str().unwrap().contains("emulated")));
+    assert!(seen.iter().any(|v| v["type"] == "audioStart"), "{seen:?}");
+    assert!(!seen.iter().any(|v| v["type"] == "error"), "{seen:?}");
+    let status = stop_with(&mut child, libc::SIGTERM);
+    reader.join().unwrap();
+    let log = logs.lock().unwrap().join("\n");
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("is not set"), "no missing-key warnings under --emulate:\n{log}");
 }
