@@ -11,6 +11,7 @@ mod metrics_routes;
 mod migrations;
 mod persistence;
 mod probes_and_pages;
+mod recordings;
 mod sessions_route;
 mod voice_barge_in;
 mod voice_failures;
