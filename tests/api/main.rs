@@ -6,6 +6,7 @@ mod helpers;
 mod config_and_process;
 mod encryption;
 mod feedback_route;
+mod gcs;
 mod history_route;
 mod metrics_routes;
 mod migrations;
