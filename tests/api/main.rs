@@ -14,6 +14,7 @@ mod persistence;
 mod probes_and_pages;
 mod recordings;
 mod sessions_route;
+mod soak;
 mod voice_barge_in;
 mod voice_failures;
 mod voice_lifecycle;
