@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod bench;
 mod config_and_process;
 mod encryption;
 mod feedback_route;
