@@ -41,8 +41,12 @@ where
     })
 }
 
-pub(crate) fn postgres(url: &str, max_size: usize) -> Result<Pool<AsyncPgConnection>, StoreError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+/// The pool both backends share: bounded, with timeouts, retiring old connections.
+fn build<C: Send + 'static>(manager: AsyncDieselConnectionManager<C>, max_size: usize) -> Result<Pool<C>, StoreError>
+where
+    AsyncDieselConnectionManager<C>:
+        deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
+{
     DeadPool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(WAIT_TIMEOUT))
@@ -52,6 +56,10 @@ pub(crate) fn postgres(url: &str, max_size: usize) -> Result<Pool<AsyncPgConnect
         .pre_recycle(retire_old())
         .build()
         .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+pub(crate) fn postgres(url: &str, max_size: usize) -> Result<Pool<AsyncPgConnection>, StoreError> {
+    build(AsyncDieselConnectionManager::<AsyncPgConnection>::new(url), max_size)
 }
 
 pub(crate) fn sqlite(path: &str, max_size: usize) -> Result<Pool<SqliteConnection>, StoreError> {
@@ -71,13 +79,5 @@ pub(crate) fn sqlite(path: &str, max_size: usize) -> Result<Pool<SqliteConnectio
         .boxed()
     });
     let manager = AsyncDieselConnectionManager::<SqliteConnection>::new_with_config(path, config);
-    DeadPool::builder(manager)
-        .max_size(max_size.min(SQLITE_MAX_CONNECTIONS))
-        .wait_timeout(Some(WAIT_TIMEOUT))
-        .create_timeout(Some(CREATE_TIMEOUT))
-        .recycle_timeout(Some(CREATE_TIMEOUT))
-        .runtime(deadpool::Runtime::Tokio1)
-        .pre_recycle(retire_old())
-        .build()
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+    build(manager, max_size.min(SQLITE_MAX_CONNECTIONS))
 }

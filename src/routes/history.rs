@@ -4,17 +4,12 @@
 //! `contentError`, never as garbage.
 
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use super::params::SessionQuery;
 
 use crate::api_error::ApiError;
-use crate::db::{Feedback, MessageId, Role, SessionId, Store, StoredMessage, UserId};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Params {
-    session_id: Option<String>,
-    user_id: Option<String>,
-}
+use crate::db::{Feedback, MessageId, Role, SessionId, Store, StoredMessage};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,24 +54,11 @@ impl From<StoredMessage> for Message {
     }
 }
 
-pub async fn get(store: web::Data<Store>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
-    let raw = params
-        .session_id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("missing_session_id", "the sessionId query parameter is required"))?;
-    let session_id: SessionId = raw.parse().map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))?;
-    let user: Option<UserId> = match params.user_id.as_deref() {
-        Some(u) => Some(u.parse().map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?),
-        None => None,
-    };
-    let session = store
-        .find_session(&session_id)
-        .await?
-        .filter(|s| user.as_ref().is_none_or(|u| u.as_str() == s.user_id))
-        .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {session_id}")))?;
-    let messages = store.session_messages(&session_id).await?;
+pub async fn get(store: web::Data<Store>, query: web::Query<SessionQuery>) -> Result<HttpResponse, ApiError> {
+    let session = query.resolve(&store).await?;
+    let messages = store.session_messages(&session.id).await?;
     Ok(HttpResponse::Ok().json(History {
-        session_id,
+        session_id: session.id,
         user_id: session.user_id,
         messages: messages.into_iter().map(Message::from).collect(),
     }))

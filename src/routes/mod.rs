@@ -6,6 +6,7 @@ mod health;
 mod history;
 mod metrics;
 mod pages;
+mod params;
 mod recordings;
 mod sessions;
 mod ws;

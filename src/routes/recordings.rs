@@ -5,19 +5,14 @@
 //!   the spool while it waits to be stored), so the links in `/api/history` always play.
 
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use super::params::SessionQuery;
 
 use crate::api_error::ApiError;
-use crate::db::{RecordingRecord, RecordingStatus, SessionId, Store, UserId};
+use crate::db::{RecordingRecord, RecordingStatus, SessionId, Store};
 use crate::recording::{self, Storage};
 use crate::startup::AppState;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Params {
-    session_id: Option<String>,
-    user_id: Option<String>,
-}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,29 +29,15 @@ struct Listing {
     recordings: Vec<Listed>,
 }
 
-pub async fn list(store: web::Data<Store>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
-    let session_id: SessionId = params
-        .session_id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("missing_session_id", "the sessionId query parameter is required"))?
-        .parse()
-        .map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))?;
-    let user: Option<UserId> = match params.user_id.as_deref() {
-        Some(u) => Some(u.parse().map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?),
-        None => None,
-    };
-    store
-        .find_session(&session_id)
-        .await?
-        .filter(|s| user.as_ref().is_none_or(|u| u.as_str() == s.user_id))
-        .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {session_id}")))?;
+pub async fn list(store: web::Data<Store>, query: web::Query<SessionQuery>) -> Result<HttpResponse, ApiError> {
+    let session = query.resolve(&store).await?;
     let recordings = store
-        .session_recordings(&session_id)
+        .session_recordings(&session.id)
         .await?
         .into_iter()
         .map(|record| Listed { url: recording::playback_url(&record.object_key), record })
         .collect();
-    Ok(HttpResponse::Ok().json(Listing { session_id, recordings }))
+    Ok(HttpResponse::Ok().json(Listing { session_id: session.id, recordings }))
 }
 
 pub async fn file(

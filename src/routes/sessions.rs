@@ -51,12 +51,7 @@ impl From<SessionRecord> for Session {
 }
 
 pub async fn list(store: web::Data<Store>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
-    let user: UserId = params
-        .user_id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("missing_user_id", "the userId query parameter is required"))?
-        .parse()
-        .map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?;
+    let user: UserId = super::params::user_id(params.user_id.as_deref())?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(raw) => raw.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {

@@ -35,12 +35,7 @@ pub async fn chat_audio(
     registry: web::Data<Addr<Registry>>,
     client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id: UserId = params
-        .user_id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("missing_user_id", "the userId query parameter is required"))?
-        .parse()
-        .map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))?;
+    let user_id: UserId = super::params::user_id(params.user_id.as_deref())?;
     let sample_rate = match params.sample_rate.as_deref() {
         None | Some("") => DEFAULT_SAMPLE_RATE,
         Some(raw) => raw.parse().ok().filter(|r| (8_000..=48_000).contains(r)).ok_or_else(|| {
@@ -57,7 +52,7 @@ pub async fn chat_audio(
     let (session_id, resumed, history) = match params.session_id.as_deref().filter(|s| !s.is_empty()) {
         None => (SessionId::generate(), false, Vec::new()),
         Some(raw) => {
-            let id: SessionId = raw.parse().map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))?;
+            let id: SessionId = super::params::session_id(Some(raw))?;
             let found = app.store.find_session(&id).await?;
             if found.is_none_or(|s| s.user_id != user_id.as_str()) {
                 return Err(ApiError::not_found("session_not_found", format!("no session {id} for this user")));

@@ -36,7 +36,15 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     kib / 1024.0
 }
 
@@ -183,19 +191,34 @@ fn bench() {
     let mut f = std::mem::take(&mut *figures.lock().unwrap());
     let core_share = cpu / wall;
     let per_session = core_share / sessions as f64;
-    println!("\nparley load benchmark ({} build)", if cfg!(debug_assertions) { "debug" } else { "release" });
-    println!("  sessions: {sessions} concurrent, {seconds} s each, real-time audio (3 s speech / 3 s pause)");
-    println!("  turns completed: {} ({} error events)", f.turns, f.errors);
-    println!("  parley CPU: {:.1} % of one core ({:.3} % per session) -> about {:.0} sessions per core", core_share * 100.0, per_session * 100.0, 1.0 / per_session.max(1e-9));
-    println!("  parley memory: {idle_rss:.1} MiB idle, {peak:.1} MiB peak -> {:.0} KiB per session", (peak - idle_rss).max(0.0) * 1024.0 / sessions as f64);
-    println!("  latency ms (p50 / p95 / p99), emulated providers: STT 100 ms, first token 300 ms, TTS first byte 150 ms");
+    eprintln!("\nparley load benchmark ({} build)", if cfg!(debug_assertions) { "debug" } else { "release" });
+    eprintln!("  sessions: {sessions} concurrent, {seconds} s each, real-time audio (3 s speech / 3 s pause)");
+    eprintln!("  turns completed: {} ({} error events)", f.turns, f.errors);
+    eprintln!(
+        "  parley CPU: {:.1} % of one core ({:.3} % per session) -> about {:.0} sessions per core",
+        core_share * 100.0,
+        per_session * 100.0,
+        1.0 / per_session.max(1e-9)
+    );
+    eprintln!(
+        "  parley memory: {idle_rss:.1} MiB idle, {peak:.1} MiB peak -> {:.0} KiB per session",
+        (peak - idle_rss).max(0.0) * 1024.0 / sessions as f64
+    );
+    eprintln!(
+        "  latency ms (p50 / p95 / p99), emulated providers: STT 100 ms, first token 300 ms, TTS first byte 150 ms"
+    );
     for (name, list) in [
         ("end of speech -> committed (sttMs)", &mut f.stt_ms),
         ("LLM first token (llmFirstTokenMs)", &mut f.llm_ms),
         ("TTS first byte (ttsFirstByteMs)", &mut f.tts_ms),
         ("end of speech -> first audio (firstAudioMs)", &mut f.first_audio_ms),
     ] {
-        println!("    {name:<45} {:>6} / {:>6} / {:>6}", percentile(list, 0.5), percentile(list, 0.95), percentile(list, 0.99));
+        eprintln!(
+            "    {name:<45} {:>6} / {:>6} / {:>6}",
+            percentile(list, 0.5),
+            percentile(list, 0.95),
+            percentile(list, 0.99)
+        );
     }
     assert!(f.turns > 0, "no turn completed");
 }

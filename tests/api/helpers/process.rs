@@ -74,12 +74,23 @@ impl Running {
         // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
         unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
         let status = wait_exit(&mut self.child, Duration::from_secs(30)).expect("parley exits after the signal");
-        self.reader.join().unwrap();
+        let reader = std::mem::replace(&mut self.reader, std::thread::spawn(|| {}));
+        reader.join().unwrap();
         let log = self.log.lock().unwrap().join("\n");
         (status, log)
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Running {
+    /// A test that fails before `stop` must not leave parley running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

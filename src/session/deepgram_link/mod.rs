@@ -7,23 +7,27 @@
 //! closes an idle socket after ~10 s), reconnects with backoff after an abnormal close and says so, and treats
 //! refusals (401/403, policy closes) as final. Times are reported in *session audio time* (seconds of the
 //! client's audio since the session began), continuous across reconnects; "end of speech" is mapped back to the
-//! instant that audio arrived from the client ([`AudioClock`]).
+//! instant that audio arrived from the client ([`AudioClock`]). `frames.rs` handles what Deepgram sends;
+//! `settings.rs` builds the `/listen` URL.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use awc::error::WsProtocolError;
-use awc::ws::{Frame, Message as WsMessage};
+use awc::ws::Message as WsMessage;
 use bytes::Bytes;
 
+mod frames;
+mod settings;
+
+pub use settings::SttSettings;
+
 use super::audio_clock::AudioClock;
-use super::upstream::{FailureKind, Provider, ProviderError, backoff};
-use super::ws_upstream::{self, Upstream, WsSink};
-use crate::config::{Config, Secret};
+use super::upstream::{Provider, ProviderError, backoff};
+use super::ws_upstream::{self, WsSink};
 use crate::metrics::Metrics;
-use crate::providers::deepgram::{ClientMessage, Endpointing, ListenOptions, ResultsMessage, ServerMessage};
+use crate::providers::deepgram::ClientMessage;
 
 /// Send a KeepAlive when nothing was sent for this long (Deepgram's idle limit is ~10 s).
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(4);
@@ -33,53 +37,6 @@ pub const MAX_RECONNECTS: u32 = 5;
 const MAX_BUFFERED_SECS: u64 = 10;
 /// How long to wait for Deepgram's close after `CloseStream`.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// What the link needs to know.
-#[derive(Debug, Clone)]
-pub struct SttSettings {
-    pub base_url: String,
-    pub api_key: Option<Secret>,
-    pub model: String,
-    pub language: String,
-    pub endpointing_ms: u32,
-    pub utterance_end_ms: u32,
-    pub sample_rate: u32,
-}
-
-impl SttSettings {
-    pub fn from_config(config: &Config, sample_rate: u32) -> SttSettings {
-        SttSettings {
-            base_url: config.deepgram.base_url.clone(),
-            api_key: config.deepgram.api_key.clone(),
-            model: config.deepgram.model.clone(),
-            language: config.deepgram.language.clone(),
-            endpointing_ms: config.deepgram.endpointing_ms,
-            utterance_end_ms: config.deepgram.utterance_end_ms,
-            sample_rate,
-        }
-    }
-
-    /// The `/listen` URL: linear16 mono at the session's rate, interim results, endpointing, utterance ends
-    /// and speech-start events (barge-in needs them).
-    pub fn url(&self) -> String {
-        let options = ListenOptions {
-            model: Some(self.model.clone()),
-            language: Some(self.language.clone()),
-            encoding: Some("linear16".into()),
-            sample_rate: Some(self.sample_rate),
-            channels: Some(1),
-            interim_results: Some(true),
-            endpointing: Some(Endpointing::Ms(self.endpointing_ms)),
-            utterance_end_ms: Some(self.utterance_end_ms),
-            vad_events: Some(true),
-            punctuate: Some(true),
-            smart_format: Some(true),
-            extra: Vec::new(),
-        };
-        let base = self.base_url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
-        format!("{base}/listen?{}", options.to_query())
-    }
-}
 
 /// A chunk of the client's PCM, with when it arrived.
 #[derive(Message)]
@@ -276,39 +233,6 @@ impl DeepgramLink {
         }
     }
 
-    fn on_text(&mut self, text: &str) {
-        match ServerMessage::parse(text) {
-            Ok(ServerMessage::Results(r)) => self.on_results(&r),
-            Ok(ServerMessage::SpeechStarted(s)) => {
-                self.report(SttEvent::SpeechStarted { at: self.offset + s.timestamp })
-            }
-            Ok(ServerMessage::UtteranceEnd(_)) => self.report(SttEvent::UtteranceEnd),
-            Ok(ServerMessage::Metadata(_)) => {}
-            Ok(ServerMessage::Error(e)) => log::warn!("session {}: Deepgram error frame: {e:?}", self.session),
-            Ok(ServerMessage::Unknown(v)) => log::debug!("session {}: ignoring Deepgram frame {v}", self.session),
-            Err(e) => log::warn!("session {}: unreadable Deepgram frame ({e}): {text:.200}", self.session),
-        }
-    }
-
-    fn on_results(&mut self, r: &ResultsMessage) {
-        let words_end = r.channel.alternatives.first().and_then(|a| a.words.last()).map(|w| w.end);
-        let end_conn = words_end.unwrap_or(r.start + r.duration);
-        let text = r.transcript().trim().to_string();
-        let (end, speech_end) = if text.is_empty() {
-            (None, None)
-        } else {
-            (Some(self.offset + end_conn), self.clock.instant_at(end_conn))
-        };
-        self.report(SttEvent::Transcript {
-            text,
-            is_final: r.is_final,
-            speech_final: r.speech_final,
-            from_finalize: r.from_finalize,
-            end,
-            speech_end,
-        });
-    }
-
     fn connection_lost(&mut self, error: ProviderError, ctx: &mut Context<Self>) {
         if let State::Open(sink) = &mut self.state {
             sink.close();
@@ -382,93 +306,6 @@ impl Handler<SttShutdown> for DeepgramLink {
             }
         } else {
             ctx.stop();
-        }
-    }
-}
-
-impl StreamHandler<Upstream> for DeepgramLink {
-    fn handle(&mut self, item: Upstream, ctx: &mut Context<Self>) {
-        if item.generation != self.generation {
-            return; // a replaced connection
-        }
-        match item.frame {
-            Some(Ok(Frame::Text(bytes))) => match std::str::from_utf8(&bytes) {
-                Ok(text) => self.on_text(text),
-                Err(_) => log::warn!("session {}: Deepgram sent invalid UTF-8", self.session),
-            },
-            Some(Ok(Frame::Ping(p))) => {
-                if let State::Open(sink) = &mut self.state {
-                    let _ = sink.write(WsMessage::Pong(p));
-                }
-            }
-            Some(Ok(Frame::Close(reason))) => {
-                let failure = ws_upstream::close_failure(Provider::Deepgram, reason.as_ref());
-                match failure {
-                    None if self.shutting_down => ctx.stop(),
-                    None => {
-                        let e = ProviderError::new(Provider::Deepgram, FailureKind::Connect, "closed by Deepgram");
-                        self.connection_lost(e, ctx);
-                    }
-                    Some(e) => self.connection_lost(e, ctx),
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                let e = ProviderError::new(Provider::Deepgram, FailureKind::Protocol, e.to_string());
-                self.connection_lost(e, ctx);
-            }
-            None => {
-                if self.shutting_down {
-                    ctx.stop();
-                } else if matches!(self.state, State::Open(_)) {
-                    let e = ProviderError::new(Provider::Deepgram, FailureKind::Connect, "connection dropped (1006)");
-                    self.connection_lost(e, ctx);
-                }
-            }
-        }
-    }
-
-    fn finished(&mut self, _: &mut Context<Self>) {
-        // Each connection's end arrives as an item; the actor decides itself when to stop.
-    }
-}
-
-impl actix::io::WriteHandler<WsProtocolError> for DeepgramLink {
-    fn error(&mut self, err: WsProtocolError, _: &mut Context<Self>) -> Running {
-        log::warn!("session {}: writing to Deepgram failed: {err}", self.session);
-        Running::Continue
-    }
-
-    fn finished(&mut self, _: &mut Context<Self>) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_listen_url_asks_for_what_the_session_needs() {
-        let s = SttSettings {
-            base_url: "https://api.deepgram.com/v1".into(),
-            api_key: None,
-            model: "nova-3".into(),
-            language: "en-US".into(),
-            endpointing_ms: 300,
-            utterance_end_ms: 1000,
-            sample_rate: 16000,
-        };
-        let url = s.url();
-        assert!(url.starts_with("wss://api.deepgram.com/v1/listen?"), "{url}");
-        for part in [
-            "encoding=linear16",
-            "sample_rate=16000",
-            "channels=1",
-            "interim_results=true",
-            "endpointing=300",
-            "utterance_end_ms=1000",
-            "vad_events=true",
-        ] {
-            assert!(url.contains(part), "{part} in {url}");
         }
     }
 }

@@ -1,0 +1,43 @@
+//! Identifiers from query strings, validated the same way on every route: a missing one is
+//! `missing_<name>`, a malformed one `invalid_<name>`, both 400 with a message the client can act on; a
+//! session scoped to a user who does not own it is reported as not found, so other users' session ids cannot
+//! be confirmed.
+
+use serde::Deserialize;
+
+use crate::api_error::ApiError;
+use crate::db::{SessionId, SessionRecord, Store, UserId};
+
+/// A required `userId`.
+pub fn user_id(raw: Option<&str>) -> Result<UserId, ApiError> {
+    raw.ok_or_else(|| ApiError::bad_request("missing_user_id", "the userId query parameter is required"))?
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_user_id", format!("{e}")))
+}
+
+/// A required `sessionId`.
+pub fn session_id(raw: Option<&str>) -> Result<SessionId, ApiError> {
+    raw.ok_or_else(|| ApiError::bad_request("missing_session_id", "the sessionId query parameter is required"))?
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))
+}
+
+/// `?sessionId=…[&userId=…]`: a stored session, checked against its owner when `userId` is given.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionQuery {
+    session_id: Option<String>,
+    user_id: Option<String>,
+}
+
+impl SessionQuery {
+    pub async fn resolve(&self, store: &Store) -> Result<SessionRecord, ApiError> {
+        let id = session_id(self.session_id.as_deref())?;
+        let owner = self.user_id.as_deref().map(|u| user_id(Some(u))).transpose()?;
+        store
+            .find_session(&id)
+            .await?
+            .filter(|s| owner.as_ref().is_none_or(|u| u.as_str() == s.user_id))
+            .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {id}")))
+    }
+}
