@@ -41,6 +41,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/api/sessions", web::get().to(sessions::list))
     .route("/api/feedback", web::post().to(feedback::post))
     .route("/status", web::get().to(pages::status))
+    .route("/", web::get().to(pages::index))
+    .route("/assets/{name}", web::get().to(pages::asset))
     .route("/ws/chat-audio", web::get().to(ws::chat_audio))
     .default_service(web::to(not_found));
 }

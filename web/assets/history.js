@@ -1,0 +1,150 @@
+// The history panel: the user's sessions (GET /api/sessions, a page at a time), the messages of one
+// (GET /api/history) with their recordings and ratings, and a way to continue any of them.
+
+import { getHistory, listSessions } from "./api.js";
+import { feedbackWidget } from "./feedback.js";
+
+const PAGE = 10;
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function when(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "unknown time" : d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+export class HistoryPanel {
+  /**
+   * @param {{list:HTMLElement, more:HTMLButtonElement, status:HTMLElement}} els
+   * @param {{userId:()=>string, onResume:(sessionId:string)=>void}} hooks
+   */
+  constructor(els, hooks) {
+    this.els = els;
+    this.hooks = hooks;
+    this.cursor = null;
+    this.loading = false;
+    /** What the panel shows, for the page's state: sessions listed, and messages of the open ones. */
+    this.state = { sessions: [], open: {} };
+    this.items = new Map(); // sessionId → {toggle, count, body}
+    els.more.addEventListener("click", () => this.load(false));
+  }
+
+  /** Reloads from the first page (a new user id, or the Refresh button). */
+  refresh() {
+    return this.load(true);
+  }
+
+  /**
+   * Brings the first page up to date without disturbing the panel: new sessions appear on top, counts
+   * change in place, and an open session reloads its messages (after a turn of the live conversation).
+   */
+  async update() {
+    const userId = this.hooks.userId();
+    if (!userId || this.loading) return;
+    try {
+      const page = await listSessions(userId, null, PAGE);
+      const fresh = (page.sessions || []).filter((s) => !this.items.has(s.sessionId));
+      for (const s of fresh.reverse()) this.addSession(s, true);
+      for (const s of page.sessions || []) {
+        const item = this.items.get(s.sessionId);
+        if (!item) continue;
+        item.count.textContent = `${s.messageCount} messages`;
+        if (item.toggle.getAttribute("aria-expanded") === "true") this.openSession(s.sessionId, item.body);
+      }
+      if (this.state.sessions.length) this.els.status.textContent = "";
+    } catch {
+      // The next update or a Refresh tries again; the panel keeps what it shows.
+    }
+  }
+
+  async load(fresh) {
+    const userId = this.hooks.userId();
+    if (!userId || this.loading) return;
+    this.loading = true;
+    this.els.status.textContent = "Loading…";
+    try {
+      const page = await listSessions(userId, fresh ? null : this.cursor, PAGE);
+      if (fresh) {
+        this.els.list.replaceChildren();
+        this.items.clear();
+        this.state.sessions = [];
+        this.state.open = {};
+      }
+      for (const s of page.sessions || []) if (!this.items.has(s.sessionId)) this.addSession(s, false);
+      this.cursor = page.nextCursor || null;
+      this.els.more.hidden = !this.cursor;
+      this.els.status.textContent = this.state.sessions.length ? "" : "No conversations yet.";
+    } catch (e) {
+      this.els.status.textContent = `History could not be loaded: ${e.message}. Press Refresh to try again.`;
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  addSession(s, onTop) {
+    if (onTop) this.state.sessions.unshift(s.sessionId);
+    else this.state.sessions.push(s.sessionId);
+    const li = el("li", "session");
+    li.dataset.sessionId = s.sessionId;
+    const head = el("div", "session-head");
+    const toggle = el("button", "session-toggle");
+    toggle.type = "button";
+    toggle.setAttribute("aria-expanded", "false");
+    const count = el("span", "count", `${s.messageCount} messages`);
+    toggle.append(el("span", "when", when(s.lastActivityAt)), count);
+    const resume = el("button", "resume secondary", "Continue");
+    resume.type = "button";
+    resume.setAttribute("aria-label", `Continue the conversation of ${when(s.lastActivityAt)}`);
+    resume.addEventListener("click", () => this.hooks.onResume(s.sessionId));
+    head.append(toggle, resume);
+    const body = el("div", "session-body");
+    body.hidden = true;
+    toggle.addEventListener("click", () => {
+      const open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", String(open));
+      body.hidden = !open;
+      if (open) this.openSession(s.sessionId, body);
+    });
+    li.append(head, body);
+    if (onTop) this.els.list.prepend(li);
+    else this.els.list.appendChild(li);
+    this.items.set(s.sessionId, { toggle, count, body });
+  }
+
+  async openSession(sessionId, body) {
+    body.replaceChildren(el("p", "muted", "Loading…"));
+    try {
+      const h = await getHistory(sessionId, this.hooks.userId());
+      const list = el("ol", "messages");
+      for (const m of h.messages || []) list.appendChild(this.message(m));
+      body.replaceChildren(list.childNodes.length ? list : el("p", "muted", "No messages in this conversation."));
+      this.state.open[sessionId] = (h.messages || []).map((m) => ({ id: m.id, role: m.role, content: m.content }));
+    } catch (e) {
+      body.replaceChildren(el("p", "error-text", `Could not load this conversation: ${e.message}.`));
+    }
+  }
+
+  message(m) {
+    const li = el("li", `message ${m.role === "assistant" ? "assistant" : "user"}`);
+    li.dataset.messageId = String(m.id);
+    li.appendChild(el("span", "who", m.role === "assistant" ? "parley" : "You"));
+    if (typeof m.content === "string") li.appendChild(el("p", "text", m.content));
+    else li.appendChild(el("p", "text error-text", `This message cannot be read (${m.contentError || "unknown error"}).`));
+    if (m.interrupted) li.appendChild(el("span", "badge", "interrupted"));
+    if (typeof m.audioUrl === "string" && m.audioUrl) {
+      const audio = el("audio");
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = m.audioUrl;
+      audio.setAttribute("aria-label", `Recording of this ${m.role === "assistant" ? "answer" : "message"}`);
+      li.appendChild(audio);
+    }
+    if (m.role === "assistant") li.appendChild(feedbackWidget(m.id, m.feedback ?? null));
+    return li;
+  }
+}
