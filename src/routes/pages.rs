@@ -66,6 +66,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("api.js", JS),
     asset!("app.css", CSS),
     asset!("app.js", JS),
+    asset!("audio.js", JS),
     asset!("capture-worklet.js", JS),
     asset!("capture.js", JS),
     asset!("connection.js", JS),

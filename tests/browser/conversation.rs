@@ -76,7 +76,7 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
     page.wait_for("audio playing", "parley.playback.samplesPlayed > 0 && parley.playback.state === 'playing'", WAIT)
         .await;
     assert_eq!(page.eval("parley.playback.mode").await, "mp3-webcodecs");
-    page.wait_for("the reply to play out", "parley.turns[1].ended && parley.turns[1].heardAll", WAIT).await;
+    page.wait_for("the reply to play out", "parley.turns[1].ended && parley.turns[1].playedOut", WAIT).await;
     let played_ms = page.eval("parley.playback.msPlayedByTurn[1]").await.as_f64().unwrap();
     // The emulated voice speaks 15 characters a second.
     let expected_ms = REPLY.chars().count() as f64 / 15.0 * 1000.0;

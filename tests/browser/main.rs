@@ -11,6 +11,7 @@ mod harness;
 mod assets;
 mod bad_input;
 mod conversation;
+mod history;
 mod in_page;
 mod interrupt;
 mod other_formats;

@@ -17,7 +17,7 @@ async fn typed_turn_is_heard(page: &Page, text: &str) -> f64 {
     let user = page.wait_for("the typed turn", "parley.turns[1] && parley.turns[1].user", WAIT).await;
     assert_eq!(user, text);
     assert_eq!(page.eval("document.getElementById('message').value").await, "", "the box is cleared");
-    page.wait_for("the reply to play out", "parley.turns[1].ended && parley.turns[1].heardAll", WAIT).await;
+    page.wait_for("the reply to play out", "parley.turns[1].ended && parley.turns[1].playedOut", WAIT).await;
     page.eval("parley.playback.msPlayedByTurn[1]").await.as_f64().unwrap()
 }
 

@@ -4,19 +4,15 @@
 //
 // Query parameters: `?mp3=mse` plays MP3 through the Media Source fallback instead of WebCodecs.
 
-import { Microphone, explainMicrophoneError } from "./capture.js";
+import { ensureAudio, flushPendingFrames, micOn, toggleMic } from "./audio.js";
 import { Connection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { handleServerMessage } from "./dispatch.js";
 import { HistoryPanel } from "./history.js";
-import { Player } from "./player.js";
-import { els, hideNotice, showConnection, showLevel, showMic, showNotice, showSession, showStatus } from "./ui.js";
+import { els, hideNotice, showConnection, showMic, showNotice, showSession, showStatus } from "./ui.js";
 
 const USER_KEY = "parley.userId";
 const USER_ID = /^[A-Za-z0-9\-_.@:]{1,128}$/;
-/** Microphone frames kept while the connection is not ready (sent once it is): 2 s of 20 ms frames. */
-const MAX_PENDING_FRAMES = 100;
-
 const params = new URLSearchParams(location.search);
 
 /** The page's state, read by tests and handy in the console. */
@@ -53,6 +49,8 @@ const app = {
   player: null,
   mic: null,
   audioReady: null,
+  /** "mse" plays MP3 through the Media Source fallback (`?mp3=mse`). */
+  mp3Mode: params.get("mp3") === "mse" ? "mse" : "auto",
   micWanted: true,
   pendingFrames: [],
   /** The turn whose binary audio frames are arriving (between audioStart and audioEnd/interrupt). */
@@ -64,6 +62,7 @@ const app = {
   sessionStarted: (msg) => sessionStarted(msg),
   messageStored: () => messageStored(),
   updateInterrupt: () => updateInterrupt(),
+  onPlayback: () => onPlayback(),
 };
 
 app.history = new HistoryPanel(
@@ -117,50 +116,6 @@ function saveUserId(id) {
   }
 }
 
-/**
- * Creates the audio context (synchronously, inside the click that allows it to start) and loads both
- * worklets. Resolves to false, with a notice, when this browser cannot do low-latency audio.
- */
-function ensureAudio() {
-  if (app.audioReady) {
-    if (app.ctx && app.ctx.state === "suspended") app.ctx.resume().catch(() => {});
-    return app.audioReady;
-  }
-  const AC = window.AudioContext || window.webkitAudioContext;
-  if (!AC || !window.isSecureContext || typeof AudioWorkletNode === "undefined") {
-    showNotice(
-      "error",
-      "This browser cannot play or record audio on this page.",
-      window.isSecureContext
-        ? "Use a recent Chrome, Edge, Firefox or Safari. You can still type."
-        : "Open parley over https or at http://localhost. You can still type.",
-    );
-    app.audioReady = Promise.resolve(false);
-    return app.audioReady;
-  }
-  app.ctx = new AC({ latencyHint: "interactive" });
-  app.audioReady = (async () => {
-    try {
-      await app.ctx.audioWorklet.addModule("/assets/capture-worklet.js");
-      app.player = new Player(app.ctx, {
-        mp3: params.get("mp3") === "mse" ? "mse" : "auto",
-        onChange: () => onPlayback(),
-        onError: (text) => showNotice("error", text),
-      });
-      await app.player.init();
-      parley.playback = app.player.state;
-      // The session may have been announced while the worklets were loading.
-      if (parley.connection.mimeType) app.player.setFormat(parley.connection.mimeType);
-      if (app.ctx.state === "suspended") await app.ctx.resume();
-      return true;
-    } catch (e) {
-      showNotice("error", `Audio could not start (${e.message}).`, "Reload the page and try again. You can still type.");
-      return false;
-    }
-  })();
-  return app.audioReady;
-}
-
 /** Starts a conversation: a new one, or the stored session `sessionId`. */
 async function start(sessionId = null) {
   const userId = currentUserId();
@@ -171,7 +126,7 @@ async function start(sessionId = null) {
   saveUserId(userId);
   parley.connection.userId = userId;
   hideNotice();
-  const audio = ensureAudio();
+  const audio = ensureAudio(app);
   app.conn.connect(userId, sessionId);
   await audio;
 }
@@ -184,13 +139,15 @@ function onConnectionState(state, detail) {
   showConnection(state, detail);
   if (state === "ready") {
     hideNotice();
-    flushPendingFrames();
-    if (app.micWanted && !(app.mic && app.mic.on)) micOn();
+    flushPendingFrames(app);
+    if (app.micWanted && !(app.mic && app.mic.on)) micOn(app);
   } else if (state === "reconnecting") {
     endAudioTurn();
     showNotice("info", detail.message || "Reconnecting…", detail.retryInMs ? `Trying again in ${Math.round(detail.retryInMs / 100) / 10} s.` : "", { reconnect: true });
   } else if (state === "failed") {
     endAudioTurn();
+    // Nobody is listening: release the microphone (it comes back with the connection).
+    if (app.mic && app.mic.on) app.mic.stop();
     showNotice("error", detail.message || "The connection failed.", "Press Reconnect to try again.", { reconnect: true });
   } else if (state === "closed") {
     endAudioTurn();
@@ -202,65 +159,6 @@ function onConnectionState(state, detail) {
 function endAudioTurn() {
   app.audioTurn = null;
   if (app.player) app.player.dropAll();
-}
-
-function flushPendingFrames() {
-  for (const pcm of app.pendingFrames) sendFrame(pcm);
-  app.pendingFrames = [];
-  parley.mic.pending = 0;
-}
-
-function sendFrame(pcm) {
-  if (app.conn.sendAudio(pcm)) {
-    parley.mic.framesSent++;
-    parley.mic.bytesSent += pcm.byteLength;
-  } else {
-    app.pendingFrames.push(pcm);
-    if (app.pendingFrames.length > MAX_PENDING_FRAMES) app.pendingFrames.shift();
-    parley.mic.pending = app.pendingFrames.length;
-  }
-}
-
-async function micOn() {
-  if (!(await ensureAudio())) return;
-  if (!app.mic) {
-    app.mic = new Microphone(app.ctx, {
-      onFrame: (pcm) => sendFrame(pcm),
-      onLevel: (level) => showLevel(level),
-      onStopped: () => micStopped(),
-    });
-  }
-  parley.mic.state = "starting";
-  showMic("starting");
-  try {
-    await app.mic.start();
-    parley.mic.state = "on";
-    parley.mic.settings = app.mic.settings;
-    showMic("on");
-  } catch (e) {
-    parley.mic.state = "error";
-    app.micWanted = false;
-    showMic("off");
-    showNotice("error", explainMicrophoneError(e));
-  }
-}
-
-function micStopped() {
-  parley.mic.state = "off";
-  showMic("off");
-  app.pendingFrames = [];
-  // Whatever was said so far is a complete turn: tell the server not to wait for more.
-  app.conn.send({ type: "closeMicrophone" });
-}
-
-function toggleMic() {
-  if (app.mic && app.mic.on) {
-    app.micWanted = false;
-    app.mic.stop();
-  } else {
-    app.micWanted = true;
-    micOn();
-  }
 }
 
 /** Stop button: silence the assistant here at once, and ask the server to stop generating. */
@@ -280,19 +178,25 @@ function updateInterrupt() {
   els.interrupt.disabled = !(app.conn.ready && (active || (app.player && app.player.busy)));
 }
 
+/** Playback advanced: per turn, when its voice started, whether it has played out, and how much was heard. */
 function onPlayback() {
-  for (const [turnId, ms] of Object.entries(app.player.state.msPlayedByTurn)) {
+  for (const [key, ms] of Object.entries(app.player.state.msPlayedByTurn)) {
+    const turnId = Number(key);
     const t = parley.turns[turnId];
-    const started = app.player.turns.get(Number(turnId));
-    if (t && started && started.startedAt !== null && t.voiceAfterMs === undefined && app.userTurnAt.has(Number(turnId))) {
-      t.voiceAfterMs = Math.round(performance.now() - app.userTurnAt.get(Number(turnId)));
-      app.view.speaking(Number(turnId), true);
+    const entry = app.player.turns.get(turnId);
+    if (!t || !entry) continue;
+    if (entry.startedAt !== null && t.voiceAfterMs === undefined && app.userTurnAt.has(turnId)) {
+      t.voiceAfterMs = Math.round(performance.now() - app.userTurnAt.get(turnId));
+      app.view.speaking(turnId, true);
     }
-    if (t && started && started.done && !t.heardAll) {
-      t.heardAll = true;
-      app.view.speaking(Number(turnId), false);
+    if (entry.done && !t.playedOut) {
+      t.playedOut = true; // to the end, or cut short
+      app.view.speaking(turnId, false);
     }
-    app.view.heard(Number(turnId), ms, t && t.voiceAfterMs);
+    if (t.shownMs !== ms) {
+      t.shownMs = ms;
+      app.view.heard(turnId, ms, t.voiceAfterMs);
+    }
   }
   updateInterrupt();
 }
@@ -309,13 +213,13 @@ els.end.addEventListener("click", () => {
   if (app.mic) app.mic.stop();
   app.conn.close();
 });
-els.mic.addEventListener("click", () => toggleMic());
+els.mic.addEventListener("click", () => toggleMic(app));
 els.interrupt.addEventListener("click", () => interrupt());
 els.compose.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = els.message.value.trim();
   if (!text) return;
-  ensureAudio();
+  ensureAudio(app);
   if (app.conn.send({ type: "text", text })) els.message.value = "";
 });
 els.reconnect.addEventListener("click", () => start(app.conn.sessionId));
@@ -329,6 +233,14 @@ els.copySession.addEventListener("click", async () => {
   }
 });
 els.historyRefresh.addEventListener("click", () => app.history.refresh());
+document.addEventListener("keydown", (e) => {
+  // Escape stops the assistant, from anywhere on the page.
+  if (e.key === "Escape" && !els.interrupt.disabled) interrupt();
+});
+document.addEventListener("visibilitychange", () => {
+  // Mobile browsers suspend audio in the background; pick up where it was when the page is back.
+  if (document.visibilityState === "visible" && app.ctx && app.ctx.state === "suspended") app.ctx.resume().catch(() => {});
+});
 
 function sessionStarted(msg) {
   showSession(msg.sessionId);

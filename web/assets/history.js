@@ -28,6 +28,8 @@ export class HistoryPanel {
     this.hooks = hooks;
     this.cursor = null;
     this.loading = false;
+    /** Bumped by every fresh load: an answer for an older generation (another user id) is dropped. */
+    this.generation = 0;
     /** What the panel shows, for the page's state: sessions listed, and messages of the open ones. */
     this.state = { sessions: [], open: {} };
     this.items = new Map(); // sessionId → {toggle, count, body}
@@ -46,8 +48,10 @@ export class HistoryPanel {
   async update() {
     const userId = this.hooks.userId();
     if (!userId || this.loading) return;
+    const generation = this.generation;
     try {
       const page = await listSessions(userId, null, PAGE);
+      if (generation !== this.generation || this.loading) return;
       const fresh = (page.sessions || []).filter((s) => !this.items.has(s.sessionId));
       for (const s of fresh.reverse()) this.addSession(s, true);
       for (const s of page.sessions || []) {
@@ -64,11 +68,14 @@ export class HistoryPanel {
 
   async load(fresh) {
     const userId = this.hooks.userId();
-    if (!userId || this.loading) return;
+    if (!userId || (!fresh && this.loading)) return;
+    const generation = fresh ? ++this.generation : this.generation;
     this.loading = true;
+    this.els.more.disabled = true;
     this.els.status.textContent = "Loading…";
     try {
       const page = await listSessions(userId, fresh ? null : this.cursor, PAGE);
+      if (generation !== this.generation) return; // superseded by a fresher load
       if (fresh) {
         this.els.list.replaceChildren();
         this.items.clear();
@@ -80,9 +87,14 @@ export class HistoryPanel {
       this.els.more.hidden = !this.cursor;
       this.els.status.textContent = this.state.sessions.length ? "" : "No conversations yet.";
     } catch (e) {
-      this.els.status.textContent = `History could not be loaded: ${e.message}. Press Refresh to try again.`;
+      if (generation === this.generation) {
+        this.els.status.textContent = `History could not be loaded: ${e.message}. Press Refresh to try again.`;
+      }
     } finally {
-      this.loading = false;
+      if (generation === this.generation) {
+        this.loading = false;
+        this.els.more.disabled = false;
+      }
     }
   }
 

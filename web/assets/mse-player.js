@@ -28,6 +28,7 @@ export class MsePlayer {
     this.audio.src = URL.createObjectURL(this.source);
     this.sb = null;
     this.pending = []; // {track, bytes}
+    this.appendErrors = 0;
     /** track → {start, end, ended, dropped} on the element's timeline (seconds) */
     this.tracks = new Map();
     this.source.addEventListener("sourceopen", () => {
@@ -77,6 +78,7 @@ export class MsePlayer {
       this.sb.appendBuffer(bytes);
     } catch (e) {
       // QuotaExceeded or a closed source: this chunk is lost, playback goes on.
+      this.appendErrors++;
       return;
     }
     if (this.audio.paused) this.audio.play().catch(() => {});
@@ -93,7 +95,11 @@ export class MsePlayer {
       t.end = now;
       const cut = () => {
         if (this.sb.updating) return void this.sb.addEventListener("updateend", cut, { once: true });
-        if (this.bufferedEnd() > now) this.sb.remove(now, Infinity);
+        try {
+          if (this.bufferedEnd() > now) this.sb.remove(now, Infinity);
+        } catch {
+          // The source closed meanwhile: nothing left to remove.
+        }
       };
       if (this.sb) cut();
     } else {
@@ -118,13 +124,29 @@ export class MsePlayer {
     return !this.audio.paused && this.audio.readyState >= 3;
   }
 
+  /** What the element and the source are doing, for the page's state. */
+  diagnostics() {
+    const a = this.audio;
+    return {
+      source: this.source.readyState,
+      currentTime: a.currentTime,
+      bufferedEnd: this.bufferedEnd(),
+      paused: a.paused,
+      readyState: a.readyState,
+      error: a.error ? a.error.message || String(a.error.code) : null,
+      appendErrors: this.appendErrors,
+    };
+  }
+
   /** [track, done] pairs: a track is done once all of it has been heard (or it was dropped). */
   finished() {
     const now = this.audio.currentTime;
-    const end = this.bufferedEnd();
-    return [...this.tracks].map(([track, t]) => [
-      track,
-      t.dropped || (t.ended && this.pending.every((p) => p.track !== track) && now >= end - END_SLACK_S),
-    ]);
+    const settled = this.sb !== null && !this.sb.updating; // appended bytes have landed in `buffered`
+    return [...this.tracks].map(([track, t]) => {
+      if (t.dropped) return [track, true];
+      const waiting = this.pending.some((p) => p.track === track);
+      const end = t.end !== null ? t.end : this.bufferedEnd();
+      return [track, t.ended && settled && !waiting && now >= end - END_SLACK_S];
+    });
   }
 }

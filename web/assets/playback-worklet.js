@@ -65,7 +65,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
   }
 
   reportDrained(track) {
-    if (this.ended.has(track) && this.queuedOf(track) === 0 && this.started.has(track)) {
+    if (this.ended.has(track) && this.queuedOf(track) === 0) {
       this.ended.delete(track);
       this.port.postMessage({ type: "drained", track, frame: currentFrame, played: this.played.get(track) || 0 });
     }

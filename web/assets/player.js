@@ -110,7 +110,10 @@ export class Player {
     if (!entry || entry.ended || entry.dropped) return;
     entry.ended = true;
     if (entry.pipeline) await entry.pipeline.end();
-    if (!entry.dropped && this.node) this.node.port.postMessage({ type: "end", track: entry.track });
+    // The worklet reports the track drained once it has played it all (the MSE fallback tracks its own end).
+    if (!entry.dropped && this.node && this.state.mode !== "mp3-mse") {
+      this.node.port.postMessage({ type: "end", track: entry.track });
+    }
   }
 
   /** Stops `turnId` now and discards all of it (server `interrupt`, a new user turn, the stop button). */
@@ -176,6 +179,7 @@ export class Player {
     // The MSE fallback reports played frames at the context rate, like the worklet.
     this.played = { ...this.played, ...this.mse.played(this.ctx.sampleRate) };
     this.state.state = this.mse.playing ? "playing" : "idle";
+    this.state.mse = this.mse.diagnostics();
     for (const [track, done] of this.mse.finished()) {
       const entry = this.turns.get(this.trackTurn.get(track));
       if (entry && done) entry.done = true;

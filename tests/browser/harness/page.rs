@@ -112,13 +112,14 @@ impl Page {
         }
     }
 
-    /// Replaces the text of an input with `text`, typed as a person would paste it.
+    /// Replaces the text of an input with `text`, typed as a person would paste it, then leaves the field
+    /// (which fires its `change`).
     pub async fn fill(&self, selector: &str, text: &str) {
         let sel = serde_json::to_string(selector).expect("selector");
         self.click(selector).await;
         self.eval(&format!("document.querySelector({sel}).select()")).await;
         self.call("Input.insertText", json!({"text": text})).await;
-        self.eval(&format!("document.querySelector({sel}).dispatchEvent(new Event('change'))")).await;
+        self.eval(&format!("document.querySelector({sel}).blur()")).await;
     }
 
     /// Saves a PNG of the page (desktop size, then phone size) under `target/browser-screenshots/`.
@@ -152,7 +153,11 @@ impl Page {
             .filter_map(|e| {
                 let p = &e["params"];
                 match e["method"].as_str()? {
-                    "Runtime.exceptionThrown" => Some(format!("exception: {}", p["exceptionDetails"])),
+                    "Runtime.exceptionThrown" => {
+                        let d = &p["exceptionDetails"];
+                        let what = d["exception"]["description"].as_str().or(d["text"].as_str()).unwrap_or("?");
+                        Some(format!("exception: {what} ({}:{})", d["url"], d["lineNumber"]))
+                    }
                     "Runtime.consoleAPICalled" if matches!(p["type"].as_str(), Some("error" | "assert")) => {
                         Some(format!("console.{}: {}", p["type"], p["args"]))
                     }
