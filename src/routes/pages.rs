@@ -72,6 +72,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("connection.js", JS),
     asset!("conversation.js", JS),
     asset!("dispatch.js", JS),
+    asset!("dom.js", JS),
     asset!("errors.js", JS),
     asset!("feedback.js", JS),
     asset!("history.js", JS),

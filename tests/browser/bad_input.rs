@@ -3,18 +3,16 @@
 
 use parley::emulators::{DeepgramFault, Reply};
 
-use crate::harness::chromium::{Browser, Mic};
-use crate::harness::{ONE_AT_A_TIME, WAIT, server};
+use crate::harness::WAIT;
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
 
 #[actix_web::test]
 async fn malformed_server_messages_are_ignored_and_the_page_keeps_working() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
-    server.emulators.openai().push_reply(Reply::Text("Still here.".into()));
-    let browser = Browser::launch(Mic::Silence).await;
-    let page = browser.open(&server.url("/")).await;
-    page.click("#start").await;
-    page.wait_for("the session", "parley.connection.state === 'ready'", WAIT).await;
+    let rig = Rig::default(Mic::Silence).await;
+    let page = &rig.page;
+    rig.server.emulators.openai().push_reply(Reply::Text("Still here.".into()));
+    rig.connect().await;
     // Each as if the server had sent it.
     for frame in [
         "'{not json'",
@@ -34,26 +32,21 @@ async fn malformed_server_messages_are_ignored_and_the_page_keeps_working() {
     assert_eq!(state["playback"]["lateFrames"], 1, "audio outside a turn is dropped");
     assert_eq!(state["turns"], serde_json::json!({}), "no turn was touched");
 
-    page.fill("#message", "Are you still there?").await;
-    page.click("#send").await;
+    rig.say("Are you still there?").await;
     let captions =
         page.wait_for("the reply", "parley.turns[1] && parley.turns[1].ended && parley.turns[1].captions", WAIT).await;
     assert_eq!(captions, serde_json::json!(["Still here."]));
     assert_eq!(page.eval("parley.connection.state").await, "ready");
-    assert_eq!(page.console_errors(), Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }
 
 #[actix_web::test]
 async fn a_refused_speech_recognition_key_is_explained_and_typing_still_works() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
-    server.emulators.deepgram().push_fault(DeepgramFault::RefuseUpgrade(401));
-    server.emulators.openai().push_reply(Reply::Text("Typed answers still work.".into()));
-    let browser = Browser::launch(Mic::Speech).await;
-    let page = browser.open(&server.url("/")).await;
-    page.click("#start").await;
+    let rig = Rig::default(Mic::Speech).await;
+    let page = &rig.page;
+    rig.server.emulators.deepgram().push_fault(DeepgramFault::RefuseUpgrade(401));
+    rig.server.emulators.openai().push_reply(Reply::Text("Typed answers still work.".into()));
+    rig.connect().await;
     let error = page.wait_for("the error", "parley.errors[0]", WAIT).await;
     assert_eq!(error["code"], "deepgram_auth");
     let notice = page.eval("document.getElementById('notice').innerText").await;
@@ -62,8 +55,7 @@ async fn a_refused_speech_recognition_key_is_explained_and_typing_still_works() 
     assert!(notice.contains("you can still type"), "{notice}");
     assert_eq!(page.eval("document.getElementById('notice').getAttribute('role')").await, "alert");
 
-    page.fill("#message", "Hello?").await;
-    page.click("#send").await;
+    rig.say("Hello?").await;
     page.wait_for(
         "the typed turn's reply",
         "parley.turns[1] && parley.turns[1].ended && parley.turns[1].captions.length",
@@ -71,7 +63,5 @@ async fn a_refused_speech_recognition_key_is_explained_and_typing_still_works() 
     )
     .await;
     page.screenshots("provider-error").await;
-    assert_eq!(page.console_errors(), Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }

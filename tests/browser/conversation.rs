@@ -4,8 +4,9 @@
 
 use parley::emulators::Reply;
 
-use crate::harness::chromium::{Browser, Mic};
-use crate::harness::{ONE_AT_A_TIME, WAIT, server};
+use crate::harness::WAIT;
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
 
 const ASKED: &str = "What is the weather like on the moon";
 const REPLY: &str =
@@ -13,12 +14,10 @@ const REPLY: &str =
 
 #[actix_web::test]
 async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_history() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
+    let rig = Rig::default(Mic::Speech).await;
+    let (server, page) = (&rig.server, &rig.page);
     server.emulators.deepgram().push_script(vec![ASKED.into()]);
     server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
-    let browser = Browser::launch(Mic::Speech).await;
-    let page = browser.open(&server.url("/")).await;
     assert_eq!(page.eval("parley.connection.state").await, "idle");
     assert_eq!(page.eval("document.getElementById('conn-state').textContent").await, "Not connected");
 
@@ -128,7 +127,5 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
     assert_eq!(pressed, "true", "the history panel shows the stored rating");
 
     page.screenshots("conversation").await;
-    assert_eq!(page.console_errors(), Vec::<String>::new(), "no console errors in the normal flow");
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }

@@ -3,9 +3,10 @@
 
 use futures_util::{SinkExt as _, StreamExt as _};
 
-use crate::harness::chromium::{Browser, Mic};
+use crate::harness::WAIT;
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
 use crate::harness::server::Server;
-use crate::harness::{ONE_AT_A_TIME, WAIT, server};
 
 /// Opens a voice session for `user` and closes it once it is announced; returns its id.
 async fn session_for(server: &Server, user: &str) -> String {
@@ -28,11 +29,11 @@ async fn session_for(server: &Server, user: &str) -> String {
 
 #[actix_web::test]
 async fn the_history_panel_pages_through_sessions_and_continues_one() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
+    let rig = Rig::default(Mic::Silence).await;
+    let (server, page) = (&rig.server, &rig.page);
     let mut ids = Vec::new();
     for _ in 0..12 {
-        ids.push(session_for(&server, "pager").await);
+        ids.push(session_for(server, "pager").await);
     }
     // Sessions are stored in the background; wait until all twelve are listed.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -43,8 +44,6 @@ async fn the_history_panel_pages_through_sessions_and_continues_one() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    let browser = Browser::launch(Mic::Silence).await;
-    let page = browser.open(&server.url("/")).await;
     page.fill("#user-id", "pager").await;
     page.wait_for("the first page", "document.querySelectorAll('.session').length === 10", WAIT).await;
     assert_eq!(page.eval("document.getElementById('sessions-more').hidden").await, false);
@@ -62,7 +61,5 @@ async fn the_history_panel_pages_through_sessions_and_continues_one() {
     page.wait_for("the resumed session", "parley.connection.state === 'ready' && parley.connection.resumed", WAIT)
         .await;
     assert_eq!(page.eval("parley.connection.sessionId").await, oldest);
-    assert_eq!(page.console_errors(), Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }

@@ -5,8 +5,8 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::harness::chromium::{Browser, Mic};
-use crate::harness::{ONE_AT_A_TIME, server};
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
 
 /// Gain in dB of a 1 s full-scale tone at each frequency through `new Resampler(from, to)`, fed in render
 /// quanta of 128 samples as the worklet feeds it.
@@ -28,10 +28,8 @@ const RESPONSE: &str = r#"(async (from, to, freqs) => {
 
 #[actix_web::test]
 async fn the_capture_resampler_keeps_speech_and_removes_what_would_alias() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
-    let browser = Browser::launch(Mic::Silence).await;
-    let page = browser.open(&server.url("/")).await;
+    let rig = Rig::default(Mic::Silence).await;
+    let page = &rig.page;
     for from in [48_000, 44_100] {
         let gains = page
             .eval(&format!("{RESPONSE}({from}, 16000, [300, 1000, 3000, 6000, 8400, 10000, 12000, 15000, 20000])"))
@@ -54,17 +52,13 @@ async fn the_capture_resampler_keeps_speech_and_removes_what_would_alias() {
         )
         .await;
     assert_eq!(aligned, serde_json::json!([1600, 100]));
-    assert_eq!(page.console_errors(), Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }
 
 #[actix_web::test]
 async fn the_mp3_framer_cuts_whole_frames_out_of_arbitrary_chunks() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
-    let browser = Browser::launch(Mic::Silence).await;
-    let page = browser.open(&server.url("/")).await;
+    let rig = Rig::default(Mic::Silence).await;
+    let page = &rig.page;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/audio");
     for name in ["mp3_id3v2.mp3", "mp3_vbr_xing_44k.mp3", "mp3_mpeg2_22k_mono.mp3", "mp3_mpeg25_11k_stereo.mp3"] {
         let bytes = std::fs::read(format!("{dir}/{name}")).unwrap();
@@ -84,6 +78,5 @@ async fn the_mp3_framer_cuts_whole_frames_out_of_arbitrary_chunks() {
             assert!((secs - exact).abs() < 1e-6, "{name} in {chunk}-byte chunks: {secs} s, exactly {exact} s");
         }
     }
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use parley::emulators::Reply;
 
-use crate::harness::chromium::{Browser, Mic};
-use crate::harness::{ONE_AT_A_TIME, WAIT, server};
+use crate::harness::WAIT;
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
 
 const LONG_REPLY: &str = "Let me read the whole menu for you. We have soup, salad and fresh bread. \
     Then there is grilled fish, roast chicken and braised beef. For dessert there is chocolate cake, \
@@ -18,15 +19,12 @@ const QUANTUM: u64 = 128;
 
 #[actix_web::test]
 async fn the_interrupt_button_stops_playback_within_a_render_quantum_and_the_turn_is_stored_interrupted() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
+    let rig = Rig::default(Mic::Speech).await;
+    let (server, page) = (&rig.server, &rig.page);
     server.emulators.openai().push_reply(Reply::Text(LONG_REPLY.into()));
     // The voice arrives no faster than it plays, so most of the reply is still to come when we interrupt.
     server.emulators.elevenlabs().set_realtime_pacing(true);
-    let browser = Browser::launch(Mic::Speech).await;
-    let page = browser.open(&server.url("/")).await;
-    page.click("#start").await;
-    page.wait_for("the session", "parley.connection.state === 'ready'", WAIT).await;
+    let session_id = rig.connect().await;
 
     // A second of the reply has been heard.
     page.wait_for("a second of the reply", "(parley.playback.msPlayedByTurn[1] || 0) > 1000", WAIT).await;
@@ -68,13 +66,10 @@ async fn the_interrupt_button_stops_playback_within_a_render_quantum_and_the_tur
         "the turn's TTS context was closed: {:?}",
         tts.ws_connections()
     );
-    let session_id = state["connection"]["sessionId"].as_str().unwrap().to_string();
     page.wait_for("the stored reply", "parley.turns[1].assistantMessageId", WAIT).await;
     let (_, history) = server.get_json(&format!("/api/history?sessionId={session_id}")).await;
     assert_eq!(history["messages"][1]["interrupted"], true, "{history}");
 
     page.screenshots("interrupt").await;
-    assert_eq!(page.console_errors(), Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }

@@ -4,16 +4,16 @@
 
 use parley::emulators::Reply;
 
-use crate::harness::chromium::{Browser, Mic};
-use crate::harness::page::Page;
-use crate::harness::{ONE_AT_A_TIME, WAIT, server};
+use crate::harness::WAIT;
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
 
 const REPLY: &str = "Here is a short answer. It has two sentences.";
 
 /// Types `text` into the message box and sends it; waits for the reply to be heard in full.
-async fn typed_turn_is_heard(page: &Page, text: &str) -> f64 {
-    page.fill("#message", text).await;
-    page.click("#send").await;
+async fn typed_turn_is_heard(rig: &Rig, text: &str) -> f64 {
+    let page = &rig.page;
+    rig.say(text).await;
     let user = page.wait_for("the typed turn", "parley.turns[1] && parley.turns[1].user", WAIT).await;
     assert_eq!(user, text);
     assert_eq!(page.eval("document.getElementById('message').value").await, "", "the box is cleared");
@@ -28,42 +28,31 @@ fn about_the_reply(played_ms: f64) {
 
 #[actix_web::test]
 async fn pcm_output_plays_through_the_worklet_queue_resampled_to_the_context_rate() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|env| {
+    let rig = Rig::start(Mic::Silence, "/", |env| {
         env.insert("ELEVENLABS_OUTPUT_FORMAT".into(), "pcm_24000".into());
     })
     .await;
-    server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
-    let browser = Browser::launch(Mic::Silence).await;
-    let page = browser.open(&server.url("/")).await;
-    page.click("#start").await;
-    page.wait_for("the session", "parley.connection.state === 'ready'", WAIT).await;
+    let page = &rig.page;
+    rig.server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
+    rig.connect().await;
     assert_eq!(page.eval("parley.connection.mimeType").await, "audio/pcm;rate=24000");
     assert_eq!(page.eval("parley.playback.mode").await, "pcm-worklet");
-    let played = typed_turn_is_heard(&page, "Say something short.").await;
+    let played = typed_turn_is_heard(&rig, "Say something short.").await;
     about_the_reply(played);
     let state = page.state().await;
     assert!(state["playback"]["contextRate"].as_f64().unwrap() != 24_000.0, "resampled: {}", state["playback"]);
     assert_eq!(state["playback"]["lateFrames"], 0);
     page.screenshots("pcm").await;
-    assert_eq!(page.console_errors(), Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }
 
 #[actix_web::test]
 async fn mp3_plays_through_media_source_when_asked_to() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let server = server::start(|_| {}).await;
-    server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
-    let browser = Browser::launch(Mic::Silence).await;
-    let page = browser.open(&server.url("/?mp3=mse")).await;
-    page.click("#start").await;
-    page.wait_for("the session", "parley.connection.state === 'ready'", WAIT).await;
-    page.wait_for("the MSE player", "parley.playback.mode === 'mp3-mse'", WAIT).await;
-    let played = typed_turn_is_heard(&page, "Say something short.").await;
+    let rig = Rig::start(Mic::Silence, "/?mp3=mse", |_| {}).await;
+    rig.server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
+    rig.connect().await;
+    rig.page.wait_for("the MSE player", "parley.playback.mode === 'mp3-mse'", WAIT).await;
+    let played = typed_turn_is_heard(&rig, "Say something short.").await;
     about_the_reply(played);
-    assert_eq!(page.console_errors(), Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.finish().await;
 }

@@ -3,27 +3,24 @@
 
 use parley::emulators::Reply;
 
-use crate::harness::chromium::{Browser, Mic};
-use crate::harness::{ONE_AT_A_TIME, WAIT, server};
+use crate::harness::WAIT;
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
 
 #[actix_web::test]
 async fn a_server_restart_shows_the_drop_and_the_page_resumes_the_same_session() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let mut server = server::start(|_| {}).await;
-    let openai = server.emulators.openai();
+    let mut rig = Rig::default(Mic::Silence).await;
+    let openai = rig.server.emulators.openai();
     openai.push_reply(Reply::Text("First answer.".into()));
     openai.push_reply(Reply::Text("Second answer.".into()));
-    let browser = Browser::launch(Mic::Silence).await;
-    let page = browser.open(&server.url("/")).await;
-    page.fill("#user-id", "restart-tester").await;
-    page.click("#start").await;
-    let session_id =
-        page.wait_for("the session", "parley.connection.state === 'ready' && parley.connection.sessionId", WAIT).await;
-    page.fill("#message", "Hello before the restart").await;
-    page.click("#send").await;
-    page.wait_for("the first reply to be stored", "parley.turns[1] && parley.turns[1].assistantMessageId", WAIT).await;
+    rig.page.fill("#user-id", "restart-tester").await;
+    let session_id = rig.connect().await;
+    rig.say("Hello before the restart").await;
+    let stored = "parley.turns[1] && parley.turns[1].assistantMessageId";
+    rig.page.wait_for("the first reply to be stored", stored, WAIT).await;
 
-    server.restart().await;
+    rig.server.restart().await;
+    let page = &rig.page;
     page.wait_for(
         "the page to come back",
         "parley.connection.state === 'ready' && parley.connection.log.includes('reconnecting') && parley.connection.resumed",
@@ -40,10 +37,9 @@ async fn a_server_restart_shows_the_drop_and_the_page_resumes_the_same_session()
     let divider = page.eval("[...document.querySelectorAll('.divider')].pop().textContent").await;
     assert!(divider.as_str().unwrap().starts_with("Resumed conversation (2 earlier"), "{divider}");
 
-    page.fill("#message", "Hello after the restart").await;
-    page.click("#send").await;
-    page.wait_for("the second reply to be stored", "parley.turns[1] && parley.turns[1].assistantMessageId", WAIT).await;
-    let (_, history) = server.get_json(&format!("/api/history?sessionId={}", session_id.as_str().unwrap())).await;
+    rig.say("Hello after the restart").await;
+    page.wait_for("the second reply to be stored", stored, WAIT).await;
+    let (_, history) = rig.server.get_json(&format!("/api/history?sessionId={session_id}")).await;
     let texts: Vec<&str> =
         history["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(texts, ["Hello before the restart", "First answer.", "Hello after the restart", "Second answer."]);
@@ -60,6 +56,5 @@ async fn a_server_restart_shows_the_drop_and_the_page_resumes_the_same_session()
         })
         .collect();
     assert_eq!(unexpected, Vec::<String>::new());
-    browser.close().await;
-    server.stop().await;
+    rig.close().await;
 }

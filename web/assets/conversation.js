@@ -2,14 +2,8 @@
 // its latency figures, how much of it was heard, whether it was cut short, and its rating buttons. Also the
 // interim transcript line. Rendering only; app.js decides what happens.
 
+import { el } from "./dom.js";
 import { attach, feedbackWidget } from "./feedback.js";
-
-function el(tag, className, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function ms(v) {
   return typeof v === "number" ? `${v} ms` : "–";

@@ -2,16 +2,10 @@
 // (GET /api/history) with their recordings and ratings, and a way to continue any of them.
 
 import { getHistory, listSessions } from "./api.js";
+import { el } from "./dom.js";
 import { feedbackWidget } from "./feedback.js";
 
 const PAGE = 10;
-
-function el(tag, className, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function when(iso) {
   const d = new Date(iso);

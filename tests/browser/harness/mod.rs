@@ -4,6 +4,7 @@
 pub mod cdp;
 pub mod chromium;
 pub mod page;
+pub mod rig;
 pub mod server;
 
 use std::time::Duration;
