@@ -1,6 +1,6 @@
-//! Barge-in from the page: the Interrupt button silences a long reply at once (the playback worklet drops
-//! every buffered sample of the turn before its next render quantum), the server stops generating, and the
-//! stored reply is marked interrupted.
+//! Barge-in through the page: the Interrupt button, or the user speaking over the reply (the server then sends
+//! `interrupt`), silences a long reply at once: the playback worklet drops every buffered sample of the turn
+//! before its next render quantum. The server stops generating and stores the reply as interrupted.
 
 use std::time::Duration;
 
@@ -71,5 +71,36 @@ async fn the_interrupt_button_stops_playback_within_a_render_quantum_and_the_tur
     assert_eq!(history["messages"][1]["interrupted"], true, "{history}");
 
     page.screenshots("interrupt").await;
+    rig.finish().await;
+}
+
+#[actix_web::test]
+async fn speaking_over_the_reply_makes_the_server_interrupt_it_and_the_page_drops_it_at_once() {
+    // The fake microphone repeats the utterance: the second time comes 1.5 s after the first ended, while the
+    // (slowly spoken) reply to the first is playing.
+    let rig = Rig::default(Mic::SpeechOnRepeat).await;
+    let (server, page) = (&rig.server, &rig.page);
+    server.emulators.openai().push_reply(Reply::Text(LONG_REPLY.into()));
+    server.emulators.elevenlabs().set_realtime_pacing(true);
+    rig.connect().await;
+    page.wait_for("the reply to play", "(parley.playback.msPlayedByTurn[1] || 0) > 0", WAIT).await;
+
+    let drop = page
+        .wait_for(
+            "the server's interrupt",
+            "parley.turns[1].interrupted && parley.playback.drops.find(d => d.turnId === 1)",
+            WAIT,
+        )
+        .await;
+    assert_eq!(page.eval("parley.turns[1].interruptedLocally === undefined").await, true, "no button was pressed");
+    page.wait_for("the next turn", "parley.turns[2] && parley.turns[2].user", WAIT).await;
+    let after = page.eval("parley.playback.drops.find(d => d.turnId === 1)").await;
+    let (at_drop, total) = (drop["framesAtDrop"].as_u64().unwrap(), after["frames"].as_u64().unwrap());
+    assert!(total - at_drop <= QUANTUM, "{} frames played after the drop", total - at_drop);
+    let played_ms = page.eval("parley.playback.msPlayedByTurn[1]").await.as_f64().unwrap();
+    let whole_ms = LONG_REPLY.chars().count() as f64 / 15.0 * 1000.0;
+    assert!(played_ms < whole_ms / 2.0, "heard {played_ms} ms of {whole_ms} ms");
+    let status = page.eval("document.querySelector('.turn[data-turn=\"1\"] .status').textContent").await;
+    assert_eq!(status, "interrupted");
     rig.finish().await;
 }

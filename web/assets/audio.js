@@ -74,7 +74,14 @@ function sendFrame(app, pcm) {
 /** Turns the microphone on (asking for permission the first time). */
 export async function micOn(app) {
   const parley = app.parley;
-  if (!(await ensureAudio(app))) return;
+  if (parley.mic.state === "starting") return;
+  parley.mic.state = "starting";
+  showMic("starting");
+  if (!(await ensureAudio(app))) {
+    parley.mic.state = "off";
+    showMic("off");
+    return;
+  }
   if (!app.mic) {
     app.mic = new Microphone(app.ctx, {
       onFrame: (pcm) => sendFrame(app, pcm),
@@ -82,13 +89,13 @@ export async function micOn(app) {
       onStopped: () => micStopped(app),
     });
   }
-  parley.mic.state = "starting";
-  showMic("starting");
   try {
     await app.mic.start();
     parley.mic.state = "on";
     parley.mic.settings = app.mic.settings;
     showMic("on");
+    // Turned off again while the browser was still opening the device.
+    if (!app.micWanted) app.mic.stop();
   } catch (e) {
     parley.mic.state = "error";
     app.micWanted = false;
@@ -107,7 +114,9 @@ function micStopped(app) {
 }
 
 export function toggleMic(app) {
-  if (app.mic && app.mic.on) {
+  if (app.parley.mic.state === "starting") {
+    app.micWanted = false; // micOn stops it as soon as it is open
+  } else if (app.mic && app.mic.on) {
     app.micWanted = false;
     app.mic.stop();
   } else {

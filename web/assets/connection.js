@@ -27,6 +27,8 @@ export class Connection {
     this.pingTimer = null;
     this.sessionTimer = null;
     this.lastHeard = 0;
+    /** Bumped by every attempt, so the diagnosis of an old attempt cannot act on a newer one. */
+    this.generation = 0;
     window.addEventListener("online", () => {
       if (this.state === "reconnecting") this.open();
     });
@@ -76,6 +78,7 @@ export class Connection {
   }
 
   shutdown(code, reason) {
+    this.generation++;
     clearTimeout(this.retryTimer);
     clearTimeout(this.sessionTimer);
     clearInterval(this.pingTimer);
@@ -99,6 +102,7 @@ export class Connection {
     }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
+    const generation = ++this.generation;
     let opened = false;
     ws.onopen = () => {
       opened = true;
@@ -112,7 +116,7 @@ export class Connection {
       clearInterval(this.pingTimer);
       clearTimeout(this.sessionTimer);
       if (opened) this.dropped(e);
-      else this.refused();
+      else this.refused(generation);
     };
   }
 
@@ -133,6 +137,7 @@ export class Connection {
       if (typeof msg.sessionId === "string") this.sessionId = msg.sessionId;
       this.attempt = 0;
       this.state = "ready";
+      clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.heartbeat(), PING_EVERY_MS);
     }
     this.h.onMessage(msg);
@@ -157,7 +162,7 @@ export class Connection {
   }
 
   /** The upgrade never completed: ask the server why over plain HTTP. */
-  async refused() {
+  async refused(generation) {
     let status = 0;
     let body = null;
     try {
@@ -167,6 +172,7 @@ export class Connection {
     } catch {
       // Unreachable: retry below.
     }
+    if (generation !== this.generation || this.ws !== null) return; // connect() or close() came meanwhile
     const said = body && body.message ? body.message : "";
     if (body && body.error === "not_a_websocket") {
       // The server would have accepted: something between (a proxy, the network) broke the upgrade.

@@ -89,6 +89,7 @@ export class ConversationView {
     const t = this.turn(turnId);
     t.li.classList.add("ended");
     if (interrupted) this.interrupted(turnId, false);
+    else if (!t.captions.childNodes.length) t.status.textContent = "no answer";
     else if (t.status.textContent === "thinking…") t.status.textContent = "";
   }
 

@@ -26,17 +26,26 @@ export class Player {
     this.mse = null;
     /** Exposed as `window.parley.playback`. */
     this.state = {
+      /** "playing" while samples reach the output, else "idle". */
       state: "idle",
+      /** "mp3-webcodecs", "mp3-mse", "pcm-worklet", or "none" (captions only). */
       mode: "none",
+      /** The session's MIME type. */
       format: "",
       contextRate: ctx.sampleRate,
+      /** Frames (at `contextRate`) of assistant audio that reached the output, all turns together. */
       samplesPlayed: 0,
+      /** turnId → milliseconds of that turn actually played (current connection). */
       msPlayedByTurn: {},
+      /** Turns cut short here (interrupt, a newer turn, the Interrupt button). */
       interruptedTurns: [],
       /** Per dropped turn: frames heard when the drop reached the audio thread, and frames heard in all. */
       drops: [],
+      /** Binary frames thrown away: after their turn was dropped or ended, or outside any turn. */
       lateFrames: 0,
+      /** Times the queue ran dry while a turn still expected audio. */
       underruns: 0,
+      /** The audio clock (seconds rendered), advancing even in silence. */
       audioTime: 0,
     };
   }
@@ -89,6 +98,7 @@ export class Player {
     if (this.state.mode === "pcm-worklet") entry.pipeline = new PcmPipeline(this.format.rate, this.ctx.sampleRate, sink);
     else if (this.state.mode === "mp3-webcodecs") entry.pipeline = new Mp3Pipeline(this.ctx.sampleRate, sink, fail);
     else if (this.state.mode === "mp3-mse") entry.pipeline = this.mse.pipeline(track);
+    else entry.done = true; // nothing can play it: the captions are all there is
     this.turns.set(turnId, entry);
     this.trackTurn.set(track, turnId);
     this.state.msPlayedByTurn[turnId] = 0;
@@ -97,11 +107,11 @@ export class Player {
   /** A binary frame of `turnId` (null: a frame outside any turn's audio, which is dropped). */
   audio(turnId, buffer) {
     const entry = turnId === null ? null : this.turns.get(turnId);
-    if (!entry || entry.dropped || entry.ended || !entry.pipeline) {
+    if (!entry || entry.dropped || entry.ended) {
       this.state.lateFrames++;
       return;
     }
-    entry.pipeline.push(new Uint8Array(buffer));
+    if (entry.pipeline) entry.pipeline.push(new Uint8Array(buffer));
   }
 
   /** `audioEnd`: what is queued plays out, then the turn is done. */

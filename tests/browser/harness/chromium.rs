@@ -23,6 +23,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Mic {
     /// tests/fixtures/audio/speech_16k.wav once (`%noloop`): 2.3 s of speech, then silence.
     Speech,
+    /// The same file over and over: the user speaks again every 3.8 s (1.5 s after each utterance ends).
+    SpeechOnRepeat,
     /// Silence, for tests whose turns are typed: the microphone streams, but nothing in it is speech.
     Silence,
 }
@@ -74,8 +76,9 @@ impl Browser {
     pub async fn launch(mic: Mic) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let wav = match mic {
-            Mic::Speech => SPEECH_WAV.to_string(),
-            Mic::Silence => silent_wav(profile.path()),
+            Mic::Speech => format!("{SPEECH_WAV}%noloop"),
+            Mic::SpeechOnRepeat => SPEECH_WAV.to_string(),
+            Mic::Silence => format!("{}%noloop", silent_wav(profile.path())),
         };
         let log = std::fs::File::create(profile.path().join("chromium.log")).expect("log file");
         let mut cmd = Command::new(chromium_path());
@@ -102,7 +105,7 @@ impl Browser {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
-        .arg(format!("--use-file-for-fake-audio-capture={wav}%noloop"))
+        .arg(format!("--use-file-for-fake-audio-capture={wav}"))
         .kill_on_drop(true);
         let mut child = cmd.spawn().expect("Chromium starts");
         let url = wait_for_devtools(&mut child, profile.path()).await;
