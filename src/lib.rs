@@ -15,6 +15,7 @@ pub mod emulators;
 pub mod http_client;
 pub mod metrics;
 pub mod providers;
+pub mod recording;
 pub mod registry;
 pub mod routes;
 pub mod session;

@@ -23,6 +23,8 @@ use crate::crypto::Cipher;
 use crate::db::Store;
 use crate::http_client::HttpClients;
 use crate::metrics::{Metrics, track_requests};
+use crate::recording::Storage;
+use crate::recording::uploader::{ResumeWaiting, Uploader};
 use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
 use crate::routes;
 use crate::session::persister::PendingWrites;
@@ -54,6 +56,10 @@ pub struct AppState {
     /// The thread session storage actors (Persister, Recorder) run on: it outlives the HTTP workers, so their
     /// queues can still be flushed after the server stops.
     pub storage: actix::ArbiterHandle,
+    /// Where recordings are stored.
+    pub recordings: Arc<Storage>,
+    /// Stores finished recordings in the background.
+    pub uploader: Addr<Uploader>,
 }
 
 /// Triggers the same graceful shutdown as SIGTERM (tests use it; so could an admin endpoint).
@@ -71,11 +77,17 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
         let cipher = Cipher::from_config(&config.encryption, &config.database.data_dir)?;
+        let recordings = Arc::new(Storage::from_config(&config)?);
         let store = Store::connect(&config.database, cipher).await.context("cannot open the database")?;
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
         let registry = Registry::new(metrics.clone(), config.limits.max_sessions).start();
         let http = HttpClients::new();
         let storage = actix::Arbiter::new();
+        let uploader = {
+            let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
+            Uploader::start_in_arbiter(&storage.handle(), move |_| Uploader::new(store, recordings, metrics))
+        };
+        uploader.do_send(ResumeWaiting);
         let state = AppState {
             config: config.clone(),
             store,
@@ -84,6 +96,8 @@ impl Application {
             http,
             pending_writes: Arc::new(PendingWrites::default()),
             storage: storage.handle(),
+            recordings,
+            uploader,
         };
 
         let address = (config.server.host, config.server.port);

@@ -27,7 +27,7 @@ pub struct MessageId(pub i64);
 pub enum IdError {
     #[error("sessionId must be a UUID such as 2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b")]
     Session,
-    #[error("userId must be 1-128 characters of letters, digits and - _ . @ :")]
+    #[error("userId must be 1-128 characters of letters, digits and - _ . @ : (not only dots)")]
     User,
 }
 
@@ -65,9 +65,11 @@ impl UserId {
 impl FromStr for UserId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
+        // Only dots would name a directory ("." or "..") in recording paths.
         let ok = !s.is_empty()
             && s.len() <= MAX_USER_ID_LEN
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b));
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b))
+            && !s.bytes().all(|b| b == b'.');
         if ok { Ok(UserId(s.to_string())) } else { Err(IdError::User) }
     }
 }
@@ -121,6 +123,9 @@ mod tests {
         assert!("".parse::<UserId>().is_err());
         assert!("a b".parse::<UserId>().is_err());
         assert!("<script>".parse::<UserId>().is_err());
+        assert!("..".parse::<UserId>().is_err());
+        assert!(".".parse::<UserId>().is_err());
+        assert!("a.b".parse::<UserId>().is_ok());
         assert!("x".repeat(129).parse::<UserId>().is_err());
         assert!("x".repeat(128).parse::<UserId>().is_ok());
     }

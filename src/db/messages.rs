@@ -15,7 +15,7 @@ use super::{MessageId, SessionId, Store, StoreError, from_db_time, to_db_time, w
 use crate::crypto::CryptoError;
 
 /// Who said it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -37,7 +37,7 @@ impl Role {
             Role::Assistant => "assistant",
         }
     }
-    fn parse(s: &str) -> Result<Role, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Role, StoreError> {
         match s {
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),

@@ -30,6 +30,12 @@ pub async fn run_sqlite(path: String) -> Result<(), StoreError> {
     on_thread(move || {
         let mut conn = diesel::SqliteConnection::establish(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
+        // Write-ahead logging lets readers run beside the writer; it is stored in the file, so set it once here.
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;",
+        )
+        .map_err(|e| StoreError::Migration(format!("cannot enable WAL on {path}: {e}")))?;
         conn.run_pending_migrations(SQLITE)
             .map(|applied| log_applied(applied.len()))
             .map_err(|e| StoreError::Migration(e.to_string()))

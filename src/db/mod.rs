@@ -11,6 +11,7 @@ pub mod ids;
 pub mod messages;
 pub mod migrate;
 mod pool;
+pub mod recordings;
 pub mod schema;
 pub mod sessions;
 
@@ -24,6 +25,7 @@ use crate::config::DatabaseConfig;
 use crate::crypto::{Cipher, CryptoError};
 pub use ids::{IdError, MessageId, SessionId, UserId};
 pub use messages::{Feedback, FeedbackOutcome, NewMessage, Role, StoredMessage};
+pub use recordings::{NewRecording, RecordingRecord, RecordingStatus};
 pub use sessions::{NewSession, SessionCursor, SessionPage, SessionRecord};
 
 /// The embedded backend's connection type.

@@ -60,14 +60,12 @@ pub(crate) fn sqlite(path: &str, max_size: usize) -> Result<Pool<SqliteConnectio
         let url = url.to_string();
         async move {
             let mut conn = SqliteConnection::establish(&url).await?;
-            // WAL lets readers run beside the writer; busy_timeout makes concurrent writers wait instead of
-            // failing; foreign keys are off by default in SQLite.
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-            )
-            .await
-            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            // busy_timeout first, so nothing below fails on a lock; writers then wait instead of failing.
+            // Foreign keys are off by default in SQLite. (WAL, which lets readers run beside the writer, is a
+            // property of the file and is set once by the migration step.)
+            conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                .await
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
             Ok(conn)
         }
         .boxed()

@@ -14,6 +14,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    recordings (id) {
+        id -> Int8,
+        session_id -> Text,
+        message_id -> Nullable<Int8>,
+        role -> Text,
+        turn_id -> Int8,
+        object_key -> Text,
+        content_type -> Text,
+        size_bytes -> Int8,
+        duration_seconds -> Nullable<Float8>,
+        backend -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        spool_path -> Nullable<Text>,
+        created_at -> Timestamp,
+        uploaded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     sessions (session_id) {
         session_id -> Text,
         user_id -> Text,
@@ -25,5 +46,7 @@ diesel::table! {
 }
 
 diesel::joinable!(messages -> sessions (session_id));
+diesel::joinable!(recordings -> messages (message_id));
+diesel::joinable!(recordings -> sessions (session_id));
 
-diesel::allow_tables_to_appear_in_same_query!(messages, sessions,);
+diesel::allow_tables_to_appear_in_same_query!(messages, recordings, sessions,);

@@ -64,12 +64,19 @@ pub struct Metrics {
     pub provider_reconnects: IntCounterVec,
     /// Upstream failures by provider and kind (`auth`, `rate_limited`, `server`, `connect`, `protocol`, ...).
     pub provider_errors: IntCounterVec,
-    /// Database writes of sessions given up on after retries, by kind (`session`, `message`, `activity`).
+    /// Database writes of sessions given up on after retries, by kind (`session`, `message`, `activity`,
+    /// `recording`, `link`).
     pub persist_lost: IntCounterVec,
     /// Database writes retried after a transient failure.
     pub persist_retries: IntCounter,
     /// Database writes queued but not yet done, across sessions.
     pub persist_pending: IntGauge,
+    /// Recordings waiting to be stored (including ones waiting to retry).
+    pub recordings_pending: IntGauge,
+    /// Storage attempts by outcome (`uploaded`, `retried`, `failed`).
+    pub recording_uploads: IntCounterVec,
+    /// Recordings that could not be written or registered.
+    pub recordings_lost: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,6 +160,18 @@ impl Metrics {
                 "persist_pending_writes",
                 "Database writes queued but not yet done, across sessions.",
             ))?,
+            recordings_pending: IntGauge::with_opts(opts(
+                "recordings_pending",
+                "Recordings waiting to be stored, including ones waiting to retry.",
+            ))?,
+            recording_uploads: IntCounterVec::new(
+                opts("recording_uploads_total", "Recording storage attempts by outcome."),
+                &["outcome"],
+            )?,
+            recordings_lost: IntCounter::with_opts(opts(
+                "recordings_lost_total",
+                "Recordings that could not be written or registered.",
+            ))?,
             registry,
         };
         m.register_all()?;
@@ -177,6 +196,9 @@ impl Metrics {
         r.register(Box::new(self.persist_lost.clone()))?;
         r.register(Box::new(self.persist_retries.clone()))?;
         r.register(Box::new(self.persist_pending.clone()))?;
+        r.register(Box::new(self.recordings_pending.clone()))?;
+        r.register(Box::new(self.recording_uploads.clone()))?;
+        r.register(Box::new(self.recordings_lost.clone()))?;
         // Label values known up front are exported at zero from the first scrape.
         for outcome in ["completed", "interrupted", "failed"] {
             self.turns.with_label_values(&[outcome]);
@@ -184,8 +206,11 @@ impl Metrics {
         for provider in ["deepgram", "elevenlabs", "openai"] {
             self.provider_reconnects.with_label_values(&[provider]);
         }
-        for kind in ["session", "message", "activity"] {
+        for kind in ["session", "message", "activity", "recording", "link"] {
             self.persist_lost.with_label_values(&[kind]);
+        }
+        for outcome in ["uploaded", "retried", "failed"] {
+            self.recording_uploads.with_label_values(&[outcome]);
         }
         // Standard process_* families (CPU seconds, resident memory, open fds, threads, start time).
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;

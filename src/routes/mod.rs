@@ -6,6 +6,7 @@ mod health;
 mod history;
 mod metrics;
 mod pages;
+mod recordings;
 mod sessions;
 mod ws;
 
@@ -40,6 +41,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/api/history", web::get().to(history::get))
     .route("/api/sessions", web::get().to(sessions::list))
     .route("/api/feedback", web::post().to(feedback::post))
+    .route("/api/recordings", web::get().to(recordings::list))
+    .route("/audio_recordings/{user}/{session}/{file}", web::get().to(recordings::file))
     .route("/status", web::get().to(pages::status))
     .route("/", web::get().to(pages::index))
     .route("/assets/{name}", web::get().to(pages::asset))

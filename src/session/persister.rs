@@ -1,14 +1,17 @@
-//! The Persister actor: writes a session's history (the session row, each message, last activity) to the
-//! database in the order the session produced it, off the audio path.
+//! The Persister actor: writes a session's history (the session row, each message, last activity, the rows of
+//! its recordings and the links between them) to the database in the order the session produced it, off the
+//! audio path.
 //!
 //! Parent: `ClientSocket`, which sends [`Persist`] and hears back [`Persisted`] (through a `Recipient`) once a
-//! message has its id. It runs on the storage arbiter, not the connection's worker, so a shutdown that stops
+//! message has its id; the session's `Recorder` sends it finished recordings. Because every write goes through
+//! this one ordered queue, a recording is never written before its session, and a message and its recording are
+//! linked (`messages.audio_url`) whichever is stored first; each stored recording is handed to the `Uploader`. It runs on the storage arbiter, not the connection's worker, so a shutdown that stops
 //! the workers still lets it finish: writes are retried with backoff when the failure is transient, the queue is
 //! bounded, and a write that is finally given up on is logged with the session id and counted
 //! (`parley_persist_writes_lost_total`), never dropped silently. [`PendingWrites`] lets shutdown wait for the
 //! queues to empty. The actor stops by itself once its parent is gone and its queue is empty.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,8 +21,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::protocol::TurnId;
-use crate::db::{MessageId, NewMessage, NewSession, Role, SessionId, Store, StoreError};
+use crate::db::{MessageId, NewMessage, NewRecording, NewSession, Role, SessionId, Store, StoreError};
 use crate::metrics::Metrics;
+use crate::recording::uploader::{Upload, Uploader};
 
 /// Writes waiting in one session's queue beyond this are given up on (and counted).
 pub const MAX_QUEUE: usize = 512;
@@ -37,6 +41,10 @@ pub enum Write {
     Message { turn_id: TurnId, role: Role, content: String, interrupted: bool, at: DateTime<Utc> },
     /// Records activity without a message (e.g. a resumed session reconnecting).
     Touch(DateTime<Utc>),
+    /// Registers a finished recording of a turn.
+    Recording { turn_id: TurnId, recording: NewRecording },
+    /// Points a message at its stored recording.
+    Link { recording_id: i64, message_id: MessageId, url: String },
 }
 
 impl Write {
@@ -45,6 +53,8 @@ impl Write {
             Write::CreateSession(_) => "session",
             Write::Message { .. } => "message",
             Write::Touch(_) => "activity",
+            Write::Recording { .. } => "recording",
+            Write::Link { .. } => "link",
         }
     }
 }
@@ -71,11 +81,13 @@ pub struct PendingWrites {
 }
 
 impl PendingWrites {
-    fn add(&self) {
+    /// One more write (or writer) to wait for.
+    pub fn add(&self) {
         self.count.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn done(&self) {
+    /// One write (or writer) finished.
+    pub fn done(&self) {
         if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.idle.notify_waiters();
         }
@@ -100,6 +112,13 @@ impl PendingWrites {
     }
 }
 
+/// What a write produced.
+enum Written {
+    Nothing,
+    Message(MessageId),
+    Recording(i64),
+}
+
 /// Writes one session's history in order.
 pub struct Persister {
     store: Store,
@@ -107,8 +126,12 @@ pub struct Persister {
     queue: VecDeque<Write>,
     busy: bool,
     parent: Recipient<Persisted>,
+    uploader: Option<Addr<Uploader>>,
     metrics: Arc<Metrics>,
     pending: Arc<PendingWrites>,
+    /// Stored messages and recordings by turn and role, to link each pair once both exist.
+    messages: HashMap<(TurnId, Role), MessageId>,
+    recordings: HashMap<(TurnId, Role), (i64, String)>,
 }
 
 impl Persister {
@@ -116,10 +139,45 @@ impl Persister {
         store: Store,
         session_id: SessionId,
         parent: Recipient<Persisted>,
+        uploader: Option<Addr<Uploader>>,
         metrics: Arc<Metrics>,
         pending: Arc<PendingWrites>,
     ) -> Persister {
-        Persister { store, session_id, queue: VecDeque::new(), busy: false, parent, metrics, pending }
+        Persister {
+            store,
+            session_id,
+            queue: VecDeque::new(),
+            busy: false,
+            parent,
+            uploader,
+            metrics,
+            pending,
+            messages: HashMap::new(),
+            recordings: HashMap::new(),
+        }
+    }
+
+    fn enqueue(&mut self, write: Write, ctx: &mut Context<Self>) {
+        if self.queue.len() >= MAX_QUEUE {
+            self.lost(&write, &format!("the write queue is full ({MAX_QUEUE} waiting)"));
+            return;
+        }
+        self.pending.add();
+        self.metrics.persist_pending.inc();
+        self.queue.push_back(write);
+        self.pump(ctx);
+    }
+
+    /// After a message or recording of `slot` is stored: link the pair when both are there.
+    fn link_if_paired(&mut self, slot: (TurnId, Role), ctx: &mut Context<Self>) {
+        if let (Some(message_id), Some((recording_id, key))) = (self.messages.get(&slot), self.recordings.get(&slot)) {
+            let link = Write::Link {
+                recording_id: *recording_id,
+                message_id: *message_id,
+                url: crate::recording::playback_url(key),
+            };
+            self.enqueue(link, ctx);
+        }
     }
 
     fn lost(&self, write: &Write, why: &str) {
@@ -144,15 +202,23 @@ impl Persister {
             (write, result)
         };
         ctx.spawn(work.into_actor(self).map(|(write, result), this, ctx| {
-            match result {
-                Ok(Some(message_id)) => {
-                    if let Write::Message { turn_id, role, .. } = write {
-                        // The parent may be gone (session over); the write itself is done.
-                        this.parent.do_send(Persisted { turn_id, role, message_id });
-                    }
+            match (result, write) {
+                (Ok(Written::Message(message_id)), Write::Message { turn_id, role, .. }) => {
+                    // The parent may be gone (session over); the write itself is done.
+                    this.parent.do_send(Persisted { turn_id, role, message_id });
+                    this.messages.insert((turn_id, role), message_id);
+                    this.link_if_paired((turn_id, role), ctx);
                 }
-                Ok(None) => {}
-                Err(e) => this.lost(&write, &e.to_string()),
+                (Ok(Written::Recording(id)), Write::Recording { turn_id, recording }) => {
+                    if let Some(uploader) = &this.uploader {
+                        uploader.do_send(Upload(id));
+                    }
+                    let slot = (turn_id, recording.role);
+                    this.recordings.insert(slot, (id, recording.object_key));
+                    this.link_if_paired(slot, ctx);
+                }
+                (Ok(_), _) => {}
+                (Err(e), write) => this.lost(&write, &e.to_string()),
             }
             this.busy = false;
             this.pending.done();
@@ -168,12 +234,12 @@ async fn write_with_retry(
     session: &SessionId,
     write: &Write,
     metrics: &Metrics,
-) -> Result<Option<MessageId>, StoreError> {
+) -> Result<Written, StoreError> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
         let result = match write {
-            Write::CreateSession(s) => store.create_session(s).await.map(|()| None),
+            Write::CreateSession(s) => store.create_session(s).await.map(|()| Written::Nothing),
             Write::Message { role, content, interrupted, at, .. } => store
                 .insert_message(&NewMessage {
                     session_id: session,
@@ -184,8 +250,12 @@ async fn write_with_retry(
                     interrupted: *interrupted,
                 })
                 .await
-                .map(Some),
-            Write::Touch(at) => store.touch_session(session, *at).await.map(|_| None),
+                .map(Written::Message),
+            Write::Touch(at) => store.touch_session(session, *at).await.map(|_| Written::Nothing),
+            Write::Recording { recording, .. } => store.insert_recording(recording).await.map(Written::Recording),
+            Write::Link { recording_id, message_id, url } => {
+                store.link_recording(*recording_id, *message_id, url).await.map(|()| Written::Nothing)
+            }
         };
         match result {
             Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
@@ -213,13 +283,6 @@ impl Handler<Persist> for Persister {
     type Result = ();
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
-        if self.queue.len() >= MAX_QUEUE {
-            self.lost(&msg.0, &format!("the write queue is full ({MAX_QUEUE} waiting)"));
-            return;
-        }
-        self.pending.add();
-        self.metrics.persist_pending.inc();
-        self.queue.push_back(msg.0);
-        self.pump(ctx);
+        self.enqueue(msg.0, ctx);
     }
 }

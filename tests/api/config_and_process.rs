@@ -1,24 +1,9 @@
 //! The real binary as an operator meets it: bad configuration stops start-up naming the variable; missing
 //! provider keys only warn; SIGTERM and SIGINT shut down gracefully with exit status 0.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-fn parley(env: &[(&str, &str)], data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("PARLEY_DATA_DIR", data_dir)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
+use crate::helpers::process::{self, parley, wait_exit};
 
 /// Runs parley expecting it to refuse to start; returns its stderr.
 fn refused(env: &[(&str, &str)]) -> String {
@@ -29,20 +14,6 @@ fn refused(env: &[(&str, &str)]) -> String {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(!status.success(), "must fail: {err}");
     err
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -75,51 +46,13 @@ fn an_unreachable_database_stops_startup_with_a_clear_error() {
     assert!(err.contains("cannot open the database"), "{err}");
 }
 
-/// Its log so far, appended to by a reader thread.
-type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
-
-/// Starts parley, collecting its stderr; returns the port it reports.
-fn start_server(env: &[(&str, &str)], dir: &std::path::Path) -> (Child, Log, std::thread::JoinHandle<()>, u16) {
-    start_server_cmd(parley(env, dir))
-}
-
-/// Starts `cmd`, collecting its stderr; returns the port it reports.
-#[allow(clippy::zombie_processes)] // the child is returned; every caller waits for it in `stop_with`
-fn start_server_cmd(mut cmd: Command) -> (Child, Log, std::thread::JoinHandle<()>, u16) {
-    let mut child = cmd.spawn().unwrap();
-    let log: Log = Default::default();
-    let (port_tx, port_rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(port) = line.split("listening on port ").nth(1) {
-                let _ = port_tx.send(port.trim().parse::<u16>().unwrap());
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let port = port_rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("parley never reported its port; log:\n{}", log.lock().unwrap().join("\n")));
-    (child, log, reader, port)
-}
-
-fn stop_with(child: &mut Child, signal: libc::c_int) -> std::process::ExitStatus {
-    // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    wait_exit(child, Duration::from_secs(30)).expect("parley exits after the signal")
-}
-
 #[test]
 fn missing_provider_keys_warn_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, logs, reader, port) = start_server(&[], dir.path());
-    let body = ureq_get(port, "/healthz");
+    let server = process::start(parley(&[], dir.path()));
+    let body = ureq_get(server.port, "/healthz");
     assert!(body.contains("ok"), "{body}");
-    let status = stop_with(&mut child, libc::SIGTERM);
-    reader.join().unwrap();
-    let log = logs.lock().unwrap().join("\n");
+    let (status, log) = server.stop(libc::SIGTERM);
     assert!(status.success(), "exit status {status:?}\n{log}");
     for var in ["DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY"] {
         assert!(log.contains(&format!("{var} is not set")), "warning for {var}:\n{log}");
@@ -132,9 +65,9 @@ fn missing_provider_keys_warn_and_sigterm_exits_zero() {
 #[test]
 fn sigint_also_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, _logs, _reader, port) = start_server(&[], dir.path());
-    assert!(ureq_get(port, "/readyz").contains("ready"));
-    assert!(stop_with(&mut child, libc::SIGINT).success());
+    let server = process::start(parley(&[], dir.path()));
+    assert!(ureq_get(server.port, "/readyz").contains("ready"));
+    assert!(server.stop(libc::SIGINT).0.success());
 }
 
 /// A minimal blocking HTTP GET over a raw socket.
@@ -154,8 +87,8 @@ async fn emulate_mode_runs_the_whole_loop_without_keys_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = parley(&[], dir.path());
     cmd.arg("--emulate");
-    let (mut child, logs, reader, port) = start_server_cmd(cmd);
-    let url = format!("ws://127.0.0.1:{port}/ws/chat-audio?userId=visitor");
+    let server = process::start(cmd);
+    let url = format!("ws://127.0.0.1:{}/ws/chat-audio?userId=visitor", server.port);
     let (_, mut ws) = awc::Client::new().ws(url).connect().await.expect("upgrade");
     let mut seen = Vec::new();
     ws.send(awc::ws::Message::Text(r#"{"type":"text","text":"Hello?"}"#.into())).await.unwrap();
@@ -173,9 +106,19 @@ async fn emulate_mode_runs_the_whole_loop_without_keys_and_says_so() {
     assert!(seen.iter().any(|v| v["type"] == "status" && v["message"].as_str().unwrap().contains("emulated")));
     assert!(seen.iter().any(|v| v["type"] == "audioStart"), "{seen:?}");
     assert!(!seen.iter().any(|v| v["type"] == "error"), "{seen:?}");
-    let status = stop_with(&mut child, libc::SIGTERM);
-    reader.join().unwrap();
-    let log = logs.lock().unwrap().join("\n");
+    let (status, log) = server.stop(libc::SIGTERM);
     assert!(status.success(), "{log}");
     assert!(!log.contains("is not set"), "no missing-key warnings under --emulate:\n{log}");
+}
+
+#[test]
+fn a_bucket_with_unusable_credentials_stops_startup_saying_why() {
+    let err =
+        refused(&[("FIREBASE_STORAGE_BUCKET", "b"), ("FIREBASE_SERVICE_ACCOUNT_KEY_PATH", "/nonexistent/key.json")]);
+    assert!(err.contains("cannot read FIREBASE_SERVICE_ACCOUNT_KEY_PATH"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("key.json");
+    std::fs::write(&bad, "{\"client_email\": 1}").unwrap();
+    let err = refused(&[("GCS_BUCKET", "b"), ("FIREBASE_SERVICE_ACCOUNT_KEY_PATH", bad.to_str().unwrap())]);
+    assert!(err.contains("is not a service-account key"), "{err}");
 }

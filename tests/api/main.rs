@@ -3,15 +3,19 @@
 
 mod helpers;
 
+mod bench;
 mod config_and_process;
 mod encryption;
 mod feedback_route;
+mod gcs;
 mod history_route;
 mod metrics_routes;
 mod migrations;
 mod persistence;
 mod probes_and_pages;
+mod recordings;
 mod sessions_route;
+mod soak;
 mod voice_barge_in;
 mod voice_failures;
 mod voice_lifecycle;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::ClientSocket;
+use crate::recording::recorder::AssistantAudio;
 use crate::session::deepgram_link::SttEvent;
 use crate::session::llm_worker::LlmEvent;
 use crate::session::persister::Persisted;
@@ -127,6 +128,9 @@ impl Handler<TtsEvent> for ClientSocket {
                         t.times.first_audio_sent = Some(now);
                         ctx.text(ServerMessage::AudioStart { turn_id, mime_type: mime }.to_json());
                     }
+                }
+                if let Some(recorder) = &self.recorder {
+                    recorder.do_send(AssistantAudio { turn_id, bytes: bytes.clone() });
                 }
                 ctx.binary(bytes);
             }

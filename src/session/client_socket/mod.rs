@@ -29,6 +29,8 @@ use super::protocol::{ClientMessage, ServerMessage, TurnId, parse_client_message
 use super::tts_link::{TtsLink, TtsSettings, TtsShutdown};
 use super::utterance::Utterance;
 use crate::db::{NewSession, SessionId, UserId};
+use crate::recording::recorder::{FinishRecording, Recorder, RecorderSetup, UserAudio};
+use crate::recording::spool::TrackFormat;
 use crate::registry::{ConnectionId, Drain, LiveSession, Register, Unregister};
 use crate::startup::AppState;
 
@@ -66,6 +68,7 @@ pub struct ClientSocket {
     llm: Option<Addr<LlmWorker>>,
     tts: Option<Addr<TtsLink>>,
     persister: Option<Addr<Persister>>,
+    recorder: Option<Addr<Recorder>>,
 
     memory: Memory,
     utterance: Utterance,
@@ -103,6 +106,7 @@ impl ClientSocket {
             llm: None,
             tts: None,
             persister: None,
+            recorder: None,
             memory,
             utterance: Utterance::default(),
             commit_timer: None,
@@ -146,9 +150,23 @@ impl ClientSocket {
         let (app, me) = (&self.app, ctx.address());
         let (store, metrics, pending) = (app.store.clone(), app.metrics.clone(), app.pending_writes.clone());
         let (id, parent) = (self.params.session_id.clone(), me.clone().recipient());
-        self.persister = Some(Persister::start_in_arbiter(&app.storage, move |_| {
-            Persister::new(store, id, parent, metrics, pending)
-        }));
+        let uploader = Some(app.uploader.clone());
+        let persister = Persister::start_in_arbiter(&app.storage, move |_| {
+            Persister::new(store, id, parent, uploader, metrics, pending)
+        });
+        let recorder = RecorderSetup {
+            session_id: self.params.session_id.clone(),
+            user_id: self.params.user_id.clone(),
+            spool_dir: app.config.database.data_dir.join("spool"),
+            microphone: TrackFormat::microphone(self.params.sample_rate),
+            assistant: TrackFormat::assistant(&app.config.elevenlabs.output_format),
+            backend: app.recordings.backend(),
+            persister: persister.clone(),
+            metrics: app.metrics.clone(),
+            pending: app.pending_writes.clone(),
+        };
+        self.recorder = Some(Recorder::start_in_arbiter(&app.storage, move |_| Recorder::new(recorder)));
+        self.persister = Some(persister);
         self.llm = Some(
             LlmWorker::new(
                 LlmSettings::from_config(&app.config),
@@ -214,6 +232,9 @@ impl ClientSocket {
         let voiced = pcm16_rms(&pcm) > VOICED_RMS;
         if self.barge_in.on_audio(self.audio_time, voiced) && self.assistant_speaking() {
             self.interrupt(ctx);
+        }
+        if let Some(recorder) = &self.recorder {
+            recorder.do_send(UserAudio(pcm.clone()));
         }
         if let Some(stt) = self.stt(ctx) {
             stt.do_send(SttAudio { pcm, arrived });
@@ -296,8 +317,11 @@ impl Actor for ClientSocket {
         if let Some(llm) = self.llm.take() {
             llm.do_send(StopWorker);
         }
-        // The persister finishes its queue and stops once this address is gone.
+        // The persister finishes its queue and stops once this address is gone; the recorder finishes its files.
         self.persister = None;
+        if let Some(recorder) = self.recorder.take() {
+            recorder.do_send(FinishRecording);
+        }
         if let Some(id) = self.registration.take() {
             self.app.registry.do_send(Unregister(id));
         }

@@ -9,6 +9,7 @@ use actix_web_actors::ws;
 use super::ClientSocket;
 use crate::db::Role;
 use crate::providers::openai::{ChatMessage, Role as ChatRole};
+use crate::recording::recorder::{AssistantTurnEnded, UserTurnCommitted};
 use crate::session::deepgram_link::SttFinalize;
 use crate::session::latency::TurnTimes;
 use crate::session::llm_worker::{CancelCompletion, Complete};
@@ -43,7 +44,7 @@ impl ClientSocket {
         if self.turn.is_some() {
             self.interrupt(ctx);
         }
-        self.start_turn(text, Some(Instant::now()), ctx);
+        self.start_turn(text, Some(Instant::now()), false, ctx);
     }
 
     pub(super) fn close_microphone(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -100,12 +101,25 @@ impl ClientSocket {
             return;
         }
         let speech_end = speech_end.or(self.last_speech_end.take());
-        self.start_turn(text, speech_end, ctx);
+        self.start_turn(text, speech_end, true, ctx);
     }
 
-    fn start_turn(&mut self, text: String, speech_end: Option<Instant>, ctx: &mut ws::WebsocketContext<Self>) {
+    /// Starts the assistant's answer to `text`; `spoken` when it came from the microphone (its audio becomes the
+    /// turn's user recording).
+    fn start_turn(
+        &mut self,
+        text: String,
+        speech_end: Option<Instant>,
+        spoken: bool,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let id = self.next_turn;
         self.next_turn += 1;
+        if spoken {
+            if let Some(recorder) = &self.recorder {
+                recorder.do_send(UserTurnCommitted { turn_id: id });
+            }
+        }
         let now = Instant::now();
         let times = TurnTimes { speech_end: speech_end.or(Some(now)), committed: Some(now), ..TurnTimes::default() };
         self.send(ctx, &ServerMessage::UserTurn { turn_id: id, text: text.clone() });
@@ -210,6 +224,9 @@ impl ClientSocket {
         };
         if turn.audio_started && !interrupted {
             self.send(ctx, &ServerMessage::AudioEnd { turn_id: turn.id });
+        }
+        if let Some(recorder) = &self.recorder {
+            recorder.do_send(AssistantTurnEnded { turn_id: turn.id });
         }
         self.send(ctx, &ServerMessage::TurnEnd { turn_id: turn.id, interrupted });
         let l = turn.times.latency();

@@ -1,7 +1,9 @@
 //! Test harness: starts the real application on port 0 with a fresh database (embedded SQLite in a temporary
 //! directory, or a fresh PostgreSQL database from `postgres`) and talks to it over real sockets.
 
+pub mod gcs;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod raw_db;
 pub mod voice;

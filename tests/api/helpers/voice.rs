@@ -53,12 +53,8 @@ impl VoiceApp {
     }
 
     pub async fn try_connect(&self, query: &str) -> Result<VoiceClient, String> {
-        let url = format!("ws://127.0.0.1:{}/ws/chat-audio?{query}", self.app.address.rsplit(':').next().unwrap());
-        let (_, framed) = awc::Client::new().ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| match e {
-            awc::error::WsClientError::InvalidResponseStatus(status) => format!("refused with HTTP {status}"),
-            other => other.to_string(),
-        })?;
-        Ok(VoiceClient { framed, log: Vec::new(), session: Value::Null })
+        let port: u16 = self.app.address.rsplit(':').next().unwrap().parse().unwrap();
+        VoiceClient::try_open(port, query).await
     }
 
     pub async fn stop(self) {
@@ -94,6 +90,22 @@ pub struct VoiceClient {
 }
 
 impl VoiceClient {
+    /// Opens `/ws/chat-audio?{query}` on a server at `port` and waits for the `session` message.
+    pub async fn open(port: u16, query: &str) -> VoiceClient {
+        let mut client = VoiceClient::try_open(port, query).await.expect("WebSocket upgrade accepted");
+        client.session = client.expect("session").await;
+        client
+    }
+
+    pub async fn try_open(port: u16, query: &str) -> Result<VoiceClient, String> {
+        let url = format!("ws://127.0.0.1:{port}/ws/chat-audio?{query}");
+        let (_, framed) = awc::Client::new().ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| match e {
+            awc::error::WsClientError::InvalidResponseStatus(status) => format!("refused with HTTP {status}"),
+            other => other.to_string(),
+        })?;
+        Ok(VoiceClient { framed, log: Vec::new(), session: Value::Null })
+    }
+
     pub fn session_id(&self) -> String {
         self.session["sessionId"].as_str().unwrap_or_default().to_string()
     }

@@ -1,0 +1,270 @@
+//! The `recordings` table: one row per audio file of a turn (the user's utterance or the assistant's reply),
+//! from the moment the file is complete in the spool directory until, and after, it is stored. Rows still
+//! waiting (`pending`, `failed`) are what the uploader picks up after a restart. When a recording is stored
+//! and its message is known, the message's `audio_url` is set (sealed like all message data).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::{
+    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
+    SelectableHelper as _,
+};
+use diesel_async::RunQueryDsl as _;
+use serde::Serialize;
+
+use super::schema::{recordings, sessions};
+use super::{MessageId, Role, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
+
+/// Where a recording is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStatus {
+    /// Complete on local disk, not stored yet.
+    Pending,
+    Uploaded,
+    /// Storage refused it for good (e.g. permissions); kept on disk, retried after a restart.
+    Failed,
+}
+
+impl RecordingStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RecordingStatus::Pending => "pending",
+            RecordingStatus::Uploaded => "uploaded",
+            RecordingStatus::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Result<RecordingStatus, StoreError> {
+        match s {
+            "pending" => Ok(RecordingStatus::Pending),
+            "uploaded" => Ok(RecordingStatus::Uploaded),
+            "failed" => Ok(RecordingStatus::Failed),
+            other => Err(StoreError::Corrupt(format!("unknown recording status {other:?}"))),
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = recordings)]
+struct RecordingRow {
+    id: i64,
+    session_id: String,
+    message_id: Option<i64>,
+    role: String,
+    turn_id: i64,
+    object_key: String,
+    content_type: String,
+    size_bytes: i64,
+    duration_seconds: Option<f64>,
+    backend: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    spool_path: Option<String>,
+    created_at: NaiveDateTime,
+    uploaded_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = recordings)]
+struct NewRecordingRow<'a> {
+    session_id: &'a str,
+    role: &'a str,
+    turn_id: i64,
+    object_key: &'a str,
+    content_type: &'a str,
+    size_bytes: i64,
+    duration_seconds: Option<f64>,
+    backend: &'a str,
+    status: &'a str,
+    spool_path: Option<&'a str>,
+    created_at: NaiveDateTime,
+}
+
+/// A finished recording to register.
+#[derive(Debug, Clone)]
+pub struct NewRecording {
+    pub session_id: SessionId,
+    pub role: Role,
+    /// Turn number within its connection.
+    pub turn_id: u64,
+    pub object_key: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub duration_seconds: Option<f64>,
+    /// `local` or `gcs`.
+    pub backend: &'static str,
+    pub spool_path: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A recording as stored, with its owner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingRecord {
+    pub id: i64,
+    pub session_id: String,
+    pub user_id: String,
+    pub message_id: Option<i64>,
+    pub role: Role,
+    pub turn_id: i64,
+    pub object_key: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub duration_seconds: Option<f64>,
+    pub backend: String,
+    pub status: RecordingStatus,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub spool_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub uploaded_at: Option<DateTime<Utc>>,
+}
+
+impl RecordingRow {
+    fn into_record(self, user_id: String) -> Result<RecordingRecord, StoreError> {
+        Ok(RecordingRecord {
+            id: self.id,
+            session_id: self.session_id,
+            user_id,
+            message_id: self.message_id,
+            role: Role::parse(&self.role)?,
+            turn_id: self.turn_id,
+            object_key: self.object_key,
+            content_type: self.content_type,
+            size_bytes: self.size_bytes,
+            duration_seconds: self.duration_seconds,
+            backend: self.backend,
+            status: RecordingStatus::parse(&self.status)?,
+            attempts: self.attempts,
+            last_error: self.last_error,
+            spool_path: self.spool_path,
+            created_at: from_db_time(self.created_at),
+            uploaded_at: self.uploaded_at.map(from_db_time),
+        })
+    }
+}
+
+impl Store {
+    /// Registers a finished recording waiting in the spool; returns its id.
+    pub async fn insert_recording(&self, r: &NewRecording) -> Result<i64, StoreError> {
+        let row = NewRecordingRow {
+            session_id: r.session_id.as_str(),
+            role: r.role.as_str(),
+            turn_id: r.turn_id as i64,
+            object_key: &r.object_key,
+            content_type: &r.content_type,
+            size_bytes: r.size_bytes as i64,
+            duration_seconds: r.duration_seconds,
+            backend: r.backend,
+            status: RecordingStatus::Pending.as_str(),
+            spool_path: Some(&r.spool_path),
+            created_at: to_db_time(r.created_at),
+        };
+        let id = with_conn!(self, conn => diesel::insert_into(recordings::table)
+            .values(&row)
+            .returning(recordings::id)
+            .get_result(conn)
+            .await?);
+        Ok(id)
+    }
+
+    /// One recording with its owner.
+    pub async fn find_recording(&self, id: i64) -> Result<Option<RecordingRecord>, StoreError> {
+        let row: Option<(RecordingRow, String)> = with_conn!(self, conn => recordings::table
+            .inner_join(sessions::table)
+            .filter(recordings::id.eq(id))
+            .select((RecordingRow::as_select(), sessions::user_id))
+            .first(conn)
+            .await
+            .optional()?);
+        row.map(|(r, user)| r.into_record(user)).transpose()
+    }
+
+    /// The recording stored under `object_key`.
+    pub async fn find_recording_by_key(&self, object_key: &str) -> Result<Option<RecordingRecord>, StoreError> {
+        let row: Option<(RecordingRow, String)> = with_conn!(self, conn => recordings::table
+            .inner_join(sessions::table)
+            .filter(recordings::object_key.eq(object_key))
+            .select((RecordingRow::as_select(), sessions::user_id))
+            .first(conn)
+            .await
+            .optional()?);
+        row.map(|(r, user)| r.into_record(user)).transpose()
+    }
+
+    /// Every recording of a session, oldest first.
+    pub async fn session_recordings(&self, session: &SessionId) -> Result<Vec<RecordingRecord>, StoreError> {
+        let rows: Vec<(RecordingRow, String)> = with_conn!(self, conn => recordings::table
+            .inner_join(sessions::table)
+            .filter(recordings::session_id.eq(session.as_str()))
+            .order(recordings::id.asc())
+            .select((RecordingRow::as_select(), sessions::user_id))
+            .load(conn)
+            .await?);
+        rows.into_iter().map(|(r, user)| r.into_record(user)).collect()
+    }
+
+    /// Recordings not stored yet (pending or failed), oldest first.
+    pub async fn waiting_recordings(&self) -> Result<Vec<RecordingRecord>, StoreError> {
+        let rows: Vec<(RecordingRow, String)> = with_conn!(self, conn => recordings::table
+            .inner_join(sessions::table)
+            .filter(recordings::status.ne(RecordingStatus::Uploaded.as_str()))
+            .order(recordings::id.asc())
+            .select((RecordingRow::as_select(), sessions::user_id))
+            .load(conn)
+            .await?);
+        rows.into_iter().map(|(r, user)| r.into_record(user)).collect()
+    }
+
+    /// Notes a failed storage attempt; `give_up` marks the recording failed (it stays in the spool).
+    pub async fn recording_attempt_failed(&self, id: i64, error: &str, give_up: bool) -> Result<(), StoreError> {
+        let status = if give_up { RecordingStatus::Failed } else { RecordingStatus::Pending };
+        with_conn!(self, conn => diesel::update(recordings::table.find(id))
+            .set((
+                recordings::attempts.eq(recordings::attempts + 1),
+                recordings::last_error.eq(Some(error)),
+                recordings::status.eq(status.as_str()),
+            ))
+            .execute(conn)
+            .await?);
+        Ok(())
+    }
+
+    /// The recording is stored at `url`: marks it, forgets the spool file, and links the message to it when
+    /// the message is known.
+    pub async fn recording_uploaded(&self, id: i64, url: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let message: Option<Option<i64>> = with_conn!(self, conn => {
+            diesel::update(recordings::table.find(id))
+                .set((
+                    recordings::status.eq(RecordingStatus::Uploaded.as_str()),
+                    recordings::uploaded_at.eq(Some(to_db_time(at))),
+                    recordings::spool_path.eq(None::<String>),
+                    recordings::attempts.eq(recordings::attempts + 1),
+                    recordings::last_error.eq(None::<String>),
+                ))
+                .execute(conn)
+                .await?;
+            recordings::table.find(id).select(recordings::message_id).first(conn).await.optional()?
+        });
+        if let Some(Some(message_id)) = message {
+            self.set_audio_url(MessageId(message_id), url).await?;
+        }
+        Ok(())
+    }
+
+    /// Links a recording to its message; sets the message's link at once when the recording is stored.
+    pub async fn link_recording(&self, id: i64, message: MessageId, url: &str) -> Result<(), StoreError> {
+        let status: Option<String> = with_conn!(self, conn => {
+            diesel::update(recordings::table.find(id))
+                .set(recordings::message_id.eq(Some(message.0)))
+                .execute(conn)
+                .await?;
+            recordings::table.find(id).select(recordings::status).first(conn).await.optional()?
+        });
+        if status.as_deref() == Some(RecordingStatus::Uploaded.as_str()) {
+            self.set_audio_url(message, url).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Recorder: writes one session's audio to spool files, one per turn and side, and hands each finished file
+//! to the session's Persister, which registers it (after the session row, in order) and passes it to the
+//! Uploader.
+//!
+//! Parent: `ClientSocket`, which forwards the microphone audio ([`UserAudio`]), the audio it sent for each
+//! assistant turn ([`AssistantAudio`]), the turn boundaries and, at the end, [`FinishRecording`]. Runs on the
+//! storage arbiter so disk writes never touch the audio path.
+//!
+//! The user's recording of a turn is the microphone audio received since the previous turn was committed, up
+//! to this one's commit (typed turns have none). The assistant's is exactly the audio sent to the client for
+//! the turn, so an interrupted reply is recorded as far as it was sent. Audio after the last commit belongs to
+//! no turn and is discarded at the end. A file that cannot be written is logged and counted
+//! (`parley_recordings_lost_total`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use super::spool::{FinishedTrack, Track, TrackFormat};
+use crate::db::{NewRecording, Role, SessionId, UserId};
+use crate::metrics::Metrics;
+use crate::session::persister::{PendingWrites, Persist, Persister, Write};
+use crate::session::protocol::TurnId;
+
+/// Microphone audio, in arrival order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UserAudio(pub Bytes);
+
+/// An utterance was committed as `turn_id`: the microphone audio so far is its recording.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UserTurnCommitted {
+    pub turn_id: TurnId,
+}
+
+/// Audio of an assistant turn, as sent to the client.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AssistantAudio {
+    pub turn_id: TurnId,
+    pub bytes: Bytes,
+}
+
+/// The assistant turn is over (completed or interrupted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AssistantTurnEnded {
+    pub turn_id: TurnId,
+}
+
+/// The session is over: finish what is open and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinishRecording;
+
+/// Everything a recorder needs to know.
+pub struct RecorderSetup {
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub spool_dir: PathBuf,
+    pub microphone: Option<TrackFormat>,
+    pub assistant: TrackFormat,
+    /// `local` or `gcs`.
+    pub backend: &'static str,
+    pub persister: Addr<Persister>,
+    pub metrics: Arc<Metrics>,
+    pub pending: Arc<PendingWrites>,
+}
+
+/// Per-session recorder.
+pub struct Recorder {
+    setup: RecorderSetup,
+    user: Option<Track>,
+    replies: HashMap<TurnId, Track>,
+}
+
+impl Recorder {
+    pub fn new(setup: RecorderSetup) -> Recorder {
+        // Open files count as pending writes until they are handed on, so shutdown waits for them.
+        setup.pending.add();
+        Recorder { setup, user: None, replies: HashMap::new() }
+    }
+
+    fn session(&self) -> &str {
+        self.setup.session_id.as_str()
+    }
+
+    fn lost(&self, what: &str, error: &std::io::Error) {
+        log::error!("session {}: {what} recording lost: {error}", self.session());
+        self.setup.metrics.recordings_lost.inc();
+    }
+
+    /// Appends to `track`, opening it with `format` first; a write failure loses the recording (counted).
+    fn write(&self, track: &mut Option<Track>, format: TrackFormat, bytes: &[u8], what: &str) {
+        if track.is_none() {
+            match Track::create(&self.setup.spool_dir, format) {
+                Ok(t) => *track = Some(t),
+                Err(e) => return self.lost(what, &e),
+            }
+        }
+        if let Some(t) = track.as_mut() {
+            if let Err(e) = t.append(bytes) {
+                self.lost(what, &e);
+                if let Some(t) = track.take() {
+                    t.discard();
+                }
+            }
+        }
+    }
+
+    /// Completes `track` and hands it to the Persister as the recording of `(turn_id, role)`.
+    fn finish(&self, track: Track, turn_id: TurnId, role: Role) {
+        if track.audio_bytes() == 0 {
+            return track.discard();
+        }
+        let finished: FinishedTrack = match track.finish() {
+            Ok(f) => f,
+            Err(e) => return self.lost(role.as_str(), &e),
+        };
+        let now = crate::db::now();
+        let s = &self.setup;
+        let recording = NewRecording {
+            session_id: s.session_id.clone(),
+            role,
+            turn_id,
+            object_key: super::object_key(
+                s.user_id.as_str(),
+                s.session_id.as_str(),
+                role,
+                finished.format.extension(),
+                now,
+            ),
+            content_type: finished.format.content_type().to_string(),
+            size_bytes: finished.size_bytes,
+            duration_seconds: finished.duration_seconds,
+            backend: s.backend,
+            spool_path: finished.path.to_string_lossy().into_owned(),
+            created_at: now,
+        };
+        s.persister.do_send(Persist(Write::Recording { turn_id, recording }));
+    }
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.setup.pending.done();
+    }
+}
+
+impl Handler<UserAudio> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: UserAudio, _: &mut Context<Self>) {
+        let Some(format) = self.setup.microphone else {
+            return;
+        };
+        let mut track = self.user.take();
+        self.write(&mut track, format, &msg.0, "user");
+        self.user = track;
+    }
+}
+
+impl Handler<UserTurnCommitted> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: UserTurnCommitted, _: &mut Context<Self>) {
+        if let Some(track) = self.user.take() {
+            self.finish(track, msg.turn_id, Role::User);
+        }
+    }
+}
+
+impl Handler<AssistantAudio> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: AssistantAudio, _: &mut Context<Self>) {
+        let mut track = self.replies.remove(&msg.turn_id);
+        self.write(&mut track, self.setup.assistant, &msg.bytes, "assistant");
+        if let Some(t) = track {
+            self.replies.insert(msg.turn_id, t);
+        }
+    }
+}
+
+impl Handler<AssistantTurnEnded> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: AssistantTurnEnded, _: &mut Context<Self>) {
+        if let Some(track) = self.replies.remove(&msg.turn_id) {
+            self.finish(track, msg.turn_id, Role::Assistant);
+        }
+    }
+}
+
+impl Handler<FinishRecording> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, _: FinishRecording, ctx: &mut Context<Self>) {
+        let open: Vec<(TurnId, Track)> = self.replies.drain().collect();
+        for (turn_id, track) in open {
+            self.finish(track, turn_id, Role::Assistant);
+        }
+        if let Some(track) = self.user.take() {
+            log::debug!(
+                "session {}: {} bytes of microphone audio after the last turn discarded",
+                self.session(),
+                track.audio_bytes()
+            );
+            track.discard();
+        }
+        ctx.stop();
+    }
+}

@@ -1,0 +1,106 @@
+//! Where finished recordings go, behind one interface: a directory under the data directory (the default)
+//! or a Google Cloud Storage bucket. Both take a complete file from the spool and put it under its object key;
+//! both give it back for playback through parley's own `/recordings/...` route, so links work whichever
+//! backend holds the file.
+
+use std::path::{Path, PathBuf};
+
+use super::gcs::Gcs;
+use crate::config::Config;
+
+/// Facts stored with every recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingMeta {
+    pub user_id: String,
+    pub session_id: String,
+    pub role: String,
+    pub turn_id: u64,
+    pub duration_seconds: Option<f64>,
+    pub size_bytes: u64,
+    pub content_type: String,
+}
+
+/// A failed storage operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    /// Trying again later may succeed (network, 5xx, 429, a full disk).
+    pub transient: bool,
+    pub message: String,
+}
+
+impl StorageError {
+    pub fn transient(message: impl Into<String>) -> StorageError {
+        StorageError { transient: true, message: message.into() }
+    }
+    pub fn permanent(message: impl Into<String>) -> StorageError {
+        StorageError { transient: false, message: message.into() }
+    }
+}
+
+/// The configured backend.
+#[derive(Debug)]
+pub enum Storage {
+    /// Files under `<data dir>/<object key>`.
+    Local {
+        root: PathBuf,
+    },
+    Gcs(Gcs),
+}
+
+/// Why the storage backend could not be set up (reported at start-up).
+#[derive(Debug, thiserror::Error)]
+#[error("recording storage: {0}")]
+pub struct StorageSetupError(pub String);
+
+impl Storage {
+    /// The backend the configuration asks for; for GCS the credentials are read and checked now.
+    pub fn from_config(config: &Config) -> Result<Storage, StorageSetupError> {
+        match (&config.storage.gcs_bucket, &config.storage.gcs_credentials_path) {
+            (Some(bucket), Some(credentials)) => Ok(Storage::Gcs(Gcs::new(bucket, credentials)?)),
+            _ => Ok(Storage::Local { root: config.database.data_dir.clone() }),
+        }
+    }
+
+    /// `local` or `gcs`, as recorded in the database.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Storage::Local { .. } => "local",
+            Storage::Gcs(_) => "gcs",
+        }
+    }
+
+    /// Stores the spool file `file` under `key`. The local backend moves it; GCS uploads it (the caller
+    /// deletes the spool file afterwards).
+    pub async fn put(&self, key: &str, file: &Path, meta: &RecordingMeta) -> Result<(), StorageError> {
+        match self {
+            Storage::Local { root } => {
+                let target = root.join(key);
+                if let Some(dir) = target.parent() {
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| StorageError::transient(format!("cannot create {}: {e}", dir.display())))?;
+                }
+                tokio::fs::rename(file, &target)
+                    .await
+                    .map_err(|e| StorageError::transient(format!("cannot move the recording into place: {e}")))
+            }
+            Storage::Gcs(gcs) => gcs.put(key, file, meta).await,
+        }
+    }
+
+    /// The stored bytes of `key`.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        match self {
+            Storage::Local { root } => tokio::fs::read(root.join(key))
+                .await
+                .map_err(|e| StorageError::permanent(format!("cannot read the recording: {e}"))),
+            Storage::Gcs(gcs) => gcs.get(key).await,
+        }
+    }
+
+    /// True when `put` consumed the spool file (so there is nothing left to delete).
+    pub fn moves_files(&self) -> bool {
+        matches!(self, Storage::Local { .. })
+    }
+}

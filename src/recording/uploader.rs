@@ -1,0 +1,193 @@
+//! The Uploader: stores finished recordings in the background, one process-wide actor on the storage arbiter.
+//!
+//! Sessions' recorders hand it recording ids ([`Upload`]); it puts each spool file into storage, a few at a
+//! time, and then marks the row uploaded (which links the message's `audio_url`). A transient failure (storage
+//! down, throttled, disk full) is retried with exponential backoff for as long as it takes, the file waiting
+//! on local disk; a permanent one (refused credentials, a missing spool file) marks the row failed. Either
+//! way it is logged and counted (`parley_recording_uploads_total{outcome}`, `parley_recordings_pending`);
+//! nothing is dropped silently. On start it picks up every recording the last run left waiting.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::storage::{RecordingMeta, Storage, StorageError};
+use crate::db::{RecordingRecord, RecordingStatus, Store};
+use crate::metrics::Metrics;
+use crate::session::upstream::backoff;
+
+/// Uploads running at once.
+pub const PARALLEL_UPLOADS: usize = 4;
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// Store this recording.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Upload(pub i64);
+
+/// Queue every recording left waiting (sent once at start-up).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResumeWaiting;
+
+/// The process-wide uploader.
+pub struct Uploader {
+    store: Store,
+    storage: Arc<Storage>,
+    metrics: Arc<Metrics>,
+    queue: VecDeque<i64>,
+    running: usize,
+}
+
+impl Uploader {
+    pub fn new(store: Store, storage: Arc<Storage>, metrics: Arc<Metrics>) -> Uploader {
+        Uploader { store, storage, metrics, queue: VecDeque::new(), running: 0 }
+    }
+
+    fn enqueue(&mut self, id: i64, ctx: &mut Context<Self>) {
+        self.metrics.recordings_pending.inc();
+        self.queue.push_back(id);
+        self.pump(ctx);
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.running < PARALLEL_UPLOADS {
+            let Some(id) = self.queue.pop_front() else {
+                return;
+            };
+            self.running += 1;
+            let (store, storage) = (self.store.clone(), self.storage.clone());
+            ctx.spawn(upload(store, storage, id).into_actor(self).map(move |outcome, this, ctx| {
+                this.running -= 1;
+                this.finished(id, outcome, ctx);
+                this.pump(ctx);
+            }));
+        }
+    }
+
+    fn finished(&mut self, id: i64, outcome: Outcome, ctx: &mut Context<Self>) {
+        let count = |o: &str| self.metrics.recording_uploads.with_label_values(&[o]).inc();
+        match outcome {
+            Outcome::Stored | Outcome::Gone => {
+                count("uploaded");
+                self.metrics.recordings_pending.dec();
+            }
+            Outcome::Retry { attempts, error } => {
+                count("retried");
+                let delay = backoff(attempts.min(10), FIRST_RETRY, MAX_RETRY);
+                log::warn!("recording {id}: storing failed (attempt {attempts}): {error}; retrying in {delay:?}");
+                // Still pending: the gauge keeps counting it while it waits.
+                ctx.run_later(delay, move |this, ctx| {
+                    this.queue.push_back(id);
+                    this.pump(ctx);
+                });
+            }
+            Outcome::Failed(error) => {
+                count("failed");
+                self.metrics.recordings_pending.dec();
+                log::error!(
+                    "recording {id}: cannot be stored: {error}; it stays in the spool and is retried at the next start"
+                );
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Stored,
+    /// Already stored, or the row no longer exists (its session was deleted).
+    Gone,
+    Retry {
+        attempts: u32,
+        error: String,
+    },
+    Failed(String),
+}
+
+async fn upload(store: Store, storage: Arc<Storage>, id: i64) -> Outcome {
+    let record = match store.find_recording(id).await {
+        Ok(Some(r)) if r.status == RecordingStatus::Uploaded => return Outcome::Gone,
+        Ok(Some(r)) => r,
+        Ok(None) => return Outcome::Gone,
+        Err(e) => return Outcome::Retry { attempts: 1, error: format!("database: {e}") },
+    };
+    let Some(spool) = record.spool_path.clone().map(PathBuf::from) else {
+        let _ = store.recording_attempt_failed(id, "no spool file recorded", true).await;
+        return Outcome::Failed("no spool file recorded".into());
+    };
+    if !spool.exists() {
+        let message = format!("spool file {} is missing", spool.display());
+        let _ = store.recording_attempt_failed(id, &message, true).await;
+        return Outcome::Failed(message);
+    }
+    match storage.put(&record.object_key, &spool, &meta(&record)).await {
+        Ok(()) => {
+            let url = super::playback_url(&record.object_key);
+            if let Err(e) = store.recording_uploaded(id, &url, crate::db::now()).await {
+                // Stored, but the row still says pending: the next attempt finds the object and says so again.
+                return Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") };
+            }
+            if !storage.moves_files() {
+                let _ = tokio::fs::remove_file(&spool).await;
+            }
+            Outcome::Stored
+        }
+        Err(StorageError { transient: true, message }) => {
+            let _ = store.recording_attempt_failed(id, &message, false).await;
+            Outcome::Retry { attempts: record.attempts as u32 + 1, error: message }
+        }
+        Err(StorageError { transient: false, message }) => {
+            let _ = store.recording_attempt_failed(id, &message, true).await;
+            Outcome::Failed(message)
+        }
+    }
+}
+
+fn meta(r: &RecordingRecord) -> RecordingMeta {
+    RecordingMeta {
+        user_id: r.user_id.clone(),
+        session_id: r.session_id.clone(),
+        role: r.role.as_str().to_string(),
+        turn_id: r.turn_id as u64,
+        duration_seconds: r.duration_seconds,
+        size_bytes: r.size_bytes as u64,
+        content_type: r.content_type.clone(),
+    }
+}
+
+impl Actor for Uploader {
+    type Context = Context<Self>;
+}
+
+impl Handler<Upload> for Uploader {
+    type Result = ();
+
+    fn handle(&mut self, msg: Upload, ctx: &mut Context<Self>) {
+        self.enqueue(msg.0, ctx);
+    }
+}
+
+impl Handler<ResumeWaiting> for Uploader {
+    type Result = ();
+
+    fn handle(&mut self, _: ResumeWaiting, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        ctx.wait(async move { store.waiting_recordings().await }.into_actor(self).map(
+            |result, this, ctx| match result {
+                Ok(waiting) => {
+                    if !waiting.is_empty() {
+                        log::info!("{} recording(s) from an earlier run are waiting to be stored", waiting.len());
+                    }
+                    for r in waiting {
+                        this.enqueue(r.id, ctx);
+                    }
+                }
+                Err(e) => log::error!("cannot list recordings waiting to be stored: {e}"),
+            },
+        ));
+    }
+}

@@ -1,0 +1,201 @@
+//! The load benchmark (ignored by default; it prints figures rather than asserting timings):
+//!
+//! ```sh
+//! cargo test --release --test api bench -- --ignored --nocapture
+//! PARLEY_BENCH_SESSIONS=200 PARLEY_BENCH_SECONDS=60 cargo test --release --test api bench -- --ignored --nocapture
+//! ```
+//!
+//! Three processes: the emulators (`parley emulate --realistic`: STT results 100 ms after the audio, first
+//! token at 300 ms then 30 ms a token, first audio byte at 150 ms, audio paced in real time), parley, and this
+//! test driving N concurrent voice sessions that stream microphone audio in real time (20 ms frames), speaking
+//! 3 s then pausing 3 s, so every session takes a turn every 6 s. It reports parley's CPU and memory per
+//! session (from /proc of the parley process only), the sessions one core carries at that load, and the
+//! latency of every turn as the `latency` events report it.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helpers::process::{self, parley};
+use crate::helpers::voice::{Event, VoiceClient, utterance_pcm};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// utime+stime of a process, seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / ticks
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+/// Starts `parley emulate --realistic` and reads the environment it prints.
+fn start_emulators() -> (std::process::Child, Vec<(String, String)>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["emulate", "--realistic"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut env = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while env.len() < 6 {
+        let line = lines.next().expect("emulate prints its environment").unwrap();
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, env)
+}
+
+#[derive(Default)]
+struct Figures {
+    turns: u64,
+    errors: u64,
+    first_audio_ms: Vec<u64>,
+    stt_ms: Vec<u64>,
+    llm_ms: Vec<u64>,
+    tts_ms: Vec<u64>,
+}
+
+fn percentile(v: &mut [u64], p: f64) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    format!("{}", v[i])
+}
+
+/// One session: streams real-time audio for `seconds`, collecting its turns' latency.
+async fn session(port: u16, n: u64, seconds: u64, figures: Arc<Mutex<Figures>>) {
+    let mut c = VoiceClient::open(port, &format!("userId=bench-{n}")).await;
+    let cycle = utterance_pcm(3000, 3000);
+    let mut frames = cycle.chunks(640).cycle();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < end {
+        tick.tick().await;
+        c.send_audio(frames.next().unwrap()).await;
+        while let Some(e) = c.next(Duration::ZERO).await {
+            let mut f = figures.lock().unwrap();
+            match e {
+                Event::Json(v) if v["type"] == "latency" => {
+                    let f = &mut *f;
+                    f.turns += 1;
+                    for (key, list) in [
+                        ("firstAudioMs", &mut f.first_audio_ms),
+                        ("sttMs", &mut f.stt_ms),
+                        ("llmFirstTokenMs", &mut f.llm_ms),
+                        ("ttsFirstByteMs", &mut f.tts_ms),
+                    ] {
+                        if let Some(ms) = v[key].as_u64() {
+                            list.push(ms);
+                        }
+                    }
+                }
+                Event::Json(v) if v["type"] == "error" => f.errors += 1,
+                _ => {}
+            }
+        }
+        c.log.clear();
+    }
+    c.close().await;
+}
+
+#[test]
+#[ignore = "a benchmark: run it with --release --ignored --nocapture"]
+fn bench() {
+    let sessions = env_or("PARLEY_BENCH_SESSIONS", 100);
+    let seconds = env_or("PARLEY_BENCH_SECONDS", 30);
+    let threads = env_or("PARLEY_BENCH_CLIENT_THREADS", 2);
+    let (mut emulators, env) = start_emulators();
+    let dir = tempfile::tempdir().unwrap();
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pairs.extend([("RUST_LOG", "warn,parley=info"), ("PARLEY_MAX_SESSIONS", "100000")]);
+    let server = process::start(parley(&pairs, dir.path()));
+    let (pid, port) = (server.child.id(), server.port);
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = rss_mib(pid);
+
+    let figures = Arc::new(Mutex::new(Figures::default()));
+    let peak = Arc::new(Mutex::new(idle_rss));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut p = peak.lock().unwrap();
+                *p = p.max(rss_mib(pid));
+                drop(p);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..threads)
+        .map(|t| {
+            let figures = figures.clone();
+            std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let mine = (0..sessions).filter(|n| n % threads == t);
+                    let runs = mine.map(|n| {
+                        let figures = figures.clone();
+                        async move {
+                            // Stagger connections over two seconds, like real arrivals.
+                            tokio::time::sleep(Duration::from_millis(n * 2000 / sessions.max(1))).await;
+                            session(port, n, seconds, figures).await;
+                        }
+                    });
+                    futures_util::future::join_all(runs).await;
+                });
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak = *peak.lock().unwrap();
+    let (status, log) = server.stop(libc::SIGTERM);
+    let _ = emulators.kill();
+    let _ = emulators.wait();
+    assert!(status.success(), "{log}");
+
+    let mut f = std::mem::take(&mut *figures.lock().unwrap());
+    let core_share = cpu / wall;
+    let per_session = core_share / sessions as f64;
+    println!("\nparley load benchmark ({} build)", if cfg!(debug_assertions) { "debug" } else { "release" });
+    println!("  sessions: {sessions} concurrent, {seconds} s each, real-time audio (3 s speech / 3 s pause)");
+    println!("  turns completed: {} ({} error events)", f.turns, f.errors);
+    println!("  parley CPU: {:.1} % of one core ({:.3} % per session) -> about {:.0} sessions per core", core_share * 100.0, per_session * 100.0, 1.0 / per_session.max(1e-9));
+    println!("  parley memory: {idle_rss:.1} MiB idle, {peak:.1} MiB peak -> {:.0} KiB per session", (peak - idle_rss).max(0.0) * 1024.0 / sessions as f64);
+    println!("  latency ms (p50 / p95 / p99), emulated providers: STT 100 ms, first token 300 ms, TTS first byte 150 ms");
+    for (name, list) in [
+        ("end of speech -> committed (sttMs)", &mut f.stt_ms),
+        ("LLM first token (llmFirstTokenMs)", &mut f.llm_ms),
+        ("TTS first byte (ttsFirstByteMs)", &mut f.tts_ms),
+        ("end of speech -> first audio (firstAudioMs)", &mut f.first_audio_ms),
+    ] {
+        println!("    {name:<45} {:>6} / {:>6} / {:>6}", percentile(list, 0.5), percentile(list, 0.95), percentile(list, 0.99));
+    }
+    assert!(f.turns > 0, "no turn completed");
+}
