@@ -103,9 +103,23 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
     let reply = reply.unwrap_or_else(|| panic!("message {message_id} in {history}"));
     assert_eq!((reply["role"].as_str(), reply["feedback"].as_str()), (Some("assistant"), Some("positive")));
 
-    // The history panel lists the session and shows both messages, with the stored rating.
+    // Both messages' recordings are stored in the background and linked from the history.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, history) = server.get_json(&format!("/api/history?sessionId={session_id}")).await;
+        let messages = history["messages"].as_array().cloned().unwrap_or_default();
+        if messages.len() == 2 && messages.iter().all(|m| m["audioUrl"].is_string()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "recordings linked: {history}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // The history panel lists the session and shows both messages, with their recordings and the rating.
+    page.click("#history-refresh").await;
     let item = format!(".session[data-session-id=\"{session_id}\"]");
-    page.wait_for("the session in the history panel", &format!("document.querySelector('{item}')"), WAIT).await;
+    let listed = format!("!parley.history.loading && document.querySelector('{item}')");
+    page.wait_for("the session in the refreshed history panel", &listed, WAIT).await;
     page.click(&format!("{item} .session-toggle")).await;
     let texts = page
         .wait_for(
@@ -125,6 +139,16 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
         ))
         .await;
     assert_eq!(pressed, "true", "the history panel shows the stored rating");
+    let recordings = page.eval(&format!("document.querySelectorAll('{item} .message audio[controls]').length")).await;
+    assert_eq!(recordings, 2, "a player per recorded message");
+    // The browser fetches and plays the reply's recording from its link.
+    page.eval(&format!("document.querySelector('{item} .message.assistant audio').play()")).await;
+    page.wait_for(
+        "the recording to play",
+        &format!("document.querySelector('{item} .message.assistant audio').currentTime > 0.2"),
+        WAIT,
+    )
+    .await;
 
     page.screenshots("conversation").await;
     rig.finish().await;

@@ -25,7 +25,9 @@ export class HistoryPanel {
     /** Bumped by every fresh load: an answer for an older generation (another user id) is dropped. */
     this.generation = 0;
     /** What the panel shows, for the page's state: sessions listed, and messages of the open ones. */
-    this.state = { sessions: [], open: {} };
+    this.state = { sessions: [], open: {}, loading: false };
+    /** The user id the list belongs to. */
+    this.shownFor = null;
     this.items = new Map(); // sessionId → {toggle, count, body}
     els.more.addEventListener("click", () => this.load(false));
   }
@@ -64,19 +66,23 @@ export class HistoryPanel {
     const userId = this.hooks.userId();
     if (!userId || (!fresh && this.loading)) return;
     const generation = fresh ? ++this.generation : this.generation;
-    this.loading = true;
+    this.loading = this.state.loading = true;
     this.els.more.disabled = true;
     this.els.status.textContent = "Loading…";
     try {
       const page = await listSessions(userId, fresh ? null : this.cursor, PAGE);
       if (generation !== this.generation) return; // superseded by a fresher load
+      // A refresh keeps open what the person had open.
+      const reopen = fresh && userId === this.shownFor ? Object.keys(this.state.open) : [];
       if (fresh) {
         this.els.list.replaceChildren();
         this.items.clear();
         this.state.sessions = [];
         this.state.open = {};
+        this.shownFor = userId;
       }
       for (const s of page.sessions || []) if (!this.items.has(s.sessionId)) this.addSession(s, false);
+      for (const id of reopen) if (this.items.has(id)) this.toggle(id, true);
       this.cursor = page.nextCursor || null;
       this.els.more.hidden = !this.cursor;
       this.els.status.textContent = this.state.sessions.length ? "" : "No conversations yet.";
@@ -86,7 +92,7 @@ export class HistoryPanel {
       }
     } finally {
       if (generation === this.generation) {
-        this.loading = false;
+        this.loading = this.state.loading = false;
         this.els.more.disabled = false;
       }
     }
@@ -110,16 +116,22 @@ export class HistoryPanel {
     head.append(toggle, resume);
     const body = el("div", "session-body");
     body.hidden = true;
-    toggle.addEventListener("click", () => {
-      const open = toggle.getAttribute("aria-expanded") !== "true";
-      toggle.setAttribute("aria-expanded", String(open));
-      body.hidden = !open;
-      if (open) this.openSession(s.sessionId, body);
-    });
+    toggle.addEventListener("click", () => this.toggle(s.sessionId, toggle.getAttribute("aria-expanded") !== "true"));
     li.append(head, body);
     if (onTop) this.els.list.prepend(li);
     else this.els.list.appendChild(li);
     this.items.set(s.sessionId, { toggle, count, body });
+  }
+
+  /** Opens (loading its messages) or closes a listed session. */
+  toggle(sessionId, open) {
+    const item = this.items.get(sessionId);
+    item.toggle.setAttribute("aria-expanded", String(open));
+    item.body.hidden = !open;
+    if (open) {
+      this.state.open[sessionId] = this.state.open[sessionId] || [];
+      this.openSession(sessionId, item.body);
+    } else delete this.state.open[sessionId];
   }
 
   async openSession(sessionId, body) {
@@ -129,7 +141,13 @@ export class HistoryPanel {
       const list = el("ol", "messages");
       for (const m of h.messages || []) list.appendChild(this.message(m));
       body.replaceChildren(list.childNodes.length ? list : el("p", "muted", "No messages in this conversation."));
-      this.state.open[sessionId] = (h.messages || []).map((m) => ({ id: m.id, role: m.role, content: m.content }));
+      this.state.open[sessionId] = (h.messages || []).map((m) => ({
+        id: m.id,
+        role: m.role,
+        content: m.content,
+        audioUrl: m.audioUrl,
+        feedback: m.feedback,
+      }));
     } catch (e) {
       body.replaceChildren(el("p", "error-text", `Could not load this conversation: ${e.message}.`));
     }
