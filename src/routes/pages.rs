@@ -25,8 +25,10 @@ const INDEX_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'
 /// A file served from memory.
 #[derive(Debug)]
 pub struct Asset {
+    /// The file name, as in the URL (`/assets/{name}`).
     pub name: &'static str,
     pub content_type: &'static str,
+    /// The file, compiled in.
     pub body: &'static [u8],
     /// FNV-1a of `body`, the ETag.
     pub hash: u64,

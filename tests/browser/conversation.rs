@@ -150,6 +150,15 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
     )
     .await;
 
+    // Accessible basics: every control has a name, every field a label.
+    let unnamed = page
+        .eval(
+            "[...document.querySelectorAll('button, input, audio, meter')].filter(e => !(e.labels && e.labels.length) \
+             && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML.slice(0, 80))",
+        )
+        .await;
+    assert_eq!(unnamed, serde_json::json!([]), "controls without an accessible name");
+
     page.screenshots("conversation").await;
     rig.finish().await;
 }

@@ -95,7 +95,6 @@ impl Browser {
             "--disable-dev-shm-usage",
             "--window-size=1280,900",
             "--remote-debugging-port=0",
-            "--remote-allow-origins=*",
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
             "--autoplay-policy=no-user-gesture-required",

@@ -122,7 +122,8 @@ impl Page {
         self.eval(&format!("document.querySelector({sel}).blur()")).await;
     }
 
-    /// Saves a PNG of the page (desktop size, then phone size) under `target/browser-screenshots/`.
+    /// Saves a PNG of the page (desktop size, then phone size) under `target/browser-screenshots/`; at phone
+    /// size nothing may stick out sideways.
     pub async fn screenshots(&self, name: &str) {
         let dir = std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")), Into::into)
@@ -134,6 +135,8 @@ impl Page {
             json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
         )
         .await;
+        let overflow = self.eval("document.documentElement.scrollWidth - window.innerWidth").await;
+        assert_eq!(overflow, 0, "the page is wider than a phone's screen by {overflow} px");
         self.save_png(&dir.join(format!("{name}-phone.png"))).await;
         self.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
     }
