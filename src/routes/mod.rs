@@ -45,6 +45,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/api/recordings", web::get().to(recordings::list))
     .route("/audio_recordings/{user}/{session}/{file}", web::get().to(recordings::file))
     .route("/status", web::get().to(pages::status))
+    .route("/", web::get().to(pages::index))
+    .route("/assets/{name}", web::get().to(pages::asset))
     .route("/ws/chat-audio", web::get().to(ws::chat_audio))
     .default_service(web::to(not_found));
 }

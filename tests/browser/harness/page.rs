@@ -1,0 +1,175 @@
+//! One browser tab: evaluate JavaScript, wait for a condition on the page's own state with a deadline, click
+//! like a person (real mouse events at the element's centre, which count as user gestures), type, take
+//! screenshots, and list what went wrong in the console.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::cdp::Cdp;
+
+/// How often a waiting test looks at the page again.
+const POLL: Duration = Duration::from_millis(50);
+
+pub struct Page {
+    cdp: Rc<Cdp>,
+    session: String,
+}
+
+impl Page {
+    pub async fn open(cdp: Rc<Cdp>, url: &str) -> Page {
+        let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}), None).await.expect("new tab");
+        let attached = cdp
+            .call("Target.attachToTarget", json!({"targetId": target["targetId"], "flatten": true}), None)
+            .await
+            .expect("attach to the tab");
+        let session = attached["sessionId"].as_str().expect("a session id").to_string();
+        let page = Page { cdp, session };
+        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
+            page.call(domain, json!({})).await;
+        }
+        page.call("Page.navigate", json!({"url": url})).await;
+        page.wait_for(
+            "the page to load",
+            "document.readyState === 'complete' && !!window.parley",
+            Duration::from_secs(15),
+        )
+        .await;
+        page
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Value {
+        self.cdp.call(method, params, Some(&self.session)).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Evaluates an expression (awaiting it if it is a promise); panics with the page's exception.
+    pub async fn eval(&self, expression: &str) -> Value {
+        self.try_eval(expression).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn try_eval(&self, expression: &str) -> Result<Value, String> {
+        let r = self
+            .cdp
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+                Some(&self.session),
+            )
+            .await?;
+        if let Some(ex) = r.get("exceptionDetails") {
+            return Err(format!("`{expression}` threw: {}", ex["exception"]["description"].as_str().unwrap_or("?")));
+        }
+        Ok(r["result"]["value"].clone())
+    }
+
+    /// `window.parley.snapshot()`: everything the page knows about its state.
+    pub async fn state(&self) -> Value {
+        self.eval("window.parley.snapshot()").await
+    }
+
+    /// Polls `condition` (an expression) until it is truthy; returns its value. On timeout panics with
+    /// `what` and the page's state.
+    pub async fn wait_for(&self, what: &str, condition: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let v = self.try_eval(condition).await;
+            match &v {
+                Ok(Value::Null | Value::Bool(false)) | Err(_) => {}
+                Ok(Value::Number(n)) if n.as_f64() == Some(0.0) => {}
+                Ok(Value::String(s)) if s.is_empty() => {}
+                Ok(v) => return v.clone(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let state = self.try_eval("window.parley && window.parley.snapshot()").await;
+                panic!(
+                    "timed out after {timeout:?} waiting for {what} ({condition}): last {v:?}\npage state: {state:#?}\n\
+                     console: {:#?}",
+                    self.console_errors()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Clicks the element's centre with real mouse events.
+    pub async fn click(&self, selector: &str) {
+        let sel = serde_json::to_string(selector).expect("selector");
+        let at = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({sel}); if (!e) throw new Error('no ' + {sel}); \
+                 if (e.disabled) throw new Error({sel} + ' is disabled'); e.scrollIntoView({{block: 'center'}}); \
+                 const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+            ))
+            .await;
+        for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": at[0], "y": at[1], "button": "left", "clickCount": 1}),
+            )
+            .await;
+        }
+    }
+
+    /// Replaces the text of an input with `text`, typed as a person would paste it, then leaves the field
+    /// (which fires its `change`).
+    pub async fn fill(&self, selector: &str, text: &str) {
+        let sel = serde_json::to_string(selector).expect("selector");
+        self.click(selector).await;
+        self.eval(&format!("document.querySelector({sel}).select()")).await;
+        self.call("Input.insertText", json!({"text": text})).await;
+        self.eval(&format!("document.querySelector({sel}).blur()")).await;
+    }
+
+    /// Saves a PNG of the page (desktop size, then phone size) under `target/browser-screenshots/`; at phone
+    /// size nothing may stick out sideways.
+    pub async fn screenshots(&self, name: &str) {
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")), Into::into)
+            .join("browser-screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        self.save_png(&dir.join(format!("{name}.png"))).await;
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+        )
+        .await;
+        let overflow = self.eval("document.documentElement.scrollWidth - window.innerWidth").await;
+        assert_eq!(overflow, 0, "the page is wider than a phone's screen by {overflow} px");
+        self.save_png(&dir.join(format!("{name}-phone.png"))).await;
+        self.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
+    }
+
+    async fn save_png(&self, path: &std::path::Path) {
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true})).await;
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("data")).expect("base64");
+        std::fs::write(path, png).expect("screenshot written");
+    }
+
+    /// Uncaught exceptions, `console.error`s and error log entries (failed loads, CSP violations), as text.
+    pub fn console_errors(&self) -> Vec<String> {
+        self.cdp
+            .events(&self.session)
+            .iter()
+            .filter_map(|e| {
+                let p = &e["params"];
+                match e["method"].as_str()? {
+                    "Runtime.exceptionThrown" => {
+                        let d = &p["exceptionDetails"];
+                        let what = d["exception"]["description"].as_str().or(d["text"].as_str()).unwrap_or("?");
+                        Some(format!("exception: {what} ({}:{})", d["url"], d["lineNumber"]))
+                    }
+                    "Runtime.consoleAPICalled" if matches!(p["type"].as_str(), Some("error" | "assert")) => {
+                        Some(format!("console.{}: {}", p["type"], p["args"]))
+                    }
+                    "Log.entryAdded" if p["entry"]["level"] == "error" => {
+                        Some(format!("log: {} {}", p["entry"]["text"], p["entry"]["url"]))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,58 @@
+//! The other playback paths: PCM output (`audio/pcm;rate=N`) through the worklet queue, resampled to the
+//! audio context's rate, and MP3 through the Media Source fallback (`?mp3=mse`). Both turns are typed in the
+//! message box.
+
+use parley::emulators::Reply;
+
+use crate::harness::WAIT;
+use crate::harness::chromium::Mic;
+use crate::harness::rig::Rig;
+
+const REPLY: &str = "Here is a short answer. It has two sentences.";
+
+/// Types `text` into the message box and sends it; waits for the reply to be heard in full.
+async fn typed_turn_is_heard(rig: &Rig, text: &str) -> f64 {
+    let page = &rig.page;
+    rig.say(text).await;
+    let user = page.wait_for("the typed turn", "parley.turns[1] && parley.turns[1].user", WAIT).await;
+    assert_eq!(user, text);
+    assert_eq!(page.eval("document.getElementById('message').value").await, "", "the box is cleared");
+    page.wait_for("the reply to play out", "parley.turns[1].ended && parley.turns[1].playedOut", WAIT).await;
+    page.eval("parley.playback.msPlayedByTurn[1]").await.as_f64().unwrap()
+}
+
+fn about_the_reply(played_ms: f64) {
+    let expected_ms = REPLY.chars().count() as f64 / 15.0 * 1000.0;
+    assert!((played_ms - expected_ms).abs() < expected_ms * 0.15, "heard {played_ms} ms of about {expected_ms} ms");
+}
+
+#[actix_web::test]
+async fn pcm_output_plays_through_the_worklet_queue_resampled_to_the_context_rate() {
+    let rig = Rig::start(Mic::Silence, "/", |env| {
+        env.insert("ELEVENLABS_OUTPUT_FORMAT".into(), "pcm_24000".into());
+    })
+    .await;
+    let page = &rig.page;
+    rig.server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
+    rig.connect().await;
+    assert_eq!(page.eval("parley.connection.mimeType").await, "audio/pcm;rate=24000");
+    assert_eq!(page.eval("parley.playback.mode").await, "pcm-worklet");
+    let played = typed_turn_is_heard(&rig, "Say something short.").await;
+    about_the_reply(played);
+    let state = page.state().await;
+    assert!(state["playback"]["contextRate"].as_f64().unwrap() != 24_000.0, "resampled: {}", state["playback"]);
+    assert_eq!(state["playback"]["lateFrames"], 0);
+    page.screenshots("pcm").await;
+    rig.finish().await;
+}
+
+#[actix_web::test]
+async fn mp3_plays_through_media_source_when_asked_to() {
+    let rig = Rig::start(Mic::Silence, "/?mp3=mse", |_| {}).await;
+    rig.server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
+    rig.connect().await;
+    rig.page.wait_for("the MSE player", "parley.playback.mode === 'mp3-mse'", WAIT).await;
+    let played = typed_turn_is_heard(&rig, "Say something short.").await;
+    about_the_reply(played);
+    rig.finish().await;
+}

@@ -1,0 +1,143 @@
+// What the page does with each server message (see README, "The voice WebSocket protocol"). Unknown types
+// are counted and ignored (a newer server may send more); a known type with a malformed turn id is refused
+// before it can touch any state.
+
+import { explainServerError } from "./errors.js";
+import { els, showNotice, showStatus } from "./ui.js";
+
+const TURN_MESSAGES = new Set([
+  "userTurn",
+  "assistantText",
+  "audioStart",
+  "audioEnd",
+  "turnEnd",
+  "interrupt",
+  "messageSaved",
+  "latency",
+]);
+
+const str = (v) => (typeof v === "string" ? v : "");
+
+function turn(app, id) {
+  const turns = app.parley.turns;
+  if (!turns[id]) turns[id] = { user: "", captions: [], audio: false, ended: false, interrupted: false };
+  return turns[id];
+}
+
+const HANDLERS = {
+  session(app, m) {
+    const c = app.parley.connection;
+    Object.assign(c, {
+      sessionId: str(m.sessionId),
+      resumed: !!m.resumed,
+      emulated: !!m.emulated,
+      mimeType: str(m.mimeType),
+      outputFormat: str(m.outputFormat),
+    });
+    app.parley.turns = {};
+    app.userTurnAt.clear();
+    app.audioTurn = null;
+    app.view.newConnection({ resumed: !!m.resumed, historyMessages: Number(m.historyMessages) || 0 });
+    els.emulated.hidden = !m.emulated;
+    if (app.player) {
+      app.player.newConnection();
+      if (app.player.setFormat(c.mimeType) === "none") {
+        showNotice("info", `This server sends its voice as ${c.mimeType}, which this browser cannot play here.`, "The answers still appear as text.");
+      }
+    }
+    app.sessionStarted(m);
+  },
+
+  transcript(app, m) {
+    app.parley.transcript = { text: str(m.text), isFinal: !!m.isFinal };
+    app.view.interim(str(m.text), !!m.isFinal);
+  },
+
+  userTurn(app, m) {
+    // A new turn: any earlier answer still playing must not talk over it.
+    if (app.player) app.player.dropBefore(m.turnId);
+    turn(app, m.turnId).user = str(m.text);
+    app.userTurnAt.set(m.turnId, performance.now());
+    app.parley.transcript = { text: "", isFinal: false };
+    app.view.userTurn(m.turnId, str(m.text));
+  },
+
+  assistantText(app, m) {
+    turn(app, m.turnId).captions.push(str(m.text));
+    app.view.assistantText(m.turnId, str(m.text));
+  },
+
+  audioStart(app, m) {
+    app.audioTurn = m.turnId;
+    turn(app, m.turnId).audio = true;
+    if (app.player) app.player.startTurn(m.turnId);
+  },
+
+  audioEnd(app, m) {
+    if (app.audioTurn === m.turnId) app.audioTurn = null;
+    if (app.player) app.player.endTurn(m.turnId);
+  },
+
+  interrupt(app, m) {
+    if (app.audioTurn === m.turnId) app.audioTurn = null;
+    if (app.player) app.player.drop(m.turnId);
+    turn(app, m.turnId).interrupted = true;
+    app.view.interrupted(m.turnId, false);
+  },
+
+  turnEnd(app, m) {
+    const t = turn(app, m.turnId);
+    t.ended = true;
+    t.interrupted = t.interrupted || !!m.interrupted;
+    if (m.interrupted && app.player) app.player.drop(m.turnId);
+    if (app.audioTurn === m.turnId) app.audioTurn = null;
+    app.view.turnEnd(m.turnId, !!m.interrupted);
+  },
+
+  messageSaved(app, m) {
+    if (!Number.isInteger(m.messageId)) throw new Error("messageId is not an integer");
+    const t = turn(app, m.turnId);
+    if (m.role === "assistant") t.assistantMessageId = m.messageId;
+    else t.userMessageId = m.messageId;
+    app.view.messageSaved(m.turnId, m.role, m.messageId);
+    app.messageStored();
+  },
+
+  latency(app, m) {
+    const l = {
+      sttMs: m.sttMs ?? null,
+      llmFirstTokenMs: m.llmFirstTokenMs ?? null,
+      ttsFirstByteMs: m.ttsFirstByteMs ?? null,
+      firstAudioMs: m.firstAudioMs ?? null,
+    };
+    turn(app, m.turnId).latency = l;
+    app.view.latency(m.turnId, l);
+  },
+
+  status(app, m) {
+    app.parley.statuses.push(str(m.message));
+    showStatus(str(m.message));
+  },
+
+  error(app, m) {
+    const { message, advice } = explainServerError(m);
+    app.parley.errors.push({ code: str(m.code), message, advice, retryable: !!m.retryable });
+    showNotice("error", message, advice);
+  },
+
+  pong() {},
+};
+
+/** Applies one server message to the page. Throws (and changes nothing) on a malformed turn message. */
+export function handleServerMessage(app, m) {
+  const handler = HANDLERS[m.type];
+  if (!handler) {
+    app.parley.ignoredMessages = (app.parley.ignoredMessages || 0) + 1;
+    return;
+  }
+  if (TURN_MESSAGES.has(m.type) && !(Number.isInteger(m.turnId) && m.turnId > 0)) {
+    throw new Error("turnId is not a positive integer");
+  }
+  handler(app, m);
+  app.updateInterrupt();
+}

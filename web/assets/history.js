@@ -1,0 +1,174 @@
+// The history panel: the user's sessions (GET /api/sessions, a page at a time), the messages of one
+// (GET /api/history) with their recordings and ratings, and a way to continue any of them.
+
+import { getHistory, listSessions } from "./api.js";
+import { el } from "./dom.js";
+import { feedbackWidget } from "./feedback.js";
+
+const PAGE = 10;
+
+function when(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "unknown time" : d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+export class HistoryPanel {
+  /**
+   * @param {{list:HTMLElement, more:HTMLButtonElement, status:HTMLElement}} els
+   * @param {{userId:()=>string, onResume:(sessionId:string)=>void}} hooks
+   */
+  constructor(els, hooks) {
+    this.els = els;
+    this.hooks = hooks;
+    this.cursor = null;
+    this.loading = false;
+    /** Bumped by every fresh load: an answer for an older generation (another user id) is dropped. */
+    this.generation = 0;
+    /** What the panel shows, for the page's state: sessions listed, and messages of the open ones. */
+    this.state = { sessions: [], open: {}, loading: false };
+    /** The user id the list belongs to. */
+    this.shownFor = null;
+    this.items = new Map(); // sessionId → {toggle, count, body}
+    els.more.addEventListener("click", () => this.load(false));
+  }
+
+  /** Reloads from the first page (a new user id, or the Refresh button). */
+  refresh() {
+    return this.load(true);
+  }
+
+  /**
+   * Brings the first page up to date without disturbing the panel: new sessions appear on top, counts
+   * change in place, and an open session reloads its messages (after a turn of the live conversation).
+   */
+  async update() {
+    const userId = this.hooks.userId();
+    if (!userId || this.loading) return;
+    const generation = this.generation;
+    try {
+      const page = await listSessions(userId, null, PAGE);
+      if (generation !== this.generation || this.loading) return;
+      const fresh = (page.sessions || []).filter((s) => !this.items.has(s.sessionId));
+      for (const s of fresh.reverse()) this.addSession(s, true);
+      for (const s of page.sessions || []) {
+        const item = this.items.get(s.sessionId);
+        if (!item) continue;
+        item.count.textContent = `${s.messageCount} messages`;
+        if (item.toggle.getAttribute("aria-expanded") === "true") this.openSession(s.sessionId, item.body);
+      }
+      if (this.state.sessions.length) this.els.status.textContent = "";
+    } catch {
+      // The next update or a Refresh tries again; the panel keeps what it shows.
+    }
+  }
+
+  async load(fresh) {
+    const userId = this.hooks.userId();
+    if (!userId || (!fresh && this.loading)) return;
+    const generation = fresh ? ++this.generation : this.generation;
+    this.loading = this.state.loading = true;
+    this.els.more.disabled = true;
+    this.els.status.textContent = "Loading…";
+    try {
+      const page = await listSessions(userId, fresh ? null : this.cursor, PAGE);
+      if (generation !== this.generation) return; // superseded by a fresher load
+      // A refresh keeps open what the person had open.
+      const reopen = fresh && userId === this.shownFor ? Object.keys(this.state.open) : [];
+      if (fresh) {
+        this.els.list.replaceChildren();
+        this.items.clear();
+        this.state.sessions = [];
+        this.state.open = {};
+        this.shownFor = userId;
+      }
+      for (const s of page.sessions || []) if (!this.items.has(s.sessionId)) this.addSession(s, false);
+      for (const id of reopen) if (this.items.has(id)) this.toggle(id, true);
+      this.cursor = page.nextCursor || null;
+      this.els.more.hidden = !this.cursor;
+      this.els.status.textContent = this.state.sessions.length ? "" : "No conversations yet.";
+    } catch (e) {
+      if (generation === this.generation) {
+        this.els.status.textContent = `History could not be loaded: ${e.message}. Press Refresh to try again.`;
+      }
+    } finally {
+      if (generation === this.generation) {
+        this.loading = this.state.loading = false;
+        this.els.more.disabled = false;
+      }
+    }
+  }
+
+  addSession(s, onTop) {
+    if (onTop) this.state.sessions.unshift(s.sessionId);
+    else this.state.sessions.push(s.sessionId);
+    const li = el("li", "session");
+    li.dataset.sessionId = s.sessionId;
+    const head = el("div", "session-head");
+    const toggle = el("button", "session-toggle");
+    toggle.type = "button";
+    toggle.setAttribute("aria-expanded", "false");
+    const count = el("span", "count", `${s.messageCount} messages`);
+    toggle.append(el("span", "when", when(s.lastActivityAt)), count);
+    const resume = el("button", "resume secondary", "Continue");
+    resume.type = "button";
+    resume.setAttribute("aria-label", `Continue the conversation of ${when(s.lastActivityAt)}`);
+    resume.addEventListener("click", () => this.hooks.onResume(s.sessionId));
+    head.append(toggle, resume);
+    const body = el("div", "session-body");
+    body.hidden = true;
+    toggle.addEventListener("click", () => this.toggle(s.sessionId, toggle.getAttribute("aria-expanded") !== "true"));
+    li.append(head, body);
+    if (onTop) this.els.list.prepend(li);
+    else this.els.list.appendChild(li);
+    this.items.set(s.sessionId, { toggle, count, body });
+  }
+
+  /** Opens (loading its messages) or closes a listed session. */
+  toggle(sessionId, open) {
+    const item = this.items.get(sessionId);
+    item.toggle.setAttribute("aria-expanded", String(open));
+    item.body.hidden = !open;
+    if (open) {
+      this.state.open[sessionId] = this.state.open[sessionId] || [];
+      this.openSession(sessionId, item.body);
+    } else delete this.state.open[sessionId];
+  }
+
+  async openSession(sessionId, body) {
+    body.replaceChildren(el("p", "muted", "Loading…"));
+    try {
+      const h = await getHistory(sessionId, this.hooks.userId());
+      const list = el("ol", "messages");
+      for (const m of h.messages || []) list.appendChild(this.message(m));
+      body.replaceChildren(list.childNodes.length ? list : el("p", "muted", "No messages in this conversation."));
+      this.state.open[sessionId] = (h.messages || []).map((m) => ({
+        id: m.id,
+        role: m.role,
+        content: m.content,
+        audioUrl: m.audioUrl,
+        feedback: m.feedback,
+      }));
+    } catch (e) {
+      body.replaceChildren(el("p", "error-text", `Could not load this conversation: ${e.message}.`));
+    }
+  }
+
+  message(m) {
+    const li = el("li", `message ${m.role === "assistant" ? "assistant" : "user"}`);
+    li.dataset.messageId = String(m.id);
+    li.appendChild(el("span", "who", m.role === "assistant" ? "parley" : "You"));
+    if (typeof m.content === "string") li.appendChild(el("p", "text", m.content));
+    else li.appendChild(el("p", "text error-text", `This message cannot be read (${m.contentError || "unknown error"}).`));
+    if (m.interrupted) li.appendChild(el("span", "badge", "interrupted"));
+    if (typeof m.audioUrl === "string" && m.audioUrl) {
+      const audio = el("audio");
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = m.audioUrl;
+      audio.setAttribute("aria-label", `Recording of this ${m.role === "assistant" ? "answer" : "message"}`);
+      li.appendChild(audio);
+    }
+    if (m.role === "assistant") li.appendChild(feedbackWidget(m.id, m.feedback ?? null));
+    return li;
+  }
+}
