@@ -243,3 +243,97 @@ async fn after_deepgram_gives_up_on_an_outage_new_audio_restarts_it() {
     assert_eq!(c.expect("userTurn").await["text"], "back again");
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn an_unreachable_llm_is_retried_then_reported_as_retryable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed); // nothing listens there now
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("OPENAI_BASE_URL".into(), format!("http://127.0.0.1:{port}/v1"));
+    })
+    .await;
+    let mut c = v.connect("userId=nell").await;
+    let errors = turn(&mut c, "anyone there?").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "openai_connect");
+    assert_eq!(errors[0]["retryable"], true);
+    let (_, _, metrics) = v.app.get_text("/metrics").await;
+    assert!(metrics.contains(r#"parley_provider_errors_total{kind="connect",provider="openai"} 1"#), "{metrics}");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn deepgram_is_kept_alive_while_no_audio_flows() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    let dg = v.emulators.deepgram();
+    // Deepgram closes a socket idle for ~10 s; here 6 s, so only KeepAlives keep it open.
+    dg.set_idle_timeout(Duration::from_secs(6));
+    let mut c = v.connect("userId=otto").await;
+    c.stream_audio(&utterance_pcm(0, 200)).await;
+    let keepalives = |conns: &[parley::emulators::DeepgramConnectionLog]| {
+        conns.first().map_or(0, |c| c.texts_received.iter().filter(|t| t.text.contains("KeepAlive")).count())
+    };
+    assert!(
+        dg.wait_until(|conns| keepalives(conns) >= 2, Duration::from_secs(15)).await,
+        "KeepAlives every few seconds of silence: {:?}",
+        dg.connections()
+    );
+    let conn = &dg.connections()[0];
+    assert!(conn.open && conn.close_sent.is_none(), "the socket outlived the idle timeout: {conn:?}");
+    assert!(conn.binary_control_frames.is_empty(), "KeepAlive goes as a text frame");
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn tts_contexts_waiting_for_text_are_kept_alive() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    // The reply stalls after its first sentence, leaving the turn's TTS context open and waiting for more.
+    v.emulators.openai().push_reply(Reply::Text("Hello there. And then I go on and on.".into()));
+    v.emulators.openai().push_fault(OpenAiFault::NeverEnds { after_deltas: 4 });
+    let tts = v.emulators.elevenlabs();
+    let mut c = v.connect("userId=pia").await;
+    c.say("Say something slowly.").await;
+    c.expect("userTurn").await;
+    let keepalive = |s: parley::emulators::TtsSnapshot<'_>| {
+        s.sockets.first().is_some_and(|s| {
+            s.received
+                .iter()
+                .any(|m| m["text"] == "" && m["context_id"].is_string() && m.get("close_context").is_none())
+        })
+    };
+    assert!(tts.wait_until(keepalive, Duration::from_secs(15)).await, "{:?}", tts.ws_connections());
+    c.send_json(serde_json::json!({"type": "interrupt"})).await;
+    c.expect("turnEnd").await;
+    v.stop().await;
+}
+
+#[actix_web::test]
+async fn a_database_outage_never_blocks_the_conversation_and_lost_writes_are_counted() {
+    use diesel_async::{AsyncConnection as _, SimpleAsyncConnection as _};
+    let v = spawn_voice_app(TestDb::Postgres).await;
+    let mut c = v.connect("userId=quin").await;
+    assert!(turn(&mut c, "before the outage").await.is_empty());
+    c.until("stored", |e| matches!(e, Event::Json(v) if v["type"] == "messageSaved" && v["role"] == "assistant")).await;
+
+    let url = v.app.config.database.postgres_url.clone().unwrap();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut admin =
+        diesel_async::AsyncPgConnection::establish(&url.replace(&format!("/{name}"), "/postgres")).await.unwrap();
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+
+    // The turn is answered at once; its writes are retried in the background and finally given up on.
+    assert!(turn(&mut c, "during the outage").await.is_empty());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, metrics) = v.app.get_text("/metrics").await;
+        if metrics.contains(r#"parley_persist_writes_lost_total{kind="message"} 2"#) {
+            assert!(metrics.contains("parley_persist_retries_total"), "{metrics}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "writes never given up on:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(turn(&mut c, "still talking").await.is_empty(), "the session carries on");
+    v.stop().await;
+}

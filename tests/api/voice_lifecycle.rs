@@ -44,6 +44,10 @@ async fn a_client_vanishing_mid_turn_closes_every_upstream_and_keeps_the_history
     assert_eq!(reply["role"], "assistant");
     assert_eq!(reply["interrupted"], true);
     assert!(reply["content"].as_str().unwrap().starts_with("One."), "{reply}");
+    // The part of the reply that was sent before the client vanished is recorded too.
+    let stored = crate::recordings::wait_for_uploaded(&v.app, &session_id, 1).await;
+    assert_eq!(stored[0]["role"], "assistant");
+    assert!(stored[0]["durationSeconds"].as_f64().unwrap() > 0.0);
     v.stop().await;
 }
 
