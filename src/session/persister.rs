@@ -27,6 +27,8 @@ use crate::recording::uploader::{Upload, Uploader};
 
 /// Writes waiting in one session's queue beyond this are given up on (and counted).
 pub const MAX_QUEUE: usize = 512;
+/// How many turns back a message and its recording may still be paired.
+const PAIRING_WINDOW: TurnId = 8;
 /// Attempts per write before it is given up on.
 pub const MAX_ATTEMPTS: u32 = 6;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -170,13 +172,20 @@ impl Persister {
 
     /// After a message or recording of `slot` is stored: link the pair when both are there.
     fn link_if_paired(&mut self, slot: (TurnId, Role), ctx: &mut Context<Self>) {
-        if let (Some(message_id), Some((recording_id, key))) = (self.messages.get(&slot), self.recordings.get(&slot)) {
-            let link = Write::Link {
-                recording_id: *recording_id,
-                message_id: *message_id,
-                url: crate::recording::playback_url(key),
-            };
-            self.enqueue(link, ctx);
+        if self.messages.contains_key(&slot) && self.recordings.contains_key(&slot) {
+            if let (Some(message_id), Some((recording_id, key))) =
+                (self.messages.remove(&slot), self.recordings.remove(&slot))
+            {
+                let link = Write::Link { recording_id, message_id, url: crate::recording::playback_url(&key) };
+                self.enqueue(link, ctx);
+            }
+        }
+        // A message without a recording (a typed turn, a reply with no audio) is never paired: forget turns well
+        // behind the newest, so a long session does not accumulate them.
+        if let Some(newest) = self.messages.keys().chain(self.recordings.keys()).map(|(t, _)| *t).max() {
+            let keep = |(t, _): &(TurnId, Role)| *t + PAIRING_WINDOW >= newest;
+            self.messages.retain(|k, _| keep(k));
+            self.recordings.retain(|k, _| keep(k));
         }
     }
 

@@ -1,7 +1,7 @@
-//! Memory stays flat however long a session runs: parley (a child process, so only its memory is measured)
-//! takes minutes of microphone audio, sent faster than real time, with a turn every ten seconds, each
-//! recorded. Its resident memory after the first minute and at the end must not differ by more than a small
-//! constant: recordings are streamed to disk, never held in memory.
+//! Memory stays flat however long a session runs: parley (a child process, so only its memory is measured, on
+//! PostgreSQL as in production) takes minutes of microphone audio, sent faster than real time, with a turn
+//! every ten seconds, each recorded. Its resident memory after the first minute and at the end must not differ
+//! by more than a small constant: recordings are streamed to disk, never held in memory.
 //!
 //! `PARLEY_SOAK_MINUTES` (default 5) sets the length; the figures are printed
 //! (`cargo test --release --test api soak -- --nocapture`).
@@ -60,6 +60,9 @@ async fn memory_stays_flat_over_a_long_session() {
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     pairs.push(("PARLEY_COMMIT_DELAY_MS", "100"));
     pairs.push(("RUST_LOG", "warn,parley=info"));
+    let database = crate::helpers::postgres::fresh_database().await;
+    pairs.push(("PG_DB_URL", &database));
+    pairs.push(("PARLEY_ENCRYPTION_KEY", crate::helpers::TEST_KEY));
     let server = process::start(parley(&pairs, dir.path()));
     let pid = server.child.id();
     let mut c = VoiceClient::open(server.port, "userId=soak").await;
@@ -70,11 +73,22 @@ async fn memory_stays_flat_over_a_long_session() {
     one_minute(&mut c, &minute, &mut turns).await;
     all_recorded(&server, &session, turns).await;
     let warm = rss_bytes(pid);
+    let heap = |server: &process::Running| {
+        let url = server.url("/api/metrics");
+        async move {
+            let mut res = awc::Client::new().get(url).send().await.unwrap();
+            let m: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+            m["allocated_memory_bytes"].as_u64().unwrap()
+        }
+    };
+    let warm_heap = heap(&server).await;
     for _ in 1..minutes {
         one_minute(&mut c, &minute, &mut turns).await;
     }
     all_recorded(&server, &session, turns).await;
     let end = rss_bytes(pid);
+    let end_heap = heap(&server).await;
+    eprintln!("DBG heap {warm_heap} -> {end_heap}");
     let growth = end.saturating_sub(warm);
     eprintln!(
         "soak: {minutes} min of audio, {turns} turns: resident memory {:.1} MiB after 1 min, {:.1} MiB after {minutes} min (+{:.2} MiB)",
