@@ -155,9 +155,6 @@ impl VoiceClient {
                 Some(Ok(_)) => continue,
             };
             self.log.push(event.clone());
-            if let Event::Closed(_) = event {
-                return Some(event);
-            }
             return Some(event);
         }
     }
