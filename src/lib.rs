@@ -14,12 +14,15 @@ pub mod emulate;
 pub mod emulators;
 pub mod http_client;
 pub mod metrics;
+pub mod persistence;
 pub mod providers;
 pub mod recording;
 pub mod registry;
+pub mod retry;
 pub mod routes;
 pub mod session;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 
 /// Counts live heap bytes for `/api/metrics` (see `metrics::alloc`).

@@ -1,6 +1,6 @@
-//! Building and running the application: [`Application::build`] creates the singletons once (database store,
-//! metrics, registry, HTTP client settings), binds the listener (port 0 picks a free one) and wires the
-//! routes; [`Application::run_until_stopped`] serves until SIGINT/SIGTERM (or a [`ShutdownHandle`]) and then
+//! Building and running the application: [`Application::build`] binds the listener first (port 0 picks a free
+//! one; a port in use is a clean error before anything starts), creates the singletons once (database store,
+//! metrics, registry, HTTP client settings, what sessions are given) and wires the routes; [`Application::run_until_stopped`] serves until SIGINT/SIGTERM (or a [`ShutdownHandle`]) and then
 //! shuts down gracefully:
 //!
 //! 1. stop accepting connections;
@@ -12,9 +12,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor as _, Addr};
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, middleware, web};
+use actix::Actor as _;
+use actix_web::body::BoxBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest};
+use actix_web::middleware::{self, Next};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
@@ -23,11 +25,13 @@ use crate::crypto::Cipher;
 use crate::db::Store;
 use crate::http_client::HttpClients;
 use crate::metrics::{Metrics, track_requests};
+use crate::persistence::PendingWrites;
 use crate::recording::Storage;
 use crate::recording::uploader::{ResumeWaiting, Uploader};
 use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
 use crate::routes;
-use crate::session::persister::PendingWrites;
+use crate::session::settings::{RecordingDeps, SessionDeps, SessionSettings};
+use crate::state::Singletons;
 
 /// Time the HTTP server gets, after draining, to close what is still open.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,28 +42,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Application {
     port: u16,
     server: Server,
-    state: AppState,
+    state: Singletons,
     shutdown: Arc<Notify>,
     storage: actix::Arbiter,
-}
-
-/// The singletons, as injected into handlers and sessions.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub registry: Addr<Registry>,
-    pub http: HttpClients,
-    /// Database writes queued by sessions, awaited at shutdown.
-    pub pending_writes: Arc<PendingWrites>,
-    /// The thread session storage actors (Persister, Recorder) run on: it outlives the HTTP workers, so their
-    /// queues can still be flushed after the server stops.
-    pub storage: actix::ArbiterHandle,
-    /// Where recordings are stored.
-    pub recordings: Arc<Storage>,
-    /// Stores finished recordings in the background.
-    pub uploader: Addr<Uploader>,
 }
 
 /// Triggers the same graceful shutdown as SIGTERM (tests use it; so could an admin endpoint).
@@ -73,49 +58,57 @@ impl ShutdownHandle {
 }
 
 impl Application {
-    /// Connects the database (running migrations), builds the singletons and binds the listener.
+    /// Binds the listener, connects the database (running migrations) and builds the singletons.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // Bind before anything else starts: a port in use must be a clean error, not actors left running.
+        let address = (config.server.host, config.server.port);
+        let listener =
+            TcpListener::bind(address).with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let port = listener.local_addr()?.port();
         let config = Arc::new(config);
         let cipher = Cipher::from_config(&config.encryption, &config.database.data_dir)?;
         let recordings = Arc::new(Storage::from_config(&config)?);
         let store = Store::connect(&config.database, cipher).await.context("cannot open the database")?;
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
         let registry = Registry::new(metrics.clone(), config.limits.max_sessions).start();
-        let http = HttpClients::new();
         let storage = actix::Arbiter::new();
         let uploader = {
             let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
             Uploader::start_in_arbiter(&storage.handle(), move |_| Uploader::new(store, recordings, metrics))
         };
         uploader.do_send(ResumeWaiting);
-        let state = AppState {
+        let session = SessionDeps {
+            settings: Arc::new(SessionSettings::from_config(&config)),
+            metrics: metrics.clone(),
+            registry: registry.clone(),
+            store: store.clone(),
+            storage: storage.handle(),
+            recordings: RecordingDeps {
+                spool_dir: config.database.data_dir.join("spool"),
+                backend: recordings.backend(),
+                uploader: uploader.recipient(),
+            },
+            pending: Arc::new(PendingWrites::default()),
+        };
+        let state = Singletons {
             config: config.clone(),
             store,
             metrics,
             registry,
-            http,
-            pending_writes: Arc::new(PendingWrites::default()),
-            storage: storage.handle(),
             recordings,
-            uploader,
+            session,
+            http: HttpClients::new(),
         };
 
-        let address = (config.server.host, config.server.port);
-        let listener =
-            TcpListener::bind(address).with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
-        let port = listener.local_addr()?.port();
         let server = {
             let state = state.clone();
             HttpServer::new(move || {
+                let metrics = state.metrics.clone();
                 App::new()
-                    .wrap(middleware::from_fn(track_requests))
-                    .app_data(web::Data::new(state.clone()))
-                    .app_data(web::Data::new(state.config.clone()))
-                    .app_data(web::Data::new(state.store.clone()))
-                    .app_data(web::Data::from(state.metrics.clone()))
-                    .app_data(web::Data::new(state.registry.clone()))
-                    // One outbound client per worker thread (awc clients are not Send).
-                    .app_data(web::Data::new(state.http.build()))
+                    .wrap(middleware::from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+                        track_requests(metrics.clone(), req, next)
+                    }))
+                    .app_data(web::Data::new(state.for_worker()))
                     .configure(routes::config)
             })
             .workers(config.server.workers)
@@ -132,7 +125,7 @@ impl Application {
         self.port
     }
 
-    pub fn state(&self) -> &AppState {
+    pub fn state(&self) -> &Singletons {
         &self.state
     }
 
@@ -155,7 +148,7 @@ impl Application {
         }
         graceful_stop(&state, &handle).await;
         let _ = serving.await;
-        let unwritten = state.pending_writes.wait_idle(FLUSH_TIMEOUT).await;
+        let unwritten = state.session.pending.wait_idle(FLUSH_TIMEOUT).await;
         if unwritten > 0 {
             log::error!("{unwritten} database write(s) still pending at exit; they are lost");
         }
@@ -166,7 +159,7 @@ impl Application {
     }
 }
 
-async fn graceful_stop(state: &AppState, handle: &ServerHandle) {
+async fn graceful_stop(state: &Singletons, handle: &ServerHandle) {
     handle.pause().await;
     let grace = state.config.server.shutdown_drain;
     let live = state.registry.send(GetCounts).await.map(|c| c.active).unwrap_or(0);

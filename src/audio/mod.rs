@@ -11,6 +11,8 @@
 
 pub mod duration;
 pub mod flac;
+pub mod g711;
+pub mod level;
 pub mod mp3;
 pub mod output_format;
 pub mod sniff;

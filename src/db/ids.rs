@@ -22,6 +22,10 @@ pub struct UserId(String);
 #[serde(transparent)]
 pub struct MessageId(pub i64);
 
+/// A conversation turn, numbered from 1 within a connection (0 is a greeting spoken before the user says
+/// anything). Recordings are stored against it.
+pub type TurnId = u64;
+
 /// An id that does not have the required form; the text is safe to show to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {

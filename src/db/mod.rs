@@ -23,7 +23,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 
 use crate::config::DatabaseConfig;
 use crate::crypto::{Cipher, CryptoError};
-pub use ids::{IdError, MessageId, SessionId, UserId};
+pub use ids::{IdError, MessageId, SessionId, TurnId, UserId};
 pub use messages::{Feedback, FeedbackOutcome, NewMessage, Role, StoredMessage};
 pub use recordings::{NewRecording, RecordingRecord, RecordingStatus};
 pub use sessions::{NewSession, SessionCursor, SessionPage, SessionRecord};
@@ -89,6 +89,12 @@ impl StoreError {
             StoreError::Query(E::BrokenTransactionManager) => true,
             _ => false,
         }
+    }
+}
+
+impl crate::retry::Retryable for StoreError {
+    fn retryable(&self) -> bool {
+        self.is_retryable()
     }
 }
 

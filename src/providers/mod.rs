@@ -4,4 +4,7 @@
 
 pub mod deepgram;
 pub mod elevenlabs;
+pub mod error;
 pub mod openai;
+
+pub use error::{FailureKind, Provider, ProviderError};

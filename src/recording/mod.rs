@@ -20,6 +20,7 @@ pub mod uploader;
 use chrono::{DateTime, Utc};
 
 use crate::db::Role;
+pub use crate::persistence::playback_url;
 pub use storage::{RecordingMeta, Storage, StorageError};
 
 /// The top directory (and URL path) of every recording.
@@ -33,11 +34,6 @@ pub fn object_key(user_id: &str, session_id: &str, role: Role, extension: &str, 
         uuid::Uuid::new_v4().simple(),
         at.format("%Y%m%dT%H%M%S%3fZ")
     )
-}
-
-/// The link under which parley serves a recording (relative to the server).
-pub fn playback_url(object_key: &str) -> String {
-    format!("/{object_key}")
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! to the session's Persister, which registers it (after the session row, in order) and passes it to the
 //! Uploader.
 //!
-//! Parent: `ClientSocket`, which forwards the microphone audio ([`UserAudio`]), the audio it sent for each
-//! assistant turn ([`AssistantAudio`]), the turn boundaries and, at the end, [`FinishRecording`]. Runs on the
-//! storage arbiter so disk writes never touch the audio path.
+//! Parent: the session (`session::client_socket`), which forwards the microphone audio ([`UserAudio`], in
+//! blocks of many frames rather than one message per frame), the audio it sent for each assistant turn
+//! ([`AssistantAudio`]), the turn boundaries and, at the end, [`FinishRecording`]. Runs on the storage
+//! arbiter so disk writes never touch the audio path.
 //!
 //! The user's recording of a turn is the microphone audio received since the previous turn was committed, up
 //! to this one's commit (typed turns have none). The assistant's is exactly the audio sent to the client for
@@ -20,25 +21,24 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::spool::{FinishedTrack, Track, TrackFormat};
-use crate::db::{NewRecording, Role, SessionId, UserId};
+use crate::db::{NewRecording, Role, SessionId, TurnId, UserId};
 use crate::metrics::Metrics;
-use crate::session::persister::{PendingWrites, Persist, Persister, Write};
-use crate::session::protocol::TurnId;
+use crate::persistence::{PendingWrites, Persist, Persister, Write};
 
-/// Microphone audio, in arrival order.
-#[derive(Message)]
+/// Microphone audio, in arrival order (any number of frames).
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct UserAudio(pub Bytes);
 
 /// An utterance was committed as `turn_id`: the microphone audio so far is its recording.
-#[derive(Message)]
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct UserTurnCommitted {
     pub turn_id: TurnId,
 }
 
 /// Audio of an assistant turn, as sent to the client.
-#[derive(Message)]
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct AssistantAudio {
     pub turn_id: TurnId,
@@ -46,7 +46,7 @@ pub struct AssistantAudio {
 }
 
 /// The assistant turn is over (completed or interrupted).
-#[derive(Message)]
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct AssistantTurnEnded {
     pub turn_id: TurnId,
@@ -91,7 +91,7 @@ impl Recorder {
 
     fn lost(&self, what: &str, error: &std::io::Error) {
         log::error!("session {}: {what} recording lost: {error}", self.session());
-        self.setup.metrics.recordings_lost.inc();
+        self.setup.metrics.recordings_lost_total.inc();
     }
 
     /// Appends to `track`, opening it with `format` first; a write failure loses the recording (counted).

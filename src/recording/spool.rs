@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
+use crate::audio::level::InputEncoding;
 use crate::audio::wav::{WavEncoding, WavFormat, WavWriter};
 use crate::audio::{Encoding, OutputFormat};
 
@@ -23,9 +24,13 @@ pub enum TrackFormat {
 }
 
 impl TrackFormat {
-    /// The client's microphone: 16-bit mono PCM at its declared rate.
-    pub fn microphone(sample_rate: u32) -> Option<TrackFormat> {
-        WavFormat::new(WavEncoding::Pcm16, sample_rate, 1).ok().map(TrackFormat::Wav)
+    /// The client's microphone: mono at its declared rate, 16-bit PCM (browsers) or µ-law (phones).
+    pub fn microphone(encoding: InputEncoding, sample_rate: u32) -> Option<TrackFormat> {
+        let encoding = match encoding {
+            InputEncoding::Linear16 => WavEncoding::Pcm16,
+            InputEncoding::Mulaw => WavEncoding::Ulaw,
+        };
+        WavFormat::new(encoding, sample_rate, 1).ok().map(TrackFormat::Wav)
     }
 
     /// The assistant's audio in the ElevenLabs output format.
@@ -135,7 +140,8 @@ mod tests {
     #[test]
     fn a_microphone_track_becomes_a_wav_of_the_right_duration() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = Track::create(dir.path(), TrackFormat::microphone(16_000).unwrap()).unwrap();
+        let mut t =
+            Track::create(dir.path(), TrackFormat::microphone(InputEncoding::Linear16, 16_000).unwrap()).unwrap();
         for _ in 0..50 {
             t.append(&[0u8; 640]).unwrap(); // 20 ms each
         }

@@ -1,6 +1,6 @@
 //! Where finished recordings go, behind one interface: a directory under the data directory (the default)
 //! or a Google Cloud Storage bucket. Both take a complete file from the spool and put it under its object key;
-//! both give it back for playback through parley's own `/recordings/...` route, so links work whichever
+//! both give it back for playback through parley's own `/audio_recordings/...` route, so links work whichever
 //! backend holds the file.
 
 use std::path::{Path, PathBuf};

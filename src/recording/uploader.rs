@@ -1,11 +1,13 @@
 //! The Uploader: stores finished recordings in the background, one process-wide actor on the storage arbiter.
 //!
-//! Sessions' recorders hand it recording ids ([`Upload`]); it puts each spool file into storage, a few at a
-//! time, and then marks the row uploaded (which links the message's `audio_url`). A transient failure (storage
-//! down, throttled, disk full) is retried with exponential backoff for as long as it takes, the file waiting
-//! on local disk; a permanent one (refused credentials, a missing spool file) marks the row failed. Either
-//! way it is logged and counted (`parley_recording_uploads_total{outcome}`, `parley_recordings_pending`);
-//! nothing is dropped silently. On start it picks up every recording the last run left waiting.
+//! Sessions' persisters announce each registered recording ([`RecordingStored`], through a `Recipient`); the
+//! uploader puts its spool file into storage, a few at a time, and then marks the row uploaded (which links
+//! the message's `audio_url`). A transient failure (storage down, throttled, disk full) is retried under
+//! [`UPLOAD_RETRY`] for as long as it takes, the file waiting on local disk; a permanent one (refused
+//! credentials, a missing spool file) marks the row failed. Either way it is logged and counted
+//! (`parley_recording_uploads_total{outcome}`, `parley_recordings_pending`); nothing is dropped silently, and a
+//! failure to record a failure in the database is logged too. On start it picks up every recording the last
+//! run left waiting.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -17,17 +19,18 @@ use actix::prelude::*;
 use super::storage::{RecordingMeta, Storage, StorageError};
 use crate::db::{RecordingRecord, RecordingStatus, Store};
 use crate::metrics::Metrics;
-use crate::session::upstream::backoff;
+use crate::persistence::RecordingStored;
+use crate::retry::{Backoff, RetryPolicy};
 
 /// Uploads running at once.
 pub const PARALLEL_UPLOADS: usize = 4;
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const MAX_RETRY: Duration = Duration::from_secs(60);
-
-/// Store this recording.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Upload(pub i64);
+/// Storage being down is retried for as long as it takes: no attempt limit, no deadline, backoff to a minute.
+pub const UPLOAD_RETRY: RetryPolicy = RetryPolicy {
+    backoff: Backoff { first: Duration::from_millis(500), max: Duration::from_secs(60) },
+    max_attempts: None,
+    deadline: None,
+    max_retry_after: Duration::ZERO,
+};
 
 /// Queue every recording left waiting (sent once at start-up).
 #[derive(Message)]
@@ -70,7 +73,7 @@ impl Uploader {
     }
 
     fn finished(&mut self, id: i64, outcome: Outcome, ctx: &mut Context<Self>) {
-        let count = |o: &str| self.metrics.recording_uploads.with_label_values(&[o]).inc();
+        let count = |o: &str| self.metrics.recording_uploads_total.with_label_values(&[o]).inc();
         match outcome {
             Outcome::Stored | Outcome::Gone => {
                 count("uploaded");
@@ -78,7 +81,8 @@ impl Uploader {
             }
             Outcome::Retry { attempts, error } => {
                 count("retried");
-                let delay = backoff(attempts.min(10), FIRST_RETRY, MAX_RETRY);
+                let delay =
+                    UPLOAD_RETRY.next_delay(attempts, Duration::ZERO, true, None).unwrap_or(UPLOAD_RETRY.backoff.max);
                 log::warn!("recording {id}: storing failed (attempt {attempts}): {error}; retrying in {delay:?}");
                 // Still pending: the gauge keeps counting it while it waits.
                 ctx.run_later(delay, move |this, ctx| {
@@ -116,13 +120,10 @@ async fn upload(store: Store, storage: Arc<Storage>, id: i64) -> Outcome {
         Err(e) => return Outcome::Retry { attempts: 1, error: format!("database: {e}") },
     };
     let Some(spool) = record.spool_path.clone().map(PathBuf::from) else {
-        let _ = store.recording_attempt_failed(id, "no spool file recorded", true).await;
-        return Outcome::Failed("no spool file recorded".into());
+        return failed(&store, id, "no spool file recorded".into()).await;
     };
     if !spool.exists() {
-        let message = format!("spool file {} is missing", spool.display());
-        let _ = store.recording_attempt_failed(id, &message, true).await;
-        return Outcome::Failed(message);
+        return failed(&store, id, format!("spool file {} is missing", spool.display())).await;
     }
     match storage.put(&record.object_key, &spool, &meta(&record)).await {
         Ok(()) => {
@@ -132,18 +133,32 @@ async fn upload(store: Store, storage: Arc<Storage>, id: i64) -> Outcome {
                 return Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") };
             }
             if !storage.moves_files() {
-                let _ = tokio::fs::remove_file(&spool).await;
+                if let Err(e) = tokio::fs::remove_file(&spool).await {
+                    // Stored and linked; only disk space is lost until someone cleans the spool.
+                    log::warn!("recording {id}: stored, but its spool file {} stays: {e}", spool.display());
+                }
             }
             Outcome::Stored
         }
         Err(StorageError { transient: true, message }) => {
-            let _ = store.recording_attempt_failed(id, &message, false).await;
+            note_attempt(&store, id, &message, false).await;
             Outcome::Retry { attempts: record.attempts as u32 + 1, error: message }
         }
-        Err(StorageError { transient: false, message }) => {
-            let _ = store.recording_attempt_failed(id, &message, true).await;
-            Outcome::Failed(message)
-        }
+        Err(StorageError { transient: false, message }) => failed(&store, id, message).await,
+    }
+}
+
+/// Marks the row failed (it is retried at the next start) and reports the failure.
+async fn failed(store: &Store, id: i64, message: String) -> Outcome {
+    note_attempt(store, id, &message, true).await;
+    Outcome::Failed(message)
+}
+
+/// Records a failed attempt on the row; if even that fails, the log says so (the upload outcome is counted
+/// either way).
+async fn note_attempt(store: &Store, id: i64, message: &str, permanent: bool) {
+    if let Err(e) = store.recording_attempt_failed(id, message, permanent).await {
+        log::warn!("recording {id}: the failed attempt ({message}) could not be recorded in the database: {e}");
     }
 }
 
@@ -163,10 +178,10 @@ impl Actor for Uploader {
     type Context = Context<Self>;
 }
 
-impl Handler<Upload> for Uploader {
+impl Handler<RecordingStored> for Uploader {
     type Result = ();
 
-    fn handle(&mut self, msg: Upload, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RecordingStored, ctx: &mut Context<Self>) {
         self.enqueue(msg.0, ctx);
     }
 }

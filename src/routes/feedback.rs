@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
-use crate::db::{Feedback, FeedbackOutcome, MessageId, Store};
+use crate::db::{Feedback, FeedbackOutcome, MessageId};
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct Body {
@@ -22,7 +23,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
     Value::deserialize(d).map(Some)
 }
 
-pub async fn post(store: web::Data<Store>, body: web::Json<Body>) -> Result<HttpResponse, ApiError> {
+pub async fn post(app: web::Data<AppState>, body: web::Json<Body>) -> Result<HttpResponse, ApiError> {
     let id = match &body.message_id {
         Some(Value::Number(n)) => n.as_i64().filter(|n| *n > 0),
         Some(Value::String(s)) => s.parse::<i64>().ok().filter(|n| *n > 0),
@@ -41,7 +42,7 @@ pub async fn post(store: web::Data<Store>, body: web::Json<Body>) -> Result<Http
             ));
         }
     };
-    match store.set_feedback(id, feedback).await? {
+    match app.store.set_feedback(id, feedback).await? {
         FeedbackOutcome::Updated => {}
         FeedbackOutcome::NotFound => {
             return Err(ApiError::not_found("message_not_found", format!("no message {id}")));

@@ -4,13 +4,15 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::db::{Backend, Store};
+use crate::db::Backend;
+use crate::state::AppState;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-pub async fn readyz(store: web::Data<Store>) -> HttpResponse {
+pub async fn readyz(app: web::Data<AppState>) -> HttpResponse {
+    let store = &app.store;
     let backend = match store.backend() {
         Backend::Postgres => "postgres",
         Backend::Sqlite => "sqlite",

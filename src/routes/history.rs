@@ -9,7 +9,8 @@ use serde::Serialize;
 use super::params::SessionQuery;
 
 use crate::api_error::ApiError;
-use crate::db::{Feedback, MessageId, Role, SessionId, Store, StoredMessage};
+use crate::db::{Feedback, MessageId, Role, SessionId, StoredMessage};
+use crate::state::AppState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,9 +55,9 @@ impl From<StoredMessage> for Message {
     }
 }
 
-pub async fn get(store: web::Data<Store>, query: web::Query<SessionQuery>) -> Result<HttpResponse, ApiError> {
-    let session = query.resolve(&store).await?;
-    let messages = store.session_messages(&session.id).await?;
+pub async fn get(app: web::Data<AppState>, query: web::Query<SessionQuery>) -> Result<HttpResponse, ApiError> {
+    let session = query.resolve(&app.store).await?;
+    let messages = app.store.session_messages(&session.id).await?;
     Ok(HttpResponse::Ok().json(History {
         session_id: session.id,
         user_id: session.user_id,

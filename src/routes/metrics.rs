@@ -1,18 +1,17 @@
 //! `GET /metrics` (Prometheus text format) and `GET /api/metrics` (the original system's JSON figures, from
 //! real operating-system readings; `threads` takes the place of Go's goroutine count).
 
-use actix::Addr;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use crate::db::Store;
-use crate::metrics::{Metrics, alloc};
-use crate::registry::{Counts, GetCounts, Registry};
+use crate::metrics::alloc;
+use crate::registry::{Counts, GetCounts};
+use crate::state::AppState;
 
-pub async fn prometheus(metrics: web::Data<Metrics>, store: web::Data<Store>) -> HttpResponse {
+pub async fn prometheus(app: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render(Some(store.pool_status())))
+        .body(app.metrics.render(Some(app.store.pool_status())))
 }
 
 /// The figures of `/api/metrics`.
@@ -36,8 +35,9 @@ struct Figures {
     last_collection_time: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn json(metrics: web::Data<Metrics>, registry: web::Data<Addr<Registry>>) -> HttpResponse {
-    let counts = registry.send(GetCounts).await.unwrap_or(Counts { active: 0, total: 0 });
+pub async fn json(app: web::Data<AppState>) -> HttpResponse {
+    let metrics = &app.metrics;
+    let counts = app.registry.send(GetCounts).await.unwrap_or(Counts { active: 0, total: 0 });
     let (system, collected_at) = metrics.sample_system();
     HttpResponse::Ok().json(Figures {
         timestamp: chrono::Utc::now(),

@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::params::SessionQuery;
 
 use crate::api_error::ApiError;
-use crate::db::{RecordingRecord, RecordingStatus, SessionId, Store};
+use crate::db::{RecordingRecord, RecordingStatus, SessionId};
 use crate::recording::{self, Storage};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,9 +29,10 @@ struct Listing {
     recordings: Vec<Listed>,
 }
 
-pub async fn list(store: web::Data<Store>, query: web::Query<SessionQuery>) -> Result<HttpResponse, ApiError> {
-    let session = query.resolve(&store).await?;
-    let recordings = store
+pub async fn list(app: web::Data<AppState>, query: web::Query<SessionQuery>) -> Result<HttpResponse, ApiError> {
+    let session = query.resolve(&app.store).await?;
+    let recordings = app
+        .store
         .session_recordings(&session.id)
         .await?
         .into_iter()

@@ -5,7 +5,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
-use crate::db::{SessionCursor, SessionId, SessionRecord, Store, UserId};
+use crate::db::{SessionCursor, SessionId, SessionRecord, UserId};
+use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
@@ -50,7 +51,7 @@ impl From<SessionRecord> for Session {
     }
 }
 
-pub async fn list(store: web::Data<Store>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
+pub async fn list(app: web::Data<AppState>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
     let user: UserId = super::params::user_id(params.user_id.as_deref())?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
@@ -64,7 +65,7 @@ pub async fn list(store: web::Data<Store>, params: web::Query<Params>) -> Result
             ApiError::bad_request("invalid_cursor", "cursor must be a nextCursor value from an earlier page")
         })?),
     };
-    let page = store.list_sessions(&user, limit, cursor.as_ref()).await?;
+    let page = app.store.list_sessions(&user, limit, cursor.as_ref()).await?;
     Ok(HttpResponse::Ok().json(Page {
         user_id: user,
         sessions: page.sessions.into_iter().map(Session::from).collect(),

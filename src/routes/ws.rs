@@ -5,17 +5,19 @@
 //! belonging to another user (404 either way), a server at its session limit (503). Resuming loads the stored
 //! conversation into the session's memory.
 
-use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
+use crate::audio::level::InputEncoding;
 use crate::db::{SessionId, UserId};
-use crate::registry::{GetCounts, Registry};
-use crate::session::client_socket::{ClientSocket, SessionParams, codec_frame_limit};
-use crate::session::memory::Remembered;
-use crate::startup::AppState;
+use crate::registry::GetCounts;
+use crate::session::browser::{BrowserWire, codec_frame_limit};
+use crate::session::client_socket::ClientSocket;
+use crate::session::conversation::memory::Remembered;
+use crate::session::settings::{AudioIn, SessionParams};
+use crate::state::AppState;
 
 const DEFAULT_SAMPLE_RATE: u32 = 16_000;
 
@@ -32,8 +34,6 @@ pub async fn chat_audio(
     stream: web::Payload,
     params: web::Query<Params>,
     app: web::Data<AppState>,
-    registry: web::Data<Addr<Registry>>,
-    client: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id: UserId = super::params::user_id(params.user_id.as_deref())?;
     let sample_rate = match params.sample_rate.as_deref() {
@@ -42,7 +42,7 @@ pub async fn chat_audio(
             ApiError::bad_request("invalid_sample_rate", format!("sampleRate must be 8000-48000 Hz, got {raw:?}"))
         })?,
     };
-    let counts = registry.send(GetCounts).await.map_err(|_| ApiError::Internal)?;
+    let counts = app.registry.send(GetCounts).await.map_err(|_| ApiError::Internal)?;
     if counts.active >= app.config.limits.max_sessions {
         return Err(ApiError::busy(format!(
             "the server is at its limit of {} sessions",
@@ -71,10 +71,20 @@ pub async fn chat_audio(
         }
     };
     let peer = req.peer_addr().map(|a| a.to_string());
-    let params = SessionParams { session_id, user_id, resumed, history, sample_rate, peer };
-    let actor = ClientSocket::new(params, app.get_ref().clone(), client.get_ref().clone());
+    let params = SessionParams {
+        session_id,
+        user_id,
+        resumed,
+        history,
+        audio_in: AudioIn { encoding: InputEncoding::Linear16, sample_rate },
+        output_format: app.config.elevenlabs.output_format,
+        peer,
+    };
+    let settings = &app.session.settings;
+    let wire = BrowserWire::new(&params, settings);
+    let actor = ClientSocket::new(wire, params, app.session.clone(), app.http.clone());
     ws::WsResponseBuilder::new(actor, &req, stream)
-        .frame_size(codec_frame_limit(&app.config))
+        .frame_size(codec_frame_limit(settings))
         .start()
         .map_err(|e| ApiError::bad_request("not_a_websocket", format!("expected a WebSocket upgrade: {e}")))
 }

@@ -1,13 +1,13 @@
 //! LlmWorker: streams one assistant reply at a time from an OpenAI-compatible `/chat/completions` endpoint.
 //!
-//! Parent: `ClientSocket`, which sends [`Complete`] (system prompt + memory + the new user message) and
+//! Parent: the session (`client_socket`, through `children`), which sends [`Complete`] (system prompt + memory + the new user message) and
 //! [`CancelCompletion`], and receives [`LlmEvent`]s through a `Recipient`. Owns: the HTTP request of the
 //! current turn; cancelling drops it, which closes the connection so the server stops generating.
 //!
 //! The SSE body is decoded with `providers::openai` (lines and UTF-8 split across reads, CRLF, comments, error
 //! objects mid-stream, a stream cut without `[DONE]` reported as truncation). Failures before the first token
-//! that may pass (429, 5xx, connection errors, timeouts) are retried with backoff, honouring a short
-//! `Retry-After`; after the first token nothing is retried (it would repeat what was already spoken).
+//! that may pass (429, 5xx, connection errors, timeouts) are retried under [`REQUEST_RETRY`], honouring a
+//! short `Retry-After`; after the first token nothing is retried (it would repeat what was already spoken).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,22 +15,26 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::StreamExt as _;
 
-use super::protocol::TurnId;
-use super::upstream::{FailureKind, Provider, ProviderError, backoff, retry_after};
 use crate::config::{Config, Secret};
+use crate::db::TurnId;
 use crate::metrics::Metrics;
 use crate::providers::openai::{ApiErrorBody, ChatMessage, ChatRequest, ChatStreamDecoder, StreamItem};
+use crate::providers::{FailureKind, Provider, ProviderError};
+use crate::retry::{AttemptError, Backoff, Failure, RetryPolicy, retry_after_header};
 
-/// Attempts before the first token (the first try and two retries).
-pub const MAX_ATTEMPTS: u32 = 3;
+/// Retries before the first token: three attempts in all, a server's wait honoured up to 5 s.
+pub const REQUEST_RETRY: RetryPolicy = RetryPolicy {
+    backoff: Backoff { first: Duration::from_millis(500), max: Duration::from_secs(4) },
+    max_attempts: Some(3),
+    deadline: None,
+    max_retry_after: Duration::from_secs(5),
+};
 /// How long the response headers may take.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the stream may go silent (comments count as activity).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a whole reply may stream.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(180);
-/// The longest `Retry-After` worth waiting for inside a turn.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What the worker needs to know.
 #[derive(Debug, Clone)]
@@ -51,7 +55,7 @@ impl LlmSettings {
 }
 
 /// Stream a reply for `turn_id` to `messages`.
-#[derive(Message)]
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Complete {
     pub turn_id: TurnId,
@@ -59,7 +63,7 @@ pub struct Complete {
 }
 
 /// Stop the reply of `turn_id` now (barge-in, or the session ending).
-#[derive(Message)]
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct CancelCompletion {
     pub turn_id: TurnId,
@@ -137,16 +141,17 @@ impl Handler<Complete> for LlmWorker {
         let metrics = self.metrics.clone();
         let work = async move {
             let outcome = tokio::time::timeout(TOTAL_TIMEOUT, stream.run()).await.unwrap_or_else(|_| {
-                Err((ProviderError::new(Provider::OpenAi, FailureKind::Timeout, "the reply took too long"), true))
+                let error = ProviderError::new(Provider::OpenAi, FailureKind::Timeout, "the reply took too long");
+                Err(Failure { error, attempts: 1, output_started: true })
             });
             match outcome {
                 Ok(()) => {
                     parent.do_send(LlmEvent::Done { turn_id });
                 }
-                Err((error, after_tokens)) => {
+                Err(Failure { error, output_started, .. }) => {
                     log::warn!("session {session}: turn {turn_id}: {error}");
-                    metrics.provider_errors.with_label_values(&["openai", error.kind.label()]).inc();
-                    parent.do_send(LlmEvent::Failed { turn_id, error, after_tokens });
+                    metrics.provider_error(&error);
+                    parent.do_send(LlmEvent::Failed { turn_id, error, after_tokens: output_started });
                 }
             }
         };
@@ -191,31 +196,25 @@ struct Stream {
     turn_id: TurnId,
 }
 
-/// A failure and whether tokens had already been delivered.
-type Failure = (ProviderError, bool);
-
 impl Stream {
-    async fn run(self) -> Result<(), Failure> {
-        let mut attempt = 0;
-        loop {
-            self.parent.do_send(LlmEvent::Requested { turn_id: self.turn_id, at: Instant::now() });
-            match self.attempt().await {
-                Ok(()) => return Ok(()),
-                Err((error, false, wait)) if error.retryable() && attempt + 1 < MAX_ATTEMPTS => {
-                    let delay =
-                        wait.unwrap_or_else(|| backoff(attempt, Duration::from_millis(500), Duration::from_secs(4)));
-                    log::info!("LLM attempt {} failed ({error}); retrying in {delay:?}", attempt + 1);
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err((error, after_tokens, _)) => return Err((error, after_tokens)),
-            }
-        }
+    async fn run(self) -> Result<(), Failure<ProviderError>> {
+        let on_retry = |error: &ProviderError, attempt: u32, delay: Duration| {
+            log::info!("LLM attempt {attempt} failed ({error}); retrying in {delay:?}");
+        };
+        REQUEST_RETRY
+            .run(
+                |_| {
+                    self.parent.do_send(LlmEvent::Requested { turn_id: self.turn_id, at: Instant::now() });
+                    self.attempt()
+                },
+                on_retry,
+            )
+            .await
     }
 
-    /// One request; on failure also says whether tokens were delivered and how long the server asked to wait.
-    async fn attempt(&self) -> Result<(), (ProviderError, bool, Option<Duration>)> {
-        let err = |kind, message: String| (ProviderError::new(Provider::OpenAi, kind, message), false, None);
+    /// One request; its failure says whether tokens were delivered and how long the server asked to wait.
+    async fn attempt(&self) -> Result<(), AttemptError<ProviderError>> {
+        let err = |kind, message: String| AttemptError::new(ProviderError::new(Provider::OpenAi, kind, message));
         let send = self
             .client
             .post(&self.url)
@@ -229,27 +228,29 @@ impl Stream {
         };
         let status = response.status();
         if !status.is_success() {
-            let wait =
-                retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), MAX_RETRY_AFTER);
+            let wait = retry_after_header(response.headers());
             let body = response.body().limit(64 * 1024).await.unwrap_or_default();
             let detail = serde_json::from_slice::<ApiErrorBody>(&body)
                 .map(|b| b.error.message)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
-            let (e, _, _) = err(FailureKind::from_status(status.as_u16()), format!("HTTP {status}: {detail}"));
-            return Err((e, false, wait));
+            return Err(err(FailureKind::from_status(status.as_u16()), format!("HTTP {status}: {detail}"))
+                .with_retry_after(wait));
         }
         let mut decoder = ChatStreamDecoder::new();
         let mut delivered = false;
+        let cut = |e: ProviderError, delivered: bool| {
+            if delivered { AttemptError::after_output(e) } else { AttemptError::new(e) }
+        };
         loop {
             let chunk = match tokio::time::timeout(IDLE_TIMEOUT, response.next()).await {
                 Err(_) => {
                     let e = ProviderError::new(Provider::OpenAi, FailureKind::Timeout, "the stream stalled");
-                    return Err((e, delivered, None));
+                    return Err(cut(e, delivered));
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
                     let e = ProviderError::new(Provider::OpenAi, FailureKind::Truncated, format!("stream broke: {e}"));
-                    return Err((e, delivered, None));
+                    return Err(cut(e, delivered));
                 }
                 Ok(Some(Ok(bytes))) => bytes,
             };
@@ -273,7 +274,7 @@ impl Stream {
                             kind,
                             format!("error mid-stream: {}", body.error.message),
                         );
-                        return Err((e, delivered, None));
+                        return Err(cut(e, delivered));
                     }
                     StreamItem::Ignored => {}
                     StreamItem::Invalid { reason, .. } => {
@@ -282,7 +283,7 @@ impl Stream {
                             FailureKind::Protocol,
                             format!("unreadable event: {reason}"),
                         );
-                        return Err((e, delivered, None));
+                        return Err(cut(e, delivered));
                     }
                 }
             }
@@ -290,7 +291,7 @@ impl Stream {
         match decoder.finish() {
             Ok(()) => Ok(()),
             Err(end) => {
-                Err((ProviderError::new(Provider::OpenAi, FailureKind::Truncated, end.to_string()), delivered, None))
+                Err(cut(ProviderError::new(Provider::OpenAi, FailureKind::Truncated, end.to_string()), delivered))
             }
         }
     }

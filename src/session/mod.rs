@@ -1,30 +1,37 @@
-//! One voice session per WebSocket connection, as a tree of actors (all on the worker thread that accepted
-//! the connection, so messages between them are cheap):
+//! One voice session per client connection, as a tree of actors (all on the worker thread that accepted the
+//! connection, so messages between them are cheap), around a conversation core that knows no transport:
 //!
 //! ```text
-//!                       ClientSocket  (the WebSocket; parent: owns session state, turns, restart policy)
-//!          ┌──────────────┬───────┴───────┬──────────────┬──────────────┐
+//!   transport wire (browser: browser::BrowserWire; a phone stream later)   frames <-> conversation events
+//!                                      │
+//!                       ClientSocket<W>  (the WebSocket; parent: registry, heartbeat, drain, timers)
+//!                                      │ owns
+//!                       Conversation  (the core: turns, barge-in, memory, supervision, latency; plain state)
+//!                                      │ commands                 ▲ reports (Recipients)
+//!          ┌──────────────┬────────────┴──┬──────────────┬────────┴─────┐
 //!     DeepgramLink     LlmWorker        TtsLink        Recorder       Persister
 //!     (STT socket)    (SSE stream)   (TTS socket/HTTP) (audio files)  (database writes, in order)
 //! ```
 //!
-//! Children report to the parent through `Recipient`s; the parent talks to them through their addresses.
-//! The `Registry` (outside the tree) tracks the session for metrics, history endpoints and shutdown.
-//! The pure pieces the parent uses to decide things live beside it: `utterance` (when the user has finished),
-//! `segmenter` (sentences for TTS), `barge_in` (when speech interrupts), `memory` (what the LLM sees),
-//! `latency` (per-stage timings).
+//! - [`conversation`]: the core, driven by plain inputs and answering with plain effects; unit-tested
+//!   without any socket. It imports the children's message types and nothing of the transports.
+//! - [`client_socket`]: the actor that runs a conversation over a WebSocket for any [`client_socket::Wire`];
+//!   [`children`] starts the child actors and carries the conversation's commands to them.
+//! - [`browser`]: parley's own JSON + binary protocol, a wire and nothing more.
+//! - [`deepgram_link`], [`llm_worker`], [`tts_link`]: the provider clients (children), over
+//!   [`ws_upstream`] for sockets; the Recorder and Persister live in `recording` and `persistence`.
+//! - [`settings`]: what a session is given (settings, dependencies, parameters), built by `startup` and the
+//!   route; a session never sees the whole application.
+//!
+//! Dependencies inside run one way: providers' clients ← conversation ← children/client_socket ← browser.
+//! The Registry (outside the tree) tracks the session for metrics, history endpoints and shutdown.
 
-pub mod audio_clock;
-pub mod barge_in;
+pub mod browser;
+pub mod children;
 pub mod client_socket;
+pub mod conversation;
 pub mod deepgram_link;
-pub mod latency;
 pub mod llm_worker;
-pub mod memory;
-pub mod persister;
-pub mod protocol;
-pub mod segmenter;
+pub mod settings;
 pub mod tts_link;
-pub mod upstream;
-pub mod utterance;
 pub mod ws_upstream;

@@ -11,7 +11,7 @@ use awc::error::{WsClientError, WsProtocolError};
 use awc::ws::{CloseCode, CloseReason, Codec, Frame, Message as WsMessage};
 use futures_util::stream::{SplitSink, StreamExt as _};
 
-use super::upstream::{FailureKind, Provider, ProviderError};
+use crate::providers::{FailureKind, Provider, ProviderError};
 
 /// Largest frame accepted from a provider (ElevenLabs audio chunks are base64 JSON of up to a few hundred KB).
 pub const MAX_FRAME_BYTES: usize = 4 << 20;

@@ -1,121 +1,62 @@
 //! ClientSocket: the WebSocket of one voice session and the parent of its actor tree (see `session`).
 //!
-//! Owns the session's state: who it is, the conversation memory, the utterance being heard and the assistant
-//! turn in progress. Starts its children (DeepgramLink lazily on the first audio frame, LlmWorker, TtsLink,
-//! Persister on the storage arbiter), hears from them through `Recipient`s, and stops them all when it stops.
-//! Heartbeats the client, registers with the Registry, and drains on shutdown. Decisions about turns live in
-//! `turns.rs`; what the client sends in `input.rs`; reactions to the children in `events.rs`.
-//!
-//! Protocol violations never end the session when it can go on: they get an `error` event. Only what cannot be
-//! recovered closes it (an oversized frame the codec refuses: 1009; a binary frame that is not audio when no
-//! audio is expected: never, audio is always accepted).
+//! Generic over its [`Wire`] (the browser protocol, later a phone stream): the wire turns frames into the
+//! conversation's inputs and its events into frames; everything else is here, once, for every transport:
+//! registering with the Registry (and refusing when the server is full), heartbeats, draining on shutdown,
+//! the conversation ([`Conversation`], which makes every decision), its timers, and its children
+//! ([`Children`], started once the session is admitted and stopped when it ends). What the children report
+//! arrives through `Recipient`s (`reports.rs`) and goes straight into the conversation.
 
-mod events;
-mod input;
-mod turns;
+mod reports;
+mod wire;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web_actors::ws;
 
-use super::barge_in::BargeIn;
-use super::deepgram_link::{DeepgramLink, SttSettings, SttShutdown};
-use super::llm_worker::{LlmSettings, LlmWorker, StopWorker};
-use super::memory::{Memory, Remembered};
-use super::persister::{Persist, Persister, Write};
-use super::protocol::{ServerMessage, TurnId};
-use super::tts_link::{TtsLink, TtsSettings, TtsShutdown};
-use super::utterance::Utterance;
-use crate::db::{NewSession, SessionId, UserId};
-use crate::recording::recorder::{FinishRecording, Recorder, RecorderSetup};
-use crate::recording::spool::TrackFormat;
+pub use wire::{Wire, WireContext};
+
+use super::children::{Children, Reporters};
+use super::conversation::{Command, Conversation, Effect, EndReason, Event, Input, Outbox, Timer};
+use super::settings::{SessionDeps, SessionParams};
 use crate::registry::{ConnectionId, Drain, LiveSession, Register, Unregister};
-use crate::startup::AppState;
 
 /// How often the client is pinged.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// A client silent for this long (no frame, no pong) is gone.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Who the session is, decided (and validated) by the route before the upgrade.
-#[derive(Debug, Clone)]
-pub struct SessionParams {
-    pub session_id: SessionId,
-    pub user_id: UserId,
-    /// Continuing a stored session; `history` holds its messages.
-    pub resumed: bool,
-    pub history: Vec<Remembered>,
-    pub sample_rate: u32,
-    pub peer: Option<String>,
-}
-
 /// The session's WebSocket actor.
-pub struct ClientSocket {
+pub struct ClientSocket<W: Wire> {
+    wire: W,
     params: SessionParams,
-    app: AppState,
+    deps: SessionDeps,
     client: awc::Client,
+    conversation: Conversation,
+    /// Started once the registry admitted the session.
+    children: Option<Children>,
     registration: Option<ConnectionId>,
-    ready: bool,
     last_seen: Instant,
-    draining: bool,
-
-    stt: Option<Addr<DeepgramLink>>,
-    /// Speech recognition gave up: audio is dropped until this instant (a transient outage: the link is
-    /// restarted by the next audio after it), or for good when `None` (refused key or settings).
-    stt_down: Option<Option<Instant>>,
-    llm: Option<Addr<LlmWorker>>,
-    tts: Option<Addr<TtsLink>>,
-    persister: Option<Addr<Persister>>,
-    recorder: Option<Addr<Recorder>>,
-
-    memory: Memory,
-    utterance: Utterance,
-    commit_timer: Option<SpawnHandle>,
-    finalize_timer: Option<SpawnHandle>,
-    /// When the audio of the latest recognised word arrived (the end of speech, for latency).
-    last_speech_end: Option<Instant>,
-    barge_in: BargeIn,
-    /// Seconds of client audio received (the session audio time).
-    audio_time: f64,
-    next_turn: TurnId,
-    turn: Option<turns::ActiveTurn>,
-    /// Error codes already reported, for failures that would otherwise repeat every turn.
-    reported: Vec<String>,
+    timers: [Option<SpawnHandle>; Timer::ALL.len()],
+    /// Reused between inputs.
+    outbox: Outbox,
 }
 
-impl ClientSocket {
-    pub fn new(params: SessionParams, app: AppState, client: awc::Client) -> ClientSocket {
-        let tuning = &app.config.turns;
-        let mut memory = Memory::new(app.config.limits.history_max_chars);
-        for m in &params.history {
-            memory.push(m.role, m.text.clone());
-        }
+impl<W: Wire> ClientSocket<W> {
+    pub fn new(wire: W, params: SessionParams, deps: SessionDeps, client: awc::Client) -> ClientSocket<W> {
+        let conversation = Conversation::new(&params, deps.settings.clone(), deps.metrics.clone());
         ClientSocket {
-            barge_in: BargeIn::new(tuning.barge_in_min_words, tuning.barge_in_min_speech),
+            wire,
             params,
-            app,
+            deps,
             client,
+            conversation,
+            children: None,
             registration: None,
-            ready: false,
             last_seen: Instant::now(),
-            draining: false,
-            stt: None,
-            stt_down: None,
-            llm: None,
-            tts: None,
-            persister: None,
-            recorder: None,
-            memory,
-            utterance: Utterance::default(),
-            commit_timer: None,
-            finalize_timer: None,
-            last_speech_end: None,
-            audio_time: 0.0,
-            next_turn: 1,
-            turn: None,
-            reported: Vec::new(),
+            timers: Default::default(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -123,105 +64,94 @@ impl ClientSocket {
         self.params.session_id.as_str()
     }
 
-    fn send(&self, ctx: &mut ws::WebsocketContext<Self>, message: &ServerMessage) {
-        ctx.text(message.to_json());
-    }
-
-    fn send_error(&self, ctx: &mut ws::WebsocketContext<Self>, code: &str, error: impl Into<String>, retryable: bool) {
-        self.send(ctx, &ServerMessage::error(code, error, retryable));
-    }
-
-    /// Sends an error event only the first time this code comes up in the session.
-    fn send_error_once(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: String, error: String, retryable: bool) {
-        if !self.reported.contains(&code) {
-            self.send_error(ctx, &code, error, retryable);
-            self.reported.push(code);
-        }
-    }
-
-    fn persist(&self, write: Write) {
-        if let Some(p) = &self.persister {
-            p.do_send(Persist(write));
-        }
-    }
-
-    fn start_children(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let session = self.session().to_string();
-        let (app, me) = (&self.app, ctx.address());
-        let (store, metrics, pending) = (app.store.clone(), app.metrics.clone(), app.pending_writes.clone());
-        let (id, parent) = (self.params.session_id.clone(), me.clone().recipient());
-        let uploader = Some(app.uploader.clone());
-        let persister = Persister::start_in_arbiter(&app.storage, move |_| {
-            Persister::new(store, id, parent, uploader, metrics, pending)
-        });
-        let recorder = RecorderSetup {
-            session_id: self.params.session_id.clone(),
-            user_id: self.params.user_id.clone(),
-            spool_dir: app.config.database.data_dir.join("spool"),
-            microphone: TrackFormat::microphone(self.params.sample_rate),
-            assistant: TrackFormat::assistant(&app.config.elevenlabs.output_format),
-            backend: app.recordings.backend(),
-            persister: persister.clone(),
-            metrics: app.metrics.clone(),
-            pending: app.pending_writes.clone(),
-        };
-        self.recorder = Some(Recorder::start_in_arbiter(&app.storage, move |_| Recorder::new(recorder)));
-        self.persister = Some(persister);
-        self.llm = Some(
-            LlmWorker::new(
-                LlmSettings::from_config(&app.config),
-                self.client.clone(),
-                me.clone().recipient(),
-                app.metrics.clone(),
-                session.clone(),
-            )
-            .start(),
-        );
-        self.tts = Some(
-            TtsLink::new(
-                TtsSettings::from_config(&app.config),
-                self.client.clone(),
-                me.recipient(),
-                app.metrics.clone(),
-                session,
-            )
-            .start(),
-        );
-    }
-
-    /// The STT link, started on the first audio so text-only sessions never open a Deepgram socket. This is the
-    /// restart policy of the link too: after it gave up on a transient outage it is started afresh once
-    /// `PARLEY_STT_RESTART_MS` has passed; after a refusal it stays down for the session.
-    fn stt(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> Option<Addr<DeepgramLink>> {
-        match self.stt_down {
-            Some(None) => return None,
-            Some(Some(until)) if Instant::now() < until => return None,
-            Some(Some(_)) => {
-                self.stt_down = None;
-                self.send(ctx, &ServerMessage::Status { message: "speech recognition is starting again".into() });
+    /// Hands `input` to the conversation and carries out what follows, in order.
+    fn drive(&mut self, input: Input, ctx: &mut WireContext<W>) {
+        let mut out = std::mem::take(&mut self.outbox);
+        self.conversation.handle(input, Instant::now(), &mut out);
+        for effect in out.drain() {
+            match effect {
+                Effect::Send(Event::End(reason)) => self.end(reason, ctx),
+                Effect::Send(event) => self.wire.send(event, ctx),
+                Effect::Do(Command::StartTimer(timer, after)) => self.start_timer(timer, after, ctx),
+                Effect::Do(Command::CancelTimer(timer)) => self.cancel_timer(timer, ctx),
+                Effect::Do(command) => match self.children.as_mut() {
+                    Some(children) => children.run(command),
+                    None => log::error!("session {}: {command:?} before the children started", self.session()),
+                },
             }
-            None => {}
         }
-        if self.stt.is_none() {
-            let link = DeepgramLink::new(
-                SttSettings::from_config(&self.app.config, self.params.sample_rate),
-                self.client.clone(),
-                ctx.address().recipient(),
-                self.app.metrics.clone(),
-                self.session().to_string(),
-            );
-            self.stt = Some(link.start());
-        }
-        self.stt.clone()
+        self.outbox = out;
     }
 
-    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: ws::CloseCode, reason: &str) {
-        ctx.close(Some(ws::CloseReason { code, description: Some(reason.to_string()) }));
-        ctx.stop();
+    fn start_timer(&mut self, timer: Timer, after: Duration, ctx: &mut WireContext<W>) {
+        self.cancel_timer(timer, ctx);
+        let handle = ctx.run_later(after, move |this, ctx| {
+            this.timers[timer.index()] = None;
+            this.drive(Input::Timer(timer), ctx);
+        });
+        self.timers[timer.index()] = Some(handle);
+    }
+
+    fn cancel_timer(&mut self, timer: Timer, ctx: &mut WireContext<W>) {
+        if let Some(handle) = self.timers[timer.index()].take() {
+            ctx.cancel_future(handle);
+        }
+    }
+
+    /// The conversation is over on the server's side: close with a reason the client can read.
+    fn end(&mut self, reason: EndReason, ctx: &mut WireContext<W>) {
+        match reason {
+            EndReason::ServerShutdown => close(ctx, ws::CloseCode::Away, "server shutting down"),
+        }
+    }
+
+    /// A frame from the client, through the wire.
+    fn on_frame(&mut self, msg: ws::Message, ctx: &mut WireContext<W>) {
+        let input = match msg {
+            ws::Message::Binary(bytes) => self.wire.binary(bytes, ctx),
+            ws::Message::Text(text) => self.wire.text(&text, ctx),
+            ws::Message::Ping(p) => {
+                ctx.pong(&p);
+                None
+            }
+            ws::Message::Pong(_) | ws::Message::Nop => None,
+            ws::Message::Close(reason) => {
+                log::info!("session {}: client closed ({reason:?})", self.session());
+                ctx.close(reason);
+                ctx.stop();
+                None
+            }
+            ws::Message::Continuation(_) => self.wire.continuation(ctx),
+        };
+        if let Some(input) = input {
+            self.drive(input, ctx);
+        }
+    }
+
+    /// Admitted by the registry: start the children and the conversation.
+    fn begin(&mut self, ctx: &mut WireContext<W>) {
+        let me = ctx.address();
+        let reporters = Reporters {
+            stt: me.clone().recipient(),
+            llm: me.clone().recipient(),
+            tts: me.clone().recipient(),
+            saved: me.recipient(),
+        };
+        self.children = Some(Children::start(&self.params, &self.deps, self.client.clone(), reporters));
+        self.drive(Input::Start, ctx);
     }
 }
 
-impl Actor for ClientSocket {
+/// Closes the socket with `code` and a reason, and stops the actor.
+pub fn close<A>(ctx: &mut ws::WebsocketContext<A>, code: ws::CloseCode, reason: &str)
+where
+    A: Actor<Context = ws::WebsocketContext<A>>,
+{
+    ctx.close(Some(ws::CloseReason { code, description: Some(reason.to_string()) }));
+    ctx.stop();
+}
+
+impl<W: Wire> Actor for ClientSocket<W> {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -233,17 +163,20 @@ impl Actor for ClientSocket {
         };
         let drain = ctx.address().recipient::<Drain>().downgrade();
         // Registration is short and must finish before the session is announced.
-        ctx.wait(self.app.registry.send(Register { info, drain }).into_actor(self).map(
+        ctx.wait(self.deps.registry.send(Register { info, drain }).into_actor(self).map(
             |result, this, ctx| match result {
                 Ok(Ok(id)) => {
                     this.registration = Some(id);
                     this.begin(ctx);
                 }
                 Ok(Err(full)) => {
-                    this.send_error(ctx, "server_busy", full.to_string(), true);
-                    this.close(ctx, ws::CloseCode::Again, "server busy");
+                    this.wire.send(
+                        Event::Error { code: "server_busy".into(), message: full.to_string(), retryable: true },
+                        ctx,
+                    );
+                    close(ctx, ws::CloseCode::Again, "server busy");
                 }
-                Err(_) => this.close(ctx, ws::CloseCode::Error, "registry unavailable"),
+                Err(_) => close(ctx, ws::CloseCode::Error, "registry unavailable"),
             },
         ));
         ctx.run_interval(HEARTBEAT_EVERY, |this, ctx| {
@@ -256,95 +189,46 @@ impl Actor for ClientSocket {
         });
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.abandon_turn();
-        if let Some(stt) = self.stt.take() {
-            stt.do_send(SttShutdown);
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        if self.children.is_some() {
+            self.drive(Input::Closed, ctx);
         }
-        if let Some(tts) = self.tts.take() {
-            tts.do_send(TtsShutdown);
-        }
-        if let Some(llm) = self.llm.take() {
-            llm.do_send(StopWorker);
-        }
-        // The persister finishes its queue and stops once this address is gone; the recorder finishes its files.
-        self.persister = None;
-        if let Some(recorder) = self.recorder.take() {
-            recorder.do_send(FinishRecording);
+        if let Some(children) = self.children.take() {
+            children.shut_down();
         }
         if let Some(id) = self.registration.take() {
-            self.app.registry.do_send(Unregister(id));
+            self.deps.registry.do_send(Unregister(id));
         }
         log::info!("session {} ended", self.session());
     }
 }
 
-impl ClientSocket {
-    /// Registered: start the tree, store or touch the session row, and announce the session.
-    fn begin(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        self.start_children(ctx);
-        let now = crate::db::now();
-        if self.params.resumed {
-            self.persist(Write::Touch(now));
-        } else {
-            self.persist(Write::CreateSession(NewSession {
-                id: self.params.session_id.clone(),
-                user_id: self.params.user_id.clone(),
-                created_at: now,
-                model_id: self.app.config.openai.model.clone(),
-                voice_id: self.app.config.elevenlabs.voice_id.clone(),
-            }));
+impl<W: Wire> StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSocket<W> {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        match msg {
+            Ok(msg) => self.on_frame(msg, ctx),
+            Err(ws::ProtocolError::Overflow) => {
+                let reason = self.wire.overflow_reason();
+                close(ctx, ws::CloseCode::Size, &reason);
+            }
+            Err(e) => {
+                log::info!("session {}: WebSocket protocol error: {e}", self.session());
+                close(ctx, ws::CloseCode::Protocol, "protocol error");
+            }
         }
-        let el = &self.app.config.elevenlabs;
-        self.send(
-            ctx,
-            &ServerMessage::Session {
-                session_id: self.params.session_id.to_string(),
-                user_id: self.params.user_id.to_string(),
-                output_format: el.output_format.to_string(),
-                mime_type: el.mime_type.clone(),
-                sample_rate: self.params.sample_rate,
-                resumed: self.params.resumed,
-                history_messages: self.memory.len(),
-                emulated: self.app.config.emulated,
-            },
-        );
-        if self.app.config.emulated {
-            self.send(
-                ctx,
-                &ServerMessage::Status {
-                    message: "providers are emulated: transcripts, replies and voice are synthetic".into(),
-                },
-            );
-        }
-        self.ready = true;
-        log::info!(
-            "session {} started for {} ({} from history)",
-            self.session(),
-            self.params.user_id,
-            self.memory.len()
-        );
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        // The client's socket ended (closed or vanished).
+        ctx.stop();
     }
 }
 
-impl Handler<Drain> for ClientSocket {
+impl<W: Wire> Handler<Drain> for ClientSocket<W> {
     type Result = ();
 
     fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) {
-        self.draining = true;
-        self.send(
-            ctx,
-            &ServerMessage::Status { message: "the server is restarting; this conversation will end".into() },
-        );
-        if self.turn.is_none() {
-            return self.close(ctx, ws::CloseCode::Away, "server shutting down");
-        }
-        ctx.run_later(msg.grace, |this, ctx| this.close(ctx, ws::CloseCode::Away, "server shutting down"));
+        self.drive(Input::Drain { grace: msg.grace }, ctx);
     }
-}
-
-/// The frame size the codec accepts: larger than the limits so an oversized frame gets an error event and the
-/// session goes on; beyond this the codec refuses it and the connection closes with 1009.
-pub fn codec_frame_limit(app: &Arc<crate::config::Config>) -> usize {
-    app.limits.max_audio_frame_bytes.max(app.limits.max_text_frame_bytes) * 4
 }

@@ -7,7 +7,7 @@ use awc::ws::{Frame, Message as WsMessage};
 
 use super::{DeepgramLink, State, SttEvent};
 use crate::providers::deepgram::{ResultsMessage, ServerMessage};
-use crate::session::upstream::{FailureKind, Provider, ProviderError};
+use crate::providers::{FailureKind, Provider, ProviderError};
 use crate::session::ws_upstream::{self, Upstream};
 
 impl DeepgramLink {

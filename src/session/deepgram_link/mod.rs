@@ -1,14 +1,14 @@
 //! DeepgramLink: streams the session's microphone audio to Deepgram live STT and reports what it hears.
 //!
-//! Parent: `ClientSocket`, which sends [`SttAudio`], [`SttFinalize`] and [`SttShutdown`] and receives
+//! Parent: the session (`client_socket`, through `children`), which sends [`SttAudio`], [`SttFinalize`] and [`SttShutdown`] and receives
 //! [`SttEvent`]s through a `Recipient`. Owns: the Deepgram WebSocket and the audio waiting while it connects.
 //!
 //! Keeps the socket alive with `KeepAlive` text frames whenever no audio has flowed for a few seconds (Deepgram
 //! closes an idle socket after ~10 s), reconnects with backoff after an abnormal close and says so, and treats
 //! refusals (401/403, policy closes) as final. Times are reported in *session audio time* (seconds of the
 //! client's audio since the session began), continuous across reconnects; "end of speech" is mapped back to the
-//! instant that audio arrived from the client ([`AudioClock`]). `frames.rs` handles what Deepgram sends;
-//! `settings.rs` builds the `/listen` URL.
+//! instant that audio arrived from the client ([`AudioClock`], `clock.rs`). `frames.rs` handles what Deepgram
+//! sends; `settings.rs` builds the `/listen` URL. Reconnects follow [`RECONNECT`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,21 +18,30 @@ use actix::prelude::*;
 use awc::ws::Message as WsMessage;
 use bytes::Bytes;
 
+mod clock;
 mod frames;
 mod settings;
 
 pub use settings::SttSettings;
 
-use super::audio_clock::AudioClock;
-use super::upstream::{Provider, ProviderError, backoff};
+use self::clock::AudioClock;
 use super::ws_upstream::{self, WsSink};
 use crate::metrics::Metrics;
 use crate::providers::deepgram::ClientMessage;
+use crate::providers::{Provider, ProviderError};
+use crate::retry::{Backoff, RetryPolicy};
 
 /// Send a KeepAlive when nothing was sent for this long (Deepgram's idle limit is ~10 s).
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(4);
 /// Reconnect attempts after an abnormal close before giving up.
 pub const MAX_RECONNECTS: u32 = 5;
+/// How a lost connection is reopened: the connection that failed counts as the first attempt.
+pub const RECONNECT: RetryPolicy = RetryPolicy {
+    backoff: Backoff { first: Duration::from_millis(250), max: Duration::from_secs(4) },
+    max_attempts: Some(MAX_RECONNECTS + 1),
+    deadline: None,
+    max_retry_after: Duration::ZERO,
+};
 /// Audio kept while (re)connecting, in seconds; older audio is dropped.
 const MAX_BUFFERED_SECS: u64 = 10;
 /// How long to wait for Deepgram's close after `CloseStream`.
@@ -115,7 +124,7 @@ impl DeepgramLink {
         metrics: Arc<Metrics>,
         session: String,
     ) -> DeepgramLink {
-        let clock = AudioClock::new(settings.sample_rate);
+        let clock = AudioClock::new(settings.bytes_per_second());
         DeepgramLink {
             settings,
             client,
@@ -141,7 +150,7 @@ impl DeepgramLink {
 
     fn fail(&mut self, error: ProviderError, ctx: &mut Context<Self>) {
         log::warn!("session {}: speech recognition failed: {error}", self.session);
-        self.metrics.provider_errors.with_label_values(&["deepgram", error.kind.label()]).inc();
+        self.metrics.provider_error(&error);
         self.state = State::Failed;
         self.buffered.clear();
         self.buffered_bytes = 0;
@@ -188,13 +197,12 @@ impl DeepgramLink {
             ctx.stop();
             return;
         }
-        if self.attempts >= MAX_RECONNECTS {
+        let Some(delay) = RECONNECT.next_delay(self.attempts + 1, Duration::ZERO, error.retryable(), None) else {
             return self.fail(error, ctx);
-        }
+        };
         self.attempts += 1;
-        self.metrics.provider_reconnects.with_label_values(&["deepgram"]).inc();
-        self.metrics.provider_errors.with_label_values(&["deepgram", error.kind.label()]).inc();
-        let delay = backoff(self.attempts - 1, Duration::from_millis(250), Duration::from_secs(4));
+        self.metrics.provider_reconnect(Provider::Deepgram);
+        self.metrics.provider_error(&error);
         log::warn!("session {}: {error}; reconnecting in {delay:?} (attempt {})", self.session, self.attempts);
         self.report(SttEvent::Status(format!(
             "speech recognition connection lost; reconnecting (attempt {} of {MAX_RECONNECTS})",
@@ -267,7 +275,7 @@ impl Handler<SttAudio> for DeepgramLink {
         match self.state {
             State::Open(_) => self.send_audio(msg.pcm, msg.arrived),
             State::Idle | State::Connecting | State::Waiting => {
-                let limit = MAX_BUFFERED_SECS as usize * self.settings.sample_rate as usize * 2;
+                let limit = MAX_BUFFERED_SECS as usize * self.settings.bytes_per_second() as usize;
                 self.buffered_bytes += msg.pcm.len();
                 self.buffered.push_back((msg.pcm, msg.arrived));
                 while self.buffered_bytes > limit {

@@ -1,7 +1,9 @@
 //! What the STT link is configured with, and the Deepgram `/listen` URL it opens.
 
+use crate::audio::level::InputEncoding;
 use crate::config::{Config, Secret};
 use crate::providers::deepgram::{Endpointing, ListenOptions};
+use crate::session::settings::AudioIn;
 
 /// What the link needs to know.
 #[derive(Debug, Clone)]
@@ -12,11 +14,14 @@ pub struct SttSettings {
     pub language: String,
     pub endpointing_ms: u32,
     pub utterance_end_ms: u32,
+    /// What the session's client sends: passed through to Deepgram as is (no transcoding).
+    pub encoding: InputEncoding,
     pub sample_rate: u32,
 }
 
 impl SttSettings {
-    pub fn from_config(config: &Config, sample_rate: u32) -> SttSettings {
+    /// The configured settings, for 16 kHz PCM until a session says what it sends ([`SttSettings::for_input`]).
+    pub fn from_config(config: &Config) -> SttSettings {
         SttSettings {
             base_url: config.deepgram.base_url.clone(),
             api_key: config.deepgram.api_key.clone(),
@@ -24,17 +29,28 @@ impl SttSettings {
             language: config.deepgram.language.clone(),
             endpointing_ms: config.deepgram.endpointing_ms,
             utterance_end_ms: config.deepgram.utterance_end_ms,
-            sample_rate,
+            encoding: InputEncoding::Linear16,
+            sample_rate: 16_000,
         }
     }
 
-    /// The `/listen` URL: linear16 mono at the session's rate, interim results, endpointing, utterance ends
+    /// These settings for a session whose client sends `audio`.
+    pub fn for_input(&self, audio: AudioIn) -> SttSettings {
+        SttSettings { encoding: audio.encoding, sample_rate: audio.sample_rate, ..self.clone() }
+    }
+
+    /// Bytes of the session's audio per second.
+    pub fn bytes_per_second(&self) -> f64 {
+        f64::from(self.sample_rate) * self.encoding.bytes_per_sample() as f64
+    }
+
+    /// The `/listen` URL: the session's encoding, mono at its rate, interim results, endpointing, utterance ends
     /// and speech-start events (barge-in needs them).
     pub fn url(&self) -> String {
         let options = ListenOptions {
             model: Some(self.model.clone()),
             language: Some(self.language.clone()),
-            encoding: Some("linear16".into()),
+            encoding: Some(self.encoding.deepgram_name().into()),
             sample_rate: Some(self.sample_rate),
             channels: Some(1),
             interim_results: Some(true),
@@ -63,6 +79,7 @@ mod tests {
             language: "en-US".into(),
             endpointing_ms: 300,
             utterance_end_ms: 1000,
+            encoding: InputEncoding::Linear16,
             sample_rate: 16000,
         };
         let url = s.url();
@@ -78,5 +95,7 @@ mod tests {
         ] {
             assert!(url.contains(part), "{part} in {url}");
         }
+        let phone = s.for_input(AudioIn { encoding: InputEncoding::Mulaw, sample_rate: 8000 }).url();
+        assert!(phone.contains("encoding=mulaw") && phone.contains("sample_rate=8000"), "{phone}");
     }
 }

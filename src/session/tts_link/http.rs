@@ -10,14 +10,20 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 
 use super::pcm::SampleAligner;
-use super::{TtsEvent, TtsLink};
+use super::{TtsCommand, TtsEvent, TtsLink};
 use crate::audio::Encoding;
+use crate::db::TurnId;
 use crate::providers::elevenlabs::{HttpErrorBody, TtsRequest};
-use crate::session::protocol::TurnId;
-use crate::session::upstream::{FailureKind, Provider, ProviderError, backoff};
+use crate::providers::{FailureKind, Provider, ProviderError};
+use crate::retry::{AttemptError, Backoff, RetryPolicy, retry_after_header};
 
-/// Attempts per sentence before its first byte.
-const MAX_ATTEMPTS: u32 = 3;
+/// A sentence's request before its first byte: three attempts in all.
+const REQUEST_RETRY: RetryPolicy = RetryPolicy {
+    backoff: Backoff { first: Duration::from_millis(250), max: Duration::from_secs(2) },
+    max_attempts: Some(3),
+    deadline: None,
+    max_retry_after: Duration::from_secs(2),
+};
 /// How long the response headers may take.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the audio body may go silent.
@@ -51,7 +57,16 @@ struct SentenceRequest {
 }
 
 impl TtsLink {
-    pub(super) fn http_start(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
+    pub(super) fn http_command(&mut self, command: TtsCommand, ctx: &mut Context<Self>) {
+        match command {
+            TtsCommand::Start { turn_id } => self.http_start(turn_id, ctx),
+            TtsCommand::Text { turn_id, text } => self.http_text(turn_id, text, ctx),
+            TtsCommand::End { turn_id } => self.http_end(turn_id, ctx),
+            TtsCommand::Cancel { turn_id } => self.http_cancel(turn_id, ctx),
+        }
+    }
+
+    fn http_start(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
         if self.settings.api_key.is_none() {
             let e = ProviderError::not_configured(Provider::ElevenLabs, "ELEVENLABS_API_KEY");
             return self.failed(turn_id, e);
@@ -64,7 +79,7 @@ impl TtsLink {
         self.http.turn = Some(HttpTurn { turn_id, sentences: Vec::new(), next: 0, input_done: false, in_flight: None });
     }
 
-    pub(super) fn http_text(&mut self, turn_id: TurnId, text: String, ctx: &mut Context<Self>) {
+    fn http_text(&mut self, turn_id: TurnId, text: String, ctx: &mut Context<Self>) {
         match self.http.turn.as_mut() {
             Some(t) if t.turn_id == turn_id && !t.input_done && !text.trim().is_empty() => {
                 t.sentences.push(text.trim().to_string());
@@ -74,7 +89,7 @@ impl TtsLink {
         self.http_pump(ctx);
     }
 
-    pub(super) fn http_end(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
+    fn http_end(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
         match self.http.turn.as_mut() {
             Some(t) if t.turn_id == turn_id => t.input_done = true,
             _ => return,
@@ -82,7 +97,7 @@ impl TtsLink {
         self.http_pump(ctx);
     }
 
-    pub(super) fn http_cancel(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
+    fn http_cancel(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
         if self.http.turn.as_ref().is_some_and(|t| t.turn_id == turn_id) {
             if let Some(h) = self.http.turn.take().and_then(|t| t.in_flight) {
                 ctx.cancel_future(h);
@@ -155,22 +170,15 @@ impl TtsLink {
 
 impl SentenceRequest {
     async fn run(self) -> Result<(), ProviderError> {
-        let mut attempt = 0;
-        loop {
-            match self.attempt().await {
-                Ok(()) => return Ok(()),
-                Err((e, false)) if e.retryable() && attempt + 1 < MAX_ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt, Duration::from_millis(250), Duration::from_secs(2))).await;
-                    attempt += 1;
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
+        let on_retry = |e: &ProviderError, attempt: u32, delay: Duration| {
+            log::info!("TTS request attempt {attempt} failed ({e}); retrying in {delay:?}");
+        };
+        REQUEST_RETRY.run(|_| self.attempt(), on_retry).await.map_err(|f| f.error)
     }
 
-    /// One request; on failure also says whether audio had already been delivered.
-    async fn attempt(&self) -> Result<(), (ProviderError, bool)> {
-        let fail = |kind, msg: String| (ProviderError::new(Provider::ElevenLabs, kind, msg), false);
+    /// One request; its failure says whether audio had already been delivered.
+    async fn attempt(&self) -> Result<(), AttemptError<ProviderError>> {
+        let fail = |kind, msg: String| AttemptError::new(ProviderError::new(Provider::ElevenLabs, kind, msg));
         let send = self.client.post(&self.url).insert_header(("xi-api-key", self.key.as_str())).send_json(&self.body);
         let mut response = match tokio::time::timeout(RESPONSE_TIMEOUT, send).await {
             Err(_) => return Err(fail(FailureKind::Timeout, "no response in time".into())),
@@ -179,25 +187,30 @@ impl SentenceRequest {
         };
         let status = response.status();
         if !status.is_success() {
+            let wait = retry_after_header(response.headers());
             let body = response.body().limit(64 * 1024).await.unwrap_or_default();
             let detail = serde_json::from_slice::<HttpErrorBody>(&body)
                 .map(|b| b.message())
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
-            return Err(fail(FailureKind::from_status(status.as_u16()), format!("HTTP {status}: {detail}")));
+            return Err(fail(FailureKind::from_status(status.as_u16()), format!("HTTP {status}: {detail}"))
+                .with_retry_after(wait));
         }
         let mut aligner = SampleAligner::default();
         let mut delivered = false;
+        let cut = |e: ProviderError, delivered: bool| {
+            if delivered { AttemptError::after_output(e) } else { AttemptError::new(e) }
+        };
         loop {
             match tokio::time::timeout(IDLE_TIMEOUT, response.next()).await {
                 Err(_) => {
                     let e = ProviderError::new(Provider::ElevenLabs, FailureKind::Timeout, "the audio stream stalled");
-                    return Err((e, delivered));
+                    return Err(cut(e, delivered));
                 }
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(e))) => {
                     let e =
                         ProviderError::new(Provider::ElevenLabs, FailureKind::Truncated, format!("audio cut off: {e}"));
-                    return Err((e, delivered));
+                    return Err(cut(e, delivered));
                 }
                 Ok(Some(Ok(chunk))) => {
                     let bytes: Bytes = aligner.align(chunk, self.pcm16);

@@ -1,14 +1,15 @@
 //! TtsLink: turns the assistant's text into audio with ElevenLabs, one turn at a time, and hands the audio to
 //! the parent the moment it arrives.
 //!
-//! Parent: `ClientSocket`, which sends [`TtsStart`], [`TtsText`] (sentences as the LLM produces them),
-//! [`TtsEnd`], [`TtsCancel`] (barge-in) and [`TtsShutdown`], and receives [`TtsEvent`]s through a `Recipient`.
+//! Parent: the session (`client_socket`, through `children`), which sends [`TtsCommand`]s (start a turn, its
+//! text as the LLM produces it, its end, its cancellation on barge-in) and [`TtsShutdown`], and receives
+//! [`TtsEvent`]s through a `Recipient`.
 //!
-//! Two modes (`ELEVENLABS_USE_WEBSOCKET`):
-//! - `socket` (default): one `multi-stream-input` WebSocket per session, one context per assistant turn, text
+//! Two modes ([`TtsMode`], from `ELEVENLABS_USE_WEBSOCKET`), chosen once and dispatched in one place:
+//! - `Socket` (default): one `multi-stream-input` WebSocket per session, one context per assistant turn, text
 //!   fed as it streams, the first piece flushed at once, flush + `close_context` at the end of the turn,
 //!   `close_context` on barge-in with late audio of that context dropped, keepalives for open contexts;
-//! - `http`: one `POST …/stream` per sentence with the original's sliding window (first sentence with
+//! - `Http`: one `POST …/stream` per sentence with the original's sliding window (first sentence with
 //!   `next_text`, middle ones with both, the last with `previous_text`).
 //!
 //! Policy and auth failures disable TTS for the session (reported once, never retried in a loop); transient
@@ -24,12 +25,21 @@ use actix::prelude::*;
 use awc::error::WsProtocolError;
 use bytes::Bytes;
 
-use super::protocol::TurnId;
-use super::upstream::ProviderError;
 use super::ws_upstream::Upstream;
 use crate::audio::OutputFormat;
 use crate::config::{Config, Secret};
+use crate::db::TurnId;
 use crate::metrics::Metrics;
+use crate::providers::ProviderError;
+
+/// How the link talks to ElevenLabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtsMode {
+    /// The `multi-stream-input` WebSocket.
+    Socket,
+    /// HTTP streaming, one request per sentence.
+    Http,
+}
 
 /// What the link needs to know.
 #[derive(Debug, Clone)]
@@ -39,7 +49,7 @@ pub struct TtsSettings {
     pub voice_id: String,
     pub model_id: String,
     pub output_format: OutputFormat,
-    pub use_websocket: bool,
+    pub mode: TtsMode,
 }
 
 impl TtsSettings {
@@ -50,38 +60,23 @@ impl TtsSettings {
             voice_id: config.elevenlabs.voice_id.clone(),
             model_id: config.elevenlabs.model_id.clone(),
             output_format: config.elevenlabs.output_format,
-            use_websocket: config.elevenlabs.use_websocket,
+            mode: if config.elevenlabs.use_websocket { TtsMode::Socket } else { TtsMode::Http },
         }
     }
 }
 
-/// A new assistant turn begins.
-#[derive(Message)]
+/// What the parent asks of the link for one turn.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
-pub struct TtsStart {
-    pub turn_id: TurnId,
-}
-
-/// A piece of the turn's text (a sentence or clause), in order.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TtsText {
-    pub turn_id: TurnId,
-    pub text: String,
-}
-
-/// The turn's text is complete: speak what remains, then report `Done`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TtsEnd {
-    pub turn_id: TurnId,
-}
-
-/// Barge-in: stop the turn now; no audio of it is reported after this.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TtsCancel {
-    pub turn_id: TurnId,
+pub enum TtsCommand {
+    /// A new assistant turn begins.
+    Start { turn_id: TurnId },
+    /// A piece of the turn's text (a sentence or clause), in order.
+    Text { turn_id: TurnId, text: String },
+    /// The turn's text is complete: speak what remains, then report `Done`.
+    End { turn_id: TurnId },
+    /// Barge-in: stop the turn now; no audio of it is reported after this.
+    Cancel { turn_id: TurnId },
 }
 
 /// The session is over: close everything and stop.
@@ -140,7 +135,7 @@ impl TtsLink {
 
     fn failed(&mut self, turn_id: TurnId, error: ProviderError) {
         log::warn!("session {}: turn {turn_id}: speech synthesis failed: {error}", self.session);
-        self.metrics.provider_errors.with_label_values(&["elevenlabs", error.kind.label()]).inc();
+        self.metrics.provider_error(&error);
         if !error.retryable() && self.disabled.is_none() {
             self.disabled = Some(error.clone());
         }
@@ -152,7 +147,7 @@ impl Actor for TtsLink {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.settings.use_websocket {
+        if self.settings.mode == TtsMode::Socket {
             // Open the socket now so the first reply does not wait for TCP, TLS and the upgrade.
             self.socket_warm_up(ctx);
             self.socket_keepalive(ctx);
@@ -160,53 +155,16 @@ impl Actor for TtsLink {
     }
 }
 
-impl Handler<TtsStart> for TtsLink {
+impl Handler<TtsCommand> for TtsLink {
     type Result = ();
 
-    fn handle(&mut self, msg: TtsStart, ctx: &mut Context<Self>) {
-        if let Some(error) = self.disabled.clone() {
-            return self.report(TtsEvent::Failed { turn_id: msg.turn_id, error });
+    fn handle(&mut self, command: TtsCommand, ctx: &mut Context<Self>) {
+        if let (TtsCommand::Start { turn_id }, Some(error)) = (&command, self.disabled.clone()) {
+            return self.report(TtsEvent::Failed { turn_id: *turn_id, error });
         }
-        if self.settings.use_websocket {
-            self.socket_start(msg.turn_id, ctx);
-        } else {
-            self.http_start(msg.turn_id, ctx);
-        }
-    }
-}
-
-impl Handler<TtsText> for TtsLink {
-    type Result = ();
-
-    fn handle(&mut self, msg: TtsText, ctx: &mut Context<Self>) {
-        if self.settings.use_websocket {
-            self.socket_text(msg.turn_id, msg.text);
-        } else {
-            self.http_text(msg.turn_id, msg.text, ctx);
-        }
-    }
-}
-
-impl Handler<TtsEnd> for TtsLink {
-    type Result = ();
-
-    fn handle(&mut self, msg: TtsEnd, ctx: &mut Context<Self>) {
-        if self.settings.use_websocket {
-            self.socket_end(msg.turn_id);
-        } else {
-            self.http_end(msg.turn_id, ctx);
-        }
-    }
-}
-
-impl Handler<TtsCancel> for TtsLink {
-    type Result = ();
-
-    fn handle(&mut self, msg: TtsCancel, ctx: &mut Context<Self>) {
-        if self.settings.use_websocket {
-            self.socket_cancel(msg.turn_id);
-        } else {
-            self.http_cancel(msg.turn_id, ctx);
+        match self.settings.mode {
+            TtsMode::Socket => self.socket_command(command, ctx),
+            TtsMode::Http => self.http_command(command, ctx),
         }
     }
 }
@@ -215,10 +173,9 @@ impl Handler<TtsShutdown> for TtsLink {
     type Result = ();
 
     fn handle(&mut self, _: TtsShutdown, ctx: &mut Context<Self>) {
-        if self.settings.use_websocket {
-            self.socket_shutdown(ctx);
-        } else {
-            ctx.stop();
+        match self.settings.mode {
+            TtsMode::Socket => self.socket_shutdown(ctx),
+            TtsMode::Http => ctx.stop(),
         }
     }
 }

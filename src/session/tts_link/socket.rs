@@ -8,19 +8,25 @@ use awc::ws::{Frame, Message as WsMessage};
 use bytes::Bytes;
 
 use super::pcm::SampleAligner;
-use super::{TtsEvent, TtsLink};
+use super::{TtsCommand, TtsEvent, TtsLink};
 use crate::audio::Encoding;
+use crate::db::TurnId;
 use crate::providers::elevenlabs::{ClientMessage, MAX_CONTEXTS, ServerMessage};
-use crate::session::protocol::TurnId;
-use crate::session::upstream::{FailureKind, Provider, ProviderError, backoff};
+use crate::providers::{FailureKind, Provider, ProviderError};
+use crate::retry::{Backoff, RetryPolicy};
 use crate::session::ws_upstream::{self, Upstream, WsSink};
 
 /// Idle seconds ElevenLabs allows before closing (the maximum; parley keeps open contexts alive itself).
 const INACTIVITY_TIMEOUT_S: u32 = 180;
 /// Keepalive period for contexts waiting for more text (ElevenLabs' limit is per context).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(10);
-/// Connection attempts for a turn before its audio is given up on.
-const MAX_CONNECT_ATTEMPTS: u32 = 3;
+/// Connecting for a turn: three attempts before its audio is given up on.
+const CONNECT_RETRY: RetryPolicy = RetryPolicy {
+    backoff: Backoff { first: Duration::from_millis(250), max: Duration::from_secs(2) },
+    max_attempts: Some(3),
+    deadline: None,
+    max_retry_after: Duration::ZERO,
+};
 /// How long to wait for the server's close after `close_socket`.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -118,14 +124,17 @@ impl TtsLink {
             Err(e) => {
                 this.socket.conn = Conn::Disconnected;
                 let waiting = this.socket.contexts.values().any(|c| !c.cancelled);
-                if e.retryable() && waiting && this.socket.attempts + 1 < MAX_CONNECT_ATTEMPTS {
-                    let delay = backoff(this.socket.attempts, Duration::from_millis(250), Duration::from_secs(2));
-                    this.socket.attempts += 1;
-                    this.metrics.provider_reconnects.with_label_values(&["elevenlabs"]).inc();
-                    ctx.run_later(delay, |this, ctx| this.socket_connect(ctx));
-                } else {
-                    this.socket.attempts = 0;
-                    this.socket_lost(e);
+                let delay = CONNECT_RETRY.next_delay(this.socket.attempts + 1, Duration::ZERO, e.retryable(), None);
+                match delay.filter(|_| waiting) {
+                    Some(delay) => {
+                        this.socket.attempts += 1;
+                        this.metrics.provider_reconnect(Provider::ElevenLabs);
+                        ctx.run_later(delay, |this, ctx| this.socket_connect(ctx));
+                    }
+                    None => {
+                        this.socket.attempts = 0;
+                        this.socket_lost(e);
+                    }
                 }
             }
         }));
@@ -140,7 +149,16 @@ impl TtsLink {
         }
     }
 
-    pub(super) fn socket_start(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
+    pub(super) fn socket_command(&mut self, command: TtsCommand, ctx: &mut Context<Self>) {
+        match command {
+            TtsCommand::Start { turn_id } => self.socket_start(turn_id, ctx),
+            TtsCommand::Text { turn_id, text } => self.socket_text(turn_id, text),
+            TtsCommand::End { turn_id } => self.socket_end(turn_id),
+            TtsCommand::Cancel { turn_id } => self.socket_cancel(turn_id),
+        }
+    }
+
+    fn socket_start(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
         if self.settings.api_key.is_none() {
             let e = ProviderError::not_configured(Provider::ElevenLabs, "ELEVENLABS_API_KEY");
             return self.failed(turn_id, e);
@@ -165,7 +183,7 @@ impl TtsLink {
         self.socket_connect(ctx);
     }
 
-    pub(super) fn socket_text(&mut self, turn_id: TurnId, text: String) {
+    fn socket_text(&mut self, turn_id: TurnId, text: String) {
         let Some(id) = self.socket.by_turn.get(&turn_id).cloned() else {
             return;
         };
@@ -183,7 +201,7 @@ impl TtsLink {
         self.socket_send(message.in_context(id));
     }
 
-    pub(super) fn socket_end(&mut self, turn_id: TurnId) {
+    fn socket_end(&mut self, turn_id: TurnId) {
         let Some(id) = self.socket.by_turn.get(&turn_id).cloned() else {
             return;
         };
@@ -204,7 +222,7 @@ impl TtsLink {
         }
     }
 
-    pub(super) fn socket_cancel(&mut self, turn_id: TurnId) {
+    fn socket_cancel(&mut self, turn_id: TurnId) {
         let Some(id) = self.socket.by_turn.remove(&turn_id) else {
             return;
         };
@@ -360,7 +378,7 @@ impl TtsLink {
                 log::debug!("session {}: idle TTS socket closed: {error}", self.session);
             } else {
                 // Nothing was being spoken, but the key or voice is refused: remember it for the next turn.
-                self.metrics.provider_errors.with_label_values(&["elevenlabs", error.kind.label()]).inc();
+                self.metrics.provider_error(&error);
                 log::warn!("session {}: speech synthesis unavailable: {error}", self.session);
                 self.disabled.get_or_insert(error.clone());
             }

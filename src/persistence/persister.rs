@@ -2,37 +2,39 @@
 //! its recordings and the links between them) to the database in the order the session produced it, off the
 //! audio path.
 //!
-//! Parent: `ClientSocket`, which sends [`Persist`] and hears back [`Persisted`] (through a `Recipient`) once a
-//! message has its id; the session's `Recorder` sends it finished recordings. Because every write goes through
-//! this one ordered queue, a recording is never written before its session, and a message and its recording are
-//! linked (`messages.audio_url`) whichever is stored first; each stored recording is handed to the `Uploader`. It runs on the storage arbiter, not the connection's worker, so a shutdown that stops
-//! the workers still lets it finish: writes are retried with backoff when the failure is transient, the queue is
-//! bounded, and a write that is finally given up on is logged with the session id and counted
-//! (`parley_persist_writes_lost_total`), never dropped silently. [`PendingWrites`] lets shutdown wait for the
-//! queues to empty. The actor stops by itself once its parent is gone and its queue is empty.
+//! Parent: the session (`session::client_socket`), which sends [`Persist`] and hears back [`Persisted`]
+//! (through a `Recipient`) once a message has its id; the session's `Recorder` sends it finished recordings.
+//! Because every write goes through this one ordered queue, a recording is never written before its session,
+//! and a message and its recording are linked (`messages.audio_url`) whichever is stored first; each stored
+//! recording is announced as [`RecordingStored`] to an injected recipient (the uploader). It runs on the
+//! storage arbiter, not the connection's worker, so a shutdown that stops the workers still lets it finish:
+//! writes are retried under [`WRITE_RETRY`] when the failure is transient, the queue is bounded, and a write
+//! that is finally given up on is logged with the session id and counted (`parley_persist_writes_lost_total`),
+//! never dropped silently. The actor stops by itself once its parent is gone and its queue is empty.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
 
-use super::protocol::TurnId;
-use crate::db::{MessageId, NewMessage, NewRecording, NewSession, Role, SessionId, Store, StoreError};
+use super::PendingWrites;
+use crate::db::{MessageId, NewMessage, NewRecording, NewSession, Role, SessionId, Store, StoreError, TurnId};
 use crate::metrics::Metrics;
-use crate::recording::uploader::{Upload, Uploader};
+use crate::retry::{AttemptError, Backoff, RetryPolicy};
 
 /// Writes waiting in one session's queue beyond this are given up on (and counted).
 pub const MAX_QUEUE: usize = 512;
 /// How many turns back a message and its recording may still be paired.
 const PAIRING_WINDOW: TurnId = 8;
-/// Attempts per write before it is given up on.
-pub const MAX_ATTEMPTS: u32 = 6;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How a write is retried before it is given up on.
+pub const WRITE_RETRY: RetryPolicy = RetryPolicy {
+    backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_secs(2) },
+    max_attempts: Some(6),
+    deadline: None,
+    max_retry_after: Duration::ZERO,
+};
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -75,44 +77,10 @@ pub struct Persisted {
     pub message_id: MessageId,
 }
 
-/// Writes queued across all sessions; shutdown waits for it to reach zero.
-#[derive(Debug, Default)]
-pub struct PendingWrites {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-impl PendingWrites {
-    /// One more write (or writer) to wait for.
-    pub fn add(&self) {
-        self.count.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// One write (or writer) finished.
-    pub fn done(&self) {
-        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no write is pending or `timeout` passes; returns the writes still pending.
-    pub async fn wait_idle(&self, timeout: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.idle.notified();
-            if self.count() == 0 {
-                return 0;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.count();
-            }
-        }
-    }
-}
+/// A recording row was stored (reported to the injected recipient, the uploader, which stores its file).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct RecordingStored(pub i64);
 
 /// What a write produced.
 enum Written {
@@ -128,7 +96,7 @@ pub struct Persister {
     queue: VecDeque<Write>,
     busy: bool,
     parent: Recipient<Persisted>,
-    uploader: Option<Addr<Uploader>>,
+    uploader: Option<Recipient<RecordingStored>>,
     metrics: Arc<Metrics>,
     pending: Arc<PendingWrites>,
     /// Stored messages and recordings by turn and role, to link each pair once both exist.
@@ -141,7 +109,7 @@ impl Persister {
         store: Store,
         session_id: SessionId,
         parent: Recipient<Persisted>,
-        uploader: Option<Addr<Uploader>>,
+        uploader: Option<Recipient<RecordingStored>>,
         metrics: Arc<Metrics>,
         pending: Arc<PendingWrites>,
     ) -> Persister {
@@ -165,7 +133,7 @@ impl Persister {
             return;
         }
         self.pending.add();
-        self.metrics.persist_pending.inc();
+        self.metrics.persist_pending_writes.inc();
         self.queue.push_back(write);
         self.pump(ctx);
     }
@@ -176,7 +144,7 @@ impl Persister {
             if let (Some(message_id), Some((recording_id, key))) =
                 (self.messages.remove(&slot), self.recordings.remove(&slot))
             {
-                let link = Write::Link { recording_id, message_id, url: crate::recording::playback_url(&key) };
+                let link = Write::Link { recording_id, message_id, url: super::playback_url(&key) };
                 self.enqueue(link, ctx);
             }
         }
@@ -191,7 +159,7 @@ impl Persister {
 
     fn lost(&self, write: &Write, why: &str) {
         log::error!("session {}: {} write lost: {why}", self.session_id, write.kind());
-        self.metrics.persist_lost.with_label_values(&[write.kind()]).inc();
+        self.metrics.persist_writes_lost_total.with_label_values(&[write.kind()]).inc();
     }
 
     /// Starts the next write if none is running.
@@ -220,7 +188,7 @@ impl Persister {
                 }
                 (Ok(Written::Recording(id)), Write::Recording { turn_id, recording }) => {
                     if let Some(uploader) = &this.uploader {
-                        uploader.do_send(Upload(id));
+                        uploader.do_send(RecordingStored(id));
                     }
                     let slot = (turn_id, recording.role);
                     this.recordings.insert(slot, (id, recording.object_key));
@@ -231,50 +199,45 @@ impl Persister {
             }
             this.busy = false;
             this.pending.done();
-            this.metrics.persist_pending.dec();
+            this.metrics.persist_pending_writes.dec();
             this.pump(ctx);
         }));
     }
 }
 
-/// Performs one write, retrying transient failures with exponential backoff.
+/// Performs one write, retrying transient failures under [`WRITE_RETRY`].
 async fn write_with_retry(
     store: &Store,
     session: &SessionId,
     write: &Write,
     metrics: &Metrics,
 ) -> Result<Written, StoreError> {
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        let result = match write {
-            Write::CreateSession(s) => store.create_session(s).await.map(|()| Written::Nothing),
-            Write::Message { role, content, interrupted, at, .. } => store
-                .insert_message(&NewMessage {
-                    session_id: session,
-                    role: *role,
-                    content,
-                    audio_url: None,
-                    created_at: *at,
-                    interrupted: *interrupted,
-                })
-                .await
-                .map(Written::Message),
-            Write::Touch(at) => store.touch_session(session, *at).await.map(|_| Written::Nothing),
-            Write::Recording { recording, .. } => store.insert_recording(recording).await.map(Written::Recording),
-            Write::Link { recording_id, message_id, url } => {
-                store.link_recording(*recording_id, *message_id, url).await.map(|()| Written::Nothing)
-            }
-        };
-        match result {
-            Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
-                log::warn!("session {session}: {} write failed (attempt {attempt}), retrying: {e}", write.kind());
-                metrics.persist_retries.inc();
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                attempt += 1;
-            }
-            other => return other,
+    let attempt = |_| async { write_once(store, session, write).await.map_err(AttemptError::new) };
+    let on_retry = |e: &StoreError, attempt: u32, _| {
+        log::warn!("session {session}: {} write failed (attempt {attempt}), retrying: {e}", write.kind());
+        metrics.persist_retries_total.inc();
+    };
+    WRITE_RETRY.run(attempt, on_retry).await.map_err(|f| f.error)
+}
+
+async fn write_once(store: &Store, session: &SessionId, write: &Write) -> Result<Written, StoreError> {
+    match write {
+        Write::CreateSession(s) => store.create_session(s).await.map(|()| Written::Nothing),
+        Write::Message { role, content, interrupted, at, .. } => store
+            .insert_message(&NewMessage {
+                session_id: session,
+                role: *role,
+                content,
+                audio_url: None,
+                created_at: *at,
+                interrupted: *interrupted,
+            })
+            .await
+            .map(Written::Message),
+        Write::Touch(at) => store.touch_session(session, *at).await.map(|_| Written::Nothing),
+        Write::Recording { recording, .. } => store.insert_recording(recording).await.map(Written::Recording),
+        Write::Link { recording_id, message_id, url } => {
+            store.link_recording(*recording_id, *message_id, url).await.map(|()| Written::Nothing)
         }
     }
 }

@@ -1,9 +1,7 @@
 //! What the three provider clients share: one error type that says which provider failed, how, and whether
-//! trying again can help (so policy and auth failures never loop), and the backoff schedule for retries.
-//! Retries happen only before the first byte of a reply; a failure mid-stream ends the turn instead of
-//! duplicating output.
-
-use std::time::Duration;
+//! trying again can help (so policy and auth failures never loop). When to try again is `crate::retry`'s
+//! business; retries happen only before the first byte of a reply, since a failure mid-stream ends the turn
+//! instead of duplicating output.
 
 /// Which upstream service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -14,6 +12,8 @@ pub enum Provider {
 }
 
 impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Deepgram, Provider::OpenAi, Provider::ElevenLabs];
+
     /// Metrics label and error-code prefix.
     pub fn label(self) -> &'static str {
         match self {
@@ -117,6 +117,12 @@ pub struct ProviderError {
     pub message: String,
 }
 
+impl crate::retry::Retryable for ProviderError {
+    fn retryable(&self) -> bool {
+        self.kind.retryable()
+    }
+}
+
 impl ProviderError {
     pub fn new(provider: Provider, kind: FailureKind, message: impl Into<String>) -> ProviderError {
         ProviderError { provider, kind, message: message.into() }
@@ -159,27 +165,6 @@ fn capitalise(s: &str) -> String {
     c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
-/// Exponential backoff: `base · 2^attempt`, capped, with up to 20 % jitter so sessions that failed together
-/// do not retry together.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
-    let jitter = (exp.as_millis() as u64 * u64::from(jitter_percent())) / 100;
-    exp + Duration::from_millis(jitter)
-}
-
-fn jitter_percent() -> u32 {
-    let mut b = [0u8; 1];
-    // A failed read only loses the jitter.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u32::from(b[0]) % 21
-}
-
-/// A `Retry-After` header value (seconds, possibly fractional) as a delay, if short enough to wait for.
-pub fn retry_after(value: Option<&str>, max: Duration) -> Option<Duration> {
-    let secs: f64 = value?.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs)).filter(|d| *d <= max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,21 +187,5 @@ mod tests {
         assert_eq!(e.code(), "openai_rate_limited");
         assert!(e.user_message().starts_with("The language model is unavailable"), "{}", e.user_message());
         assert!(e.retryable());
-    }
-
-    #[test]
-    fn backoff_grows_and_stays_capped() {
-        let b = |n| backoff(n, Duration::from_millis(100), Duration::from_secs(2));
-        assert!(b(0) >= Duration::from_millis(100) && b(0) <= Duration::from_millis(120));
-        assert!(b(3) >= Duration::from_millis(800));
-        assert!(b(30) <= Duration::from_millis(2400));
-    }
-
-    #[test]
-    fn retry_after_is_honoured_only_when_short() {
-        assert_eq!(retry_after(Some("1.5"), Duration::from_secs(5)), Some(Duration::from_millis(1500)));
-        assert_eq!(retry_after(Some("60"), Duration::from_secs(5)), None);
-        assert_eq!(retry_after(Some("soon"), Duration::from_secs(5)), None);
-        assert_eq!(retry_after(None, Duration::from_secs(5)), None);
     }
 }

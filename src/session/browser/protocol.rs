@@ -9,8 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A conversation turn, numbered from 1 within a connection.
-pub type TurnId = u64;
+use crate::db::TurnId;
 
 /// What a client sends as JSON text frames.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

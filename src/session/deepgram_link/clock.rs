@@ -18,8 +18,9 @@ pub struct AudioClock {
 }
 
 impl AudioClock {
-    pub fn new(sample_rate: u32) -> AudioClock {
-        AudioClock { bytes_per_second: f64::from(sample_rate) * 2.0, sent_bytes: 0, marks: VecDeque::new() }
+    /// A clock for audio of `bytes_per_second` (32 000 for 16 kHz 16-bit PCM, 8 000 for 8 kHz µ-law).
+    pub fn new(bytes_per_second: f64) -> AudioClock {
+        AudioClock { bytes_per_second, sent_bytes: 0, marks: VecDeque::new() }
     }
 
     /// Records a chunk of `len` bytes that arrived from the client at `arrived`.
@@ -58,7 +59,7 @@ mod tests {
     #[test]
     fn audio_time_maps_to_the_arrival_of_the_chunk_containing_it() {
         let t0 = Instant::now();
-        let mut c = AudioClock::new(16000);
+        let mut c = AudioClock::new(32_000.0);
         for i in 0..50u64 {
             c.record(640, t0 + Duration::from_millis(20 * (i + 1)));
         }

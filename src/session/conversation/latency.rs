@@ -46,10 +46,10 @@ impl TurnTimes {
     /// Records the figures this turn has into the histograms.
     pub fn observe(&self, metrics: &Metrics) {
         let pairs = [
-            (&metrics.stt_finalization, between(self.speech_end, self.committed)),
-            (&metrics.llm_first_token, between(self.llm_requested, self.llm_first_token)),
-            (&metrics.tts_first_byte, between(self.tts_first_text, self.tts_first_byte)),
-            (&metrics.first_audio, between(self.speech_end, self.first_audio_sent)),
+            (&metrics.stt_finalization_seconds, between(self.speech_end, self.committed)),
+            (&metrics.llm_first_token_seconds, between(self.llm_requested, self.llm_first_token)),
+            (&metrics.tts_first_byte_seconds, between(self.tts_first_text, self.tts_first_byte)),
+            (&metrics.first_audio_seconds, between(self.speech_end, self.first_audio_sent)),
         ];
         for (histogram, d) in pairs {
             if let Some(d) = d {
@@ -87,7 +87,7 @@ mod tests {
         );
         let m = Metrics::new().unwrap();
         times.observe(&m);
-        assert_eq!(m.first_audio.get_sample_count(), 1);
-        assert_eq!(m.tts_first_byte.get_sample_count(), 0);
+        assert_eq!(m.first_audio_seconds.get_sample_count(), 1);
+        assert_eq!(m.tts_first_byte_seconds.get_sample_count(), 0);
     }
 }

@@ -1,11 +1,9 @@
 //! Deciding when the user's speech should interrupt the assistant, without letting a cough or a short noise
 //! do it: a transcript with at least `min_words` words interrupts, and so does speech that Deepgram flagged
-//! (`SpeechStarted`) and that parley's own energy meter hears continuing for `min_speech` of audio.
+//! (`SpeechStarted`) and that parley's own energy meter (`audio::level`) hears continuing for `min_speech` of
+//! audio.
 
 use std::time::Duration;
-
-/// 16-bit PCM RMS above which a chunk counts as voiced (about -36 dBFS): well above line noise, below speech.
-pub const VOICED_RMS: f64 = 500.0;
 
 /// The barge-in rule of one session.
 #[derive(Debug, Clone)]
@@ -49,13 +47,6 @@ impl BargeIn {
     }
 }
 
-/// Root-mean-square level of 16-bit little-endian PCM.
-pub fn pcm16_rms(bytes: &[u8]) -> f64 {
-    let samples = bytes.chunks_exact(2).map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])));
-    let (sum, n) = samples.fold((0.0, 0usize), |(s, n), v| (s + v * v, n + 1));
-    if n == 0 { 0.0 } else { (sum / n as f64).sqrt() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,14 +69,5 @@ mod tests {
         b.on_speech_started(11.0);
         assert!(!b.on_audio(11.3, true));
         assert!(b.on_audio(11.5, true));
-    }
-
-    #[test]
-    fn rms_of_silence_and_a_loud_square_wave() {
-        assert_eq!(pcm16_rms(&[0; 640]), 0.0);
-        let loud: Vec<u8> = (0..320).flat_map(|i| if i % 2 == 0 { 8000i16 } else { -8000 }.to_le_bytes()).collect();
-        assert!((pcm16_rms(&loud) - 8000.0).abs() < 1e-6);
-        assert!(pcm16_rms(&loud) > VOICED_RMS);
-        assert_eq!(pcm16_rms(&[1]), 0.0, "a lone byte is no sample");
     }
 }

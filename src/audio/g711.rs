@@ -1,5 +1,6 @@
-//! G.711 companding (µ-law and A-law, ITU-T G.711), both ways: the ElevenLabs emulator encodes `ulaw_8000` and
-//! `alaw_8000` output with it, and the Deepgram emulator decodes `mulaw`/`alaw` input to measure its energy.
+//! G.711 companding (µ-law and A-law, ITU-T G.711), both ways: phone audio arrives as µ-law, the ElevenLabs
+//! emulator encodes `ulaw_8000`/`alaw_8000` output with it, and the Deepgram emulator decodes `mulaw`/`alaw`
+//! input to measure its energy.
 
 const ULAW_BIAS: i32 = 0x84;
 const ULAW_CLIP: i32 = 32635;

@@ -1,0 +1,18 @@
+//! Getting a session's history into the database without the conversation ever waiting for it: the
+//! per-session [`Persister`] (an ordered, retrying write queue) and [`PendingWrites`] (what shutdown waits for).
+//!
+//! Sits right above `db`: it knows rows and retries, nothing of sessions, sockets or recordings. Whoever
+//! must hear about a stored message or recording is injected as a `Recipient` ([`Persisted`] to the session,
+//! [`RecordingStored`] to the uploader).
+
+mod pending;
+pub mod persister;
+
+pub use pending::PendingWrites;
+pub use persister::{Persist, Persisted, Persister, RecordingStored, Write};
+
+/// The link under which parley serves a recording (relative to the server), as stored in a message's
+/// `audio_url`.
+pub fn playback_url(object_key: &str) -> String {
+    format!("/{object_key}")
+}

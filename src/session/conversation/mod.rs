@@ -1,0 +1,380 @@
+//! The conversation core: one voice conversation's turn-taking, written once for every transport.
+//!
+//! A [`Conversation`] is plain state driven by plain [`Input`]s (audio in, text in, interrupt, the end of the
+//! microphone, what the children report, timers, drain, close) at a given instant, and it answers with
+//! [`Effect`]s: [`Event`]s for the client (transcript, turn start, sentence, audio out, interrupt, turn end,
+//! latency, saved, status, error, end) and [`Command`]s for the session's children (speech recognition, the
+//! LLM, speech synthesis, the recorder, the persister) and its timers. It knows no socket, no wire format and
+//! no actor context: the session actor (`client_socket`) feeds it and carries out what it asks, and a
+//! transport (`browser`, later a phone stream) only translates between its wire format and these events. Unit
+//! tests drive it directly (`tests.rs`).
+//!
+//! What it decides: when the user has finished speaking (`listening.rs`, with `utterance` and `barge_in`),
+//! when speech recognition is (re)started after an outage (its supervision), the assistant turn from commit
+//! to its end or interruption (`turns.rs`, with `segmenter`), what the LLM remembers (`memory`), what is
+//! stored and recorded, and the per-stage latency (`latency`).
+
+pub mod barge_in;
+pub mod latency;
+mod listening;
+pub mod memory;
+pub mod segmenter;
+mod turns;
+pub mod utterance;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use self::barge_in::BargeIn;
+use self::latency::TurnLatency;
+use self::memory::Memory;
+use self::turns::ActiveTurn;
+use self::utterance::Utterance;
+use super::deepgram_link::SttEvent;
+use super::llm_worker::{CancelCompletion, Complete, LlmEvent};
+use super::settings::{AudioIn, SessionParams, SessionSettings};
+use super::tts_link::{TtsCommand, TtsEvent};
+use crate::db::{NewSession, Role, SessionId, TurnId, UserId};
+use crate::metrics::Metrics;
+use crate::persistence::{Persisted, Write};
+use crate::recording::recorder::{AssistantAudio, AssistantTurnEnded, UserAudio, UserTurnCommitted};
+
+/// What drives the conversation.
+#[derive(Debug)]
+pub enum Input {
+    /// The session is admitted (registered): store or touch its row and announce it.
+    Start,
+    /// Microphone audio in the session's input encoding.
+    Audio(Bytes),
+    /// A typed turn (already validated as non-blank by the transport).
+    Text(String),
+    /// The client asks to stop the assistant now.
+    Interrupt,
+    /// The client's microphone is closed: commit what was said now.
+    CloseMicrophone,
+    Stt(SttEvent),
+    Llm(LlmEvent),
+    Tts(TtsEvent),
+    Saved(Persisted),
+    Timer(Timer),
+    /// The server is shutting down: finish the turn within `grace`, then end.
+    Drain {
+        grace: Duration,
+    },
+    /// The client is gone: store what is in progress.
+    Closed,
+}
+
+/// What the client is told. Binary audio is an event too; how each is put on the wire is the transport's
+/// business.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The session started; `history_messages` were loaded from its stored history.
+    Started {
+        resumed: bool,
+        history_messages: usize,
+    },
+    /// Live transcription: the whole utterance so far; `is_final` parts will not change.
+    Transcript {
+        text: String,
+        is_final: bool,
+    },
+    /// An utterance was committed: the assistant starts answering it.
+    UserTurn {
+        turn_id: TurnId,
+        text: String,
+    },
+    /// One sentence (or clause) of the reply, as generated.
+    AssistantText {
+        turn_id: TurnId,
+        text: String,
+    },
+    /// Audio of this turn follows.
+    AudioStart {
+        turn_id: TurnId,
+    },
+    /// Audio of the turn, in the session's output format.
+    Audio {
+        turn_id: TurnId,
+        bytes: Bytes,
+    },
+    /// No more audio of this turn.
+    AudioEnd {
+        turn_id: TurnId,
+    },
+    /// Stop playing this turn now; no audio of it follows.
+    Interrupt {
+        turn_id: TurnId,
+    },
+    /// The turn is over.
+    TurnEnd {
+        turn_id: TurnId,
+        interrupted: bool,
+    },
+    Latency {
+        turn_id: TurnId,
+        latency: TurnLatency,
+    },
+    /// A message was stored.
+    Saved {
+        turn_id: TurnId,
+        role: Role,
+        message_id: i64,
+    },
+    /// Something worth showing that is not an error.
+    Status(String),
+    /// Something went wrong: a stable `code`, a sentence for the user, whether trying again may help.
+    Error {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
+    /// The conversation is over; the transport closes.
+    End(EndReason),
+}
+
+/// Why the conversation ended on the server's initiative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The server is shutting down (drain).
+    ServerShutdown,
+}
+
+/// The conversation's timers; starting one that runs restarts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// The short silence after `speech_final` before the utterance is committed.
+    Commit,
+    /// How long to wait for Deepgram's reply to a `Finalize`.
+    Finalize,
+    /// How long a draining session may take to finish its turn.
+    Drain,
+}
+
+impl Timer {
+    pub const ALL: [Timer; 3] = [Timer::Commit, Timer::Finalize, Timer::Drain];
+
+    /// A dense index, for a timer table.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the session's children and timers are asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Start (or restart) speech recognition.
+    StartStt,
+    /// Audio for speech recognition, with the instant it arrived.
+    SttAudio {
+        pcm: Bytes,
+        arrived: Instant,
+    },
+    /// Ask speech recognition to finalise what it has buffered.
+    SttFinalize,
+    Complete(Complete),
+    CancelCompletion(CancelCompletion),
+    Tts(TtsCommand),
+    /// Microphone audio for the recording.
+    RecordUser(UserAudio),
+    UserTurnCommitted(UserTurnCommitted),
+    /// Audio sent to the client, for the recording.
+    RecordAssistant(AssistantAudio),
+    AssistantTurnEnded(AssistantTurnEnded),
+    Persist(Write),
+    StartTimer(Timer, Duration),
+    CancelTimer(Timer),
+}
+
+/// One thing the conversation asks for, in order.
+#[derive(Debug)]
+pub enum Effect {
+    Send(Event),
+    Do(Command),
+}
+
+/// Where a conversation puts its effects while it handles an input.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    effects: Vec<Effect>,
+}
+
+impl Outbox {
+    pub fn send(&mut self, event: Event) {
+        self.effects.push(Effect::Send(event));
+    }
+
+    pub fn run(&mut self, command: Command) {
+        self.effects.push(Effect::Do(command));
+    }
+
+    fn error(&mut self, code: impl Into<String>, message: impl Into<String>, retryable: bool) {
+        self.send(Event::Error { code: code.into(), message: message.into(), retryable });
+    }
+
+    /// Takes the effects out in order, keeping the buffer for the next input.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Effect> {
+        self.effects.drain(..)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty()
+    }
+}
+
+/// Speech recognition, as the conversation supervises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recognition {
+    /// Not started yet: the first audio starts it, so text-only sessions never open a Deepgram socket.
+    Idle,
+    Running,
+    /// Gave up on a transient outage: audio is dropped until `until`, then the next audio restarts it.
+    Down {
+        until: Instant,
+    },
+    /// Refused (key or settings): down for the rest of the session.
+    Refused,
+}
+
+/// One voice conversation.
+pub struct Conversation {
+    session_id: SessionId,
+    user_id: UserId,
+    resumed: bool,
+    audio_in: AudioIn,
+    settings: Arc<SessionSettings>,
+    metrics: Arc<Metrics>,
+    /// The instant of the input being handled.
+    now: Instant,
+    started: bool,
+    draining: bool,
+
+    recognition: Recognition,
+    memory: Memory,
+    utterance: Utterance,
+    /// When the audio of the latest recognised word arrived (the end of speech, for latency).
+    last_speech_end: Option<Instant>,
+    /// The end of speech the running commit timer will commit with.
+    commit_speech_end: Option<Instant>,
+    barge_in: BargeIn,
+    /// Seconds of client audio received (the session audio time).
+    audio_time: f64,
+    next_turn: TurnId,
+    turn: Option<ActiveTurn>,
+    /// Error codes already reported, for failures that would otherwise repeat every turn.
+    reported: Vec<String>,
+}
+
+impl Conversation {
+    pub fn new(params: &SessionParams, settings: Arc<SessionSettings>, metrics: Arc<Metrics>) -> Conversation {
+        let mut memory = Memory::new(settings.history_max_chars);
+        for m in &params.history {
+            memory.push(m.role, m.text.clone());
+        }
+        let tuning = &settings.turns;
+        Conversation {
+            session_id: params.session_id.clone(),
+            user_id: params.user_id.clone(),
+            resumed: params.resumed,
+            audio_in: params.audio_in,
+            barge_in: BargeIn::new(tuning.barge_in_min_words, tuning.barge_in_min_speech),
+            settings,
+            metrics,
+            now: Instant::now(),
+            started: false,
+            draining: false,
+            recognition: Recognition::Idle,
+            memory,
+            utterance: Utterance::default(),
+            last_speech_end: None,
+            commit_speech_end: None,
+            audio_time: 0.0,
+            next_turn: 1,
+            turn: None,
+            reported: Vec::new(),
+        }
+    }
+
+    pub fn session_id(&self) -> &SessionId {
+        &self.session_id
+    }
+
+    /// True while an assistant reply is being generated or spoken.
+    pub fn assistant_speaking(&self) -> bool {
+        self.turn.is_some()
+    }
+
+    /// Handles one input at `now`; what follows from it is appended to `out`, in order.
+    pub fn handle(&mut self, input: Input, now: Instant, out: &mut Outbox) {
+        self.now = now;
+        match input {
+            Input::Start => self.start(out),
+            Input::Audio(pcm) => self.on_audio(pcm, out),
+            Input::Text(text) => {
+                if !self.started {
+                    return out.error("not_ready", "message sent before the session was ready", true);
+                }
+                self.typed_turn(text.trim().to_string(), out);
+            }
+            Input::Interrupt => self.interrupt(out),
+            Input::CloseMicrophone => self.close_microphone(out),
+            Input::Stt(event) => self.on_stt(event, out),
+            Input::Llm(event) => self.on_llm(event, out),
+            Input::Tts(event) => self.on_tts(event, out),
+            Input::Saved(p) => out.send(Event::Saved { turn_id: p.turn_id, role: p.role, message_id: p.message_id.0 }),
+            Input::Timer(Timer::Commit) => {
+                let speech_end = self.commit_speech_end.take();
+                self.commit_utterance(speech_end, out);
+            }
+            Input::Timer(Timer::Finalize) => self.commit_utterance(None, out),
+            Input::Timer(Timer::Drain) => out.send(Event::End(EndReason::ServerShutdown)),
+            Input::Drain { grace } => self.drain(grace, out),
+            Input::Closed => self.abandon_turn(out),
+        }
+    }
+
+    /// Admitted: store or touch the session row and announce the session.
+    fn start(&mut self, out: &mut Outbox) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let now = crate::db::now();
+        if self.resumed {
+            out.run(Command::Persist(Write::Touch(now)));
+        } else {
+            out.run(Command::Persist(Write::CreateSession(NewSession {
+                id: self.session_id.clone(),
+                user_id: self.user_id.clone(),
+                created_at: now,
+                model_id: self.settings.llm.model.clone(),
+                voice_id: self.settings.tts.voice_id.clone(),
+            })));
+        }
+        out.send(Event::Started { resumed: self.resumed, history_messages: self.memory.len() });
+        log::info!("session {} started for {} ({} from history)", self.session_id, self.user_id, self.memory.len());
+    }
+
+    fn drain(&mut self, grace: Duration, out: &mut Outbox) {
+        self.draining = true;
+        out.send(Event::Status("the server is restarting; this conversation will end".into()));
+        if self.turn.is_none() {
+            out.send(Event::End(EndReason::ServerShutdown));
+        } else {
+            out.run(Command::StartTimer(Timer::Drain, grace));
+        }
+    }
+
+    /// Sends an error event only the first time this code comes up in the session.
+    fn error_once(&mut self, code: String, message: String, retryable: bool, out: &mut Outbox) {
+        if !self.reported.contains(&code) {
+            out.error(code.clone(), message, retryable);
+            self.reported.push(code);
+        }
+    }
+}

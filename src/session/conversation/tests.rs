@@ -1,0 +1,329 @@
+//! The conversation core driven by plain inputs, with no socket and no actor: every test feeds inputs at
+//! chosen instants and checks the effects, in order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::audio::level::InputEncoding;
+use crate::config::Config;
+use crate::db::MessageId;
+use crate::providers::{FailureKind, Provider, ProviderError};
+use crate::session::settings::SessionParams;
+
+struct Rig {
+    c: Conversation,
+    t0: Instant,
+    out: Outbox,
+}
+
+fn settings() -> SessionSettings {
+    SessionSettings::from_config(&Config::from_lookup(|_| None).expect("defaults are valid"))
+}
+
+fn params(history: Vec<memory::Remembered>) -> SessionParams {
+    SessionParams {
+        session_id: SessionId::generate(),
+        user_id: "alice".parse().unwrap(),
+        resumed: !history.is_empty(),
+        history,
+        audio_in: AudioIn { encoding: InputEncoding::Linear16, sample_rate: 16_000 },
+        output_format: crate::audio::OutputFormat::ELEVENLABS_DEFAULT,
+        peer: None,
+    }
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(params(Vec::new()), settings())
+    }
+
+    fn with(params: SessionParams, settings: SessionSettings) -> Rig {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        Rig { c: Conversation::new(&params, Arc::new(settings), metrics), t0: Instant::now(), out: Outbox::default() }
+    }
+
+    /// Feeds `input` at `ms` after the start; returns its effects.
+    fn feed(&mut self, ms: u64, input: Input) -> Vec<Effect> {
+        self.c.handle(input, self.t0 + Duration::from_millis(ms), &mut self.out);
+        self.out.drain().collect()
+    }
+
+    fn started() -> Rig {
+        let mut r = Rig::new();
+        r.feed(0, Input::Start);
+        r
+    }
+
+    /// A committed spoken turn: a final transcript with `speech_final`, then the commit timer.
+    fn say(&mut self, ms: u64, text: &str) -> Vec<Effect> {
+        let mut all = self.feed(ms, transcript(text, true, true));
+        all.extend(self.feed(ms + 200, Input::Timer(Timer::Commit)));
+        all
+    }
+}
+
+fn transcript(text: &str, is_final: bool, speech_final: bool) -> Input {
+    Input::Stt(SttEvent::Transcript {
+        text: text.into(),
+        is_final,
+        speech_final,
+        from_finalize: false,
+        end: Some(1.0),
+        speech_end: None,
+    })
+}
+
+fn events(effects: &[Effect]) -> Vec<&Event> {
+    effects.iter().filter_map(|e| if let Effect::Send(ev) = e { Some(ev) } else { None }).collect()
+}
+
+fn commands(effects: &[Effect]) -> Vec<&Command> {
+    effects.iter().filter_map(|e| if let Effect::Do(c) = e { Some(c) } else { None }).collect()
+}
+
+fn voiced_frame() -> Bytes {
+    (0..320).flat_map(|i| if i % 2 == 0 { 8000i16 } else { -8000 }.to_le_bytes()).collect::<Vec<u8>>().into()
+}
+
+fn error_codes(effects: &[Effect]) -> Vec<String> {
+    events(effects)
+        .into_iter()
+        .filter_map(|e| if let Event::Error { code, .. } = e { Some(code.clone()) } else { None })
+        .collect()
+}
+
+#[test]
+fn a_new_session_is_stored_and_announced_and_nothing_is_accepted_before() {
+    let mut r = Rig::new();
+    assert_eq!(error_codes(&r.feed(0, Input::Audio(voiced_frame()))), ["not_ready"]);
+    assert_eq!(error_codes(&r.feed(0, Input::Text("hi".into()))), ["not_ready"]);
+    let fx = r.feed(1, Input::Start);
+    assert!(matches!(commands(&fx)[..], [Command::Persist(Write::CreateSession(_))]));
+    assert_eq!(events(&fx), [&Event::Started { resumed: false, history_messages: 0 }]);
+}
+
+#[test]
+fn a_resumed_session_touches_its_row_and_remembers_its_history() {
+    let history = vec![
+        memory::Remembered { role: Role::User, text: "my name is Ada".into() },
+        memory::Remembered { role: Role::Assistant, text: "Hello Ada.".into() },
+    ];
+    let mut r = Rig::with(params(history), settings());
+    let fx = r.feed(0, Input::Start);
+    assert!(matches!(commands(&fx)[..], [Command::Persist(Write::Touch(_))]));
+    assert_eq!(events(&fx), [&Event::Started { resumed: true, history_messages: 2 }]);
+    let fx = r.feed(10, Input::Text("what is my name?".into()));
+    let Some(Command::Complete(c)) = commands(&fx).into_iter().find(|c| matches!(c, Command::Complete(_))) else {
+        panic!("no completion in {fx:?}");
+    };
+    let texts: Vec<String> = c.messages.iter().map(|m| m.text()).collect();
+    assert_eq!(texts[1..], ["my name is Ada", "Hello Ada.", "what is my name?"]);
+}
+
+#[test]
+fn the_first_audio_starts_recognition_once_and_every_frame_is_recorded_and_transcribed() {
+    let mut r = Rig::started();
+    let first = r.feed(20, Input::Audio(voiced_frame()));
+    assert!(matches!(commands(&first)[..], [Command::RecordUser(_), Command::StartStt, Command::SttAudio { .. }]));
+    let second = r.feed(40, Input::Audio(voiced_frame()));
+    assert!(matches!(commands(&second)[..], [Command::RecordUser(_), Command::SttAudio { .. }]));
+    assert!(r.feed(60, Input::Audio(Bytes::new())).is_empty(), "an empty frame is nothing");
+}
+
+#[test]
+fn speech_final_waits_for_the_silence_and_more_speech_cancels_the_commit() {
+    let mut r = Rig::started();
+    let fx = r.feed(100, transcript("book a table", true, true));
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::StartTimer(Timer::Commit, _))));
+    let fx = r.feed(150, transcript("for two", false, false));
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::CancelTimer(Timer::Commit))));
+    assert_eq!(events(&fx), [&Event::Transcript { text: "book a table for two".into(), is_final: false }]);
+    let fx = r.feed(400, transcript("for two", true, true));
+    let fx2 = r.feed(600, Input::Timer(Timer::Commit));
+    assert!(!fx.is_empty());
+    assert_eq!(events(&fx2)[0], &Event::UserTurn { turn_id: 1, text: "book a table for two".into() });
+}
+
+#[test]
+fn a_committed_turn_is_stored_asked_spoken_and_finished_in_order() {
+    let mut r = Rig::started();
+    let fx = r.say(100, "what time is it");
+    let cmds = commands(&fx);
+    assert!(cmds.iter().any(|c| matches!(c, Command::UserTurnCommitted(UserTurnCommitted { turn_id: 1 }))));
+    assert!(cmds.iter().any(|c| matches!(c, Command::Persist(Write::Message { role: Role::User, .. }))));
+    assert!(cmds.iter().any(|c| matches!(c, Command::Complete(Complete { turn_id: 1, .. }))));
+    assert!(cmds.iter().any(|c| matches!(c, Command::Tts(TtsCommand::Start { turn_id: 1 }))));
+    assert!(r.c.assistant_speaking());
+
+    let fx = r.feed(500, Input::Llm(LlmEvent::Token { turn_id: 1, text: "It is noon. And".into() }));
+    assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "It is noon.".into() }]);
+    assert!(matches!(commands(&fx)[..], [Command::Tts(TtsCommand::Text { turn_id: 1, .. })]));
+    let fx = r.feed(600, Input::Tts(TtsEvent::Audio { turn_id: 1, bytes: Bytes::from_static(b"mp3") }));
+    assert_eq!(
+        events(&fx),
+        [&Event::AudioStart { turn_id: 1 }, &Event::Audio { turn_id: 1, bytes: Bytes::from_static(b"mp3") }]
+    );
+    assert!(matches!(commands(&fx)[..], [Command::RecordAssistant(_)]));
+    let fx = r.feed(700, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "And".into() }]);
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::Tts(TtsCommand::End { turn_id: 1 }))));
+    let fx = r.feed(900, Input::Tts(TtsEvent::Done { turn_id: 1 }));
+    let ev = events(&fx);
+    assert_eq!(ev[0], &Event::AudioEnd { turn_id: 1 });
+    assert_eq!(ev[1], &Event::TurnEnd { turn_id: 1, interrupted: false });
+    let Event::Latency { latency, .. } = ev[2] else { panic!("{ev:?}") };
+    assert_eq!(latency.first_audio_ms, Some(300), "end of speech (the commit) at 300 ms, audio at 600 ms");
+    assert!(commands(&fx).iter().any(|c| matches!(
+        c,
+        Command::Persist(Write::Message { role: Role::Assistant, content, interrupted: false, .. })
+            if content == "It is noon. And"
+    )));
+    assert!(!r.c.assistant_speaking());
+}
+
+#[test]
+fn barge_in_interrupts_before_anything_else_and_late_audio_of_the_turn_is_dropped() {
+    let mut r = Rig::started();
+    r.say(100, "tell me a story");
+    r.feed(400, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Once upon a time. ".into() }));
+    r.feed(500, Input::Tts(TtsEvent::Audio { turn_id: 1, bytes: Bytes::from_static(b"a") }));
+    let fx = r.feed(600, transcript("wait", false, false));
+    let ev = events(&fx);
+    assert_eq!(ev[0], &Event::Interrupt { turn_id: 1 });
+    assert!(ev.contains(&&Event::TurnEnd { turn_id: 1, interrupted: true }));
+    assert!(!ev.iter().any(|e| matches!(e, Event::AudioEnd { .. })), "no audioEnd for an interrupted turn");
+    let cmds = commands(&fx);
+    assert!(cmds.iter().any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id: 1 }))));
+    assert!(cmds.iter().any(|c| matches!(c, Command::Tts(TtsCommand::Cancel { turn_id: 1 }))));
+    assert!(cmds.iter().any(|c| matches!(c, Command::Persist(Write::Message { interrupted: true, .. }))));
+    let late = r.feed(700, Input::Tts(TtsEvent::Audio { turn_id: 1, bytes: Bytes::from_static(b"b") }));
+    assert!(late.is_empty(), "late audio of an interrupted turn goes nowhere: {late:?}");
+    assert!(r.feed(710, Input::Llm(LlmEvent::Token { turn_id: 1, text: "more".into() })).is_empty());
+}
+
+#[test]
+fn sustained_voiced_audio_after_speech_started_interrupts_but_a_short_noise_does_not() {
+    let mut r = Rig::started();
+    r.say(100, "go on");
+    r.feed(300, Input::Stt(SttEvent::SpeechStarted { at: 0.0 }));
+    // 500 ms of voiced audio at 20 ms a frame: the default threshold.
+    let mut interrupted_at = None;
+    for i in 0..30 {
+        let fx = r.feed(300 + i * 20, Input::Audio(voiced_frame()));
+        if events(&fx).iter().any(|e| matches!(e, Event::Interrupt { .. })) {
+            interrupted_at = Some(i);
+            break;
+        }
+    }
+    assert_eq!(interrupted_at, Some(24), "interrupted once 0.5 s of speech was heard");
+
+    let mut r = Rig::started();
+    r.say(100, "go on");
+    r.feed(300, Input::Stt(SttEvent::SpeechStarted { at: 0.0 }));
+    for i in 0..5 {
+        r.feed(300 + i * 20, Input::Audio(voiced_frame()));
+    }
+    let quiet = r.feed(420, Input::Audio(Bytes::from(vec![0u8; 640])));
+    assert!(!events(&quiet).iter().any(|e| matches!(e, Event::Interrupt { .. })));
+    assert!(r.c.assistant_speaking(), "a cough is not a barge-in");
+}
+
+#[test]
+fn a_typed_turn_interrupts_the_reply_in_progress() {
+    let mut r = Rig::started();
+    r.feed(10, Input::Text("first".into()));
+    let fx = r.feed(20, Input::Text("second".into()));
+    let ev = events(&fx);
+    assert_eq!(ev[0], &Event::Interrupt { turn_id: 1 });
+    assert!(ev.contains(&&Event::UserTurn { turn_id: 2, text: "second".into() }));
+}
+
+#[test]
+fn recognition_down_on_an_outage_restarts_after_the_wait_and_a_refusal_is_final() {
+    let mut s = settings();
+    s.turns.stt_restart_after = Duration::from_secs(10);
+    let mut r = Rig::with(params(Vec::new()), s);
+    r.feed(0, Input::Start);
+    r.feed(10, Input::Audio(voiced_frame()));
+    r.feed(20, transcript("half a", false, false));
+    let outage = ProviderError::new(Provider::Deepgram, FailureKind::Connect, "dropped");
+    let fx = r.feed(30, Input::Stt(SttEvent::Failed(outage)));
+    assert_eq!(error_codes(&fx), ["deepgram_connect"]);
+    assert_eq!(
+        events(&fx)[1],
+        &Event::UserTurn { turn_id: 1, text: "half a".into() },
+        "what was heard before the failure is still an utterance"
+    );
+    let during = r.feed(5_000, Input::Audio(voiced_frame()));
+    assert!(!commands(&during).iter().any(|c| matches!(c, Command::StartStt | Command::SttAudio { .. })));
+    let after = r.feed(10_031, Input::Audio(voiced_frame()));
+    assert_eq!(events(&after).last(), Some(&&Event::Status("speech recognition is starting again".into())));
+    assert!(commands(&after).iter().any(|c| matches!(c, Command::StartStt)));
+
+    let refused = ProviderError::new(Provider::Deepgram, FailureKind::Auth, "bad key");
+    assert_eq!(error_codes(&r.feed(10_040, Input::Stt(SttEvent::Failed(refused.clone())))), ["deepgram_auth"]);
+    let later = r.feed(99_000, Input::Audio(voiced_frame()));
+    assert!(!commands(&later).iter().any(|c| matches!(c, Command::StartStt | Command::SttAudio { .. })));
+    assert!(error_codes(&r.feed(99_010, Input::Stt(SttEvent::Failed(refused)))).is_empty(), "reported once");
+}
+
+#[test]
+fn closing_the_microphone_finalizes_and_the_fallback_timer_commits_without_a_reply() {
+    let mut r = Rig::started();
+    r.feed(10, Input::Audio(voiced_frame()));
+    r.feed(20, transcript("turn off the", false, false));
+    let fx = r.feed(30, Input::CloseMicrophone);
+    assert!(matches!(commands(&fx)[..], [Command::SttFinalize, Command::StartTimer(Timer::Finalize, _)]));
+    let fx = r.feed(1_530, Input::Timer(Timer::Finalize));
+    assert!(events(&fx).contains(&&Event::UserTurn { turn_id: 1, text: "turn off the".into() }));
+
+    let mut text_only = Rig::started();
+    assert!(text_only.feed(10, Input::CloseMicrophone).iter().all(|e| !matches!(e, Effect::Do(Command::SttFinalize))));
+}
+
+#[test]
+fn a_drain_ends_an_idle_session_at_once_and_a_busy_one_after_its_turn() {
+    let mut idle = Rig::started();
+    let fx = idle.feed(10, Input::Drain { grace: Duration::from_secs(5) });
+    assert_eq!(events(&fx).last(), Some(&&Event::End(EndReason::ServerShutdown)));
+
+    let mut busy = Rig::started();
+    busy.feed(10, Input::Text("hello".into()));
+    let fx = busy.feed(20, Input::Drain { grace: Duration::from_secs(5) });
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::StartTimer(Timer::Drain, _))));
+    assert!(!events(&fx).iter().any(|e| matches!(e, Event::End(_))));
+    busy.feed(30, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Hi.".into() }));
+    busy.feed(40, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    let fx = busy.feed(50, Input::Tts(TtsEvent::Done { turn_id: 1 }));
+    assert_eq!(events(&fx).last(), Some(&&Event::End(EndReason::ServerShutdown)));
+}
+
+#[test]
+fn a_client_gone_mid_reply_stores_what_was_generated_as_interrupted() {
+    let mut r = Rig::started();
+    r.feed(10, Input::Text("hello".into()));
+    r.feed(20, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Hi there".into() }));
+    let fx = r.feed(30, Input::Closed);
+    assert!(events(&fx).is_empty(), "nobody to tell");
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::CancelCompletion(_))));
+    assert!(commands(&fx).iter().any(|c| matches!(
+        c,
+        Command::Persist(Write::Message { content, interrupted: true, .. }) if content == "Hi there"
+    )));
+}
+
+#[test]
+fn stored_messages_are_announced_and_provider_failures_reported() {
+    let mut r = Rig::started();
+    let fx = r.feed(5, Input::Saved(Persisted { turn_id: 3, role: Role::User, message_id: MessageId(42) }));
+    assert_eq!(events(&fx), [&Event::Saved { turn_id: 3, role: Role::User, message_id: 42 }]);
+    r.feed(10, Input::Text("hello".into()));
+    let error = ProviderError::new(Provider::OpenAi, FailureKind::RateLimited, "429");
+    let fx = r.feed(20, Input::Llm(LlmEvent::Failed { turn_id: 1, error, after_tokens: false }));
+    assert_eq!(error_codes(&fx), ["openai_rate_limited"]);
+    assert!(events(&fx).contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
+    assert!(!commands(&fx).iter().any(|c| matches!(c, Command::Persist(_))), "an empty reply is not stored");
+}

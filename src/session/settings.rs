@@ -1,0 +1,113 @@
+//! What a session is given, and nothing more: [`SessionSettings`] (the configuration every session shares,
+//! taken from `Config` once at start-up), [`SessionDeps`] (the singletons a session talks to, built and
+//! injected by `startup`) and [`SessionParams`] (who this one session is, decided by its transport before it
+//! starts). A session never sees the whole application state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::{Addr, ArbiterHandle, Recipient};
+
+use super::conversation::memory::Remembered;
+use super::deepgram_link::SttSettings;
+use super::llm_worker::LlmSettings;
+use super::tts_link::TtsSettings;
+use crate::audio::OutputFormat;
+use crate::audio::level::InputEncoding;
+use crate::config::{Config, TurnTuning};
+use crate::db::{SessionId, Store, UserId};
+use crate::metrics::Metrics;
+use crate::persistence::{PendingWrites, RecordingStored};
+use crate::registry::Registry;
+
+/// Configuration shared by every session.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub turns: TurnTuning,
+    /// Conversation memory budget sent to the LLM.
+    pub history_max_chars: usize,
+    pub system_prompt: String,
+    /// Speech recognition, before a session sets its own sample rate and encoding.
+    pub stt: SttSettings,
+    pub llm: LlmSettings,
+    /// Speech synthesis in the configured output format (a transport may ask for another).
+    pub tts: TtsSettings,
+    /// MIME type of the configured output format, as announced to browser clients.
+    pub mime_type: String,
+    pub max_audio_frame_bytes: usize,
+    pub max_text_frame_bytes: usize,
+    /// The providers are parley's own emulators (`--emulate`).
+    pub emulated: bool,
+}
+
+impl SessionSettings {
+    pub fn from_config(config: &Config) -> SessionSettings {
+        SessionSettings {
+            turns: config.turns.clone(),
+            history_max_chars: config.limits.history_max_chars,
+            system_prompt: config.openai.system_prompt.clone(),
+            stt: SttSettings::from_config(config),
+            llm: LlmSettings::from_config(config),
+            tts: TtsSettings::from_config(config),
+            mime_type: config.elevenlabs.mime_type.clone(),
+            max_audio_frame_bytes: config.limits.max_audio_frame_bytes,
+            max_text_frame_bytes: config.limits.max_text_frame_bytes,
+            emulated: config.emulated,
+        }
+    }
+}
+
+/// Where a session's recordings go.
+#[derive(Clone)]
+pub struct RecordingDeps {
+    /// Directory of the files being written.
+    pub spool_dir: PathBuf,
+    /// `local` or `gcs`, as recorded on each row.
+    pub backend: &'static str,
+    /// Hears about each registered recording and stores its file.
+    pub uploader: Recipient<RecordingStored>,
+}
+
+/// The singletons a session talks to.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub settings: Arc<SessionSettings>,
+    pub metrics: Arc<Metrics>,
+    pub registry: Addr<Registry>,
+    pub store: Store,
+    /// The thread the Persister and Recorder run on: it outlives the HTTP workers, so their queues can still
+    /// be flushed after the server stops.
+    pub storage: ArbiterHandle,
+    pub recordings: RecordingDeps,
+    /// Database writes queued by sessions, awaited at shutdown.
+    pub pending: Arc<PendingWrites>,
+}
+
+/// The audio a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioIn {
+    pub encoding: InputEncoding,
+    pub sample_rate: u32,
+}
+
+impl AudioIn {
+    /// Seconds of audio in `bytes`.
+    pub fn seconds(&self, bytes: usize) -> f64 {
+        bytes as f64 / (f64::from(self.sample_rate) * self.encoding.bytes_per_sample() as f64)
+    }
+}
+
+/// Who one session is, decided (and validated) by its transport before the session starts.
+#[derive(Debug, Clone)]
+pub struct SessionParams {
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    /// Continuing a stored session; `history` holds its messages.
+    pub resumed: bool,
+    pub history: Vec<Remembered>,
+    pub audio_in: AudioIn,
+    /// The audio the client gets (the configured one for browsers, `ulaw_8000` on a phone).
+    pub output_format: OutputFormat,
+    /// The client's address, for the registry.
+    pub peer: Option<String>,
+}

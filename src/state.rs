@@ -1,0 +1,58 @@
+//! [`AppState`]: what request handlers are given, one value per worker thread, the one way handlers reach
+//! state (`web::Data<AppState>`). The singletons inside are built once by `startup` ([`Singletons`]) and shared
+//! by every worker; only the outbound HTTP client is per worker (awc clients are not `Send`, and one per
+//! worker keeps one connection pool per thread).
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::config::Config;
+use crate::db::Store;
+use crate::http_client::HttpClients;
+use crate::metrics::Metrics;
+use crate::recording::Storage;
+use crate::registry::Registry;
+use crate::session::settings::SessionDeps;
+
+/// The process-wide singletons, built once at start-up.
+#[derive(Clone)]
+pub struct Singletons {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub registry: Addr<Registry>,
+    /// Where recordings are stored (read back by the audio route).
+    pub recordings: Arc<Storage>,
+    /// What each voice session is given.
+    pub session: SessionDeps,
+    pub http: HttpClients,
+}
+
+/// A worker's view of the application.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub registry: Addr<Registry>,
+    pub recordings: Arc<Storage>,
+    pub session: SessionDeps,
+    /// This worker's client for the providers.
+    pub http: awc::Client,
+}
+
+impl Singletons {
+    /// The state of one worker (call it inside the `HttpServer::new` factory, once per worker).
+    pub fn for_worker(&self) -> AppState {
+        AppState {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            registry: self.registry.clone(),
+            recordings: self.recordings.clone(),
+            session: self.session.clone(),
+            http: self.http.build(),
+        }
+    }
+}
