@@ -15,8 +15,7 @@ use crate::db::{SessionId, UserId};
 use crate::registry::GetCounts;
 use crate::session::browser::{BrowserWire, codec_frame_limit};
 use crate::session::client_socket::ClientSocket;
-use crate::session::conversation::memory::Remembered;
-use crate::session::settings::{AudioIn, SessionParams};
+use crate::session::settings::{AudioIn, Remembered, SessionParams};
 use crate::state::AppState;
 
 const DEFAULT_SAMPLE_RATE: u32 = 16_000;

@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use actix::{Addr, ArbiterHandle, Recipient};
 
-use super::conversation::memory::Remembered;
 use super::deepgram_link::SttSettings;
 use super::llm_worker::LlmSettings;
 use super::tts_link::TtsSettings;
 use crate::audio::OutputFormat;
 use crate::audio::level::InputEncoding;
 use crate::config::{Config, TurnTuning};
-use crate::db::{SessionId, Store, UserId};
+use crate::db::{Role, SessionId, Store, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, RecordingStored};
 use crate::registry::Registry;
@@ -95,6 +94,13 @@ impl AudioIn {
     pub fn seconds(&self, bytes: usize) -> f64 {
         bytes as f64 / (f64::from(self.sample_rate) * self.encoding.bytes_per_sample() as f64)
     }
+}
+
+/// One message of the conversation as the LLM remembers it (loaded from the stored history on resume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub role: Role,
+    pub text: String,
 }
 
 /// Who one session is, decided (and validated) by its transport before the session starts.

@@ -5,13 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::db::Role;
-
-/// One remembered message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remembered {
-    pub role: Role,
-    pub text: String,
-}
+pub use crate::session::settings::Remembered;
 
 /// The conversation so far, within budget.
 #[derive(Debug, Clone)]
