@@ -68,7 +68,8 @@ mod tests {
 
     /// The identifiers at the head of each item of a `{…}` group (or the single identifier) after a path.
     fn heads(rest: &str) -> Vec<String> {
-        let ident = |s: &str| s.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+        let ident =
+            |s: &str| s.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
         if !rest.starts_with('{') {
             return vec![ident(rest)];
         }
@@ -103,17 +104,12 @@ mod tests {
     fn references(module: &[String], text: &str) -> BTreeSet<Vec<String>> {
         let mut out = BTreeSet::new();
         // Whole `use` statements can span lines; comments and doc text are not code.
-        let code: String = text
-            .lines()
-            .map(|l| l.split("//").next().unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let code: String = text.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join(" ");
         for (start, _) in code.match_indices("::") {
             // The path this `::` continues, read backwards to its first segment.
             let before = &code[..start];
-            let head_start = before
-                .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-                .map_or(0, |i| i + 1);
+            let head_start =
+                before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).map_or(0, |i| i + 1);
             let path = &code[head_start..start];
             if path.contains("::") {
                 continue; // only the first `::` of a path matters

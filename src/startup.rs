@@ -35,6 +35,10 @@ use crate::state::Singletons;
 
 /// Time the HTTP server gets, after draining, to close what is still open.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a finished connection lingers, reading what the client still sends, before the server closes its
+/// TCP side. actix's default (1 s) keeps every closed WebSocket open a second after the closing handshake
+/// (its request stream is never "drained"); RFC 6455 wants the server to close the TCP connection at once.
+const LINGER: Duration = Duration::from_millis(100);
 /// Time queued database writes get to finish once the server has stopped.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -113,6 +117,7 @@ impl Application {
             })
             .workers(config.server.workers)
             .disable_signals()
+            .client_disconnect_timeout(LINGER)
             .shutdown_timeout(SERVER_STOP_TIMEOUT.as_secs())
             .listen(listener)?
             .run()

@@ -47,6 +47,20 @@ fn an_unreachable_database_stops_startup_with_a_clear_error() {
 }
 
 #[test]
+fn a_port_in_use_is_a_clean_error_with_exit_status_1_and_no_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = parley(&[("HOST", "127.0.0.1"), ("PORT", &port)], dir.path()).spawn().unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("parley exits when it cannot listen");
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("panicked"), "a clean exit, not a panic: {err}");
+}
+
+#[test]
 fn missing_provider_keys_warn_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let server = process::start(parley(&[], dir.path()));

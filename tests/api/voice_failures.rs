@@ -346,3 +346,97 @@ async fn a_database_outage_never_blocks_the_conversation_and_lost_writes_are_cou
     assert!(turn(&mut c, "still talking").await.is_empty(), "the session carries on");
     v.stop().await;
 }
+
+/// An OpenAI-compatible stand-in over a real socket that answers `429` with the `Retry-After` value the user's
+/// last message names (`retry-after: VALUE`) and a one-sentence stream otherwise; returns its base URL and the
+/// values it was asked for, one entry per request.
+async fn retry_after_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let log = log.clone();
+            actix_web::rt::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then a Content-Length body.
+                let body = loop {
+                    let Ok(n) = socket.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break buf[end + 4..end + 4 + length].to_vec();
+                        }
+                    }
+                };
+                let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let last = request["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+                let content = last["content"].as_str().unwrap_or_default().to_string();
+                let response = match content.strip_prefix("retry-after: ") {
+                    Some(value) => {
+                        log.lock().unwrap().push(value.to_string());
+                        let body = r#"{"error":{"message":"slow down","type":"rate_limit_exceeded"}}"#;
+                        format!(
+                            "HTTP/1.1 429 Too Many Requests\r\nretry-after: {value}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    None => {
+                        let body =
+                            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Fine.\"}}]}\n\ndata: [DONE]\n\n";
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[actix_web::test]
+async fn no_retry_after_value_can_break_the_llm_worker() {
+    let (url, seen) = retry_after_server().await;
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("OPENAI_BASE_URL".into(), url);
+    })
+    .await;
+    let mut c = v.connect("userId=ra").await;
+    // Values a server (or a broken proxy) may send: huge, negative, not a number, dates past and far ahead.
+    let far_future = "Fri, 31 Dec 9999 23:59:59 GMT";
+    let past = "Sun, 06 Nov 1994 08:49:37 GMT";
+    for value in ["1e20", "-1", "NaN", past, far_future] {
+        let errors = turn(&mut c, &format!("retry-after: {value}")).await;
+        assert_eq!(errors.len(), 1, "{value}: {errors:?}");
+        assert_eq!(errors[0]["code"], "openai_rate_limited", "{value}");
+    }
+    let asked: Vec<String> = seen.lock().unwrap().clone();
+    let count = |v: &str| asked.iter().filter(|a| *a == v).count();
+    // A wait longer than a turn can afford ends the retries at once; a wait of nothing (or an unreadable one,
+    // which falls back to backoff) is retried up to three attempts in all.
+    assert_eq!((count("1e20"), count(far_future)), (1, 1), "{asked:?}");
+    assert_eq!((count("-1"), count("NaN"), count(past)), (3, 3, 3), "{asked:?}");
+    // The worker survived every one of them: the next turn is answered.
+    assert!(turn(&mut c, "hello").await.is_empty());
+    assert_eq!(c.events("assistantText").last().unwrap()["text"], "Fine.");
+    v.stop().await;
+}

@@ -98,3 +98,19 @@ async fn the_session_limit_refuses_new_sessions_with_503() {
     later.close().await;
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn the_server_ends_the_tcp_connection_right_after_the_closing_handshake() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    let mut c = v.connect("userId=closer").await;
+    c.close_normally().await;
+    let reply = c.until("the server's close frame", |e| matches!(e, Event::Closed(_))).await;
+    assert!(matches!(reply, Event::Closed(Some(1000))), "the server echoes the close: {reply:?}");
+    // RFC 6455 §7.1.1: after the handshake the server closes the TCP connection first, at once.
+    let replied = std::time::Instant::now();
+    let end = c.next(std::time::Duration::from_secs(5)).await;
+    let took = replied.elapsed();
+    assert!(matches!(end, Some(Event::Closed(None))), "the stream ends: {end:?}");
+    assert!(took < std::time::Duration::from_millis(300), "TCP stayed open {took:?} after the close handshake");
+    v.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Deepgram live speech-to-text (`wss://api.deepgram.com/v1/listen`): the query options a stream is opened
 //! with and the JSON frames exchanged on it. Used by parley's STT client actor and by the Deepgram emulator.
-//! Spec: shared/reference/provider-protocols.md §1.
+//! Spec: Deepgram's
+//! live-streaming API reference (<https://developers.deepgram.com/reference/speech-to-text-api/listen-streaming>).
 
 pub mod client;
 pub mod messages;

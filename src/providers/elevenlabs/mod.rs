@@ -1,6 +1,8 @@
 //! ElevenLabs text-to-speech: the WebSocket messages of `stream-input`/`multi-stream-input` and the HTTP
 //! streaming endpoint's body and errors. Used by parley's TTS client actor and by the ElevenLabs emulator.
-//! The `output_format` type is `crate::audio::OutputFormat`. Spec: shared/reference/provider-protocols.md §3–4.
+//! The `output_format` type is `crate::audio::OutputFormat`. Spec: ElevenLabs'
+//! API reference (<https://elevenlabs.io/docs/api-reference/text-to-speech>, the WebSocket and multi-context
+//! WebSocket pages).
 
 pub mod http;
 pub mod ws;

@@ -1,6 +1,7 @@
 //! OpenAI-compatible chat completions (`POST {base}/chat/completions`): request and response bodies, the
 //! error object, the incremental SSE decoder, stream classification and tool-call reassembly. Used by
-//! parley's LLM client actor and by the OpenAI emulator. Spec: shared/reference/provider-protocols.md §2.
+//! parley's LLM client actor and by the OpenAI emulator. Spec: the OpenAI
+//! API reference for chat completions and streaming (<https://platform.openai.com/docs/api-reference/chat>).
 
 pub mod error;
 pub mod request;

@@ -138,6 +138,11 @@ impl VoiceClient {
         let _ = self.framed.send(Message::Close(None)).await;
     }
 
+    /// Starts the closing handshake with code 1000 (which the server echoes).
+    pub async fn close_normally(&mut self) {
+        let _ = self.framed.send(Message::Close(Some(awc::ws::CloseCode::Normal.into()))).await;
+    }
+
     /// The next event, or `None` after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Option<Event> {
         loop {
