@@ -13,6 +13,7 @@ pub mod duration;
 pub mod flac;
 pub mod g711;
 pub mod level;
+pub mod meter;
 pub mod mp3;
 pub mod output_format;
 pub mod sniff;

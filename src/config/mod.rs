@@ -41,6 +41,8 @@
 //! | `PARLEY_BARGE_IN_MIN_WORDS` | `1` | words of user speech that interrupt the assistant |
 //! | `PARLEY_BARGE_IN_MIN_SPEECH_MS` | `500` | or this much continuous user speech |
 //! | `PARLEY_STT_RESTART_MS` | `10000` | after speech recognition gave up on an outage, when new audio restarts it |
+//! | `PARLEY_STT_REPLAY_SECS` | `15` | audio kept since Deepgram's last final result, replayed into a new connection after a drop |
+//! | `PARLEY_AUDIO_LEAD_MS` | `500` | how far ahead of real time reply audio is sent to the client |
 //! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
 
 mod env;
@@ -163,6 +165,10 @@ pub struct TurnTuning {
     pub barge_in_min_words: usize,
     pub barge_in_min_speech: Duration,
     pub stt_restart_after: Duration,
+    /// Most audio kept for replay into a new speech-recognition connection.
+    pub stt_replay: Duration,
+    /// How far ahead of real time reply audio is sent.
+    pub audio_lead: Duration,
 }
 
 impl Config {
@@ -253,6 +259,8 @@ impl Config {
                     50..=10_000,
                 )?),
                 stt_restart_after: Duration::from_millis(env.int_in("PARLEY_STT_RESTART_MS", 10_000, 100..=600_000)?),
+                stt_replay: Duration::from_secs(env.int_in("PARLEY_STT_REPLAY_SECS", 15, 0..=120)?),
+                audio_lead: Duration::from_millis(env.int_in("PARLEY_AUDIO_LEAD_MS", 500, 50..=60_000)?),
             },
             emulated: false,
         })

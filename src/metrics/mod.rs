@@ -140,6 +140,9 @@ metrics! {
     tts_first_byte_seconds: Histogram buckets LATENCY_BUCKETS,
     /// End of the user's speech to the first audio frame sent to the client (what the user waits for).
     first_audio_seconds: Histogram buckets LATENCY_BUCKETS,
+    /// End of the user's speech to the first audio the listener heard (from the client's playback
+    /// acknowledgements): voice-to-voice latency at the listener.
+    voice_to_voice_seconds: Histogram buckets LATENCY_BUCKETS,
 
     /// Assistant turns by outcome (completed, interrupted, failed).
     turns_total: IntCounterVec["outcome"],

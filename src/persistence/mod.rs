@@ -9,7 +9,7 @@ mod pending;
 pub mod persister;
 
 pub use pending::PendingWrites;
-pub use persister::{Persist, Persisted, Persister, RecordingStored, Write};
+pub use persister::{HeardSource, Persist, Persisted, Persister, RecordingStored, ReplyFacts, ReplyOutcome, Write};
 
 /// The link under which parley serves a recording (relative to the server), as stored in a message's
 /// `audio_url`.

@@ -5,9 +5,11 @@
 //! WebSocket pages).
 
 pub mod http;
+pub mod timestamps;
 pub mod ws;
 
 pub use http::{ErrorDetail, HttpErrorBody, StatusDetail, TtsRequest, ValidationIssue};
+pub use timestamps::{LineDecoder, LineError, TimestampAlignment, TimestampedChunk};
 pub use ws::{Alignment, ClientMessage, GenerationConfig, ServerMessage, VoiceSettings};
 
 /// Most contexts one multi-stream socket may hold open.

@@ -77,6 +77,7 @@ impl Wire for BrowserWire {
             Ok(ClientMessage::Interrupt) => Some(Input::Interrupt),
             Ok(ClientMessage::Text { text }) => Some(Input::Text(text)),
             Ok(ClientMessage::CloseMicrophone) => Some(Input::CloseMicrophone),
+            Ok(ClientMessage::Played { turn_id, ms }) => Some(Input::Played { turn_id, ms }),
         }
     }
 
@@ -132,6 +133,7 @@ impl Wire for BrowserWire {
                 llm_first_token_ms: l.llm_first_token_ms,
                 tts_first_byte_ms: l.tts_first_byte_ms,
                 first_audio_ms: l.first_audio_ms,
+                heard_after_ms: l.heard_after_ms,
             },
             Event::Saved { turn_id, role, message_id } => ServerMessage::MessageSaved { turn_id, role, message_id },
             Event::Status(message) => ServerMessage::Status { message },

@@ -26,6 +26,14 @@ pub enum ClientMessage {
     Interrupt,
     /// Liveness check; answered with `pong`.
     Ping,
+    /// How much of a turn's audio the listener has actually heard so far (monotonic per turn): sent every
+    /// 250 ms while the turn plays, once when it has played out, and once when it is dropped on `interrupt`.
+    #[serde(rename_all = "camelCase")]
+    Played {
+        turn_id: TurnId,
+        /// Milliseconds of the turn's audio played to the listener.
+        ms: u64,
+    },
 }
 
 /// What parley sends as JSON text frames.
@@ -76,6 +84,9 @@ pub enum ServerMessage {
         tts_first_byte_ms: Option<u64>,
         /// End of speech (or the typed turn) → first audio frame sent.
         first_audio_ms: Option<u64>,
+        /// End of speech → first audio heard by the listener (from the first `played`; null until then). When
+        /// it arrives after the turn's end, a second `latency` event for the turn carries every figure again.
+        heard_after_ms: Option<u64>,
     },
     /// Something worth showing the user that is not an error (e.g. a reconnect).
     Status { message: String },
@@ -105,7 +116,7 @@ impl ServerMessage {
 pub enum ProtocolError {
     #[error("message is not JSON: {0}")]
     Malformed(String),
-    #[error("unknown message type {0:?}; expected closeMicrophone, text, interrupt or ping")]
+    #[error("unknown message type {0:?}; expected closeMicrophone, text, interrupt, played or ping")]
     UnknownType(String),
     #[error("message is missing its \"type\" field")]
     MissingType,
@@ -132,7 +143,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         Some(serde_json::Value::String(k)) => k.clone(),
         Some(_) | None => return Err(ProtocolError::MissingType),
     };
-    if !["closeMicrophone", "text", "interrupt", "ping"].contains(&kind.as_str()) {
+    if !["closeMicrophone", "text", "interrupt", "played", "ping"].contains(&kind.as_str()) {
         return Err(ProtocolError::UnknownType(kind));
     }
     let message: ClientMessage = serde_json::from_value(value)
@@ -158,6 +169,10 @@ mod tests {
             parse_client_message(r#"{"type":"text","text":"hi"}"#),
             Ok(ClientMessage::Text { text: "hi".into() })
         );
+        assert_eq!(
+            parse_client_message(r#"{"type":"played","turnId":3,"ms":1250}"#),
+            Ok(ClientMessage::Played { turn_id: 3, ms: 1250 })
+        );
     }
 
     #[test]
@@ -170,6 +185,11 @@ mod tests {
         assert_eq!(parse_client_message(r#"{"type":"text","text":5}"#).unwrap_err().code(), "invalid_message");
         assert_eq!(parse_client_message(r#"{"type":"text","text":"  "}"#).unwrap_err().code(), "invalid_message");
         assert_eq!(parse_client_message("[]").unwrap_err().code(), "missing_type");
+        assert_eq!(parse_client_message(r#"{"type":"played","turnId":3}"#).unwrap_err().code(), "invalid_message");
+        assert_eq!(
+            parse_client_message(r#"{"type":"played","turnId":3,"ms":-5}"#).unwrap_err().code(),
+            "invalid_message"
+        );
     }
 
     #[test]
@@ -180,11 +200,12 @@ mod tests {
             llm_first_token_ms: None,
             tts_first_byte_ms: Some(90),
             first_audio_ms: Some(640),
+            heard_after_ms: None,
         };
         let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"type":"latency","turnId":3,"sttMs":120,"llmFirstTokenMs":null,"ttsFirstByteMs":90,"firstAudioMs":640})
+            serde_json::json!({"type":"latency","turnId":3,"sttMs":120,"llmFirstTokenMs":null,"ttsFirstByteMs":90,"firstAudioMs":640,"heardAfterMs":null})
         );
         let e: serde_json::Value =
             serde_json::from_str(&ServerMessage::error("llm_unavailable", "no key", false).to_json()).unwrap();

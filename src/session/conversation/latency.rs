@@ -1,6 +1,8 @@
 //! Per-turn timestamps and the latency figures derived from them: STT finalization (end of speech →
-//! committed text), LLM first token, TTS first byte, and first audio out (end of speech → first audio frame
-//! sent), reported to the client and to the Prometheus histograms.
+//! committed text), LLM first token, TTS first byte, first audio out (end of speech → first audio frame
+//! sent), and voice-to-voice at the listener (end of speech → first audio heard, from the client's first
+//! `played` acknowledgement: its arrival minus the milliseconds it reports, so the client→server network delay
+//! is not taken out), reported to the client and to the Prometheus histograms.
 
 use std::time::Instant;
 
@@ -17,6 +19,8 @@ pub struct TurnTimes {
     pub tts_first_text: Option<Instant>,
     pub tts_first_byte: Option<Instant>,
     pub first_audio_sent: Option<Instant>,
+    /// When the listener started hearing the reply.
+    pub first_heard: Option<Instant>,
 }
 
 /// The figures, in milliseconds.
@@ -26,6 +30,8 @@ pub struct TurnLatency {
     pub llm_first_token_ms: Option<u64>,
     pub tts_first_byte_ms: Option<u64>,
     pub first_audio_ms: Option<u64>,
+    /// End of speech → first audio heard by the listener.
+    pub heard_after_ms: Option<u64>,
 }
 
 fn between(from: Option<Instant>, to: Option<Instant>) -> Option<std::time::Duration> {
@@ -40,10 +46,18 @@ impl TurnTimes {
             llm_first_token_ms: ms(between(self.llm_requested, self.llm_first_token)),
             tts_first_byte_ms: ms(between(self.tts_first_text, self.tts_first_byte)),
             first_audio_ms: ms(between(self.speech_end, self.first_audio_sent)),
+            heard_after_ms: ms(between(self.speech_end, self.first_heard)),
         }
     }
 
-    /// Records the figures this turn has into the histograms.
+    /// Records voice-to-voice, once the listener's first acknowledgement arrived.
+    pub fn observe_heard(&self, metrics: &Metrics) {
+        if let Some(d) = between(self.speech_end, self.first_heard) {
+            metrics.voice_to_voice_seconds.observe(d.as_secs_f64());
+        }
+    }
+
+    /// Records the figures this turn has into the histograms (voice-to-voice separately: it comes later).
     pub fn observe(&self, metrics: &Metrics) {
         let pairs = [
             (&metrics.stt_finalization_seconds, between(self.speech_end, self.committed)),
@@ -75,6 +89,7 @@ mod tests {
             tts_first_text: None,
             tts_first_byte: None,
             first_audio_sent: Some(t + Duration::from_millis(900)),
+            first_heard: Some(t + Duration::from_millis(1000)),
         };
         assert_eq!(
             times.latency(),
@@ -82,7 +97,8 @@ mod tests {
                 stt_ms: Some(250),
                 llm_first_token_ms: Some(349),
                 tts_first_byte_ms: None,
-                first_audio_ms: Some(900)
+                first_audio_ms: Some(900),
+                heard_after_ms: Some(1000),
             }
         );
         let m = Metrics::new().unwrap();

@@ -18,6 +18,7 @@ pub mod barge_in;
 pub mod latency;
 mod listening;
 pub mod memory;
+pub mod playback;
 pub mod segmenter;
 mod turns;
 pub mod utterance;
@@ -57,6 +58,8 @@ pub enum Input {
     Interrupt,
     /// The client's microphone is closed: commit what was said now.
     CloseMicrophone,
+    /// The listener has heard `ms` of turn `turn_id`'s audio (monotonic per turn).
+    Played { turn_id: TurnId, ms: u64 },
     Stt(SttEvent),
     Llm(LlmEvent),
     Tts(TtsEvent),
@@ -154,10 +157,14 @@ pub enum Timer {
     Finalize,
     /// How long a draining session may take to finish its turn.
     Drain,
+    /// When the next held-back chunk of reply audio may go out.
+    Pace,
+    /// How long an interrupted reply waits for the listener's final position before it is stored.
+    Settle,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 3] = [Timer::Commit, Timer::Finalize, Timer::Drain];
+    pub const ALL: [Timer; 5] = [Timer::Commit, Timer::Finalize, Timer::Drain, Timer::Pace, Timer::Settle];
 
     /// A dense index, for a timer table.
     pub fn index(self) -> usize {
@@ -266,6 +273,8 @@ pub struct Conversation {
     audio_time: f64,
     next_turn: TurnId,
     turn: Option<ActiveTurn>,
+    /// The last finished reply: still taking `played` positions, and waiting to be stored if it was cut short.
+    finished: Option<ActiveTurn>,
     /// Error codes already reported, for failures that would otherwise repeat every turn.
     reported: Vec<String>,
 }
@@ -296,6 +305,7 @@ impl Conversation {
             audio_time: 0.0,
             next_turn: 1,
             turn: None,
+            finished: None,
             reported: Vec::new(),
         }
     }
@@ -323,6 +333,7 @@ impl Conversation {
             }
             Input::Interrupt => self.interrupt(out),
             Input::CloseMicrophone => self.close_microphone(out),
+            Input::Played { turn_id, ms } => self.on_played(turn_id, ms, out),
             Input::Stt(event) => self.on_stt(event, out),
             Input::Llm(event) => self.on_llm(event, out),
             Input::Tts(event) => self.on_tts(event, out),
@@ -333,6 +344,8 @@ impl Conversation {
             }
             Input::Timer(Timer::Finalize) => self.commit_utterance(None, out),
             Input::Timer(Timer::Drain) => out.send(Event::End(EndReason::ServerShutdown)),
+            Input::Timer(Timer::Pace) => self.pace(out),
+            Input::Timer(Timer::Settle) => self.settle(out),
             Input::Drain { grace } => self.drain(grace, out),
             Input::Closed => self.abandon_turn(out),
         }

@@ -10,6 +10,7 @@ use super::*;
 use crate::audio::level::InputEncoding;
 use crate::config::Config;
 use crate::db::MessageId;
+use crate::persistence::{HeardSource, ReplyFacts, ReplyOutcome};
 use crate::providers::{FailureKind, Provider, ProviderError};
 use crate::session::settings::SessionParams;
 
@@ -63,6 +64,13 @@ impl Rig {
         all.extend(self.feed(ms + 200, Input::Timer(Timer::Commit)));
         all
     }
+}
+
+/// TTS audio of `turn` lasting `ms`, speaking `text` evenly from `from_ms`.
+fn audio(turn: TurnId, ms: f64, from_ms: f64, text: &str) -> Input {
+    let n = text.chars().count().max(1) as f64;
+    let chars = text.chars().enumerate().map(|(i, c)| (from_ms + ms * (i as f64 + 1.0) / n, c)).collect();
+    Input::Tts(TtsEvent::Audio { turn_id: turn, bytes: Bytes::from(vec![7u8; 10]), ms, chars })
 }
 
 fn transcript(text: &str, is_final: bool, speech_final: bool) -> Input {
@@ -161,11 +169,8 @@ fn a_committed_turn_is_stored_asked_spoken_and_finished_in_order() {
     let fx = r.feed(500, Input::Llm(LlmEvent::Token { turn_id: 1, text: "It is noon. And".into() }));
     assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "It is noon.".into() }]);
     assert!(matches!(commands(&fx)[..], [Command::Tts(TtsCommand::Text { turn_id: 1, .. })]));
-    let fx = r.feed(600, Input::Tts(TtsEvent::Audio { turn_id: 1, bytes: Bytes::from_static(b"mp3") }));
-    assert_eq!(
-        events(&fx),
-        [&Event::AudioStart { turn_id: 1 }, &Event::Audio { turn_id: 1, bytes: Bytes::from_static(b"mp3") }]
-    );
+    let fx = r.feed(600, audio(1, 800.0, 0.0, "It is noon. "));
+    assert_eq!(events(&fx), [&Event::AudioStart { turn_id: 1 }, &Event::Audio { turn_id: 1, bytes: vec![7u8; 10].into() }]);
     assert!(matches!(commands(&fx)[..], [Command::RecordAssistant(_)]));
     let fx = r.feed(700, Input::Llm(LlmEvent::Done { turn_id: 1 }));
     assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "And".into() }]);
@@ -189,7 +194,7 @@ fn barge_in_interrupts_before_anything_else_and_late_audio_of_the_turn_is_droppe
     let mut r = Rig::started();
     r.say(100, "tell me a story");
     r.feed(400, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Once upon a time. ".into() }));
-    r.feed(500, Input::Tts(TtsEvent::Audio { turn_id: 1, bytes: Bytes::from_static(b"a") }));
+    r.feed(500, audio(1, 400.0, 0.0, "Once upon"));
     let fx = r.feed(600, transcript("wait", false, false));
     let ev = events(&fx);
     assert_eq!(ev[0], &Event::Interrupt { turn_id: 1 });
@@ -198,8 +203,8 @@ fn barge_in_interrupts_before_anything_else_and_late_audio_of_the_turn_is_droppe
     let cmds = commands(&fx);
     assert!(cmds.iter().any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id: 1 }))));
     assert!(cmds.iter().any(|c| matches!(c, Command::Tts(TtsCommand::Cancel { turn_id: 1 }))));
-    assert!(cmds.iter().any(|c| matches!(c, Command::Persist(Write::Message { interrupted: true, .. }))));
-    let late = r.feed(700, Input::Tts(TtsEvent::Audio { turn_id: 1, bytes: Bytes::from_static(b"b") }));
+    assert!(cmds.iter().any(|c| matches!(c, Command::StartTimer(Timer::Settle, _))), "stored once settled");
+    let late = r.feed(700, audio(1, 400.0, 400.0, " a time."));
     assert!(late.is_empty(), "late audio of an interrupted turn goes nowhere: {late:?}");
     assert!(r.feed(710, Input::Llm(LlmEvent::Token { turn_id: 1, text: "more".into() })).is_empty());
 }
@@ -302,17 +307,16 @@ fn a_drain_ends_an_idle_session_at_once_and_a_busy_one_after_its_turn() {
 }
 
 #[test]
-fn a_client_gone_mid_reply_stores_what_was_generated_as_interrupted() {
+fn a_client_gone_mid_reply_stores_that_nothing_was_heard_beside_what_was_generated() {
     let mut r = Rig::started();
     r.feed(10, Input::Text("hello".into()));
     r.feed(20, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Hi there".into() }));
     let fx = r.feed(30, Input::Closed);
     assert!(events(&fx).is_empty(), "nobody to tell");
     assert!(commands(&fx).iter().any(|c| matches!(c, Command::CancelCompletion(_))));
-    assert!(commands(&fx).iter().any(|c| matches!(
-        c,
-        Command::Persist(Write::Message { content, interrupted: true, .. }) if content == "Hi there"
-    )));
+    let (content, interrupted, facts) = persisted_reply(&fx).unwrap();
+    assert_eq!((content.as_str(), interrupted), ("", true), "no audio had gone out");
+    assert_eq!(facts.unwrap().generated.as_deref(), Some("Hi there"));
 }
 
 #[test]
@@ -326,4 +330,130 @@ fn stored_messages_are_announced_and_provider_failures_reported() {
     assert_eq!(error_codes(&fx), ["openai_rate_limited"]);
     assert!(events(&fx).contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
     assert!(!commands(&fx).iter().any(|c| matches!(c, Command::Persist(_))), "an empty reply is not stored");
+}
+
+fn persisted_reply(effects: &[Effect]) -> Option<(String, bool, Option<ReplyFacts>)> {
+    commands(effects).into_iter().find_map(|c| match c {
+        Command::Persist(Write::Message { role: Role::Assistant, content, interrupted, reply, .. }) => {
+            Some((content.clone(), *interrupted, reply.clone()))
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn audio_is_paced_no_more_than_the_lead_ahead_and_the_turn_ends_when_it_is_all_out() {
+    let mut r = Rig::started();
+    r.feed(0, Input::Text("talk".into()));
+    r.feed(10, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Some words.".into() }));
+    r.feed(20, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    // Four seconds of audio arrive at once: the first 200 ms at once, then up to 500 ms ahead of the clock.
+    let mut fx = Vec::new();
+    for i in 0..20 {
+        fx.extend(r.feed(100, audio(1, 200.0, 200.0 * i as f64, "w")));
+    }
+    let sent = events(&fx).iter().filter(|e| matches!(e, Event::Audio { .. })).count();
+    assert_eq!(sent, 3, "sent while no more than 500 ms ahead: 600 ms out at once");
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::StartTimer(Timer::Pace, _))));
+    let done = r.feed(150, Input::Tts(TtsEvent::Done { turn_id: 1 }));
+    assert!(!events(&done).iter().any(|e| matches!(e, Event::TurnEnd { .. })), "audio is still held back");
+    let later = r.feed(100 + 3_600, Input::Timer(Timer::Pace));
+    let ev = events(&later);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Audio { .. })).count(), 17);
+    assert!(ev.contains(&&Event::AudioEnd { turn_id: 1 }));
+    assert!(ev.contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
+    let (content, _, facts) = persisted_reply(&later).unwrap();
+    assert_eq!(content, "Some words.");
+    assert_eq!(facts.unwrap().generated, None);
+}
+
+#[test]
+fn an_interrupted_reply_is_stored_and_remembered_as_heard_when_the_client_says() {
+    let mut r = Rig::started();
+    r.feed(0, Input::Text("story".into()));
+    let text = "Once upon a time there was a fox. It was red.";
+    r.feed(10, Input::Llm(LlmEvent::Token { turn_id: 1, text: text.into() }));
+    // 4.5 s of audio, its characters evenly spread; all sent by pacing well before the interrupt.
+    for (i, part) in ["Once upon a time ", "there was a fox. ", "It was red."].iter().enumerate() {
+        r.feed(20, audio(1, 1500.0, 1500.0 * i as f64, part));
+    }
+    r.feed(20 + 2_000, Input::Timer(Timer::Pace));
+    r.feed(20 + 1_000, Input::Played { turn_id: 1, ms: 900 });
+    let fx = r.feed(20 + 2_200, Input::Interrupt);
+    assert_eq!(persisted_reply(&fx), None, "waits for the client's final position");
+    // The client dropped the turn 2100 ms into it ("Once upon a time " is 1500 ms, "there was" ends by 2100).
+    let fx = r.feed(20 + 2_260, Input::Played { turn_id: 1, ms: 2_100 });
+    let (content, interrupted, facts) = persisted_reply(&fx).expect("stored on the final position");
+    assert_eq!(content, "Once upon a time there");
+    assert!(interrupted);
+    let facts = facts.unwrap();
+    assert_eq!(facts.outcome, ReplyOutcome::Interrupted);
+    assert_eq!(facts.generated.as_deref(), Some(text));
+    assert_eq!(facts.heard, Some((2_100, HeardSource::Client)));
+    // The next question is asked with only what was heard, marked as cut off.
+    let fx = r.feed(20 + 3_000, Input::Text("go on".into()));
+    let Some(Command::Complete(c)) = commands(&fx).into_iter().find(|c| matches!(c, Command::Complete(_))) else {
+        panic!("{fx:?}")
+    };
+    let remembered = c.messages[c.messages.len() - 2].text();
+    assert!(remembered.starts_with("Once upon a time there…"), "{remembered}");
+    assert!(!remembered.contains("fox"), "{remembered}");
+}
+
+#[test]
+fn without_acknowledgements_the_heard_part_is_estimated_from_paced_audio() {
+    let mut r = Rig::started();
+    r.feed(0, Input::Text("story".into()));
+    r.feed(10, Input::Llm(LlmEvent::Token { turn_id: 1, text: "One two three four five six.".into() }));
+    r.feed(100, audio(1, 3000.0, 0.0, "One two three four five six."));
+    let fx = r.feed(100 + 1_000, Input::Interrupt);
+    assert_eq!(persisted_reply(&fx), None);
+    let fx = r.feed(100 + 2_000, Input::Timer(Timer::Settle));
+    let (content, _, facts) = persisted_reply(&fx).unwrap();
+    // 1000 ms of 3000: a third of the 24 characters, "One two th" → "One two".
+    assert_eq!(content, "One two");
+    assert_eq!(facts.unwrap().heard, Some((1_000, HeardSource::Estimate)));
+}
+
+#[test]
+fn a_reply_broken_by_the_llm_is_partial_and_its_error_comes_after_its_last_text_and_audio() {
+    let mut r = Rig::started();
+    r.feed(0, Input::Text("talk".into()));
+    r.feed(10, Input::Llm(LlmEvent::Token { turn_id: 1, text: "First part. Second".into() }));
+    let error = ProviderError::new(Provider::OpenAi, FailureKind::Truncated, "no [DONE]");
+    let mut fx = r.feed(20, Input::Llm(LlmEvent::Failed { turn_id: 1, error, after_tokens: true }));
+    fx.extend(r.feed(30, audio(1, 500.0, 0.0, "First part. Second")));
+    fx.extend(r.feed(40, Input::Tts(TtsEvent::Done { turn_id: 1 })));
+    let ev = events(&fx);
+    let pos = |pred: &dyn Fn(&Event) -> bool| ev.iter().position(|e| pred(e)).unwrap();
+    let error_at = pos(&|e| matches!(e, Event::Error { code, .. } if code == "openai_truncated"));
+    assert!(pos(&|e| matches!(e, Event::AssistantText { text, .. } if text == "Second")) < error_at);
+    assert!(pos(&|e| matches!(e, Event::Audio { .. })) < error_at);
+    assert!(pos(&|e| matches!(e, Event::AudioEnd { .. })) < error_at);
+    assert!(error_at < pos(&|e| matches!(e, Event::TurnEnd { .. })));
+    let (content, interrupted, facts) = persisted_reply(&fx).unwrap();
+    assert_eq!((content.as_str(), interrupted), ("First part. Second", true));
+    assert_eq!(facts.unwrap().outcome, ReplyOutcome::Partial);
+}
+
+#[test]
+fn the_first_played_position_gives_voice_to_voice_even_after_the_turn_ended() {
+    let mut r = Rig::started();
+    r.say(100, "hi"); // end of speech at 300 ms (the commit)
+    r.feed(400, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Hello.".into() }));
+    r.feed(500, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    r.feed(600, audio(1, 300.0, 0.0, "Hello."));
+    let end = r.feed(610, Input::Tts(TtsEvent::Done { turn_id: 1 }));
+    let Some(Event::Latency { latency, .. }) = events(&end).into_iter().find(|e| matches!(e, Event::Latency { .. }))
+    else {
+        panic!("{end:?}")
+    };
+    assert_eq!(latency.heard_after_ms, None);
+    // The client heard 250 ms by 1000 ms: it started hearing at 750 ms, 450 ms after the end of speech.
+    let fx = r.feed(1_000, Input::Played { turn_id: 1, ms: 250 });
+    let Some(Event::Latency { latency, .. }) = events(&fx).into_iter().next().cloned() else { panic!("{fx:?}") };
+    assert_eq!(latency.heard_after_ms, Some(450));
+    assert_eq!(latency.first_audio_ms, Some(300));
+    assert!(events(&r.feed(1_100, Input::Played { turn_id: 1, ms: 300 })).is_empty(), "only the first counts");
+    assert!(r.feed(1_200, Input::Played { turn_id: 9, ms: 10 }).is_empty(), "an unknown turn is ignored");
 }

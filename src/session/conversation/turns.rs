@@ -1,21 +1,34 @@
 //! The speaking half of the [`Conversation`]: an assistant turn from the committed utterance (or typed text)
-//! through the LLM stream, sentence by sentence into speech synthesis and out to the client, to its end, its
-//! interruption (barge-in), or its abandonment when the client goes away; and what is remembered, stored,
-//! recorded and measured for it.
+//! through the LLM stream, sentence by sentence into speech synthesis and out to the client (paced: see
+//! `playback`), to its end, its interruption (barge-in), or its abandonment when the client goes away; and what
+//! is remembered, stored, recorded and measured for it.
+//!
+//! What is stored and remembered of a reply is what the listener heard. A reply that plays out whole is stored
+//! as generated. One cut short (interrupted, or broken by a provider failure) waits to *settle*: the client's
+//! last `played` acknowledgement (sent when it drops the turn) or [`SETTLE_AFTER`], whichever comes first, or
+//! the next turn, whichever is sooner; then its content is the heard prefix, cut at the last whole word,
+//! with the full generated text beside it, and the LLM remembers only the heard part, marked as cut off.
+//! Errors of a turn are told after its last sentence and audio, right before its `turnEnd`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::latency::TurnTimes;
+use super::playback::{Playback, heard_text};
 use super::segmenter::Segmenter;
 use super::{Command, Conversation, EndReason, Event, Outbox, Timer};
 use crate::db::{Role, TurnId};
-use crate::persistence::Write;
+use crate::persistence::{HeardSource, ReplyFacts, ReplyOutcome, Write};
+use crate::providers::ProviderError;
 use crate::providers::openai::{ChatMessage, Role as ChatRole};
 use crate::recording::recorder::{AssistantAudio, AssistantTurnEnded, UserTurnCommitted};
 use crate::session::llm_worker::{CancelCompletion, Complete, LlmEvent};
 use crate::session::tts_link::{TtsCommand, TtsEvent};
 
-/// The assistant turn in progress.
+/// How long an interrupted reply waits for the client's final `played` position before it is stored with the
+/// best estimate.
+pub const SETTLE_AFTER: Duration = Duration::from_millis(1000);
+
+/// An assistant turn, from its start until it is stored.
 pub(super) struct ActiveTurn {
     pub id: TurnId,
     /// Everything the LLM generated so far.
@@ -24,10 +37,18 @@ pub(super) struct ActiveTurn {
     pub pieces: usize,
     pub llm_done: bool,
     pub tts_done: bool,
-    /// TTS failed or is unavailable: the reply is text only.
+    /// TTS failed or is unavailable: the rest of the reply is text only.
     pub tts_failed: bool,
-    pub audio_started: bool,
     pub times: TurnTimes,
+    pub playback: Playback,
+    /// Failures of this turn, told after its last text and audio.
+    pub errors: Vec<ProviderError>,
+    /// A provider failure cut the reply short.
+    pub broken: bool,
+    /// How it ended, once it has.
+    pub outcome: Option<ReplyOutcome>,
+    /// The `latency` event went out (a later first acknowledgement sends it again, complete).
+    pub latency_sent: bool,
 }
 
 impl Conversation {
@@ -41,13 +62,14 @@ impl Conversation {
     /// Starts the assistant's answer to `text`; `spoken` when it came from the microphone (its audio becomes the
     /// turn's user recording).
     pub(super) fn start_turn(&mut self, text: String, speech_end: Option<Instant>, spoken: bool, out: &mut Outbox) {
+        // What the listener heard of the previous reply is part of the conversation the LLM now sees.
+        self.settle(out);
         let id = self.next_turn;
         self.next_turn += 1;
         if spoken {
             out.run(Command::UserTurnCommitted(UserTurnCommitted { turn_id: id }));
         }
-        let times =
-            TurnTimes { speech_end: speech_end.or(Some(self.now)), committed: Some(self.now), ..TurnTimes::default() };
+        let times = TurnTimes { speech_end: speech_end.or(Some(self.now)), committed: Some(self.now), ..TurnTimes::default() };
         out.send(Event::UserTurn { turn_id: id, text: text.clone() });
         out.run(Command::Persist(Write::Message {
             turn_id: id,
@@ -55,6 +77,7 @@ impl Conversation {
             content: text.clone(),
             interrupted: false,
             at: crate::db::now(),
+            reply: None,
         }));
         self.memory.push(Role::User, text);
         out.run(Command::Complete(Complete { turn_id: id, messages: self.chat_messages() }));
@@ -68,8 +91,12 @@ impl Conversation {
             llm_done: false,
             tts_done: false,
             tts_failed: false,
-            audio_started: false,
             times,
+            playback: Playback::new(self.settings.turns.audio_lead),
+            errors: Vec::new(),
+            broken: false,
+            outcome: None,
+            latency_sent: false,
         });
     }
 
@@ -114,13 +141,14 @@ impl Conversation {
             }
             LlmEvent::Done { turn_id } if current == Some(turn_id) => self.llm_finished(out),
             LlmEvent::Failed { turn_id, error, after_tokens } if current == Some(turn_id) => {
-                out.error(error.code(), error.user_message(), error.retryable());
-                if !after_tokens {
-                    if let Some(t) = self.turn.as_mut() {
+                if let Some(t) = self.turn.as_mut() {
+                    if after_tokens {
+                        t.broken = true; // what was generated is spoken, but it is not the whole answer
+                    } else {
                         t.tts_failed = true; // nothing to say
                     }
+                    t.errors.push(error);
                 }
-                // What was generated before a mid-stream failure is still spoken; the turn then ends cleanly.
                 self.llm_finished(out);
             }
             _ => {} // a superseded or interrupted turn
@@ -130,18 +158,13 @@ impl Conversation {
     pub(super) fn on_tts(&mut self, event: TtsEvent, out: &mut Outbox) {
         let current = self.current_turn();
         match event {
-            TtsEvent::Audio { turn_id, bytes } if current == Some(turn_id) => {
+            TtsEvent::Audio { turn_id, bytes, ms, chars } if current == Some(turn_id) => {
                 let now = self.now;
                 if let Some(t) = self.turn.as_mut() {
-                    if !t.audio_started {
-                        t.audio_started = true;
-                        t.times.tts_first_byte = Some(now);
-                        t.times.first_audio_sent = Some(now);
-                        out.send(Event::AudioStart { turn_id });
-                    }
+                    t.times.tts_first_byte.get_or_insert(now);
+                    t.playback.push(bytes, ms, chars);
                 }
-                out.run(Command::RecordAssistant(AssistantAudio { turn_id, bytes: bytes.clone() }));
-                out.send(Event::Audio { turn_id, bytes });
+                self.pace(out);
             }
             TtsEvent::Done { turn_id } if current == Some(turn_id) => {
                 if let Some(t) = self.turn.as_mut() {
@@ -150,19 +173,38 @@ impl Conversation {
                 self.maybe_finish(out);
             }
             TtsEvent::Failed { turn_id, error } if current == Some(turn_id) => {
-                if error.retryable() {
-                    out.error(error.code(), error.user_message(), true);
-                } else {
-                    self.error_once(error.code(), error.user_message(), false, out);
-                }
                 if let Some(t) = self.turn.as_mut() {
+                    // Audio already out means the reply is cut; none means it is text only.
+                    t.broken |= t.playback.any_sent() || !t.playback.is_drained();
                     t.tts_failed = true;
                     t.tts_done = true;
+                    t.errors.push(error);
                 }
                 self.maybe_finish(out);
             }
             _ => {} // late audio of an interrupted turn: dropped
         }
+    }
+
+    /// Sends the turn's audio as far as pacing allows, and arms the pacing timer for the rest.
+    pub(super) fn pace(&mut self, out: &mut Outbox) {
+        let now = self.now;
+        let Some(t) = self.turn.as_mut() else {
+            return;
+        };
+        let (chunks, wait) = t.playback.release(now);
+        for bytes in chunks {
+            if t.times.first_audio_sent.is_none() {
+                t.times.first_audio_sent = Some(now);
+                out.send(Event::AudioStart { turn_id: t.id });
+            }
+            out.run(Command::RecordAssistant(AssistantAudio { turn_id: t.id, bytes: bytes.clone() }));
+            out.send(Event::Audio { turn_id: t.id, bytes });
+        }
+        if let Some(wait) = wait {
+            out.run(Command::StartTimer(Timer::Pace, wait));
+        }
+        self.maybe_finish(out);
     }
 
     /// A complete piece of the reply: caption it and speak it.
@@ -205,51 +247,136 @@ impl Conversation {
     }
 
     fn maybe_finish(&mut self, out: &mut Outbox) {
-        if self.turn.as_ref().is_some_and(|t| t.llm_done && t.tts_done) {
-            self.finish_turn(false, out);
+        if self.turn.as_ref().is_some_and(|t| t.llm_done && t.tts_done && t.playback.is_drained()) {
+            let outcome = if self.turn.as_ref().is_some_and(|t| t.broken) {
+                ReplyOutcome::Partial
+            } else {
+                ReplyOutcome::Completed
+            };
+            self.finish_turn(outcome, out);
         }
     }
 
-    /// Ends the current turn: tells the client, reports latency, remembers and stores the reply.
-    fn finish_turn(&mut self, interrupted: bool, out: &mut Outbox) {
-        let Some(turn) = self.turn.take() else {
+    /// Ends the current turn: tells the client (errors after the last audio), reports latency, and stores the
+    /// reply now or, when it was cut short, once it has settled.
+    fn finish_turn(&mut self, outcome: ReplyOutcome, out: &mut Outbox) {
+        let Some(mut turn) = self.turn.take() else {
             return;
         };
-        if turn.audio_started && !interrupted {
+        let interrupted = outcome == ReplyOutcome::Interrupted;
+        if interrupted {
+            turn.playback.stop(self.now);
+        }
+        out.run(Command::CancelTimer(Timer::Pace));
+        if turn.playback.any_sent() && !interrupted {
             out.send(Event::AudioEnd { turn_id: turn.id });
         }
         out.run(Command::AssistantTurnEnded(AssistantTurnEnded { turn_id: turn.id }));
+        for error in std::mem::take(&mut turn.errors) {
+            if error.retryable() {
+                out.error(error.code(), error.user_message(), true);
+            } else {
+                self.error_once(error.code(), error.user_message(), false, out);
+            }
+        }
         out.send(Event::TurnEnd { turn_id: turn.id, interrupted });
         out.send(Event::Latency { turn_id: turn.id, latency: turn.times.latency() });
-        self.record_reply(&turn, interrupted, out);
+        turn.latency_sent = true;
+        turn.times.observe(&self.metrics);
+        let label = match outcome {
+            ReplyOutcome::Interrupted => "interrupted",
+            _ if turn.generated.trim().is_empty() => "failed",
+            _ => "completed",
+        };
+        self.metrics.turns_total.with_label_values(&[label]).inc();
+        turn.outcome = Some(outcome);
+        // The previous reply, if still waiting, is settled now: one reply waits at a time.
+        self.settle(out);
+        // Only a listener who was cut off has a final position to report; a broken reply plays out what was sent.
+        let wait_for_client = interrupted && turn.playback.any_sent();
+        self.finished = Some(turn);
+        if wait_for_client {
+            out.run(Command::StartTimer(Timer::Settle, SETTLE_AFTER));
+        } else {
+            self.settle(out);
+        }
         if self.draining {
             out.send(Event::End(EndReason::ServerShutdown));
         }
     }
 
-    /// Metrics, memory and storage for a finished (or abandoned) reply.
-    fn record_reply(&mut self, turn: &ActiveTurn, interrupted: bool, out: &mut Outbox) {
-        turn.times.observe(&self.metrics);
-        let outcome = if interrupted {
-            "interrupted"
-        } else if turn.generated.trim().is_empty() {
-            "failed"
-        } else {
-            "completed"
+    /// Stores and remembers the finished reply that is still waiting (what its listener heard), if any.
+    pub(super) fn settle(&mut self, out: &mut Outbox) {
+        let Some(turn) = self.finished.as_mut().filter(|t| t.outcome.is_some()) else {
+            return;
         };
-        self.metrics.turns_total.with_label_values(&[outcome]).inc();
-        let text = turn.generated.trim().to_string();
-        if text.is_empty() {
+        let Some(outcome) = turn.outcome.take() else {
+            return;
+        };
+        out.run(Command::CancelTimer(Timer::Settle));
+        let generated = turn.generated.trim().to_string();
+        if generated.is_empty() {
             return;
         }
-        self.memory.push(Role::Assistant, text.clone());
+        let text_only = turn.tts_failed && !turn.playback.any_sent();
+        let (content, facts) = if outcome == ReplyOutcome::Completed || text_only {
+            // Played out whole, or a text-only reply the listener read in full.
+            (generated.clone(), ReplyFacts { outcome, generated: None, heard: None })
+        } else {
+            let (heard_ms, source) = match outcome {
+                // Broken, not interrupted: everything sent plays out.
+                ReplyOutcome::Partial => (turn.playback.sent_ms(), HeardSource::Estimate),
+                _ => turn.playback.heard(self.now),
+            };
+            let chars = turn.playback.heard_chars(heard_ms);
+            let (heard, _) = heard_text(&generated, chars, heard_ms, turn.playback.received_ms());
+            let full = (heard != generated).then(|| generated.clone());
+            (heard, ReplyFacts { outcome, generated: full, heard: Some((heard_ms.round() as u64, source)) })
+        };
+        let remembered = match outcome {
+            ReplyOutcome::Completed => content.clone(),
+            ReplyOutcome::Interrupted if content.is_empty() => String::new(),
+            ReplyOutcome::Interrupted => format!("{content}… [interrupted: the user heard only this much]"),
+            ReplyOutcome::Partial => format!("{content}… [cut off by an error]"),
+        };
+        self.memory.push(Role::Assistant, remembered);
         out.run(Command::Persist(Write::Message {
             turn_id: turn.id,
             role: Role::Assistant,
-            content: text,
-            interrupted,
+            content,
+            interrupted: outcome != ReplyOutcome::Completed,
             at: crate::db::now(),
+            reply: Some(facts),
         }));
+    }
+
+    /// The client heard `ms` of turn `turn_id`. The first position of a turn dates when the listener began
+    /// hearing it (voice-to-voice); a position after an interruption is the client's final word on it.
+    pub(super) fn on_played(&mut self, turn_id: TurnId, ms: u64, out: &mut Outbox) {
+        let now = self.now;
+        let metrics = self.metrics.clone();
+        let turn = match (self.turn.as_mut(), self.finished.as_mut()) {
+            (Some(t), _) if t.id == turn_id => t,
+            (_, Some(t)) if t.id == turn_id => t,
+            _ => {
+                log::debug!("session {}: played {ms} ms of turn {turn_id}, which is not current", self.session_id);
+                return;
+            }
+        };
+        if turn.playback.ack(ms, now) {
+            turn.times.first_heard = Some(now.checked_sub(Duration::from_millis(ms)).unwrap_or(now));
+            turn.times.observe_heard(&metrics);
+            if turn.latency_sent {
+                // The turn's figures, now complete, replace the ones sent at its end.
+                out.send(Event::Latency { turn_id, latency: turn.times.latency() });
+            }
+        }
+        let settled = self.finished.as_ref().is_some_and(|t| {
+            t.id == turn_id && t.outcome == Some(ReplyOutcome::Interrupted) && t.playback.settled_by_client()
+        });
+        if settled {
+            self.settle(out);
+        }
     }
 
     /// Barge-in: stop the reply now, if there is one. The client hears `interrupt` before anything else of the
@@ -263,14 +390,20 @@ impl Conversation {
         self.metrics.interruptions_total.inc();
         self.barge_in.reset();
         out.send(Event::Interrupt { turn_id: id });
-        self.finish_turn(true, out);
+        self.finish_turn(ReplyOutcome::Interrupted, out);
     }
 
-    /// The client is gone with a reply in progress: store what was generated, marked interrupted.
+    /// The client is gone: a reply in progress ends as interrupted (what was generated is stored as far as it
+    /// was heard), and a reply still waiting to settle is stored with what is known.
     pub(super) fn abandon_turn(&mut self, out: &mut Outbox) {
-        if let Some(turn) = self.turn.take() {
+        if let Some(mut turn) = self.turn.take() {
             out.run(Command::CancelCompletion(CancelCompletion { turn_id: turn.id }));
-            self.record_reply(&turn, true, out);
+            turn.playback.stop(self.now);
+            turn.outcome = Some(ReplyOutcome::Interrupted);
+            self.metrics.turns_total.with_label_values(&["interrupted"]).inc();
+            self.settle(out);
+            self.finished = Some(turn);
         }
+        self.settle(out);
     }
 }

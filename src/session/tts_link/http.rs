@@ -1,7 +1,14 @@
-//! The HTTP mode of [`TtsLink`]: one `POST /v1/text-to-speech/{voice}/stream` per sentence, in order, with the
-//! original system's sliding window of context: the first sentence is sent with `next_text`, middle ones with
-//! `previous_text` and `next_text`, the last with `previous_text`. A sentence therefore starts once the next
-//! one is known (or the reply has ended).
+//! The HTTP mode of [`TtsLink`]: one `POST /v1/text-to-speech/{voice}/stream/with-timestamps` per sentence, in
+//! order, with the original system's sliding window of context: the first sentence is sent with `next_text`,
+//! middle ones with `previous_text` and `next_text`, the last with `previous_text`. A sentence therefore starts
+//! once the next one is known (or the reply has ended).
+//!
+//! The with-timestamps variant (lines of JSON, each with audio and the characters it speaks) is used rather
+//! than the raw audio stream for two reasons: its character times tell which words a listener heard, and it
+//! makes a cut body visible. awc hands over a chunked body that ends without its terminating chunk, or at a
+//! chunk boundary, as if it were complete; here a body that ends inside a line, or before the characters of
+//! the sentence have all been spoken, is an `elevenlabs_truncated` failure (retried before the sentence's
+//! first audio, like any other, under [`TTS_RETRY`]).
 
 use std::time::Duration;
 
@@ -10,20 +17,13 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 
 use super::pcm::SampleAligner;
-use super::{TtsCommand, TtsEvent, TtsLink};
+use super::{TTS_RETRY, TtsCommand, TtsEvent, TtsLink};
 use crate::audio::Encoding;
+use crate::audio::meter::AudioMeter;
 use crate::db::TurnId;
-use crate::providers::elevenlabs::{HttpErrorBody, TtsRequest};
+use crate::providers::elevenlabs::{HttpErrorBody, LineDecoder, TimestampedChunk, TtsRequest};
 use crate::providers::{FailureKind, Provider, ProviderError};
-use crate::retry::{AttemptError, Backoff, RetryPolicy, retry_after_header};
-
-/// A sentence's request before its first byte: three attempts in all.
-const REQUEST_RETRY: RetryPolicy = RetryPolicy {
-    backoff: Backoff { first: Duration::from_millis(250), max: Duration::from_secs(2) },
-    max_attempts: Some(3),
-    deadline: None,
-    max_retry_after: Duration::from_secs(2),
-};
+use crate::retry::{AttemptError, retry_after_header};
 /// How long the response headers may take.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the audio body may go silent.
@@ -37,6 +37,8 @@ struct HttpTurn {
     next: usize,
     input_done: bool,
     in_flight: Option<SpawnHandle>,
+    /// Measures the turn's audio across its sentences (away with the request in flight).
+    meter: Option<AudioMeter>,
 }
 
 /// HTTP-mode state.
@@ -55,6 +57,8 @@ struct SentenceRequest {
     parent: Recipient<TtsEvent>,
     pcm16: bool,
 }
+
+
 
 impl TtsLink {
     pub(super) fn http_command(&mut self, command: TtsCommand, ctx: &mut Context<Self>) {
@@ -76,7 +80,14 @@ impl TtsLink {
                 ctx.cancel_future(h);
             }
         }
-        self.http.turn = Some(HttpTurn { turn_id, sentences: Vec::new(), next: 0, input_done: false, in_flight: None });
+        self.http.turn = Some(HttpTurn {
+            turn_id,
+            sentences: Vec::new(),
+            next: 0,
+            input_done: false,
+            in_flight: None,
+            meter: Some(AudioMeter::new(self.settings.output_format)),
+        });
     }
 
     fn http_text(&mut self, turn_id: TurnId, text: String, ctx: &mut Context<Self>) {
@@ -134,10 +145,11 @@ impl TtsLink {
             ..Default::default()
         };
         let turn_id = t.turn_id;
+        let meter = t.meter.take().unwrap_or_else(|| AudioMeter::new(self.settings.output_format));
         let request = SentenceRequest {
             client: self.client.clone(),
             url: format!(
-                "{}/text-to-speech/{}/stream?output_format={}",
+                "{}/text-to-speech/{}/stream/with-timestamps?output_format={}",
                 self.settings.base_url, self.settings.voice_id, self.settings.output_format
             ),
             key: self.settings.api_key.as_ref().map(|k| k.expose().to_string()).unwrap_or_default(),
@@ -146,11 +158,12 @@ impl TtsLink {
             parent: self.parent.clone(),
             pcm16: self.settings.output_format.encoding == Encoding::Pcm,
         };
-        let handle = ctx.spawn(request.run().into_actor(self).map(move |result, this, ctx| {
+        let handle = ctx.spawn(request.run(meter).into_actor(self).map(move |(meter, result), this, ctx| {
             let Some(t) = this.http.turn.as_mut().filter(|t| t.turn_id == turn_id) else {
                 return;
             };
             t.in_flight = None;
+            t.meter = Some(meter);
             match result {
                 Ok(()) => {
                     t.next += 1;
@@ -169,15 +182,18 @@ impl TtsLink {
 }
 
 impl SentenceRequest {
-    async fn run(self) -> Result<(), ProviderError> {
+    /// Speaks the sentence, retrying before its first audio; gives the turn's meter back with the outcome.
+    async fn run(self, meter: AudioMeter) -> (AudioMeter, Result<(), ProviderError>) {
+        let meter = std::cell::RefCell::new(meter);
         let on_retry = |e: &ProviderError, attempt: u32, delay: Duration| {
             log::info!("TTS request attempt {attempt} failed ({e}); retrying in {delay:?}");
         };
-        REQUEST_RETRY.run(|_| self.attempt(), on_retry).await.map_err(|f| f.error)
+        let result = TTS_RETRY.run(|_| self.attempt(&meter), on_retry).await.map_err(|f| f.error);
+        (meter.into_inner(), result)
     }
 
     /// One request; its failure says whether audio had already been delivered.
-    async fn attempt(&self) -> Result<(), AttemptError<ProviderError>> {
+    async fn attempt(&self, meter: &std::cell::RefCell<AudioMeter>) -> Result<(), AttemptError<ProviderError>> {
         let fail = |kind, msg: String| AttemptError::new(ProviderError::new(Provider::ElevenLabs, kind, msg));
         let send = self.client.post(&self.url).insert_header(("xi-api-key", self.key.as_str())).send_json(&self.body);
         let mut response = match tokio::time::timeout(RESPONSE_TIMEOUT, send).await {
@@ -195,31 +211,90 @@ impl SentenceRequest {
             return Err(fail(FailureKind::from_status(status.as_u16()), format!("HTTP {status}: {detail}"))
                 .with_retry_after(wait));
         }
-        let mut aligner = SampleAligner::default();
-        let mut delivered = false;
-        let cut = |e: ProviderError, delivered: bool| {
-            if delivered { AttemptError::after_output(e) } else { AttemptError::new(e) }
+        let mut speech = Speech {
+            turn_id: self.turn_id,
+            parent: &self.parent,
+            pcm16: self.pcm16,
+            aligner: SampleAligner::default(),
+            // Character times run from the start of this request's audio; the turn's began earlier.
+            offset_ms: meter.borrow().total_ms(),
+            meter,
+            delivered: false,
+            aligned: false,
+            spoken: 0,
         };
+        let truncated = |speech: &Speech<'_>, why: String| {
+            let e = ProviderError::new(Provider::ElevenLabs, FailureKind::Truncated, why);
+            if speech.delivered { AttemptError::after_output(e) } else { AttemptError::new(e) }
+        };
+        let mut lines = LineDecoder::default();
         loop {
             match tokio::time::timeout(IDLE_TIMEOUT, response.next()).await {
                 Err(_) => {
                     let e = ProviderError::new(Provider::ElevenLabs, FailureKind::Timeout, "the audio stream stalled");
-                    return Err(cut(e, delivered));
+                    return Err(if speech.delivered { AttemptError::after_output(e) } else { AttemptError::new(e) });
                 }
-                Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => {
-                    let e =
-                        ProviderError::new(Provider::ElevenLabs, FailureKind::Truncated, format!("audio cut off: {e}"));
-                    return Err(cut(e, delivered));
-                }
-                Ok(Some(Ok(chunk))) => {
-                    let bytes: Bytes = aligner.align(chunk, self.pcm16);
-                    if !bytes.is_empty() {
-                        delivered = true;
-                        self.parent.do_send(TtsEvent::Audio { turn_id: self.turn_id, bytes });
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(truncated(&speech, format!("audio cut off: {e}"))),
+                Ok(Some(Ok(body))) => {
+                    for line in lines.push(&body) {
+                        match line {
+                            Ok(chunk) => speech.take(&chunk),
+                            Err(e) => return Err(truncated(&speech, e.to_string())),
+                        }
                     }
                 }
             }
         }
+        match lines.finish() {
+            Ok(Some(chunk)) => speech.take(&chunk),
+            Ok(None) => {}
+            Err(e) => return Err(truncated(&speech, e.to_string())),
+        }
+        let expected = self.body.text.chars().filter(|c| !c.is_whitespace()).count();
+        // A provider that sends no alignment at all cannot be checked this way (ElevenLabs always sends it).
+        if speech.aligned && speech.spoken < expected {
+            let why = format!("the body ended after {} of the sentence's {expected} characters", speech.spoken);
+            return Err(truncated(&speech, why));
+        }
+        Ok(())
+    }
+}
+
+/// The audio of one sentence on its way to the parent.
+struct Speech<'a> {
+    turn_id: TurnId,
+    parent: &'a Recipient<TtsEvent>,
+    pcm16: bool,
+    aligner: SampleAligner,
+    meter: &'a std::cell::RefCell<AudioMeter>,
+    offset_ms: f64,
+    delivered: bool,
+    /// Some line carried an alignment.
+    aligned: bool,
+    /// Non-blank characters the alignment says were spoken.
+    spoken: usize,
+}
+
+impl Speech<'_> {
+    fn take(&mut self, chunk: &TimestampedChunk) {
+        let chars: Vec<(f64, char)> =
+            chunk.char_ends_ms().into_iter().map(|(end, c)| (self.offset_ms + end, c)).collect();
+        self.aligned |= chunk.alignment.is_some();
+        self.spoken += chars.iter().filter(|(_, c)| !c.is_whitespace()).count();
+        let audio = match chunk.audio() {
+            Ok(a) => a,
+            Err(e) => {
+                log::warn!("undecodable audio from ElevenLabs: {e}");
+                return;
+            }
+        };
+        let bytes = self.aligner.align(Bytes::from(audio), self.pcm16);
+        if bytes.is_empty() {
+            return;
+        }
+        let ms = self.meter.borrow_mut().push(&bytes);
+        self.delivered = true;
+        self.parent.do_send(TtsEvent::Audio { turn_id: self.turn_id, bytes, ms, chars });
     }
 }

@@ -20,6 +20,7 @@ mod pcm;
 mod socket;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use awc::error::WsProtocolError;
@@ -31,6 +32,7 @@ use crate::config::{Config, Secret};
 use crate::db::TurnId;
 use crate::metrics::Metrics;
 use crate::providers::ProviderError;
+use crate::retry::{Backoff, RetryPolicy};
 
 /// How the link talks to ElevenLabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +86,24 @@ pub enum TtsCommand {
 #[rtype(result = "()")]
 pub struct TtsShutdown;
 
+/// Retrying a turn's speech before its first audio reached the parent, in both modes: a failed socket is
+/// reopened and the turn's text sent again, a failed sentence request is made again; three attempts in all
+/// within 10 s of the turn's start. After its first audio a turn is never retried (speech would repeat).
+pub const TTS_RETRY: RetryPolicy = RetryPolicy {
+    backoff: Backoff { first: Duration::from_millis(250), max: Duration::from_secs(2) },
+    max_attempts: Some(3),
+    deadline: Some(Duration::from_secs(10)),
+    max_retry_after: Duration::from_secs(2),
+};
+
 /// What the link reports.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum TtsEvent {
-    /// Audio of a turn, in the output format (PCM always in whole samples).
-    Audio { turn_id: TurnId, bytes: Bytes },
+    /// Audio of a turn, in the output format (PCM always in whole samples): `ms` of playing time, and where the
+    /// provider said so, when each character of the text it speaks ends (ms from the start of the turn's
+    /// audio), in order.
+    Audio { turn_id: TurnId, bytes: Bytes, ms: f64, chars: Vec<(f64, char)> },
     /// All audio of the turn has been reported.
     Done { turn_id: TurnId },
     /// The turn's audio failed; the turn gets no (more) audio.

@@ -1,32 +1,33 @@
 //! The WebSocket mode of [`TtsLink`]: one `multi-stream-input` socket per session, one context per turn.
+//!
+//! Each context keeps the text sent for its turn. When the socket fails (a drop, a policy close) before any
+//! audio of a turn reached the parent, the turn is not lost: the socket is reopened under [`TTS_RETRY`] and
+//! the turn's text sent again, so the reply is spoken whole; only once the policy gives up (or the failure is
+//! a refusal) is the turn reported failed. After its first audio a turn is never re-sent (that would repeat
+//! speech): it fails and the conversation ends it with what was spoken. Every audio chunk is measured
+//! ([`AudioMeter`]) and its alignment (character times relative to the chunk) is turned into times from the
+//! start of the turn's audio.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use awc::ws::{Frame, Message as WsMessage};
 use bytes::Bytes;
 
 use super::pcm::SampleAligner;
-use super::{TtsCommand, TtsEvent, TtsLink};
+use super::{TTS_RETRY, TtsCommand, TtsEvent, TtsLink};
 use crate::audio::Encoding;
+use crate::audio::meter::AudioMeter;
 use crate::db::TurnId;
-use crate::providers::elevenlabs::{ClientMessage, MAX_CONTEXTS, ServerMessage};
+use crate::providers::elevenlabs::{Alignment, ClientMessage, MAX_CONTEXTS, ServerMessage};
 use crate::providers::{FailureKind, Provider, ProviderError};
-use crate::retry::{Backoff, RetryPolicy};
 use crate::session::ws_upstream::{self, Upstream, WsSink};
 
 /// Idle seconds ElevenLabs allows before closing (the maximum; parley keeps open contexts alive itself).
 const INACTIVITY_TIMEOUT_S: u32 = 180;
 /// Keepalive period for contexts waiting for more text (ElevenLabs' limit is per context).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(10);
-/// Connecting for a turn: three attempts before its audio is given up on.
-const CONNECT_RETRY: RetryPolicy = RetryPolicy {
-    backoff: Backoff { first: Duration::from_millis(250), max: Duration::from_secs(2) },
-    max_attempts: Some(3),
-    deadline: None,
-    max_retry_after: Duration::ZERO,
-};
 /// How long to wait for the server's close after `close_socket`.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -40,11 +41,20 @@ enum Conn {
 
 struct TurnContext {
     turn_id: TurnId,
-    /// Some text was sent (so the server knows the context).
-    started: bool,
+    /// The turn's text, in the pieces it was given; what a new socket is sent again.
+    texts: Vec<String>,
+    /// How many of `texts` the current socket has been sent (and whether its end was).
+    sent: usize,
+    end_sent: bool,
     ended: bool,
     cancelled: bool,
+    /// Audio of the turn reached the parent: it can no longer be sent again.
+    spoke: bool,
     aligner: SampleAligner,
+    meter: AudioMeter,
+    /// When the turn began (its retries stop at the policy's deadline), and the failed sockets it survived.
+    began: Instant,
+    failures: u32,
 }
 
 /// Socket-mode state.
@@ -52,8 +62,6 @@ struct TurnContext {
 pub(super) struct SocketMode {
     conn: Conn,
     generation: u64,
-    attempts: u32,
-    queued: Vec<ClientMessage>,
     contexts: HashMap<String, TurnContext>,
     by_turn: HashMap<TurnId, String>,
     seq: u64,
@@ -85,11 +93,11 @@ impl TtsLink {
                 .socket
                 .contexts
                 .iter()
-                .filter(|(_, c)| c.started && !c.ended && !c.cancelled)
+                .filter(|(_, c)| c.sent > 0 && !c.ended && !c.cancelled)
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in waiting {
-                this.socket_send(ClientMessage::keep_context_alive(id));
+                this.socket_write(ClientMessage::keep_context_alive(id));
             }
         });
     }
@@ -110,42 +118,62 @@ impl TtsLink {
         ctx.spawn(fut.into_actor(self).map(|result, this, ctx| match result {
             Ok(framed) => {
                 this.socket.generation += 1;
-                let mut sink = ws_upstream::attach::<Self>(framed, this.socket.generation, ctx);
-                for message in this.socket.queued.drain(..) {
-                    let _ = sink.write(WsMessage::Text(message.to_json().into()));
-                }
+                let sink = ws_upstream::attach::<Self>(framed, this.socket.generation, ctx);
                 this.socket.conn = Conn::Open(sink);
-                this.socket.attempts = 0;
                 this.socket.last_error = None;
                 if this.socket.shutting_down {
-                    this.socket_shutdown(ctx);
+                    return this.socket_shutdown(ctx);
+                }
+                // A new socket knows nothing: every live turn is sent from its first piece.
+                let ids: Vec<String> = this.socket.contexts.keys().cloned().collect();
+                for id in ids {
+                    if let Some(c) = this.socket.contexts.get_mut(&id) {
+                        c.sent = 0;
+                        c.end_sent = false;
+                    }
+                    this.socket_flush_context(&id);
                 }
             }
             Err(e) => {
                 this.socket.conn = Conn::Disconnected;
-                let waiting = this.socket.contexts.values().any(|c| !c.cancelled);
-                let delay = CONNECT_RETRY.next_delay(this.socket.attempts + 1, Duration::ZERO, e.retryable(), None);
-                match delay.filter(|_| waiting) {
-                    Some(delay) => {
-                        this.socket.attempts += 1;
-                        this.metrics.provider_reconnect(Provider::ElevenLabs);
-                        ctx.run_later(delay, |this, ctx| this.socket_connect(ctx));
-                    }
-                    None => {
-                        this.socket.attempts = 0;
-                        this.socket_lost(e);
-                    }
-                }
+                this.socket_lost(e, ctx);
             }
         }));
     }
 
-    fn socket_send(&mut self, message: ClientMessage) {
-        match &mut self.socket.conn {
-            Conn::Open(sink) => {
-                let _ = sink.write(WsMessage::Text(message.to_json().into()));
-            }
-            Conn::Connecting | Conn::Disconnected => self.socket.queued.push(message),
+    /// Writes to the open socket; nothing is written otherwise (contexts are sent once it opens).
+    fn socket_write(&mut self, message: ClientMessage) {
+        if let Conn::Open(sink) = &mut self.socket.conn {
+            let _ = sink.write(WsMessage::Text(message.to_json().into()));
+        }
+    }
+
+    /// Sends what the open socket has not had yet of context `id`: its pending text, then its end.
+    fn socket_flush_context(&mut self, id: &str) {
+        if !matches!(self.socket.conn, Conn::Open(_)) {
+            return;
+        }
+        let Some(c) = self.socket.contexts.get_mut(id) else {
+            return;
+        };
+        if c.cancelled {
+            return;
+        }
+        let mut messages = Vec::new();
+        while c.sent < c.texts.len() {
+            let piece = format!("{} ", c.texts[c.sent].trim());
+            // The first piece is generated at once instead of waiting for the chunk schedule: first audio sooner.
+            let m = if c.sent == 0 { ClientMessage::flush(Some(piece)) } else { ClientMessage::text(piece) };
+            messages.push(m.in_context(id.to_string()));
+            c.sent += 1;
+        }
+        if c.ended && !c.end_sent && c.sent > 0 {
+            messages.push(ClientMessage::flush(None).in_context(id.to_string()));
+            messages.push(ClientMessage::close_context(id.to_string()));
+            c.end_sent = true;
+        }
+        for m in messages {
+            self.socket_write(m);
         }
     }
 
@@ -177,7 +205,19 @@ impl TtsLink {
         let id = format!("turn-{turn_id}-{}", self.socket.seq);
         self.socket.contexts.insert(
             id.clone(),
-            TurnContext { turn_id, started: false, ended: false, cancelled: false, aligner: SampleAligner::default() },
+            TurnContext {
+                turn_id,
+                texts: Vec::new(),
+                sent: 0,
+                end_sent: false,
+                ended: false,
+                cancelled: false,
+                spoke: false,
+                aligner: SampleAligner::default(),
+                meter: AudioMeter::new(self.settings.output_format),
+                began: Instant::now(),
+                failures: 0,
+            },
         );
         self.socket.by_turn.insert(turn_id, id);
         self.socket_connect(ctx);
@@ -187,18 +227,11 @@ impl TtsLink {
         let Some(id) = self.socket.by_turn.get(&turn_id).cloned() else {
             return;
         };
-        let Some(c) = self.socket.contexts.get_mut(&id) else {
-            return;
-        };
-        if c.ended || c.cancelled || text.trim().is_empty() {
-            return;
+        match self.socket.contexts.get_mut(&id) {
+            Some(c) if !c.ended && !c.cancelled && !text.trim().is_empty() => c.texts.push(text),
+            _ => return,
         }
-        let first = !c.started;
-        c.started = true;
-        let piece = format!("{} ", text.trim());
-        // The first piece is generated at once instead of waiting for the chunk schedule: first audio sooner.
-        let message = if first { ClientMessage::flush(Some(piece)) } else { ClientMessage::text(piece) };
-        self.socket_send(message.in_context(id));
+        self.socket_flush_context(&id);
     }
 
     fn socket_end(&mut self, turn_id: TurnId) {
@@ -212,13 +245,12 @@ impl TtsLink {
             return;
         }
         c.ended = true;
-        if c.started {
-            self.socket_send(ClientMessage::flush(None).in_context(id.clone()));
-            self.socket_send(ClientMessage::close_context(id));
-        } else {
+        if c.texts.is_empty() {
             self.socket.contexts.remove(&id);
             self.socket.by_turn.remove(&turn_id);
             self.report(TtsEvent::Done { turn_id });
+        } else {
+            self.socket_flush_context(&id);
         }
     }
 
@@ -230,9 +262,9 @@ impl TtsLink {
             return;
         };
         c.cancelled = true;
-        if c.started {
+        if c.sent > 0 && matches!(self.socket.conn, Conn::Open(_)) {
             // Audio already in flight for this context will still arrive; it is dropped on receipt.
-            self.socket_send(ClientMessage::close_context(id));
+            self.socket_write(ClientMessage::close_context(id));
         } else {
             self.socket.contexts.remove(&id);
         }
@@ -261,10 +293,9 @@ impl TtsLink {
         }
         self.socket.generation += 1; // frames of the old socket are ignored from now on
         let live: Vec<TurnId> =
-            self.socket.contexts.values().filter(|c| !c.cancelled && c.started).map(|c| c.turn_id).collect();
+            self.socket.contexts.values().filter(|c| !c.cancelled && c.sent > 0).map(|c| c.turn_id).collect();
         self.socket.contexts.clear();
         self.socket.by_turn.clear();
-        self.socket.queued.clear();
         for turn_id in live {
             let e = ProviderError::new(Provider::ElevenLabs, FailureKind::Server, "superseded by a new socket");
             self.report(TtsEvent::Failed { turn_id, error: e });
@@ -276,9 +307,10 @@ impl TtsLink {
             return;
         }
         match item.frame {
-            Some(Ok(Frame::Text(bytes))) => match ServerMessage::parse(&String::from_utf8_lossy(&bytes)) {
-                Ok(m) => self.socket_message(m),
-                Err(e) => log::warn!("session {}: unreadable ElevenLabs frame: {e}", self.session),
+            Some(Ok(Frame::Text(bytes))) => match std::str::from_utf8(&bytes).map(ServerMessage::parse) {
+                Ok(Ok(m)) => self.socket_message(m),
+                Ok(Err(e)) => log::warn!("session {}: unreadable ElevenLabs frame: {e}", self.session),
+                Err(_) => log::warn!("session {}: ElevenLabs sent invalid UTF-8", self.session),
             },
             Some(Ok(Frame::Ping(p))) => {
                 if let Conn::Open(sink) = &mut self.socket.conn {
@@ -319,8 +351,13 @@ impl TtsLink {
                 Ok(audio) if !audio.is_empty() => {
                     let bytes = c.aligner.align(Bytes::from(audio), pcm16);
                     if !bytes.is_empty() {
+                        // Alignment times are relative to this chunk: place them after the audio before it.
+                        let offset = c.meter.total_ms();
+                        let ms = c.meter.push(&bytes);
+                        let chars = m.alignment.as_ref().map(|a| chunk_chars(a, offset)).unwrap_or_default();
+                        c.spoke = true;
                         let turn_id = c.turn_id;
-                        self.report(TtsEvent::Audio { turn_id, bytes });
+                        self.report(TtsEvent::Audio { turn_id, bytes, ms, chars });
                     }
                 }
                 Ok(_) => {}
@@ -364,16 +401,37 @@ impl TtsLink {
         }
         let error =
             error.unwrap_or_else(|| ProviderError::new(Provider::ElevenLabs, FailureKind::Connect, "socket closed"));
-        self.socket_lost(error);
+        self.socket_lost(error, ctx);
     }
 
-    /// The socket is gone: turns still expecting audio fail with `error`; the next turn reconnects.
-    fn socket_lost(&mut self, error: ProviderError) {
-        self.socket.queued.clear();
-        let live: Vec<TurnId> = self.socket.contexts.values().filter(|c| !c.cancelled).map(|c| c.turn_id).collect();
-        self.socket.contexts.clear();
-        self.socket.by_turn.clear();
-        if live.is_empty() {
+    /// The socket is gone (or could not be opened). Turns that have spoken fail; turns that have not are kept
+    /// and sent again on a new socket while the retry policy allows, else they fail too. An idle socket lost
+    /// to a refusal disables speech for the session.
+    fn socket_lost(&mut self, error: ProviderError, ctx: &mut Context<Self>) {
+        let mut failed = Vec::new();
+        let mut retry_in: Option<Duration> = None;
+        for (id, c) in self.socket.contexts.iter_mut() {
+            if c.cancelled {
+                continue;
+            }
+            c.failures += 1;
+            let wait = if c.spoke {
+                None
+            } else {
+                TTS_RETRY.next_delay(c.failures, c.began.elapsed(), error.retryable(), None)
+            };
+            match wait {
+                Some(wait) => retry_in = Some(retry_in.map_or(wait, |w| w.max(wait))),
+                None => failed.push((id.clone(), c.turn_id)),
+            }
+        }
+        // Cancelled contexts were waiting for an isFinal that will not come now.
+        self.socket.contexts.retain(|_, c| !c.cancelled);
+        for (id, turn_id) in &failed {
+            self.socket.contexts.remove(id);
+            self.socket.by_turn.remove(turn_id);
+        }
+        if failed.is_empty() && retry_in.is_none() {
             if error.retryable() {
                 log::debug!("session {}: idle TTS socket closed: {error}", self.session);
             } else {
@@ -383,8 +441,23 @@ impl TtsLink {
                 self.disabled.get_or_insert(error.clone());
             }
         }
-        for turn_id in live {
+        for (_, turn_id) in failed {
             self.failed(turn_id, error.clone());
         }
+        if let Some(wait) = retry_in {
+            log::info!("session {}: {error}; reopening the TTS socket in {wait:?} to speak the turn", self.session);
+            self.metrics.provider_error(&error);
+            self.metrics.provider_reconnect(Provider::ElevenLabs);
+            ctx.run_later(wait, |this, ctx| this.socket_connect(ctx));
+        }
     }
+}
+
+/// A chunk's alignment as (end of each character in ms from the start of the turn's audio, the character).
+fn chunk_chars(a: &Alignment, offset_ms: f64) -> Vec<(f64, char)> {
+    a.chars
+        .iter()
+        .zip(a.char_start_times_ms.iter().zip(a.char_durations_ms.iter()))
+        .filter_map(|(c, (start, dur))| Some((offset_ms + f64::from(*start) + f64::from(*dur), c.chars().next()?)))
+        .collect()
 }

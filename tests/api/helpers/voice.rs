@@ -37,6 +37,9 @@ pub async fn spawn_voice_app_with(db: TestDb, tweak: impl FnOnce(&mut HashMap<St
         }
         // Tests send audio faster than real time; keep the commit snappy.
         map.insert("PARLEY_COMMIT_DELAY_MS".into(), "100".into());
+        // Replies go out as fast as TTS makes them (a minute ahead of real time), so a turn does not last as
+        // long as its audio; the pacing tests set the real lead.
+        map.insert("PARLEY_AUDIO_LEAD_MS".into(), "60000".into());
         tweak(map);
     })
     .await;
