@@ -115,9 +115,9 @@ impl Children {
                 // A previous link has already stopped itself (it reported its failure).
                 self.stt = Some(link.start());
             }
-            Command::SttAudio { pcm, arrived } => {
+            Command::SttAudio { pcm, arrived, at } => {
                 if let Some(stt) = &self.stt {
-                    stt.do_send(SttAudio { pcm, arrived });
+                    stt.do_send(SttAudio { pcm, arrived, at });
                 }
             }
             Command::SttFinalize => {

@@ -10,7 +10,7 @@ use super::utterance::Next;
 use super::{Command, Conversation, Event, Outbox, Recognition, Timer};
 use crate::audio::level::{self, VOICED_RMS};
 use crate::recording::recorder::UserAudio;
-use crate::session::deepgram_link::SttEvent;
+use crate::session::deepgram_link::{SttEvent, SttWord};
 
 impl Conversation {
     pub(super) fn on_audio(&mut self, pcm: Bytes, out: &mut Outbox) {
@@ -20,6 +20,7 @@ impl Conversation {
         if pcm.is_empty() {
             return;
         }
+        let at = self.audio_time;
         self.audio_time += self.audio_in.seconds(pcm.len());
         let voiced = level::rms(&pcm, self.audio_in.encoding) > VOICED_RMS;
         if self.barge_in.on_audio(self.audio_time, voiced) && self.assistant_speaking() {
@@ -27,7 +28,7 @@ impl Conversation {
         }
         out.run(Command::RecordUser(UserAudio(pcm.clone())));
         if self.recognition_available(out) {
-            out.run(Command::SttAudio { pcm, arrived: self.now });
+            out.run(Command::SttAudio { pcm, arrived: self.now, at });
         }
     }
 
@@ -59,7 +60,15 @@ impl Conversation {
 
     pub(super) fn on_stt(&mut self, event: SttEvent, out: &mut Outbox) {
         match event {
-            SttEvent::Transcript { text, is_final, speech_final, from_finalize, end, speech_end } => {
+            SttEvent::Transcript { text, words, is_final, speech_final, from_finalize, end, speech_end } => {
+                let Some(text) = self.fresh_text(text, &words, end) else {
+                    log::debug!(
+                        "session {}: dropped a result about audio already committed (final: {is_final}, \
+                         from_finalize: {from_finalize})",
+                        self.session_id
+                    );
+                    return;
+                };
                 if !text.is_empty() {
                     if speech_end.is_some() {
                         self.last_speech_end = speech_end;
@@ -107,14 +116,41 @@ impl Conversation {
         }
     }
 
+    /// The part of a result that is news: a result whose words all lie in audio already committed is dropped
+    /// (`None`), one that straddles the committed point keeps only its later words. A word counts as committed
+    /// when its midpoint is at or before the point, so a final that moves a word's edges by a few tens of
+    /// milliseconds against the interim it replaces does not bring the word back.
+    fn fresh_text(&self, text: String, words: &[SttWord], end: Option<f64>) -> Option<String> {
+        if text.is_empty() || self.committed_until <= 0.0 {
+            return Some(text);
+        }
+        if words.is_empty() {
+            return match end {
+                Some(end) if end <= self.committed_until => None,
+                _ => Some(text),
+            };
+        }
+        let fresh: Vec<&str> =
+            words.iter().filter(|w| (w.start + w.end) / 2.0 > self.committed_until).map(|w| w.text.as_str()).collect();
+        match fresh.len() {
+            0 => None,
+            n if n == words.len() => Some(text),
+            _ => Some(fresh.join(" ")),
+        }
+    }
+
     /// The user has finished speaking: answer what was heard (if anything was).
     pub(super) fn commit_utterance(&mut self, speech_end: Option<std::time::Instant>, out: &mut Outbox) {
         out.run(Command::CancelTimer(Timer::Commit));
         out.run(Command::CancelTimer(Timer::Finalize));
         self.commit_speech_end = None;
-        let Some((text, _)) = self.utterance.take() else {
+        let Some((text, words_end)) = self.utterance.take() else {
             return;
         };
+        // Whatever recognition says later about audio up to here belongs to this utterance.
+        if let Some(end) = words_end {
+            self.committed_until = self.committed_until.max(end);
+        }
         if self.turn.is_some() {
             // Speech over the assistant that was too short to interrupt it (a backchannel such as "uh-huh",
             // or noise) is not a new question: the reply goes on.

@@ -59,7 +59,10 @@ pub enum Input {
     /// The client's microphone is closed: commit what was said now.
     CloseMicrophone,
     /// The listener has heard `ms` of turn `turn_id`'s audio (monotonic per turn).
-    Played { turn_id: TurnId, ms: u64 },
+    Played {
+        turn_id: TurnId,
+        ms: u64,
+    },
     Stt(SttEvent),
     Llm(LlmEvent),
     Tts(TtsEvent),
@@ -177,10 +180,11 @@ impl Timer {
 pub enum Command {
     /// Start (or restart) speech recognition.
     StartStt,
-    /// Audio for speech recognition, with the instant it arrived.
+    /// Audio for speech recognition, with the instant it arrived and its start in session audio time.
     SttAudio {
         pcm: Bytes,
         arrived: Instant,
+        at: f64,
     },
     /// Ask speech recognition to finalise what it has buffered.
     SttFinalize,
@@ -271,6 +275,9 @@ pub struct Conversation {
     barge_in: BargeIn,
     /// Seconds of client audio received (the session audio time).
     audio_time: f64,
+    /// Session audio time up to which the user's words have been committed: recognition results about audio
+    /// before it are old news (a late `Finalize` reply, a final after a fallback commit, a replay).
+    committed_until: f64,
     next_turn: TurnId,
     turn: Option<ActiveTurn>,
     /// The last finished reply: still taking `played` positions, and waiting to be stored if it was cut short.
@@ -303,6 +310,7 @@ impl Conversation {
             last_speech_end: None,
             commit_speech_end: None,
             audio_time: 0.0,
+            committed_until: 0.0,
             next_turn: 1,
             turn: None,
             finished: None,

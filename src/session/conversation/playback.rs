@@ -240,7 +240,11 @@ mod tests {
         assert_eq!(heard_text(text, Some(8), 0.0, 0.0), ("Once upon".into(), true));
         assert_eq!(heard_text(text, Some(13), 0.0, 0.0), ("Once upon a time".into(), true));
         assert_eq!(heard_text(text, Some(14), 0.0, 0.0), ("Once upon a time,".into(), true));
-        assert_eq!(heard_text("I don't know", Some(3), 0.0, 0.0), ("I".into(), true), "\"don\" of \"don't\" is no word");
+        assert_eq!(
+            heard_text("I don't know", Some(3), 0.0, 0.0),
+            ("I".into(), true),
+            "\"don\" of \"don't\" is no word"
+        );
         assert_eq!(heard_text(text, Some(2), 0.0, 0.0), ("".into(), true));
         assert_eq!(heard_text(text, Some(99), 0.0, 0.0), (text.into(), false));
         assert_eq!(heard_text(text, None, 500.0, 1000.0).0, "Once upon a time", "half the audio: half the text");

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::db::MessageId;
 use crate::persistence::{HeardSource, ReplyFacts, ReplyOutcome};
 use crate::providers::{FailureKind, Provider, ProviderError};
+use crate::session::deepgram_link::SttWord;
 use crate::session::settings::SessionParams;
 
 struct Rig {
@@ -76,10 +77,26 @@ fn audio(turn: TurnId, ms: f64, from_ms: f64, text: &str) -> Input {
 fn transcript(text: &str, is_final: bool, speech_final: bool) -> Input {
     Input::Stt(SttEvent::Transcript {
         text: text.into(),
+        words: Vec::new(),
         is_final,
         speech_final,
         from_finalize: false,
-        end: Some(1.0),
+        end: None,
+        speech_end: None,
+    })
+}
+
+/// A result made of `words` (text, start, end in session seconds).
+fn worded(words: &[(&str, f64, f64)], is_final: bool, speech_final: bool, from_finalize: bool) -> Input {
+    let words: Vec<SttWord> =
+        words.iter().map(|(t, s, e)| SttWord { text: t.to_string(), start: *s, end: *e }).collect();
+    Input::Stt(SttEvent::Transcript {
+        text: words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" "),
+        end: words.last().map(|w| w.end),
+        words,
+        is_final,
+        speech_final,
+        from_finalize,
         speech_end: None,
     })
 }
@@ -170,7 +187,10 @@ fn a_committed_turn_is_stored_asked_spoken_and_finished_in_order() {
     assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "It is noon.".into() }]);
     assert!(matches!(commands(&fx)[..], [Command::Tts(TtsCommand::Text { turn_id: 1, .. })]));
     let fx = r.feed(600, audio(1, 800.0, 0.0, "It is noon. "));
-    assert_eq!(events(&fx), [&Event::AudioStart { turn_id: 1 }, &Event::Audio { turn_id: 1, bytes: vec![7u8; 10].into() }]);
+    assert_eq!(
+        events(&fx),
+        [&Event::AudioStart { turn_id: 1 }, &Event::Audio { turn_id: 1, bytes: vec![7u8; 10].into() }]
+    );
     assert!(matches!(commands(&fx)[..], [Command::RecordAssistant(_)]));
     let fx = r.feed(700, Input::Llm(LlmEvent::Done { turn_id: 1 }));
     assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "And".into() }]);
@@ -456,4 +476,26 @@ fn the_first_played_position_gives_voice_to_voice_even_after_the_turn_ended() {
     assert_eq!(latency.first_audio_ms, Some(300));
     assert!(events(&r.feed(1_100, Input::Played { turn_id: 1, ms: 300 })).is_empty(), "only the first counts");
     assert!(r.feed(1_200, Input::Played { turn_id: 9, ms: 10 }).is_empty(), "an unknown turn is ignored");
+}
+
+#[test]
+fn a_late_finalize_reply_about_committed_words_is_no_barge_in_and_no_new_words() {
+    let mut r = Rig::started();
+    r.feed(10, Input::Audio(voiced_frame()));
+    r.feed(20, worded(&[("What", 0.2, 0.4), ("is", 0.4, 0.5), ("the", 0.5, 0.6)], false, false, false));
+    r.feed(30, Input::CloseMicrophone);
+    // Deepgram does not answer in time: the fallback commits the interim words.
+    let fx = r.feed(1_530, Input::Timer(Timer::Finalize));
+    assert!(events(&fx).contains(&&Event::UserTurn { turn_id: 1, text: "What is the".into() }));
+    r.feed(1_600, Input::Llm(LlmEvent::Token { turn_id: 1, text: "It is".into() }));
+    // 2.5 s later its reply arrives, about the same audio: nothing happens.
+    let late = worded(&[("What", 0.21, 0.41), ("is", 0.41, 0.52), ("the", 0.52, 0.63)], true, true, true);
+    assert!(r.feed(4_000, late).is_empty(), "not a barge-in, not a transcript, not a commit");
+    assert!(r.c.assistant_speaking());
+    // A final that straddles the point keeps only its new words.
+    let fx = r.feed(5_000, worded(&[("the", 0.5, 0.6), ("weather", 3.0, 3.4)], true, false, false));
+    assert_eq!(events(&fx)[0], &Event::Interrupt { turn_id: 1 }, "the new word is real speech over the reply");
+    assert!(events(&fx).contains(&&Event::Transcript { text: "weather".into(), is_final: true }));
+    let fx = r.feed(5_100, Input::Stt(SttEvent::UtteranceEnd));
+    assert!(events(&fx).contains(&&Event::UserTurn { turn_id: 2, text: "weather".into() }));
 }

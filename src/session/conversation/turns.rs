@@ -69,7 +69,8 @@ impl Conversation {
         if spoken {
             out.run(Command::UserTurnCommitted(UserTurnCommitted { turn_id: id }));
         }
-        let times = TurnTimes { speech_end: speech_end.or(Some(self.now)), committed: Some(self.now), ..TurnTimes::default() };
+        let times =
+            TurnTimes { speech_end: speech_end.or(Some(self.now)), committed: Some(self.now), ..TurnTimes::default() };
         out.send(Event::UserTurn { turn_id: id, text: text.clone() });
         out.run(Command::Persist(Write::Message {
             turn_id: id,

@@ -5,7 +5,7 @@ use actix::prelude::*;
 use awc::error::WsProtocolError;
 use awc::ws::{Frame, Message as WsMessage};
 
-use super::{DeepgramLink, State, SttEvent};
+use super::{DeepgramLink, State, SttEvent, SttWord};
 use crate::providers::deepgram::{ResultsMessage, ServerMessage};
 use crate::providers::{FailureKind, Provider, ProviderError};
 use crate::session::ws_upstream::{self, Upstream};
@@ -26,7 +26,8 @@ impl DeepgramLink {
     }
 
     fn on_results(&mut self, r: &ResultsMessage) {
-        let words_end = r.channel.alternatives.first().and_then(|a| a.words.last()).map(|w| w.end);
+        let alternative = r.channel.alternatives.first();
+        let words_end = alternative.and_then(|a| a.words.last()).map(|w| w.end);
         let end_conn = words_end.unwrap_or(r.start + r.duration);
         let text = r.transcript().trim().to_string();
         let (end, speech_end) = if text.is_empty() {
@@ -34,8 +35,25 @@ impl DeepgramLink {
         } else {
             (Some(self.offset + end_conn), self.clock.instant_at(end_conn))
         };
+        let words = alternative
+            .map(|a| {
+                a.words
+                    .iter()
+                    .map(|w| SttWord {
+                        text: w.punctuated_word.clone().unwrap_or_else(|| w.word.clone()),
+                        start: self.offset + w.start,
+                        end: self.offset + w.end,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if r.is_final {
+            // Audio up to here is transcribed for good: it will not be replayed into a new connection.
+            self.settled(self.offset + r.start + r.duration);
+        }
         self.report(SttEvent::Transcript {
             text,
+            words,
             is_final: r.is_final,
             speech_final: r.speech_final,
             from_finalize: r.from_finalize,

@@ -5,10 +5,15 @@
 //!
 //! Keeps the socket alive with `KeepAlive` text frames whenever no audio has flowed for a few seconds (Deepgram
 //! closes an idle socket after ~10 s), reconnects with backoff after an abnormal close and says so, and treats
-//! refusals (401/403, policy closes) as final. Times are reported in *session audio time* (seconds of the
-//! client's audio since the session began), continuous across reconnects; "end of speech" is mapped back to the
-//! instant that audio arrived from the client ([`AudioClock`], `clock.rs`). `frames.rs` handles what Deepgram
-//! sends; `settings.rs` builds the `/listen` URL. Reconnects follow [`RECONNECT`].
+//! refusals (401/403, policy closes) as final. Reconnects follow [`RECONNECT`].
+//!
+//! No words are lost to a dropped connection: the audio since Deepgram's last final result is kept (at most
+//! `PARLEY_STT_REPLAY_SECS`) and sent again, before live audio, into the new connection, so an utterance cut
+//! by a drop is transcribed whole. Times are reported in *session audio time* (seconds of the client's audio
+//! since the session began, as the parent stamps each chunk): a connection's time 0 is the session time of the
+//! first chunk it was sent, so replayed words keep their times and the conversation can tell words it already
+//! has from new ones. "End of speech" is mapped back to the instant that audio arrived from the client
+//! ([`AudioClock`], `clock.rs`). `frames.rs` handles what Deepgram sends; `settings.rs` builds the URL.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -42,17 +47,27 @@ pub const RECONNECT: RetryPolicy = RetryPolicy {
     deadline: None,
     max_retry_after: Duration::ZERO,
 };
-/// Audio kept while (re)connecting, in seconds; older audio is dropped.
-const MAX_BUFFERED_SECS: u64 = 10;
+/// Audio kept while (re)connecting when no replay is configured, in seconds; older audio is dropped.
+const MIN_BUFFERED_SECS: f64 = 10.0;
 /// How long to wait for Deepgram's close after `CloseStream`.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// A chunk of the client's PCM, with when it arrived.
+/// A chunk of the client's audio, with when it arrived and where it starts in session audio time (seconds).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SttAudio {
     pub pcm: Bytes,
     pub arrived: Instant,
+    pub at: f64,
+}
+
+/// A recognised word, in session audio time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SttWord {
+    /// As shown (punctuated and formatted when Deepgram gives it so).
+    pub text: String,
+    pub start: f64,
+    pub end: f64,
 }
 
 /// Ask Deepgram to finalise what it has buffered (the client closed its microphone).
@@ -69,9 +84,11 @@ pub struct SttShutdown;
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum SttEvent {
-    /// A transcript; `end` is the session audio time its speech reaches, `speech_end` when that audio arrived.
+    /// A transcript; `end` is the session audio time its speech reaches, `speech_end` when that audio arrived;
+    /// `words` its words with their times (empty when Deepgram gave none).
     Transcript {
         text: String,
+        words: Vec<SttWord>,
         is_final: bool,
         speech_final: bool,
         from_finalize: bool,
@@ -86,6 +103,16 @@ pub enum SttEvent {
     Status(String),
     /// The link gave up; speech recognition is unavailable for the rest of the session.
     Failed(ProviderError),
+}
+
+/// A chunk of audio kept for replay.
+struct Chunk {
+    pcm: Bytes,
+    arrived: Instant,
+    /// Session audio time of its first sample.
+    at: f64,
+    /// Written to some connection.
+    sent: bool,
 }
 
 enum State {
@@ -107,8 +134,8 @@ pub struct DeepgramLink {
     state: State,
     generation: u64,
     attempts: u32,
-    buffered: VecDeque<(Bytes, Instant)>,
-    buffered_bytes: usize,
+    /// Audio since the last final result (sent or not yet), oldest first: replayed into a new connection.
+    unsettled: VecDeque<Chunk>,
     clock: AudioClock,
     /// Session audio time at which the current connection's audio time 0 lies.
     offset: f64,
@@ -134,8 +161,7 @@ impl DeepgramLink {
             state: State::Idle,
             generation: 0,
             attempts: 0,
-            buffered: VecDeque::new(),
-            buffered_bytes: 0,
+            unsettled: VecDeque::new(),
             clock,
             offset: 0.0,
             last_sent: Instant::now(),
@@ -152,8 +178,7 @@ impl DeepgramLink {
         log::warn!("session {}: speech recognition failed: {error}", self.session);
         self.metrics.provider_error(&error);
         self.state = State::Failed;
-        self.buffered.clear();
-        self.buffered_bytes = 0;
+        self.unsettled.clear();
         self.report(SttEvent::Failed(error));
         ctx.stop();
     }
@@ -177,14 +202,13 @@ impl DeepgramLink {
                 }
                 this.generation += 1;
                 let sink = ws_upstream::attach::<Self>(framed, this.generation, ctx);
-                this.offset += this.clock.now();
                 this.clock.restart();
                 this.state = State::Open(sink);
                 if this.attempts > 0 {
                     this.report(SttEvent::Status("speech recognition reconnected".into()));
                 }
                 this.attempts = 0;
-                this.flush_buffer();
+                this.replay();
             }
             Err(e) if e.retryable() => this.retry(e, ctx),
             Err(e) => this.fail(e, ctx),
@@ -216,22 +240,56 @@ impl DeepgramLink {
         });
     }
 
-    fn send_audio(&mut self, pcm: Bytes, arrived: Instant) {
+    /// Writes a chunk to the open connection; the first chunk of a connection fixes its time origin.
+    fn send_audio(&mut self, chunk: &mut Chunk) {
         if let State::Open(sink) = &mut self.state {
-            if pcm.is_empty() {
+            if chunk.pcm.is_empty() {
                 return; // an empty binary frame means "close stream" to Deepgram
             }
-            self.clock.record(pcm.len(), arrived);
-            let _ = sink.write(WsMessage::Binary(pcm));
+            if self.clock.now() == 0.0 {
+                self.offset = chunk.at;
+            }
+            self.clock.record(chunk.pcm.len(), chunk.arrived);
+            let _ = sink.write(WsMessage::Binary(chunk.pcm.clone()));
+            chunk.sent = true;
             self.last_sent = Instant::now();
         }
     }
 
-    fn flush_buffer(&mut self) {
-        while let Some((pcm, arrived)) = self.buffered.pop_front() {
-            self.send_audio(pcm, arrived);
+    /// A new connection: everything kept is sent again (or, without replay, what was never sent), oldest first.
+    fn replay(&mut self) {
+        let replay = self.settings.replay_secs > 0.0;
+        let mut chunks = std::mem::take(&mut self.unsettled);
+        let resent = chunks.iter().filter(|c| c.sent && replay).count();
+        for chunk in chunks.iter_mut().filter(|c| replay || !c.sent) {
+            self.send_audio(chunk);
         }
-        self.buffered_bytes = 0;
+        if resent > 0 {
+            log::info!("session {}: replayed {resent} chunk(s) of audio into the new connection", self.session);
+        }
+        self.unsettled = chunks;
+    }
+
+    /// Keeps a chunk until a final result covers it, within the replay bound.
+    fn keep(&mut self, chunk: Chunk) {
+        let bytes_per_second = self.settings.bytes_per_second();
+        let limit = self.settings.replay_secs.max(MIN_BUFFERED_SECS);
+        self.unsettled.push_back(chunk);
+        while let (Some(first), Some(last)) = (self.unsettled.front(), self.unsettled.back()) {
+            let span = last.at + last.pcm.len() as f64 / bytes_per_second - first.at;
+            if span <= limit {
+                break;
+            }
+            self.unsettled.pop_front();
+        }
+    }
+
+    /// Deepgram settled the audio up to session time `end`: it will not be needed again.
+    fn settled(&mut self, end: f64) {
+        let bytes_per_second = self.settings.bytes_per_second();
+        while self.unsettled.front().is_some_and(|c| c.sent && c.at + c.pcm.len() as f64 / bytes_per_second <= end) {
+            self.unsettled.pop_front();
+        }
     }
 
     fn send_text(&mut self, message: &ClientMessage) {
@@ -272,19 +330,13 @@ impl Handler<SttAudio> for DeepgramLink {
     type Result = ();
 
     fn handle(&mut self, msg: SttAudio, _: &mut Context<Self>) {
+        let mut chunk = Chunk { pcm: msg.pcm, arrived: msg.arrived, at: msg.at, sent: false };
         match self.state {
-            State::Open(_) => self.send_audio(msg.pcm, msg.arrived),
-            State::Idle | State::Connecting | State::Waiting => {
-                let limit = MAX_BUFFERED_SECS as usize * self.settings.bytes_per_second() as usize;
-                self.buffered_bytes += msg.pcm.len();
-                self.buffered.push_back((msg.pcm, msg.arrived));
-                while self.buffered_bytes > limit {
-                    match self.buffered.pop_front() {
-                        Some((old, _)) => self.buffered_bytes -= old.len(),
-                        None => break,
-                    }
-                }
+            State::Open(_) => {
+                self.send_audio(&mut chunk);
+                self.keep(chunk);
             }
+            State::Idle | State::Connecting | State::Waiting => self.keep(chunk),
             State::Closing | State::Failed => {}
         }
     }

@@ -16,6 +16,8 @@ pub struct SttSettings {
     pub utterance_end_ms: u32,
     /// What the session's client sends: passed through to Deepgram as is (no transcoding).
     pub encoding: InputEncoding,
+    /// Seconds of audio since the last final result kept for replay into a new connection (0: none).
+    pub replay_secs: f64,
     pub sample_rate: u32,
 }
 
@@ -30,6 +32,7 @@ impl SttSettings {
             endpointing_ms: config.deepgram.endpointing_ms,
             utterance_end_ms: config.deepgram.utterance_end_ms,
             encoding: InputEncoding::Linear16,
+            replay_secs: config.turns.stt_replay.as_secs_f64(),
             sample_rate: 16_000,
         }
     }
@@ -80,6 +83,7 @@ mod tests {
             endpointing_ms: 300,
             utterance_end_ms: 1000,
             encoding: InputEncoding::Linear16,
+            replay_secs: 15.0,
             sample_rate: 16000,
         };
         let url = s.url();

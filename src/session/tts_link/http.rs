@@ -58,8 +58,6 @@ struct SentenceRequest {
     pcm16: bool,
 }
 
-
-
 impl TtsLink {
     pub(super) fn http_command(&mut self, command: TtsCommand, ctx: &mut Context<Self>) {
         match command {
