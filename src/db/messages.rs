@@ -124,9 +124,42 @@ fn content_context(session: &str) -> String {
     format!("messages.content:{session}")
 }
 
-fn audio_url_context(session: &str) -> String {
+pub(crate) fn audio_url_context(session: &str) -> String {
     format!("messages.audio_url:{session}")
 }
+
+/// Sets message `$id`'s sealed `audio_url` to `$url` on `$conn`, a connection already inside a transaction;
+/// evaluates to false when there is no such message. Written once for both backends, like [`with_conn!`]'s
+/// bodies. The first statement is a write (clearing the link, which the second sets): it locks the row on
+/// PostgreSQL (what `SELECT … FOR UPDATE` would do there, which SQLite lacks) and takes SQLite's write lock
+/// at once, because a SQLite transaction that reads first cannot upgrade once another connection has written
+/// (`SQLITE_BUSY_SNAPSHOT`, which `busy_timeout` does not wait out). The session it returns is the cipher
+/// context the link is sealed under.
+macro_rules! set_audio_url_in {
+    ($store:expr, $conn:expr, $id:expr, $url:expr) => {{
+        use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
+        use diesel_async::RunQueryDsl as _;
+        use $crate::db::schema::messages;
+        let session: Option<String> = diesel::update(messages::table.find($id.0))
+            .set(messages::audio_url.eq(None::<Vec<u8>>))
+            .returning(messages::session_id)
+            .get_result($conn)
+            .await
+            .optional()?;
+        match session {
+            None => false,
+            Some(session) => {
+                let sealed = $store.cipher.seal_str($url, &$crate::db::messages::audio_url_context(&session))?;
+                diesel::update(messages::table.find($id.0))
+                    .set(messages::audio_url.eq(Some(sealed)))
+                    .execute($conn)
+                    .await?;
+                true
+            }
+        }
+    }};
+}
+pub(crate) use set_audio_url_in;
 
 impl Store {
     /// Stores a message and marks its conversation active at the message's time, atomically.
@@ -173,44 +206,39 @@ impl Store {
         rows.into_iter().map(|r| self.open_row(r)).collect()
     }
 
-    /// Sets (or with `None` clears) the rating of an assistant message.
+    /// Sets (or with `None` clears) the rating of an assistant message. The update and, when it matched
+    /// nothing, the look-up that tells a user message from a missing one run in one transaction, so the
+    /// outcome describes the row the update saw.
     pub async fn set_feedback(&self, id: MessageId, feedback: Option<Feedback>) -> Result<FeedbackOutcome, StoreError> {
         let value = feedback.map(Feedback::as_str);
-        let n = with_conn!(self, conn => diesel::update(
-                messages::table.find(id.0).filter(messages::role.eq(Role::Assistant.as_str())),
-            )
-            .set(messages::feedback.eq(value))
-            .execute(conn)
-            .await?);
-        if n > 0 {
-            return Ok(FeedbackOutcome::Updated);
-        }
-        let exists: Option<i64> = with_conn!(self, conn => messages::table
-            .find(id.0)
-            .select(messages::id)
-            .first(conn)
-            .await
-            .optional()?);
-        Ok(if exists.is_some() { FeedbackOutcome::NotAssistant } else { FeedbackOutcome::NotFound })
+        let outcome = with_conn!(self, conn => {
+            use diesel_async::AsyncConnection as _;
+            conn.transaction::<FeedbackOutcome, StoreError, _>(async |conn| {
+                let n = diesel::update(messages::table.find(id.0).filter(messages::role.eq(Role::Assistant.as_str())))
+                    .set(messages::feedback.eq(value))
+                    .execute(conn)
+                    .await?;
+                if n > 0 {
+                    return Ok(FeedbackOutcome::Updated);
+                }
+                let exists: Option<i64> =
+                    messages::table.find(id.0).select(messages::id).first(conn).await.optional()?;
+                Ok(if exists.is_some() { FeedbackOutcome::NotAssistant } else { FeedbackOutcome::NotFound })
+            })
+            .await?
+        });
+        Ok(outcome)
     }
 
-    /// Records where a message's audio was stored; false when there is no such message.
+    /// Records where a message's audio was stored; false when there is no such message. One transaction:
+    /// the link is sealed under the message's own session, read and written on the same locked row.
     pub async fn set_audio_url(&self, id: MessageId, url: &str) -> Result<bool, StoreError> {
-        let session: Option<String> = with_conn!(self, conn => messages::table
-            .find(id.0)
-            .select(messages::session_id)
-            .first(conn)
-            .await
-            .optional()?);
-        let Some(session) = session else {
-            return Ok(false);
-        };
-        let sealed = self.cipher.seal_str(url, &audio_url_context(&session))?;
-        let n = with_conn!(self, conn => diesel::update(messages::table.find(id.0))
-            .set(messages::audio_url.eq(Some(sealed)))
-            .execute(conn)
-            .await?);
-        Ok(n > 0)
+        let set = with_conn!(self, conn => {
+            use diesel_async::AsyncConnection as _;
+            conn.transaction::<bool, StoreError, _>(async |conn| Ok(set_audio_url_in!(self, conn, id, url)))
+                .await?
+        });
+        Ok(set)
     }
 
     fn open_row(&self, r: MessageRow) -> Result<StoredMessage, StoreError> {

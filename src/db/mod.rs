@@ -6,6 +6,8 @@
 //! table (`sessions`, `messages`). Message content and recording links are sealed with [`crate::crypto`] before
 //! they reach SQL and opened on the way out, so nothing else in parley handles ciphertext. Every function is
 //! async and runs its SQL off the caller's thread (tokio-postgres I/O, or a blocking-pool thread for SQLite).
+//! An operation made of several statements runs them as one transaction on one connection
+//! (`AsyncConnection::transaction` inside [`with_conn!`]), so a failure part-way leaves nothing half-written.
 
 pub mod ids;
 pub mod messages;

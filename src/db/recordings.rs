@@ -11,6 +11,7 @@ use diesel::{
 use diesel_async::RunQueryDsl as _;
 use serde::Serialize;
 
+use super::messages::set_audio_url_in;
 use super::schema::{recordings, sessions};
 use super::{MessageId, Role, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
 
@@ -232,39 +233,55 @@ impl Store {
     }
 
     /// The recording is stored at `url`: marks it, forgets the spool file, and links the message to it when
-    /// the message is known.
+    /// the message is known. One transaction: a recording is never left marked stored (and so never
+    /// retried) while its message still lacks the link.
     pub async fn recording_uploaded(&self, id: i64, url: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let message: Option<Option<i64>> = with_conn!(self, conn => {
-            diesel::update(recordings::table.find(id))
-                .set((
-                    recordings::status.eq(RecordingStatus::Uploaded.as_str()),
-                    recordings::uploaded_at.eq(Some(to_db_time(at))),
-                    recordings::spool_path.eq(None::<String>),
-                    recordings::attempts.eq(recordings::attempts + 1),
-                    recordings::last_error.eq(None::<String>),
-                ))
-                .execute(conn)
-                .await?;
-            recordings::table.find(id).select(recordings::message_id).first(conn).await.optional()?
+        with_conn!(self, conn => {
+            use diesel_async::AsyncConnection as _;
+            conn.transaction::<(), StoreError, _>(async |conn| {
+                // Returned by the update itself, under the row's lock: a concurrent `link_recording` either
+                // committed before (its message is seen here) or waits for this one and then sees `uploaded`.
+                let message: Option<Option<i64>> = diesel::update(recordings::table.find(id))
+                    .set((
+                        recordings::status.eq(RecordingStatus::Uploaded.as_str()),
+                        recordings::uploaded_at.eq(Some(to_db_time(at))),
+                        recordings::spool_path.eq(None::<String>),
+                        recordings::attempts.eq(recordings::attempts + 1),
+                        recordings::last_error.eq(None::<String>),
+                    ))
+                    .returning(recordings::message_id)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if let Some(Some(message_id)) = message {
+                    set_audio_url_in!(self, conn, MessageId(message_id), url);
+                }
+                Ok(())
+            })
+            .await?
         });
-        if let Some(Some(message_id)) = message {
-            self.set_audio_url(MessageId(message_id), url).await?;
-        }
         Ok(())
     }
 
-    /// Links a recording to its message; sets the message's link at once when the recording is stored.
+    /// Links a recording to its message; sets the message's link at once when the recording is stored. One
+    /// transaction, like [`Store::recording_uploaded`], which it may race with.
     pub async fn link_recording(&self, id: i64, message: MessageId, url: &str) -> Result<(), StoreError> {
-        let status: Option<String> = with_conn!(self, conn => {
-            diesel::update(recordings::table.find(id))
-                .set(recordings::message_id.eq(Some(message.0)))
-                .execute(conn)
-                .await?;
-            recordings::table.find(id).select(recordings::status).first(conn).await.optional()?
+        with_conn!(self, conn => {
+            use diesel_async::AsyncConnection as _;
+            conn.transaction::<(), StoreError, _>(async |conn| {
+                let status: Option<String> = diesel::update(recordings::table.find(id))
+                    .set(recordings::message_id.eq(Some(message.0)))
+                    .returning(recordings::status)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if status.as_deref() == Some(RecordingStatus::Uploaded.as_str()) {
+                    set_audio_url_in!(self, conn, message, url);
+                }
+                Ok(())
+            })
+            .await?
         });
-        if status.as_deref() == Some(RecordingStatus::Uploaded.as_str()) {
-            self.set_audio_url(message, url).await?;
-        }
         Ok(())
     }
 }

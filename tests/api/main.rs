@@ -16,6 +16,7 @@ mod probes_and_pages;
 mod recordings;
 mod sessions_route;
 mod soak;
+mod store_transactions;
 mod voice_barge_in;
 mod voice_failures;
 mod voice_lifecycle;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use parley::emulators::Reply;
 use serde_json::Value;
 
+use crate::both_backends;
 use crate::helpers::voice::{
     Event, VoiceApp, VoiceClient, spawn_voice_app_with, utterance_pcm, wait_for_live_sessions,
 };
@@ -47,60 +48,124 @@ fn recording<'a>(all: &'a [Value], role: &str, turn: u64) -> &'a Value {
     all.iter().find(|r| r["role"] == role && r["turnId"] == turn).unwrap_or_else(|| panic!("{role} {turn} in {all:?}"))
 }
 
-#[actix_web::test]
-async fn a_two_turn_session_produces_four_recordings_with_the_durations_sent_and_received() {
-    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
-        env.insert("ELEVENLABS_OUTPUT_FORMAT".into(), "pcm_16000".into());
-    })
-    .await;
-    let (mut c, sent_seconds) = two_spoken_turns(&v, "rec-ann").await;
-    let session = c.session_id();
-    c.close().await;
-    let all = wait_for_uploaded(&v.app, &session, 4).await;
+both_backends! {
+    async fn a_two_turn_session_produces_four_recordings_with_the_durations_sent_and_received(db: TestDb) {
+        let v = spawn_voice_app_with(db, |env| {
+            env.insert("ELEVENLABS_OUTPUT_FORMAT".into(), "pcm_16000".into());
+        })
+        .await;
+        let (mut c, sent_seconds) = two_spoken_turns(&v, "rec-ann").await;
+        let session = c.session_id();
+        c.close().await;
+        let all = wait_for_uploaded(&v.app, &session, 4).await;
 
-    let user: Vec<f64> = (1..=2).map(|t| recording(&all, "user", t)["durationSeconds"].as_f64().unwrap()).collect();
-    for d in &user {
-        assert!((1.2..=5.4).contains(d), "a user recording holds its utterance: {user:?}");
-    }
-    let total: f64 = user.iter().sum();
-    assert!(total <= sent_seconds + 1e-6 && total >= sent_seconds - 1.5, "{total} s recorded of {sent_seconds} s sent");
-    for turn in 1..=2u64 {
-        let r = recording(&all, "assistant", turn);
-        let received = c.audio_of_turn(turn).len() as f64 / 32_000.0;
+        let user: Vec<f64> = (1..=2).map(|t| recording(&all, "user", t)["durationSeconds"].as_f64().unwrap()).collect();
+        for d in &user {
+            assert!((1.2..=5.4).contains(d), "a user recording holds its utterance: {user:?}");
+        }
+        let total: f64 = user.iter().sum();
         assert!(
-            (r["durationSeconds"].as_f64().unwrap() - received).abs() < 1e-6,
-            "turn {turn}: {r} vs {received} s received"
+            total <= sent_seconds + 1e-6 && total >= sent_seconds - 1.5,
+            "{total} s recorded of {sent_seconds} s sent"
         );
-        assert_eq!(r["contentType"], "audio/wav");
-        assert_eq!(r["backend"], "local");
-        assert_eq!(r["userId"], "rec-ann");
-        assert_eq!(r["sessionId"], session.as_str());
-        assert!(r["sizeBytes"].as_u64().unwrap() > 44);
-        assert!(r["uploadedAt"].is_string());
-        let key = r["objectKey"].as_str().unwrap();
-        assert!(
-            key.starts_with(&format!("audio_recordings/rec-ann/{session}/assistant_")) && key.ends_with(".wav"),
-            "{key}"
-        );
-        assert!(v.app.data_dir.path().join(key).exists(), "the file is in the local store");
+        for turn in 1..=2u64 {
+            let r = recording(&all, "assistant", turn);
+            let received = c.audio_of_turn(turn).len() as f64 / 32_000.0;
+            assert!(
+                (r["durationSeconds"].as_f64().unwrap() - received).abs() < 1e-6,
+                "turn {turn}: {r} vs {received} s received"
+            );
+            assert_eq!(r["contentType"], "audio/wav");
+            assert_eq!(r["backend"], "local");
+            assert_eq!(r["userId"], "rec-ann");
+            assert_eq!(r["sessionId"], session.as_str());
+            assert!(r["sizeBytes"].as_u64().unwrap() > 44);
+            assert!(r["uploadedAt"].is_string());
+            let key = r["objectKey"].as_str().unwrap();
+            assert!(
+                key.starts_with(&format!("audio_recordings/rec-ann/{session}/assistant_")) && key.ends_with(".wav"),
+                "{key}"
+            );
+            assert!(v.app.data_dir.path().join(key).exists(), "the file is in the local store");
+        }
+
+        // The history links every message to its recording, and the links play.
+        let (_, history) = v.app.get_json(&format!("/api/history?sessionId={session}")).await;
+        let messages = history["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 4);
+        for m in messages {
+            let url = m["audioUrl"].as_str().unwrap_or_else(|| panic!("no link on {m}"));
+            let mut res = v.app.client.get(v.app.url(url)).send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 200, "{url}");
+            let wav = res.body().limit(8 << 20).await.unwrap();
+            let d = parley::audio::duration_seconds(Some("audio/wav"), std::io::Cursor::new(wav.to_vec())).unwrap();
+            let listed = all.iter().find(|r| r["url"] == url).unwrap();
+            assert!((d - listed["durationSeconds"].as_f64().unwrap()).abs() < 1e-6);
+        }
+        let (status, _) = v.app.get_json("/audio_recordings/rec-ann/x/none.wav").await;
+        assert_eq!(status, 404);
+        v.stop().await;
     }
 
-    // The history links every message to its recording, and the links play.
-    let (_, history) = v.app.get_json(&format!("/api/history?sessionId={session}")).await;
-    let messages = history["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 4);
-    for m in messages {
-        let url = m["audioUrl"].as_str().unwrap_or_else(|| panic!("no link on {m}"));
-        let mut res = v.app.client.get(v.app.url(url)).send().await.unwrap();
-        assert_eq!(res.status().as_u16(), 200, "{url}");
-        let wav = res.body().limit(8 << 20).await.unwrap();
-        let d = parley::audio::duration_seconds(Some("audio/wav"), std::io::Cursor::new(wav.to_vec())).unwrap();
-        let listed = all.iter().find(|r| r["url"] == url).unwrap();
-        assert!((d - listed["durationSeconds"].as_f64().unwrap()).abs() < 1e-6);
+    async fn storage_failing_then_recovering_stores_everything_and_a_restart_picks_up_the_rest(db: TestDb) {
+        let v = spawn_voice_app_with(db, |_| {}).await;
+        // A file where the recordings directory should be: every store attempt fails until it is removed.
+        let blocker = v.app.data_dir.path().join("audio_recordings");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let mut c = v.connect("userId=rec-cy").await;
+        c.say("Remember this.").await;
+        c.expect("turnEnd").await;
+        let session = c.session_id();
+        c.close().await;
+        wait_for_live_sessions(&v.app, 0).await;
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, _, metrics) = v.app.get_text("/metrics").await;
+            let (_, list) = v.app.get_json(&format!("/api/recordings?sessionId={session}")).await;
+            let retried = metrics.contains("parley_recording_uploads_total{outcome=\"retried\"}")
+                && !metrics.contains("parley_recording_uploads_total{outcome=\"retried\"} 0");
+            if retried && list["recordings"][0]["attempts"].as_i64().unwrap_or(0) >= 2 {
+                assert_eq!(list["recordings"][0]["status"], "pending", "a transient failure keeps it pending");
+                assert!(list["recordings"][0]["lastError"].as_str().unwrap().contains("cannot create"));
+                assert!(metrics.contains("parley_recordings_pending 1"), "{metrics}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no retries seen: {list}\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // It plays from the spool while it waits.
+        let (_, list) = v.app.get_json(&format!("/api/recordings?sessionId={session}")).await;
+        let url = list["recordings"][0]["url"].as_str().unwrap().to_string();
+        let (status, _, _) = v.app.get_text(&url).await;
+        assert_eq!(status, 200);
+
+        // Stop with the recording still waiting; fix storage; start again on the same data: it is stored.
+        let crate::helpers::voice::VoiceApp { app, emulators } = v;
+        let (env, dir) = (app.env.clone(), app.data_dir.clone());
+        app.stop().await.unwrap();
+        std::fs::remove_file(&blocker).unwrap();
+        let again = start_with_env(env, dir).await;
+        let stored = wait_for_uploaded(&again, &session, 1).await;
+        assert_eq!(stored[0]["role"], "assistant");
+        let (_, history) = again.get_json(&format!("/api/history?sessionId={session}")).await;
+        assert_eq!(history["messages"][1]["audioUrl"], stored[0]["url"]);
+        again.stop().await.unwrap();
+        emulators.stop().await;
     }
-    let (status, _) = v.app.get_json("/audio_recordings/rec-ann/x/none.wav").await;
-    assert_eq!(status, 404);
-    v.stop().await;
+
+    async fn recordings_listing_rejects_bad_input(db: TestDb) {
+        let v = spawn_voice_app_with(db, |_| {}).await;
+        for (path, status, code) in [
+            ("/api/recordings", 400, "missing_session_id"),
+            ("/api/recordings?sessionId=nope", 400, "invalid_session_id"),
+            ("/api/recordings?sessionId=2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b", 404, "session_not_found"),
+        ] {
+            let (got, body) = v.app.get_json(path).await;
+            assert_eq!((got, body["error"].as_str()), (status, Some(code)), "{path}: {body}");
+        }
+        v.stop().await;
+    }
 }
 
 #[actix_web::test]
@@ -119,67 +184,5 @@ async fn mp3_replies_are_kept_as_mp3_with_their_frame_duration() {
         assert!((r["durationSeconds"].as_f64().unwrap() - expected).abs() < 1e-6, "{r} vs {expected}");
     }
     assert_eq!(recording(&all, "user", 1)["contentType"], "audio/wav");
-    v.stop().await;
-}
-
-#[actix_web::test]
-async fn storage_failing_then_recovering_stores_everything_and_a_restart_picks_up_the_rest() {
-    let v = spawn_voice_app_with(TestDb::Sqlite, |_| {}).await;
-    // A file where the recordings directory should be: every store attempt fails until it is removed.
-    let blocker = v.app.data_dir.path().join("audio_recordings");
-    std::fs::write(&blocker, b"not a directory").unwrap();
-    let mut c = v.connect("userId=rec-cy").await;
-    c.say("Remember this.").await;
-    c.expect("turnEnd").await;
-    let session = c.session_id();
-    c.close().await;
-    wait_for_live_sessions(&v.app, 0).await;
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, _, metrics) = v.app.get_text("/metrics").await;
-        let (_, list) = v.app.get_json(&format!("/api/recordings?sessionId={session}")).await;
-        let retried = metrics.contains("parley_recording_uploads_total{outcome=\"retried\"}")
-            && !metrics.contains("parley_recording_uploads_total{outcome=\"retried\"} 0");
-        if retried && list["recordings"][0]["attempts"].as_i64().unwrap_or(0) >= 2 {
-            assert_eq!(list["recordings"][0]["status"], "pending", "a transient failure keeps it pending");
-            assert!(list["recordings"][0]["lastError"].as_str().unwrap().contains("cannot create"));
-            assert!(metrics.contains("parley_recordings_pending 1"), "{metrics}");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no retries seen: {list}\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // It plays from the spool while it waits.
-    let (_, list) = v.app.get_json(&format!("/api/recordings?sessionId={session}")).await;
-    let url = list["recordings"][0]["url"].as_str().unwrap().to_string();
-    let (status, _, _) = v.app.get_text(&url).await;
-    assert_eq!(status, 200);
-
-    // Stop with the recording still waiting; fix storage; start again on the same data: it is stored.
-    let crate::helpers::voice::VoiceApp { app, emulators } = v;
-    let (env, dir) = (app.env.clone(), app.data_dir.clone());
-    app.stop().await.unwrap();
-    std::fs::remove_file(&blocker).unwrap();
-    let again = start_with_env(env, dir).await;
-    let stored = wait_for_uploaded(&again, &session, 1).await;
-    assert_eq!(stored[0]["role"], "assistant");
-    let (_, history) = again.get_json(&format!("/api/history?sessionId={session}")).await;
-    assert_eq!(history["messages"][1]["audioUrl"], stored[0]["url"]);
-    again.stop().await.unwrap();
-    emulators.stop().await;
-}
-
-#[actix_web::test]
-async fn recordings_listing_rejects_bad_input() {
-    let v = spawn_voice_app_with(TestDb::Sqlite, |_| {}).await;
-    for (path, status, code) in [
-        ("/api/recordings", 400, "missing_session_id"),
-        ("/api/recordings?sessionId=nope", 400, "invalid_session_id"),
-        ("/api/recordings?sessionId=2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b", 404, "session_not_found"),
-    ] {
-        let (got, body) = v.app.get_json(path).await;
-        assert_eq!((got, body["error"].as_str()), (status, Some(code)), "{path}: {body}");
-    }
     v.stop().await;
 }

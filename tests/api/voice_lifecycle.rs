@@ -6,49 +6,52 @@ use std::time::Duration;
 
 use parley::emulators::Reply;
 
+use crate::both_backends;
 use crate::helpers::TestDb;
 use crate::helpers::voice::{Event, spawn_voice_app, utterance_pcm, wait_for_live_sessions};
 
-#[actix_web::test]
-async fn a_client_vanishing_mid_turn_closes_every_upstream_and_keeps_the_history() {
-    let v = spawn_voice_app(TestDb::Postgres).await;
-    let (dg, openai, tts) = (v.emulators.deepgram(), v.emulators.openai(), v.emulators.elevenlabs());
-    openai.push_reply(Reply::Text("One. Two. Three. Four. Five. Six. Seven. Eight. Nine. Ten. Eleven. Twelve.".into()));
-    openai.set_timing(Duration::from_millis(10), Duration::from_millis(150));
-    tts.set_realtime_pacing(true);
-    let mut c = v.connect("userId=mo").await;
-    c.stream_audio(&utterance_pcm(0, 300)).await;
-    c.say("Count to twelve.").await;
-    c.expect("audioStart").await;
-    let session_id = c.session_id();
-    drop(c); // no close frame: the TCP connection just goes away
+both_backends! {
+    async fn a_client_vanishing_mid_turn_closes_every_upstream_and_keeps_the_history(db: TestDb) {
+        let v = spawn_voice_app(db).await;
+        let (dg, openai, tts) = (v.emulators.deepgram(), v.emulators.openai(), v.emulators.elevenlabs());
+        let count = "One. Two. Three. Four. Five. Six. Seven. Eight. Nine. Ten. Eleven. Twelve.";
+        openai.push_reply(Reply::Text(count.into()));
+        openai.set_timing(Duration::from_millis(10), Duration::from_millis(150));
+        tts.set_realtime_pacing(true);
+        let mut c = v.connect("userId=mo").await;
+        c.stream_audio(&utterance_pcm(0, 300)).await;
+        c.say("Count to twelve.").await;
+        c.expect("audioStart").await;
+        let session_id = c.session_id();
+        drop(c); // no close frame: the TCP connection just goes away
 
-    wait_for_live_sessions(&v.app, 0).await;
-    assert!(openai.wait_until(|r| r[0].client_went_away, Duration::from_secs(10)).await, "{:?}", openai.requests());
-    assert!(dg.wait_until(|c| c.iter().all(|c| !c.open), Duration::from_secs(10)).await, "{:?}", dg.connections());
-    assert!(
-        dg.connections()[0].texts_received.iter().any(|t| t.text.contains("CloseStream")),
-        "the Deepgram stream was closed properly"
-    );
-    assert!(tts.wait_until(|s| s.sockets.iter().all(|s| !s.open), Duration::from_secs(10)).await);
+        wait_for_live_sessions(&v.app, 0).await;
+        assert!(openai.wait_until(|r| r[0].client_went_away, Duration::from_secs(10)).await, "{:?}", openai.requests());
+        assert!(dg.wait_until(|c| c.iter().all(|c| !c.open), Duration::from_secs(10)).await, "{:?}", dg.connections());
+        assert!(
+            dg.connections()[0].texts_received.iter().any(|t| t.text.contains("CloseStream")),
+            "the Deepgram stream was closed properly"
+        );
+        assert!(tts.wait_until(|s| s.sockets.iter().all(|s| !s.open), Duration::from_secs(10)).await);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let reply = loop {
-        let (_, history) = v.app.get_json(&format!("/api/history?sessionId={session_id}")).await;
-        if let Some(m) = history["messages"].as_array().and_then(|m| m.get(1)).cloned() {
-            break m;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the partial reply was never stored: {history}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(reply["role"], "assistant");
-    assert_eq!(reply["interrupted"], true);
-    assert!(reply["content"].as_str().unwrap().starts_with("One."), "{reply}");
-    // The part of the reply that was sent before the client vanished is recorded too.
-    let stored = crate::recordings::wait_for_uploaded(&v.app, &session_id, 1).await;
-    assert_eq!(stored[0]["role"], "assistant");
-    assert!(stored[0]["durationSeconds"].as_f64().unwrap() > 0.0);
-    v.stop().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let reply = loop {
+            let (_, history) = v.app.get_json(&format!("/api/history?sessionId={session_id}")).await;
+            if let Some(m) = history["messages"].as_array().and_then(|m| m.get(1)).cloned() {
+                break m;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the partial reply was never stored: {history}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(reply["role"], "assistant");
+        assert_eq!(reply["interrupted"], true);
+        assert!(reply["content"].as_str().unwrap().starts_with("One."), "{reply}");
+        // The part of the reply that was sent before the client vanished is recorded too.
+        let stored = crate::recordings::wait_for_uploaded(&v.app, &session_id, 1).await;
+        assert_eq!(stored[0]["role"], "assistant");
+        assert!(stored[0]["durationSeconds"].as_f64().unwrap() > 0.0);
+        v.stop().await;
+    }
 }
 
 #[actix_web::test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use parley::emulators::Reply;
 use serde_json::json;
 
+use crate::both_backends;
 use crate::helpers::TestDb;
 use crate::helpers::voice::{Event, VoiceClient, spawn_voice_app, spawn_voice_app_with, utterance_pcm};
 
@@ -23,39 +24,72 @@ async fn assistant_saved(c: &mut VoiceClient) -> i64 {
     }
 }
 
-#[actix_web::test]
-async fn a_typed_turn_gets_captions_audio_and_is_stored() {
-    let v = spawn_voice_app(TestDb::Postgres).await;
-    v.emulators.openai().push_reply(Reply::Text("Paris is the capital. It is lovely in spring.".into()));
-    let mut c = v.connect("userId=alice").await;
-    assert_eq!(c.session["type"], "session");
-    assert_eq!(c.session["outputFormat"], "mp3_44100_128");
-    assert_eq!(c.session["mimeType"], "audio/mpeg");
-    assert_eq!(c.session["resumed"], false);
-    c.say("What is the capital of France?").await;
-    let user = c.expect("userTurn").await;
-    assert_eq!(user["text"], "What is the capital of France?");
-    let end = c.expect("turnEnd").await;
-    assert_eq!(end["interrupted"], false);
-    let captions: Vec<String> = c.events("assistantText").iter().map(|e| e["text"].as_str().unwrap().into()).collect();
-    assert_eq!(captions, ["Paris is the capital.", "It is lovely in spring."]);
-    let mp3 = c.audio_of_turn(1);
-    let info = parley::audio::mp3::probe(std::io::Cursor::new(&mp3)).expect("the audio is a valid MP3 stream");
-    let seconds = info.duration_seconds();
-    // ~15 characters a second of speech for the 45 characters spoken.
-    assert!((2.0..5.0).contains(&seconds), "{seconds} s of audio");
-    let latency = c.expect("latency").await;
-    for figure in ["sttMs", "llmFirstTokenMs", "ttsFirstByteMs", "firstAudioMs"] {
-        assert!(latency[figure].is_u64(), "{figure}: {latency}");
+both_backends! {
+    async fn a_typed_turn_gets_captions_audio_and_is_stored(db: TestDb) {
+        let v = spawn_voice_app(db).await;
+        v.emulators.openai().push_reply(Reply::Text("Paris is the capital. It is lovely in spring.".into()));
+        let mut c = v.connect("userId=alice").await;
+        assert_eq!(c.session["type"], "session");
+        assert_eq!(c.session["outputFormat"], "mp3_44100_128");
+        assert_eq!(c.session["mimeType"], "audio/mpeg");
+        assert_eq!(c.session["resumed"], false);
+        c.say("What is the capital of France?").await;
+        let user = c.expect("userTurn").await;
+        assert_eq!(user["text"], "What is the capital of France?");
+        let end = c.expect("turnEnd").await;
+        assert_eq!(end["interrupted"], false);
+        let captions: Vec<String> =
+            c.events("assistantText").iter().map(|e| e["text"].as_str().unwrap().into()).collect();
+        assert_eq!(captions, ["Paris is the capital.", "It is lovely in spring."]);
+        let mp3 = c.audio_of_turn(1);
+        let info = parley::audio::mp3::probe(std::io::Cursor::new(&mp3)).expect("the audio is a valid MP3 stream");
+        let seconds = info.duration_seconds();
+        // ~15 characters a second of speech for the 45 characters spoken.
+        assert!((2.0..5.0).contains(&seconds), "{seconds} s of audio");
+        let latency = c.expect("latency").await;
+        for figure in ["sttMs", "llmFirstTokenMs", "ttsFirstByteMs", "firstAudioMs"] {
+            assert!(latency[figure].is_u64(), "{figure}: {latency}");
+        }
+        assistant_saved(&mut c).await;
+        let (status, history) = v.app.get_json(&format!("/api/history?sessionId={}", c.session_id())).await;
+        assert_eq!(status, 200);
+        assert_eq!(history["messages"][0]["content"], "What is the capital of France?");
+        assert_eq!(history["messages"][1]["content"], "Paris is the capital. It is lovely in spring.");
+        assert_eq!(history["messages"][1]["interrupted"], false);
+        c.close().await;
+        v.stop().await;
     }
-    assistant_saved(&mut c).await;
-    let (status, history) = v.app.get_json(&format!("/api/history?sessionId={}", c.session_id())).await;
-    assert_eq!(status, 200);
-    assert_eq!(history["messages"][0]["content"], "What is the capital of France?");
-    assert_eq!(history["messages"][1]["content"], "Paris is the capital. It is lovely in spring.");
-    assert_eq!(history["messages"][1]["interrupted"], false);
-    c.close().await;
-    v.stop().await;
+
+    async fn a_session_resumed_by_id_continues_with_its_history(db: TestDb) {
+        let v = spawn_voice_app(db).await;
+        let mut first = v.connect("userId=dora").await;
+        first.say("Remember the number 42.").await;
+        first.expect("turnEnd").await;
+        assistant_saved(&mut first).await;
+        let session_id = first.session_id();
+        first.close().await;
+
+        let mut again = v.connect(&format!("userId=dora&sessionId={session_id}")).await;
+        assert_eq!(again.session["sessionId"], session_id.as_str());
+        assert_eq!(again.session["resumed"], true);
+        assert_eq!(again.session["historyMessages"], 2);
+        again.say("Which number?").await;
+        again.expect("turnEnd").await;
+        let last = v.emulators.openai().requests().last().unwrap().body["messages"].clone();
+        let texts: Vec<&str> = last.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(texts[1], "Remember the number 42.");
+        assert_eq!(texts.last(), Some(&"Which number?"));
+        assistant_saved(&mut again).await;
+        let (_, history) = v.app.get_json(&format!("/api/history?sessionId={session_id}")).await;
+        assert_eq!(history["messages"].as_array().unwrap().len(), 4, "one conversation, four messages");
+
+        let (status, sessions) = v.app.get_json("/api/sessions?userId=dora").await;
+        assert_eq!(status, 200);
+        assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1, "resuming did not create a second session");
+        assert_eq!(sessions["sessions"][0]["messageCount"], 4);
+        again.close().await;
+        v.stop().await;
+    }
 }
 
 #[actix_web::test]
@@ -118,38 +152,6 @@ async fn three_turns_carry_the_whole_conversation_to_the_llm() {
     assert_eq!(roles_and_text[3], ("user".into(), "I live in Lyon.".into()));
     assert_eq!(roles_and_text[5], ("user".into(), "What do you know about me?".into()));
     c.close().await;
-    v.stop().await;
-}
-
-#[actix_web::test]
-async fn a_session_resumed_by_id_continues_with_its_history() {
-    let v = spawn_voice_app(TestDb::Postgres).await;
-    let mut first = v.connect("userId=dora").await;
-    first.say("Remember the number 42.").await;
-    first.expect("turnEnd").await;
-    assistant_saved(&mut first).await;
-    let session_id = first.session_id();
-    first.close().await;
-
-    let mut again = v.connect(&format!("userId=dora&sessionId={session_id}")).await;
-    assert_eq!(again.session["sessionId"], session_id.as_str());
-    assert_eq!(again.session["resumed"], true);
-    assert_eq!(again.session["historyMessages"], 2);
-    again.say("Which number?").await;
-    again.expect("turnEnd").await;
-    let last = v.emulators.openai().requests().last().unwrap().body["messages"].clone();
-    let texts: Vec<&str> = last.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
-    assert_eq!(texts[1], "Remember the number 42.");
-    assert_eq!(texts.last(), Some(&"Which number?"));
-    assistant_saved(&mut again).await;
-    let (_, history) = v.app.get_json(&format!("/api/history?sessionId={session_id}")).await;
-    assert_eq!(history["messages"].as_array().unwrap().len(), 4, "one conversation, four messages");
-
-    let (status, sessions) = v.app.get_json("/api/sessions?userId=dora").await;
-    assert_eq!(status, 200);
-    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1, "resuming did not create a second session");
-    assert_eq!(sessions["sessions"][0]["messageCount"], 4);
-    again.close().await;
     v.stop().await;
 }
 

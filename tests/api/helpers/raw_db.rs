@@ -49,3 +49,37 @@ pub async fn copy_content(app: &TestApp, from: i64, to: i64) {
     let bytes = content(app, from).await;
     set_content(app, to, bytes).await;
 }
+
+/// A trigger that makes every write of a non-null `messages.audio_url` fail, so a test can break the last
+/// step of an operation and see whether its earlier steps were undone. Named `refuse_audio_url` on both
+/// backends.
+const REFUSE_AUDIO_URL_SQLITE: &str = "CREATE TRIGGER refuse_audio_url BEFORE UPDATE OF audio_url ON messages \
+    FOR EACH ROW WHEN NEW.audio_url IS NOT NULL BEGIN SELECT RAISE(ABORT, 'audio_url refused by the test'); END;";
+const REFUSE_AUDIO_URL_POSTGRES: &str = "CREATE FUNCTION refuse_audio_url() RETURNS trigger LANGUAGE plpgsql AS \
+    $$ BEGIN RAISE EXCEPTION 'audio_url refused by the test'; END $$; \
+    CREATE TRIGGER refuse_audio_url BEFORE UPDATE OF audio_url ON messages \
+    FOR EACH ROW WHEN (NEW.audio_url IS NOT NULL) EXECUTE FUNCTION refuse_audio_url();";
+
+/// Installs (`true`) or removes (`false`) the `refuse_audio_url` trigger.
+pub async fn refuse_audio_urls(app: &TestApp, refuse: bool) {
+    match (connect(app).await, refuse) {
+        (Conn::Pg(mut c), true) => {
+            diesel_async::SimpleAsyncConnection::batch_execute(&mut *c, REFUSE_AUDIO_URL_POSTGRES)
+                .await
+                .expect("trigger")
+        }
+        (Conn::Pg(mut c), false) => diesel_async::SimpleAsyncConnection::batch_execute(
+            &mut *c,
+            "DROP TRIGGER refuse_audio_url ON messages; DROP FUNCTION refuse_audio_url();",
+        )
+        .await
+        .expect("drop trigger"),
+        (Conn::Sqlite(mut c), true) => {
+            diesel::connection::SimpleConnection::batch_execute(&mut c, REFUSE_AUDIO_URL_SQLITE).expect("trigger")
+        }
+        (Conn::Sqlite(mut c), false) => {
+            diesel::connection::SimpleConnection::batch_execute(&mut c, "DROP TRIGGER refuse_audio_url;")
+                .expect("drop trigger")
+        }
+    }
+}

@@ -214,6 +214,21 @@ impl VoiceClient {
             .collect()
     }
 
+    /// Closes the socket and reads everything the server sent until its end, so the log holds all the session
+    /// ever sent; panics with the log if the end does not come within [`WAIT`].
+    pub async fn close_and_read_to_end(&mut self) {
+        self.close().await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(Event::Closed(_)) => return,
+                Some(_) => {}
+                None => panic!("the socket did not end after the close; log: {:#?}", self.summary()),
+            }
+        }
+    }
+
     /// Audio bytes received between `audioStart` of `turn` and its end or interruption.
     pub fn audio_of_turn(&self, turn: u64) -> Vec<u8> {
         let mut inside = false;

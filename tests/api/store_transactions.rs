@@ -1,0 +1,95 @@
+//! Operations of several statements are all-or-nothing, on both backends: a database trigger makes the last
+//! step (writing a message's recording link) fail, and the earlier steps must be undone with it. Without the
+//! transaction a recording would stay marked stored, so never retried, while its message never got its link.
+
+use parley::db::{MessageId, NewRecording, RecordingRecord, RecordingStatus, Role, SessionId, Store};
+
+use crate::both_backends;
+use crate::helpers::raw_db::refuse_audio_urls;
+use crate::helpers::{TestApp, TestDb, spawn_app};
+use crate::persistence::{add, new_session};
+
+const URL: &str = "/api/recordings/tx/assistant_1.mp3";
+
+/// A session with one assistant message and one pending recording of it, not linked yet.
+async fn message_and_recording(app: &TestApp) -> (SessionId, MessageId, i64) {
+    let s = new_session("tx-user", 0);
+    app.store.create_session(&s).await.unwrap();
+    let message = add(&app.store, &s.id, Role::Assistant, "an answer").await;
+    let recording = app
+        .store
+        .insert_recording(&NewRecording {
+            session_id: s.id.clone(),
+            role: Role::Assistant,
+            turn_id: 1,
+            object_key: format!("audio_recordings/tx-user/{}/assistant_1.mp3", s.id),
+            content_type: "audio/mpeg".into(),
+            size_bytes: 1234,
+            duration_seconds: Some(1.5),
+            backend: "local",
+            spool_path: "/spool/assistant_1.mp3".into(),
+            created_at: parley::db::now(),
+        })
+        .await
+        .unwrap();
+    (s.id, message, recording)
+}
+
+async fn recording(store: &Store, id: i64) -> RecordingRecord {
+    store.find_recording(id).await.unwrap().expect("the recording exists")
+}
+
+async fn audio_url(store: &Store, session: &SessionId) -> Option<String> {
+    store.session_messages(session).await.unwrap()[0].audio_url.clone().map(|u| u.unwrap())
+}
+
+both_backends! {
+    async fn a_recording_is_not_marked_stored_when_its_message_cannot_be_linked(db: TestDb) {
+        let app = spawn_app(db).await;
+        let (session, message, rec) = message_and_recording(&app).await;
+        app.store.link_recording(rec, message, URL).await.unwrap();
+        refuse_audio_urls(&app, true).await;
+
+        assert!(app.store.recording_uploaded(rec, URL, parley::db::now()).await.is_err());
+        let r = recording(&app.store, rec).await;
+        assert_eq!(r.status, RecordingStatus::Pending, "still waiting, so the uploader tries again: {r:?}");
+        assert_eq!((r.attempts, r.uploaded_at), (0, None));
+        assert_eq!(r.spool_path.as_deref(), Some("/spool/assistant_1.mp3"), "the spool file is not forgotten");
+        assert_eq!(audio_url(&app.store, &session).await, None);
+
+        // Once the link can be written, the same call does both.
+        refuse_audio_urls(&app, false).await;
+        app.store.recording_uploaded(rec, URL, parley::db::now()).await.unwrap();
+        assert_eq!(recording(&app.store, rec).await.status, RecordingStatus::Uploaded);
+        assert_eq!(audio_url(&app.store, &session).await.as_deref(), Some(URL));
+        app.stop().await.unwrap();
+    }
+
+    async fn a_recording_is_not_tied_to_a_message_whose_link_cannot_be_written(db: TestDb) {
+        let app = spawn_app(db).await;
+        let (session, message, rec) = message_and_recording(&app).await;
+        app.store.recording_uploaded(rec, URL, parley::db::now()).await.unwrap();
+        refuse_audio_urls(&app, true).await;
+
+        assert!(app.store.link_recording(rec, message, URL).await.is_err());
+        assert_eq!(recording(&app.store, rec).await.message_id, None, "the half-done link was undone");
+        assert_eq!(audio_url(&app.store, &session).await, None);
+
+        refuse_audio_urls(&app, false).await;
+        app.store.link_recording(rec, message, URL).await.unwrap();
+        assert_eq!(recording(&app.store, rec).await.message_id, Some(message.0));
+        assert_eq!(audio_url(&app.store, &session).await.as_deref(), Some(URL));
+        app.stop().await.unwrap();
+    }
+
+    async fn a_failed_relink_keeps_the_previous_link(db: TestDb) {
+        let app = spawn_app(db).await;
+        let (session, message, _) = message_and_recording(&app).await;
+        assert!(app.store.set_audio_url(message, URL).await.unwrap());
+        refuse_audio_urls(&app, true).await;
+
+        assert!(app.store.set_audio_url(message, "/api/recordings/tx/other.mp3").await.is_err());
+        assert_eq!(audio_url(&app.store, &session).await.as_deref(), Some(URL));
+        app.stop().await.unwrap();
+    }
+}
