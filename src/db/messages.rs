@@ -1,6 +1,9 @@
-//! The `messages` table: the turns of a conversation. Content and recording links are sealed with the
-//! store's cipher (bound to the column and the session) before they are written and opened when read; a row
-//! that cannot be opened (wrong key, tampering) comes back as an error for that row alone.
+//! The `messages` table: the turns of a conversation. Content, generated content and recording links are
+//! sealed with the store's cipher (bound to the column and the session) before they are written and opened
+//! when read; a row that cannot be opened (wrong key, tampering) comes back as an error for that row alone.
+//!
+//! An assistant reply's `content` is what its listener heard; when that is less than was generated, the
+//! generated text is kept beside it with how much was heard ([`ReplyRecord`]).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{
@@ -28,6 +31,72 @@ pub enum Role {
 pub enum Feedback {
     Positive,
     Negative,
+}
+
+/// How an assistant reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyOutcome {
+    /// Generated and spoken to the end.
+    Completed,
+    /// Cut short by the listener (barge-in, `interrupt`, a typed turn, or the client going away).
+    Interrupted,
+    /// Cut short by a provider failure (the LLM stream broke, speech synthesis failed after its first audio).
+    Partial,
+}
+
+/// Where a heard position came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeardSource {
+    /// The client's `played` acknowledgements (or a phone's playback marks).
+    Client,
+    /// Audio sent, paced in real time from the first byte: the server's best estimate.
+    Estimate,
+}
+
+impl ReplyOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyOutcome::Completed => "completed",
+            ReplyOutcome::Interrupted => "interrupted",
+            ReplyOutcome::Partial => "partial",
+        }
+    }
+    fn parse(s: &str) -> Result<ReplyOutcome, StoreError> {
+        match s {
+            "completed" => Ok(ReplyOutcome::Completed),
+            "interrupted" => Ok(ReplyOutcome::Interrupted),
+            "partial" => Ok(ReplyOutcome::Partial),
+            other => Err(StoreError::Corrupt(format!("unknown reply outcome {other:?}"))),
+        }
+    }
+}
+
+impl HeardSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeardSource::Client => "client",
+            HeardSource::Estimate => "estimate",
+        }
+    }
+    fn parse(s: &str) -> Result<HeardSource, StoreError> {
+        match s {
+            "client" => Ok(HeardSource::Client),
+            "estimate" => Ok(HeardSource::Estimate),
+            other => Err(StoreError::Corrupt(format!("unknown heard source {other:?}"))),
+        }
+    }
+}
+
+/// What is known of an assistant reply beyond its `content` (which is what the listener heard).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyRecord {
+    pub outcome: ReplyOutcome,
+    /// Everything that was generated, when the listener heard less.
+    pub generated: Option<String>,
+    /// Milliseconds of the reply's audio heard, and who says so, when it did not play out whole.
+    pub heard: Option<(u64, HeardSource)>,
 }
 
 impl Role {
@@ -73,6 +142,10 @@ struct MessageRow {
     feedback: Option<String>,
     created_at: NaiveDateTime,
     interrupted: bool,
+    generated_content: Option<Vec<u8>>,
+    heard_ms: Option<i64>,
+    heard_source: Option<String>,
+    outcome: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -84,6 +157,10 @@ struct NewMessageRow<'a> {
     audio_url: Option<Vec<u8>>,
     created_at: NaiveDateTime,
     interrupted: bool,
+    generated_content: Option<Vec<u8>>,
+    heard_ms: Option<i64>,
+    heard_source: Option<&'static str>,
+    outcome: Option<&'static str>,
 }
 
 /// What happened to a rating.
@@ -103,8 +180,10 @@ pub struct NewMessage<'a> {
     pub content: &'a str,
     pub audio_url: Option<&'a str>,
     pub created_at: DateTime<Utc>,
-    /// An assistant reply the user cut short; `content` holds what was generated before that.
+    /// An assistant reply cut short (by the listener or a provider failure).
     pub interrupted: bool,
+    /// For assistant replies: how it ended, and what was generated and heard.
+    pub reply: Option<&'a ReplyRecord>,
 }
 
 /// A message read back. Content that cannot be decrypted is an error for this message only.
@@ -118,10 +197,19 @@ pub struct StoredMessage {
     pub feedback: Option<Feedback>,
     pub created_at: DateTime<Utc>,
     pub interrupted: bool,
+    /// For assistant replies stored with it: how the reply ended, what was generated (when more than was
+    /// heard; an error if it cannot be opened) and how much was heard.
+    pub outcome: Option<ReplyOutcome>,
+    pub generated: Option<Result<String, CryptoError>>,
+    pub heard: Option<(u64, HeardSource)>,
 }
 
 fn content_context(session: &str) -> String {
     format!("messages.content:{session}")
+}
+
+fn generated_context(session: &str) -> String {
+    format!("messages.generated_content:{session}")
 }
 
 pub(crate) fn audio_url_context(session: &str) -> String {
@@ -175,6 +263,13 @@ impl Store {
             },
             created_at: to_db_time(m.created_at),
             interrupted: m.interrupted,
+            generated_content: match m.reply.and_then(|r| r.generated.as_deref()) {
+                Some(g) => Some(self.cipher.seal_str(g, &generated_context(sid))?),
+                None => None,
+            },
+            heard_ms: m.reply.and_then(|r| r.heard).map(|(ms, _)| i64::try_from(ms).unwrap_or(i64::MAX)),
+            heard_source: m.reply.and_then(|r| r.heard).map(|(_, source)| source.as_str()),
+            outcome: m.reply.map(|r| r.outcome.as_str()),
         };
         let id: i64 = with_conn!(self, conn => {
             use diesel_async::AsyncConnection as _;
@@ -247,12 +342,20 @@ impl Store {
         if let Err(e) = &content {
             log::error!("session {}: message {} cannot be opened: {e}", r.session_id, r.id);
         }
+        let generated = r.generated_content.map(|g| self.cipher.open_str(&g, &generated_context(&r.session_id)));
+        let heard = match (r.heard_ms, r.heard_source.as_deref()) {
+            (Some(ms), Some(source)) => Some((u64::try_from(ms).unwrap_or(0), HeardSource::parse(source)?)),
+            _ => None,
+        };
         Ok(StoredMessage {
             id: MessageId(r.id),
             role: Role::parse(&r.role)?,
             feedback: r.feedback.as_deref().map(Feedback::parse).transpose()?,
             created_at: from_db_time(r.created_at),
             interrupted: r.interrupted,
+            outcome: r.outcome.as_deref().map(ReplyOutcome::parse).transpose()?,
+            generated,
+            heard,
             session_id: SessionId::from_stored(r.session_id),
             content,
             audio_url,

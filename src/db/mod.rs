@@ -26,7 +26,9 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use crate::config::DatabaseConfig;
 use crate::crypto::{Cipher, CryptoError};
 pub use ids::{IdError, MessageId, SessionId, TurnId, UserId};
-pub use messages::{Feedback, FeedbackOutcome, NewMessage, Role, StoredMessage};
+pub use messages::{
+    Feedback, FeedbackOutcome, HeardSource, NewMessage, ReplyOutcome, ReplyRecord, Role, StoredMessage,
+};
 pub use recordings::{NewRecording, RecordingRecord, RecordingStatus};
 pub use sessions::{NewSession, SessionCursor, SessionPage, SessionRecord};
 

@@ -10,6 +10,10 @@ diesel::table! {
         feedback -> Nullable<Text>,
         created_at -> Timestamp,
         interrupted -> Bool,
+        generated_content -> Nullable<Bytea>,
+        heard_ms -> Nullable<Int8>,
+        heard_source -> Nullable<Text>,
+        outcome -> Nullable<Text>,
     }
 }
 

@@ -8,8 +8,9 @@
 mod pending;
 pub mod persister;
 
+pub use crate::db::{HeardSource, ReplyOutcome};
 pub use pending::PendingWrites;
-pub use persister::{HeardSource, Persist, Persisted, Persister, RecordingStored, ReplyFacts, ReplyOutcome, Write};
+pub use persister::{Persist, Persisted, Persister, RecordingStored, ReplyFacts, Write};
 
 /// The link under which parley serves a recording (relative to the server), as stored in a message's
 /// `audio_url`.

@@ -36,54 +36,8 @@ pub const WRITE_RETRY: RetryPolicy = RetryPolicy {
     max_retry_after: Duration::ZERO,
 };
 
-/// How an assistant reply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyOutcome {
-    /// Generated and spoken to the end.
-    Completed,
-    /// Cut short by the listener (barge-in, `interrupt`, a typed turn, or the client going away).
-    Interrupted,
-    /// Cut short by a provider failure (the LLM stream broke, speech synthesis failed after its first audio).
-    Partial,
-}
-
-impl ReplyOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplyOutcome::Completed => "completed",
-            ReplyOutcome::Interrupted => "interrupted",
-            ReplyOutcome::Partial => "partial",
-        }
-    }
-}
-
-/// Where a heard position came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeardSource {
-    /// The client's `played` acknowledgements (or a phone's playback marks).
-    Client,
-    /// Audio sent, paced in real time from the first byte: the server's best estimate.
-    Estimate,
-}
-
-impl HeardSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeardSource::Client => "client",
-            HeardSource::Estimate => "estimate",
-        }
-    }
-}
-
 /// What is known of an assistant reply beyond its stored `content` (which is what the listener heard).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReplyFacts {
-    pub outcome: ReplyOutcome,
-    /// Everything that was generated, when the listener heard less.
-    pub generated: Option<String>,
-    /// Milliseconds of the reply's audio heard, and who says so, when it did not play out whole.
-    pub heard: Option<(u64, HeardSource)>,
-}
+pub type ReplyFacts = crate::db::ReplyRecord;
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -279,7 +233,7 @@ async fn write_with_retry(
 async fn write_once(store: &Store, session: &SessionId, write: &Write) -> Result<Written, StoreError> {
     match write {
         Write::CreateSession(s) => store.create_session(s).await.map(|()| Written::Nothing),
-        Write::Message { role, content, interrupted, at, .. } => store
+        Write::Message { role, content, interrupted, at, reply, .. } => store
             .insert_message(&NewMessage {
                 session_id: session,
                 role: *role,
@@ -287,6 +241,7 @@ async fn write_once(store: &Store, session: &SessionId, write: &Write) -> Result
                 audio_url: None,
                 created_at: *at,
                 interrupted: *interrupted,
+                reply: reply.as_ref(),
             })
             .await
             .map(Written::Message),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::params::SessionQuery;
 
 use crate::api_error::ApiError;
-use crate::db::{Feedback, MessageId, Role, SessionId, StoredMessage};
+use crate::db::{Feedback, HeardSource, MessageId, ReplyOutcome, Role, SessionId, StoredMessage};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -23,8 +23,17 @@ struct Message {
     created_at: chrono::DateTime<chrono::Utc>,
     feedback: Option<Feedback>,
     audio_url: Option<String>,
-    /// An assistant reply cut short by the user; `content` is what was generated until then.
+    /// An assistant reply cut short (by the listener, or by a provider failure).
     interrupted: bool,
+    /// How an assistant reply ended: `completed`, `interrupted` or `partial` (a provider failure); null for
+    /// user messages and replies stored before parley recorded it.
+    outcome: Option<ReplyOutcome>,
+    /// Everything the LLM generated, when the listener heard less than that (`content` is what was heard).
+    generated_content: Option<String>,
+    /// How much of the reply's audio was heard, when it did not play out whole, and who says so (`client`
+    /// acknowledgements or the server's `estimate`).
+    heard_ms: Option<u64>,
+    heard_source: Option<HeardSource>,
 }
 
 #[derive(Serialize)]
@@ -51,6 +60,11 @@ impl From<StoredMessage> for Message {
             // A link that cannot be opened is as good as none; the content error already flags the row.
             audio_url: m.audio_url.and_then(Result::ok),
             interrupted: m.interrupted,
+            outcome: m.outcome,
+            // Unreadable generated text is left out: the content error, if any, already flags the row.
+            generated_content: m.generated.and_then(Result::ok),
+            heard_ms: m.heard.map(|(ms, _)| ms),
+            heard_source: m.heard.map(|(_, source)| source),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::db::{SessionId, UserId};
 use crate::registry::GetCounts;
 use crate::session::browser::{BrowserWire, codec_frame_limit};
 use crate::session::client_socket::ClientSocket;
+use crate::session::conversation::remembered_reply;
 use crate::session::settings::{AudioIn, Remembered, SessionParams};
 use crate::state::AppState;
 
@@ -62,7 +63,11 @@ pub async fn chat_audio(
                 .await?
                 .into_iter()
                 .filter_map(|m| match m.content {
-                    Ok(text) => Some(Remembered { role: m.role, text }),
+                    // A reply cut short is remembered as heard and marked, as it was in the live session.
+                    Ok(text) => Some(Remembered {
+                        role: m.role,
+                        text: m.outcome.map_or(text.clone(), |o| remembered_reply(&text, o)),
+                    }),
                     Err(_) => None, // logged by the store; an unreadable row is left out of the context
                 })
                 .collect();

@@ -27,6 +27,7 @@ pub async fn add(store: &Store, session: &SessionId, role: Role, text: &str) -> 
             audio_url: None,
             created_at: parley::db::now(),
             interrupted: false,
+            reply: None,
         })
         .await
         .unwrap()
@@ -101,6 +102,7 @@ both_backends! {
                 audio_url: None,
                 created_at: Utc::now(),
                 interrupted: false,
+                reply: None,
             })
             .await;
         assert!(res.is_err(), "the foreign key holds");
@@ -226,6 +228,7 @@ both_backends! {
                 audio_url: None,
                 created_at: parley::db::now(),
                 interrupted: true,
+                reply: None,
             })
             .await
             .unwrap();

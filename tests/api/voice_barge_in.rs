@@ -110,9 +110,19 @@ async fn an_interrupt_message_stops_the_reply_at_once() {
     let v = spawn_voice_app(TestDb::Sqlite).await;
     let mut c = v.connect("userId=ian").await;
     assistant_talking(&v, &mut c).await;
+    // The listener has heard some of it (the audio keeps coming at real-time pace: wait for a second's worth).
+    let mut meter = parley::audio::meter::AudioMeter::new(parley::audio::OutputFormat::ELEVENLABS_DEFAULT);
+    meter.push(&c.audio_of_turn(1));
+    while meter.total_ms() < 1000.0 {
+        if let Event::Audio(bytes) = c.until("more audio", |e| matches!(e, Event::Audio(_))).await {
+            meter.push(&bytes);
+        }
+    }
     c.send_json(json!({"type": "interrupt"})).await;
     let i = c.expect("interrupt").await;
     assert_eq!(i["turnId"], 1);
+    // The client drops the turn and says where playback stopped.
+    c.send_json(json!({"type": "played", "turnId": 1, "ms": 900})).await;
     let end = c.expect("turnEnd").await;
     assert_eq!(end["interrupted"], true);
 
@@ -128,8 +138,17 @@ async fn an_interrupt_message_stops_the_reply_at_once() {
     let (_, history) = v.app.get_json(&format!("/api/history?sessionId={}", c.session_id())).await;
     let reply = &history["messages"][1];
     assert_eq!(reply["interrupted"], true, "{history}");
+    assert_eq!(reply["outcome"], "interrupted", "{history}");
+    assert_eq!((reply["heardMs"].as_u64(), reply["heardSource"].as_str()), (Some(900), Some("client")), "{reply}");
+    // What was heard (about 0.9 s at ~15 characters a second), cut at a word, and what was generated beside it.
     let stored = reply["content"].as_str().unwrap();
-    assert!(!stored.is_empty() && LONG_REPLY.starts_with(stored.trim_end()), "partial text: {stored:?}");
+    let generated = reply["generatedContent"].as_str().unwrap();
+    assert!(
+        !stored.is_empty() && stored.len() < 20 && generated.starts_with(stored),
+        "heard {stored:?} of {generated:?}"
+    );
+    assert!(LONG_REPLY.starts_with(generated.trim_end()), "{generated:?}");
+    assert!(LONG_REPLY[stored.len()..].starts_with(' '), "cut at a whole word: {stored:?}");
     assert_no_audio_after_interrupt(&v, &mut c, 1).await;
     v.stop().await;
 }

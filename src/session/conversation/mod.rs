@@ -21,6 +21,8 @@ pub mod memory;
 pub mod playback;
 pub mod segmenter;
 mod turns;
+
+pub use turns::remembered_reply;
 pub mod utterance;
 
 #[cfg(test)]

@@ -51,6 +51,17 @@ pub(super) struct ActiveTurn {
     pub latency_sent: bool,
 }
 
+/// What the LLM is given of a stored reply: what the listener heard, marked when it was cut short (nothing at all
+/// when nothing was heard).
+pub fn remembered_reply(heard: &str, outcome: ReplyOutcome) -> String {
+    match outcome {
+        ReplyOutcome::Completed => heard.to_string(),
+        ReplyOutcome::Interrupted if heard.is_empty() => String::new(),
+        ReplyOutcome::Interrupted => format!("{heard}… [interrupted: the user heard only this much]"),
+        ReplyOutcome::Partial => format!("{heard}… [cut off by an error]"),
+    }
+}
+
 impl Conversation {
     pub(super) fn typed_turn(&mut self, text: String, out: &mut Outbox) {
         out.run(Command::CancelTimer(Timer::Commit));
@@ -334,13 +345,7 @@ impl Conversation {
             let full = (heard != generated).then(|| generated.clone());
             (heard, ReplyFacts { outcome, generated: full, heard: Some((heard_ms.round() as u64, source)) })
         };
-        let remembered = match outcome {
-            ReplyOutcome::Completed => content.clone(),
-            ReplyOutcome::Interrupted if content.is_empty() => String::new(),
-            ReplyOutcome::Interrupted => format!("{content}… [interrupted: the user heard only this much]"),
-            ReplyOutcome::Partial => format!("{content}… [cut off by an error]"),
-        };
-        self.memory.push(Role::Assistant, remembered);
+        self.memory.push(Role::Assistant, remembered_reply(&content, outcome));
         out.run(Command::Persist(Write::Message {
             turn_id: turn.id,
             role: Role::Assistant,
