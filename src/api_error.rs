@@ -23,6 +23,16 @@ pub enum ApiError {
     /// The server is at a capacity limit; try again later.
     #[error("{0}")]
     Busy(String),
+    /// No valid credentials (`token_missing`, `token_invalid`, `token_expired`).
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// Credentials that do not allow this (a refused origin, a token without the scope, a userId that is not
+    /// the token's).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// A rate or concurrency limit of this caller; `retry_after` says when to try again.
+    #[error("{message}")]
+    TooMany { code: &'static str, message: String, retry_after: std::time::Duration },
     /// The database cannot be reached right now.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
@@ -46,13 +56,29 @@ impl ApiError {
         ApiError::Busy(message.into())
     }
 
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Unauthorized { code, message: message.into() }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Forbidden { code, message: message.into() }
+    }
+
+    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after: std::time::Duration) -> ApiError {
+        ApiError::TooMany { code, message: message.into(), retry_after }
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::NotFound { code, message: message.into() }
     }
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { code, .. } | ApiError::NotFound { code, .. } => code,
+            ApiError::BadRequest { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::TooMany { code, .. } => code,
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::Busy(_) => "server_busy",
             ApiError::Unavailable => "database_unavailable",
@@ -68,6 +94,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,8 +104,17 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable | ApiError::Busy(_)) {
-            res.insert_header(("Retry-After", "5"));
+        match self {
+            ApiError::Unavailable | ApiError::Busy(_) => {
+                res.insert_header(("Retry-After", "5"));
+            }
+            ApiError::TooMany { retry_after, .. } => {
+                res.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
+            }
+            ApiError::Unauthorized { .. } => {
+                res.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
         }
         res.json(Body { error: self.code(), message: self.to_string() })
     }

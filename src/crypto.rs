@@ -72,7 +72,7 @@ impl Cipher {
     pub fn from_config(config: &EncryptionConfig, data_dir: &Path) -> Result<Cipher, KeyFileError> {
         let key = match &config.key {
             Some(key) => key.clone(),
-            None => load_or_create_key_file(&data_dir.join(KEY_FILE))?,
+            None => load_or_create_key_file(&data_dir.join(KEY_FILE), "message encryption key")?,
         };
         Ok(Cipher::new(config.key_id, &key, &config.old_keys))
     }
@@ -118,26 +118,27 @@ impl Cipher {
 /// Why the embedded key file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
-    #[error("cannot read or create the encryption key file {path}: {source}")]
+    #[error("cannot read or create the key file {path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
     #[error(
-        "encryption key file {path} does not hold base64 of 32 bytes; restore it or remove it to start afresh (existing messages will be unreadable)"
+        "key file {path} does not hold base64 of 32 bytes; restore it, or remove it to start afresh (messages sealed or tokens signed with it become unreadable)"
     )]
     Malformed { path: String },
 }
 
-fn load_or_create_key_file(path: &Path) -> Result<KeyBytes, KeyFileError> {
+/// Reads the 32-byte secret `what` from `path` (base64), or creates it there (mode 0600) on first use.
+pub fn load_or_create_key_file(path: &Path, what: &str) -> Result<KeyBytes, KeyFileError> {
     let shown = path.display().to_string();
     let io = |source| KeyFileError::Io { path: shown.clone(), source };
     match fs::read_to_string(path) {
         Ok(text) => {
             let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                log::warn!("encryption key file {shown} is readable by others (mode {mode:o}); chmod 600 it");
+                log::warn!("{what} file {shown} is readable by others (mode {mode:o}); chmod 600 it");
             }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
@@ -158,7 +159,7 @@ fn load_or_create_key_file(path: &Path) -> Result<KeyBytes, KeyFileError> {
             let encoded = base64::engine::general_purpose::STANDARD.encode(key);
             file.write_all(format!("{encoded}\n").as_bytes()).map_err(io)?;
             file.sync_all().map_err(io)?;
-            log::info!("generated a new message encryption key in {shown}; back it up with the database");
+            log::info!("generated a new {what} in {shown}; back it up with the database");
             Ok(KeyBytes(key))
         }
         Err(e) => Err(io(e)),
@@ -224,10 +225,10 @@ mod tests {
     fn the_generated_key_file_is_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested").join(KEY_FILE);
-        let first = load_or_create_key_file(&path).unwrap();
+        let first = load_or_create_key_file(&path, "test key").unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(load_or_create_key_file(&path).unwrap(), first);
+        assert_eq!(load_or_create_key_file(&path, "test key").unwrap(), first);
     }
 
     #[test]
@@ -235,7 +236,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(KEY_FILE);
         fs::write(&path, "not a key").unwrap();
-        let err = load_or_create_key_file(&path).unwrap_err();
+        let err = load_or_create_key_file(&path, "test key").unwrap_err();
         assert!(err.to_string().contains("does not hold base64 of 32 bytes"), "{err}");
     }
 }

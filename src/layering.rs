@@ -9,9 +9,9 @@
 pub const LAYERS: &[&[&str]] = &[
     &["audio", "retry", "telemetry", "http_client"],
     &["config"],
-    &["crypto", "providers"],
+    &["crypto", "providers", "limits"],
     &["db"],
-    &["metrics", "api_error", "emulators"],
+    &["metrics", "api_error", "auth", "emulators"],
     &["persistence", "emulate"],
     &["recording", "registry"],
     &["session"],

@@ -16,15 +16,16 @@
 //!  session                  voice sessions: conversation core, ClientSocket<Wire>, children, transports
 //!  recording  registry      audio to storage (Recorder, Uploader) · live sessions
 //!  persistence  emulate     ordered history writes (Persister, PendingWrites) · in-process emulators
-//!  metrics  api_error  emulators
+//!  metrics  api_error  auth  emulators
 //!  db                       Store over PostgreSQL or SQLite, tables, ids
-//!  crypto  providers        encryption · provider wire types and ProviderError
+//!  crypto  providers  limits    encryption · provider wire types, ProviderError · token buckets
 //!  config                   the one typed Config
 //!  audio  retry  telemetry  http_client
 //! ```
 
 pub mod api_error;
 pub mod audio;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -33,6 +34,7 @@ pub mod emulate;
 pub mod emulators;
 pub mod http_client;
 pub mod layering;
+pub mod limits;
 pub mod metrics;
 pub mod persistence;
 pub mod providers;

@@ -47,5 +47,7 @@ async fn serve(emulate: bool) -> anyhow::Result<()> {
     }
     let app = Application::build(config).await?;
     log::info!("parley listening on port {}", app.port());
+    // The page's address, with the development credential when there is one: the one line to click.
+    eprintln!("parley is ready: open {}", app.page_url());
     app.run_until_stopped().await
 }

@@ -48,18 +48,39 @@ struct Entry {
     drain: WeakRecipient<Drain>,
 }
 
-/// Admits a new session unless `max_sessions` are already live.
+/// Holds a place for a session about to open (asked before the WebSocket upgrade, so a burst of upgrades
+/// cannot get past the limits between the check and the registration); unused places lapse after
+/// [`RESERVATION_LIFETIME`].
+#[derive(Message)]
+#[rtype(result = "Result<Reservation, RegistryFull>")]
+pub struct Reserve {
+    pub user_id: UserId,
+}
+
+/// A place held for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reservation(u64);
+
+/// Admits a new session into its reserved place (or, without one, unless a limit is reached).
 #[derive(Message)]
 #[rtype(result = "Result<ConnectionId, RegistryFull>")]
 pub struct Register {
     pub info: LiveSession,
     pub drain: WeakRecipient<Drain>,
+    pub reservation: Option<Reservation>,
 }
 
-/// The session limit was reached.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the server is at its limit of {0} concurrent sessions")]
-pub struct RegistryFull(pub usize);
+/// A session limit was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryFull {
+    #[error("the server is at its limit of {0} concurrent sessions")]
+    Server(usize),
+    #[error("this user already has {0} sessions open, the most allowed")]
+    User(usize),
+}
+
+/// How long a reserved place waits for its session.
+pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(10);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -96,16 +117,43 @@ pub struct WaitUntilEmpty;
 /// Tracks live sessions.
 pub struct Registry {
     live: HashMap<ConnectionId, Entry>,
+    /// Places held for sessions being opened: their user and when they lapse.
+    reserved: HashMap<Reservation, (UserId, std::time::Instant)>,
     next_id: u64,
     total: u64,
     max_sessions: usize,
+    max_per_user: usize,
     metrics: Arc<Metrics>,
     waiting_for_empty: Vec<oneshot::Sender<()>>,
 }
 
 impl Registry {
-    pub fn new(metrics: Arc<Metrics>, max_sessions: usize) -> Registry {
-        Registry { live: HashMap::new(), next_id: 0, total: 0, max_sessions, metrics, waiting_for_empty: Vec::new() }
+    pub fn new(metrics: Arc<Metrics>, max_sessions: usize, max_per_user: usize) -> Registry {
+        Registry {
+            live: HashMap::new(),
+            reserved: HashMap::new(),
+            next_id: 0,
+            total: 0,
+            max_sessions,
+            max_per_user,
+            metrics,
+            waiting_for_empty: Vec::new(),
+        }
+    }
+
+    /// Whether one more session of `user` fits, counting places held for sessions being opened.
+    fn admit(&mut self, user: &UserId) -> Result<(), RegistryFull> {
+        let now = std::time::Instant::now();
+        self.reserved.retain(|_, (_, lapses)| *lapses > now);
+        if self.live.len() + self.reserved.len() >= self.max_sessions {
+            return Err(RegistryFull::Server(self.max_sessions));
+        }
+        let of_user = self.live.values().filter(|e| e.info.user_id == *user).count()
+            + self.reserved.values().filter(|(u, _)| u == user).count();
+        if of_user >= self.max_per_user {
+            return Err(RegistryFull::User(self.max_per_user));
+        }
+        Ok(())
     }
 
     fn removed(&mut self) {
@@ -136,12 +184,26 @@ impl Actor for Registry {
     }
 }
 
+impl Handler<Reserve> for Registry {
+    type Result = Result<Reservation, RegistryFull>;
+
+    fn handle(&mut self, msg: Reserve, _: &mut Context<Self>) -> Self::Result {
+        self.admit(&msg.user_id)?;
+        self.next_id += 1;
+        let reservation = Reservation(self.next_id);
+        let lapses = std::time::Instant::now() + RESERVATION_LIFETIME;
+        self.reserved.insert(reservation, (msg.user_id, lapses));
+        Ok(reservation)
+    }
+}
+
 impl Handler<Register> for Registry {
     type Result = Result<ConnectionId, RegistryFull>;
 
     fn handle(&mut self, msg: Register, _: &mut Context<Self>) -> Self::Result {
-        if self.live.len() >= self.max_sessions {
-            return Err(RegistryFull(self.max_sessions));
+        let held = msg.reservation.and_then(|r| self.reserved.remove(&r)).is_some();
+        if !held {
+            self.admit(&msg.info.user_id)?;
         }
         self.next_id += 1;
         self.total += 1;
@@ -245,22 +307,24 @@ mod tests {
     #[actix::test]
     async fn registrations_are_counted_limited_listed_and_drained() {
         let metrics = Arc::new(Metrics::new().unwrap());
-        let registry = Registry::new(metrics.clone(), 2).start();
+        let registry = Registry::new(metrics.clone(), 2, 10).start();
         let (tx, rx) = oneshot::channel();
         let alice = Dummy(Some(tx)).start();
         let bob = Dummy(None).start();
         let a = registry
-            .send(Register { info: info("alice"), drain: alice.clone().recipient().downgrade() })
+            .send(Register { info: info("alice"), drain: alice.clone().recipient().downgrade(), reservation: None })
             .await
             .unwrap()
             .unwrap();
         registry
-            .send(Register { info: info("bob"), drain: bob.clone().recipient().downgrade() })
+            .send(Register { info: info("bob"), drain: bob.clone().recipient().downgrade(), reservation: None })
             .await
             .unwrap()
             .unwrap();
-        let third =
-            registry.send(Register { info: info("carol"), drain: bob.clone().recipient().downgrade() }).await.unwrap();
+        let third = registry
+            .send(Register { info: info("carol"), drain: bob.clone().recipient().downgrade(), reservation: None })
+            .await
+            .unwrap();
         assert!(third.is_err(), "the limit of 2 sessions holds");
         assert_eq!(registry.send(GetCounts).await.unwrap(), Counts { active: 2, total: 2 });
         assert_eq!(metrics.connections_active.get(), 2);
@@ -277,12 +341,31 @@ mod tests {
 
     #[actix::test]
     async fn wait_until_empty_resolves_when_the_last_session_leaves() {
-        let registry = Registry::new(Arc::new(Metrics::new().unwrap()), 10).start();
+        let registry = Registry::new(Arc::new(Metrics::new().unwrap()), 10, 10).start();
         registry.send(WaitUntilEmpty).await.unwrap();
         let d = Dummy(None).start();
-        let id = registry.send(Register { info: info("u"), drain: d.recipient().downgrade() }).await.unwrap().unwrap();
+        let id = registry
+            .send(Register { info: info("u"), drain: d.recipient().downgrade(), reservation: None })
+            .await
+            .unwrap()
+            .unwrap();
         let waiting = registry.send(WaitUntilEmpty);
         registry.do_send(Unregister(id));
         tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    }
+
+    #[actix::test]
+    async fn reservations_count_against_both_limits_and_a_user_cannot_take_every_place() {
+        let registry = Registry::new(Arc::new(Metrics::new().unwrap()), 3, 2).start();
+        let user = |u: &str| Reserve { user_id: u.parse().unwrap() };
+        let a1 = registry.send(user("ann")).await.unwrap().unwrap();
+        registry.send(user("ann")).await.unwrap().unwrap();
+        assert_eq!(registry.send(user("ann")).await.unwrap(), Err(RegistryFull::User(2)));
+        registry.send(user("ben")).await.unwrap().unwrap();
+        assert_eq!(registry.send(user("cat")).await.unwrap(), Err(RegistryFull::Server(3)), "places held count");
+        let d = Dummy(None).start();
+        let r = Register { info: info("ann"), drain: d.clone().recipient().downgrade(), reservation: Some(a1) };
+        registry.send(r).await.unwrap().expect("its place was held");
+        assert_eq!(registry.send(GetCounts).await.unwrap().active, 1);
     }
 }

@@ -20,10 +20,12 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::crypto::Cipher;
 use crate::db::Store;
 use crate::http_client::HttpClients;
+use crate::limits::Limiter;
 use crate::metrics::{Metrics, track_requests};
 use crate::persistence::PendingWrites;
 use crate::recording::Storage;
@@ -33,6 +35,8 @@ use crate::routes;
 use crate::session::settings::{RecordingDeps, SessionDeps, SessionSettings};
 use crate::state::Singletons;
 
+/// File name of the generated auth secret inside the data directory (embedded defaults only).
+pub const AUTH_KEY_FILE: &str = "auth.key";
 /// Time the HTTP server gets, after draining, to close what is still open.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a finished connection lingers, reading what the client still sends, before the server closes its
@@ -71,10 +75,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let config = Arc::new(config);
         let cipher = Cipher::from_config(&config.encryption, &config.database.data_dir)?;
+        let auth = Arc::new(build_auth(&config)?);
         let recordings = Arc::new(Storage::from_config(&config)?);
         let store = Store::connect(&config.database, cipher).await.context("cannot open the database")?;
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
-        let registry = Registry::new(metrics.clone(), config.limits.max_sessions).start();
+        let registry =
+            Registry::new(metrics.clone(), config.limits.max_sessions, config.limits.max_sessions_per_user).start();
         let storage = actix::Arbiter::new();
         let uploader = {
             let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
@@ -102,6 +108,9 @@ impl Application {
             recordings,
             session,
             http: HttpClients::new(),
+            auth,
+            connects: Arc::new(Limiter::new(config.limits.connect_rate)),
+            requests: Arc::new(Limiter::new(config.limits.rest_rate)),
         };
 
         let server = {
@@ -109,6 +118,8 @@ impl Application {
             HttpServer::new(move || {
                 let metrics = state.metrics.clone();
                 App::new()
+                    // Inside the request counter (the later `wrap` is the outer one): refused origins count too.
+                    .wrap(middleware::from_fn(routes::guard::check_origin))
                     .wrap(middleware::from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
                         track_requests(metrics.clone(), req, next)
                     }))
@@ -123,6 +134,19 @@ impl Application {
             .run()
         };
         Ok(Application { port, server, state, shutdown: Arc::new(Notify::new()), storage })
+    }
+
+    /// Where the bundled web page can be opened, with the development credential when there is one.
+    pub fn page_url(&self) -> String {
+        let host = match self.state.config.server.host {
+            h if h.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(h) => format!("[{h}]"),
+            h => h.to_string(),
+        };
+        match self.state.auth.development_credential() {
+            Some(credential) => format!("http://{host}:{}/?dev={credential}", self.port),
+            None => format!("http://{host}:{}/", self.port),
+        }
     }
 
     /// The port actually bound (useful with `PORT=0`).
@@ -161,6 +185,19 @@ impl Application {
         state.store.close();
         log::info!("stopped");
         Ok(())
+    }
+}
+
+/// The auth secrets: the configured secret, or (embedded defaults) one generated into the data directory, with
+/// a development credential for the bundled page.
+fn build_auth(config: &Config) -> anyhow::Result<Auth> {
+    match &config.auth.secret {
+        Some(secret) => Ok(Auth::new(&config.auth, secret, false)),
+        None => {
+            let path = config.database.data_dir.join(AUTH_KEY_FILE);
+            let secret = crate::crypto::load_or_create_key_file(&path, "client-token signing secret")?;
+            Ok(Auth::new(&config.auth, &secret.0, true))
+        }
     }
 }
 

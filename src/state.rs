@@ -3,13 +3,16 @@
 //! by every worker; only the outbound HTTP client is per worker (awc clients are not `Send`, and one per
 //! worker keeps one connection pool per thread).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix::Addr;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Store;
 use crate::http_client::HttpClients;
+use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::recording::Storage;
 use crate::registry::Registry;
@@ -27,6 +30,11 @@ pub struct Singletons {
     /// What each voice session is given.
     pub session: SessionDeps,
     pub http: HttpClients,
+    pub auth: Arc<Auth>,
+    /// Session openings per client address.
+    pub connects: Arc<Limiter<IpAddr>>,
+    /// REST requests per credential (keyed by a digest of the bearer).
+    pub requests: Arc<Limiter<u64>>,
 }
 
 /// A worker's view of the application.
@@ -40,6 +48,9 @@ pub struct AppState {
     pub session: SessionDeps,
     /// This worker's client for the providers.
     pub http: awc::Client,
+    pub auth: Arc<Auth>,
+    pub connects: Arc<Limiter<IpAddr>>,
+    pub requests: Arc<Limiter<u64>>,
 }
 
 impl Singletons {
@@ -53,6 +64,9 @@ impl Singletons {
             recordings: self.recordings.clone(),
             session: self.session.clone(),
             http: self.http.build(),
+            auth: self.auth.clone(),
+            connects: self.connects.clone(),
+            requests: self.requests.clone(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `PORT` | `8080` | HTTP port (0 picks a free one) |
-//! | `HOST` | `0.0.0.0` | address to bind |
+//! | `HOST` | `0.0.0.0`, or `127.0.0.1` without `PARLEY_AUTH_SECRET` | address to bind |
 //! | `PARLEY_WORKERS` | number of CPUs | actix-web worker threads |
 //! | `PARLEY_SHUTDOWN_DRAIN_SECS` | `10` | on SIGINT/SIGTERM, how long live sessions get to finish |
 //! | `PG_DB_URL` (or `DATABASE_URL`) | unset | PostgreSQL URL; unset = embedded SQLite in the data directory |
@@ -43,6 +43,17 @@
 //! | `PARLEY_STT_RESTART_MS` | `10000` | after speech recognition gave up on an outage, when new audio restarts it |
 //! | `PARLEY_STT_REPLAY_SECS` | `15` | audio kept since Deepgram's last final result, replayed into a new connection after a drop |
 //! | `PARLEY_AUDIO_LEAD_MS` | `500` | how far ahead of real time reply audio is sent to the client |
+//! | `PARLEY_AUTH_SECRET` | generated (embedded only) | base64 of at least 32 bytes: signs client tokens and audio links |
+//! | `PARLEY_AUTH_OLD_SECRETS` | unset | comma-separated base64 secrets still accepted for verifying (rotation) |
+//! | `PARLEY_API_KEYS` | unset | comma-separated operator keys (server-to-server: minting tokens, any user's data) |
+//! | `PARLEY_TOKEN_MAX_TTL_SECS` | `3600` | longest lifetime of a token minted by `POST /api/tokens` |
+//! | `PARLEY_MEDIA_URL_TTL_SECS` | `3600` | lifetime of the signed audio links in history and recordings |
+//! | `PARLEY_ALLOWED_ORIGINS` | the server's own origin | comma-separated browser origins allowed to open sessions and call the API |
+//! | `PARLEY_TRUSTED_PROXIES` | unset | comma-separated proxy addresses whose `X-Forwarded-For` names the client |
+//! | `PARLEY_MAX_SESSIONS_PER_USER` | `3` | concurrent sessions of one user |
+//! | `PARLEY_CONNECT_RATE` | `10/min` | session openings per client address (token bucket), with a burst of `PARLEY_CONNECT_BURST` (`20`) |
+//! | `PARLEY_TURNS_PER_MINUTE` | `20` | assistant turns one session may start per minute |
+//! | `PARLEY_REST_RATE` | `300/min` | REST requests per token or API key, with a burst of `PARLEY_REST_BURST` (`60`) |
 //! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
 
 mod env;
@@ -71,6 +82,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub limits: Limits,
     pub turns: TurnTuning,
+    pub auth: AuthConfig,
     /// True when the providers are parley's own emulators (`--emulate`); sessions tell the client so.
     pub emulated: bool,
 }
@@ -155,6 +167,36 @@ pub struct Limits {
     pub max_audio_frame_bytes: usize,
     pub max_text_frame_bytes: usize,
     pub history_max_chars: usize,
+    pub max_sessions_per_user: usize,
+    /// Session openings per client address: per second, and the burst.
+    pub connect_rate: Rate,
+    pub turns_per_minute: u32,
+    /// REST requests per token or API key.
+    pub rest_rate: Rate,
+}
+
+/// A token-bucket rate: `per_second` on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// Access control: who may open sessions and read data (see `crate::auth`).
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// Signs client tokens and audio links; `None` = generate one into the data directory (embedded only).
+    pub secret: Option<Vec<u8>>,
+    /// Retired secrets, still verifying.
+    pub old_secrets: Vec<Vec<u8>>,
+    /// Operator (server-to-server) keys.
+    pub api_keys: Vec<Secret>,
+    pub token_max_ttl: Duration,
+    pub media_url_ttl: Duration,
+    /// Browser origins allowed besides the server's own (`scheme://host[:port]`, lower case).
+    pub allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// How turns are taken: when an utterance is complete and what interrupts the assistant.
@@ -186,9 +228,13 @@ impl Config {
             "an ElevenLabs output format such as mp3_44100_128 or pcm_16000",
         )?;
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let auth = parse_auth(&env)?;
+        // Without a secret of its own, parley is a development server: it listens on loopback only.
+        let default_host =
+            if auth.secret.is_some() { IpAddr::from([0, 0, 0, 0]) } else { IpAddr::from([127, 0, 0, 1]) };
         Ok(Config {
             server: ServerConfig {
-                host: env.parse("HOST", IpAddr::from([0, 0, 0, 0]), "an IP address such as 0.0.0.0")?,
+                host: env.parse("HOST", default_host, "an IP address such as 0.0.0.0")?,
                 port: env.int_in("PORT", 8080, 0..=65535)? as u16,
                 workers: env.int_in("PARLEY_WORKERS", cpus as u64, 1..=256)? as usize,
                 shutdown_drain: Duration::from_secs(env.int_in("PARLEY_SHUTDOWN_DRAIN_SECS", 10, 0..=600)?),
@@ -244,6 +290,10 @@ impl Config {
                 max_audio_frame_bytes: env.int_in("PARLEY_MAX_AUDIO_FRAME_BYTES", 65536, 1024..=16 << 20)? as usize,
                 max_text_frame_bytes: env.int_in("PARLEY_MAX_TEXT_FRAME_BYTES", 16384, 256..=1 << 20)? as usize,
                 history_max_chars: env.int_in("PARLEY_HISTORY_MAX_CHARS", 24000, 500..=10_000_000)? as usize,
+                max_sessions_per_user: env.int_in("PARLEY_MAX_SESSIONS_PER_USER", 3, 1..=100_000)? as usize,
+                connect_rate: parse_rate(&env, "PARLEY_CONNECT_RATE", "10/min", "PARLEY_CONNECT_BURST", 20)?,
+                turns_per_minute: env.int_in("PARLEY_TURNS_PER_MINUTE", 20, 1..=10_000)? as u32,
+                rest_rate: parse_rate(&env, "PARLEY_REST_RATE", "300/min", "PARLEY_REST_BURST", 60)?,
             },
             turns: TurnTuning {
                 commit_delay: Duration::from_millis(env.int_in("PARLEY_COMMIT_DELAY_MS", 200, 0..=5000)?),
@@ -262,6 +312,7 @@ impl Config {
                 stt_replay: Duration::from_secs(env.int_in("PARLEY_STT_REPLAY_SECS", 15, 0..=120)?),
                 audio_lead: Duration::from_millis(env.int_in("PARLEY_AUDIO_LEAD_MS", 500, 50..=60_000)?),
             },
+            auth,
             emulated: false,
         })
         .and_then(Config::validated)
@@ -269,11 +320,28 @@ impl Config {
 
     /// Cross-field rules that no single variable can express.
     fn validated(self) -> Result<Config, ConfigError> {
+        if self.auth.secret.is_none() && !self.server.host.is_loopback() {
+            return Err(ConfigError::new(
+                "PARLEY_AUTH_SECRET",
+                format!(
+                    "required to listen on {} (beyond this machine): without it parley is a development server \
+                     for 127.0.0.1; generate one with `openssl rand -base64 32`",
+                    self.server.host
+                ),
+            ));
+        }
         if self.database.postgres_url.is_some() && self.encryption.key.is_none() {
             return Err(ConfigError::new(
                 "PARLEY_ENCRYPTION_KEY",
                 "required with PostgreSQL: message content is encrypted and a generated key would live on one \
                  machine only; generate one with `openssl rand -base64 32`",
+            ));
+        }
+        if self.database.postgres_url.is_some() && self.auth.secret.is_none() {
+            return Err(ConfigError::new(
+                "PARLEY_AUTH_SECRET",
+                "required with PostgreSQL: client tokens from every instance must verify everywhere; generate one \
+                 with `openssl rand -base64 32`",
             ));
         }
         if self.storage.gcs_bucket.is_some() && self.storage.gcs_credentials_path.is_none() {
@@ -308,6 +376,80 @@ impl Config {
         }
         out
     }
+}
+
+fn parse_auth(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
+    let secret = |var: &'static str, raw: &str| -> Result<Vec<u8>, ConfigError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| ConfigError::new(var, "not valid base64 (generate one with `openssl rand -base64 32`)"))?;
+        if bytes.len() < 32 {
+            return Err(ConfigError::new(var, format!("must decode to at least 32 bytes, got {}", bytes.len())));
+        }
+        Ok(bytes)
+    };
+    let list = |var: &str| -> Vec<String> {
+        env.get(var)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    };
+    let origins = list("PARLEY_ALLOWED_ORIGINS")
+        .into_iter()
+        .map(|o| {
+            let url = url::Url::parse(&o)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "PARLEY_ALLOWED_ORIGINS",
+                        format!("{o:?} is not an origin such as https://app.example"),
+                    )
+                })?;
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    let proxies = list("PARLEY_TRUSTED_PROXIES")
+        .into_iter()
+        .map(|p| {
+            p.parse::<IpAddr>().map_err(|_| {
+                ConfigError::new("PARLEY_TRUSTED_PROXIES", format!("{p:?} is not an IP address such as 10.0.0.5"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AuthConfig {
+        secret: env.get("PARLEY_AUTH_SECRET").map(|raw| secret("PARLEY_AUTH_SECRET", &raw)).transpose()?,
+        old_secrets: list("PARLEY_AUTH_OLD_SECRETS")
+            .iter()
+            .map(|raw| secret("PARLEY_AUTH_OLD_SECRETS", raw))
+            .collect::<Result<_, _>>()?,
+        api_keys: list("PARLEY_API_KEYS").into_iter().map(Secret::new).collect(),
+        token_max_ttl: Duration::from_secs(env.int_in("PARLEY_TOKEN_MAX_TTL_SECS", 3600, 60..=30 * 86_400)?),
+        media_url_ttl: Duration::from_secs(env.int_in("PARLEY_MEDIA_URL_TTL_SECS", 3600, 60..=30 * 86_400)?),
+        allowed_origins: origins,
+        trusted_proxies: proxies,
+    })
+}
+
+/// `N/sec`, `N/min` or `N/hour` in `var`, with the burst in `burst_var`.
+fn parse_rate(
+    env: &Env<'_>,
+    var: &'static str,
+    default: &str,
+    burst_var: &'static str,
+    default_burst: u64,
+) -> Result<Rate, ConfigError> {
+    let raw = env.string(var, default);
+    let bad = || ConfigError::new(var, format!("expected a rate such as 10/min (or /sec, /hour), got {raw:?}"));
+    let (count, unit) = raw.split_once('/').ok_or_else(bad)?;
+    let count: f64 = count.trim().parse().ok().filter(|c: &f64| c.is_finite() && *c > 0.0).ok_or_else(bad)?;
+    let seconds = match unit.trim() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let burst = env.int_in(burst_var, default_burst, 1..=1_000_000)? as u32;
+    Ok(Rate { per_second: count / seconds, burst })
 }
 
 fn parse_key(var: &'static str, raw: &str) -> Result<KeyBytes, ConfigError> {

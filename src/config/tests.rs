@@ -62,7 +62,12 @@ fn bad_values_stop_startup_naming_the_variable() {
 
 #[test]
 fn database_url_is_accepted_as_an_alias_and_validated_under_its_own_name() {
-    let c = load(&[("DATABASE_URL", "postgres://u@localhost/db"), ("PARLEY_ENCRYPTION_KEY", KEY)]).unwrap();
+    let c = load(&[
+        ("DATABASE_URL", "postgres://u@localhost/db"),
+        ("PARLEY_ENCRYPTION_KEY", KEY),
+        ("PARLEY_AUTH_SECRET", KEY),
+    ])
+    .unwrap();
     assert_eq!(c.database.postgres_url.as_deref(), Some("postgres://u@localhost/db"));
     let err = load(&[("DATABASE_URL", "mysql://x/y"), ("PARLEY_ENCRYPTION_KEY", KEY)]).unwrap_err();
     assert_eq!(err.var, "DATABASE_URL");
@@ -101,4 +106,50 @@ fn provider_keys_silence_their_warnings() {
     let c = load(&[("DEEPGRAM_API_KEY", "k"), ("OPENAI_API_KEY", "k"), ("ELEVENLABS_API_KEY", "k")]).unwrap();
     assert!(c.warnings().is_empty());
     assert_eq!(format!("{:?}", c.openai.api_key), "Some(Secret(..))");
+}
+
+#[test]
+fn without_an_auth_secret_parley_stays_on_loopback_and_postgres_needs_one() {
+    let c = load(&[]).unwrap();
+    assert!(c.server.host.is_loopback(), "a development server listens on 127.0.0.1 by default");
+    assert!(c.auth.secret.is_none());
+    let err = load(&[("HOST", "0.0.0.0")]).unwrap_err();
+    assert_eq!(err.var, "PARLEY_AUTH_SECRET");
+    assert!(err.message.contains("0.0.0.0"), "{err}");
+    let c = load(&[("PARLEY_AUTH_SECRET", KEY)]).unwrap();
+    assert!(c.server.host.is_unspecified(), "with a secret, every interface by default");
+    let err = load(&[("PG_DB_URL", "postgres://u@h/db"), ("PARLEY_ENCRYPTION_KEY", KEY)]).unwrap_err();
+    assert_eq!(err.var, "PARLEY_AUTH_SECRET");
+}
+
+#[test]
+fn auth_settings_parse_and_bad_ones_name_their_variable() {
+    let c = load(&[
+        ("PARLEY_AUTH_SECRET", KEY),
+        ("PARLEY_AUTH_OLD_SECRETS", &format!("{KEY},{KEY}")),
+        ("PARLEY_API_KEYS", "k1, k2,"),
+        ("PARLEY_ALLOWED_ORIGINS", "https://App.Example, http://localhost:3000/"),
+        ("PARLEY_TRUSTED_PROXIES", "10.0.0.5"),
+        ("PARLEY_CONNECT_RATE", "30/hour"),
+        ("PARLEY_CONNECT_BURST", "5"),
+    ])
+    .unwrap();
+    assert_eq!(c.auth.old_secrets.len(), 2);
+    assert_eq!(c.auth.api_keys.len(), 2);
+    assert_eq!(c.auth.allowed_origins, ["https://app.example", "http://localhost:3000"]);
+    assert_eq!(c.limits.connect_rate, Rate { per_second: 30.0 / 3600.0, burst: 5 });
+    assert_eq!(c.limits.max_sessions_per_user, 3);
+    for (var, value) in [
+        ("PARLEY_AUTH_SECRET", "c2hvcnQ="),
+        ("PARLEY_AUTH_SECRET", "%%%"),
+        ("PARLEY_AUTH_OLD_SECRETS", "c2hvcnQ="),
+        ("PARLEY_ALLOWED_ORIGINS", "not an origin"),
+        ("PARLEY_TRUSTED_PROXIES", "proxy.local"),
+        ("PARLEY_CONNECT_RATE", "10 a minute"),
+        ("PARLEY_REST_RATE", "0/min"),
+        ("PARLEY_MAX_SESSIONS_PER_USER", "0"),
+    ] {
+        let err = load(&[("PARLEY_AUTH_SECRET", KEY), (var, value)]).expect_err(&format!("{var}={value}"));
+        assert_eq!(err.var, var, "{err}");
+    }
 }

@@ -301,6 +301,18 @@ impl Store {
         rows.into_iter().map(|r| self.open_row(r)).collect()
     }
 
+    /// The user whose conversation message `id` belongs to, if there is such a message.
+    pub async fn message_owner(&self, id: MessageId) -> Result<Option<String>, StoreError> {
+        let owner = with_conn!(self, conn => messages::table
+            .inner_join(sessions::table)
+            .filter(messages::id.eq(id.0))
+            .select(sessions::user_id)
+            .first::<String>(conn)
+            .await
+            .optional()?);
+        Ok(owner)
+    }
+
     /// Sets (or with `None` clears) the rating of an assistant message. The update and, when it matched
     /// nothing, the look-up that tells a user message from a missing one run in one transaction, so the
     /// outcome describes the row the update saw.

@@ -1,12 +1,15 @@
 //! `POST /api/feedback {"message_id": 123, "feedback": "positive" | "negative" | null}`: rates an assistant
-//! message (null clears the rating). 404 for an unknown message, 400 for anything malformed or for a user's
-//! own message.
+//! message (null clears the rating) of the caller's own conversations (any, with an API key). 404 for an
+//! unknown message and for another user's (the two cannot be told apart), 400 for anything malformed or for a
+//! user's own message.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::guard;
 use crate::api_error::ApiError;
+use crate::auth::Scope;
 use crate::db::{Feedback, FeedbackOutcome, MessageId};
 use crate::state::AppState;
 
@@ -23,7 +26,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
     Value::deserialize(d).map(Some)
 }
 
-pub async fn post(app: web::Data<AppState>, body: web::Json<Body>) -> Result<HttpResponse, ApiError> {
+pub async fn post(req: HttpRequest, app: web::Data<AppState>, body: web::Json<Body>) -> Result<HttpResponse, ApiError> {
+    let caller = guard::caller(&req, &app, Scope::History)?;
     let id = match &body.message_id {
         Some(Value::Number(n)) => n.as_i64().filter(|n| *n > 0),
         Some(Value::String(s)) => s.parse::<i64>().ok().filter(|n| *n > 0),
@@ -42,6 +46,9 @@ pub async fn post(app: web::Data<AppState>, body: web::Json<Body>) -> Result<Htt
             ));
         }
     };
+    if !app.store.message_owner(id).await?.is_some_and(|owner| caller.may_see(&owner)) {
+        return Err(ApiError::not_found("message_not_found", format!("no message {id}")));
+    }
     match app.store.set_feedback(id, feedback).await? {
         FeedbackOutcome::Updated => {}
         FeedbackOutcome::NotFound => {

@@ -1,14 +1,16 @@
-//! `GET /api/history?sessionId=…[&userId=…]`: the messages of one conversation, in order. With `userId` the
-//! session must belong to that user (a mismatch is reported as not found, so ids of other users' sessions
-//! cannot be confirmed). A message that cannot be decrypted is returned with `content: null` and a
-//! `contentError`, never as garbage.
+//! `GET /api/history?sessionId=…[&userId=…]`: the messages of one conversation, in order, for its owner's
+//! token (or an API key). Another user's session is not found, exactly like one that does not exist. Audio
+//! links are signed (they expire after `PARLEY_MEDIA_URL_TTL_SECS`). A message that cannot be decrypted is
+//! returned with `content: null` and a `contentError`, never as garbage.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+use super::guard;
 use super::params::SessionQuery;
 
 use crate::api_error::ApiError;
+use crate::auth::Scope;
 use crate::db::{Feedback, HeardSource, MessageId, ReplyOutcome, Role, SessionId, StoredMessage};
 use crate::state::AppState;
 
@@ -44,8 +46,8 @@ struct History {
     messages: Vec<Message>,
 }
 
-impl From<StoredMessage> for Message {
-    fn from(m: StoredMessage) -> Message {
+impl Message {
+    fn new(m: StoredMessage, app: &AppState) -> Message {
         let (content, content_error) = match m.content {
             Ok(text) => (Some(text), None),
             Err(e) => (None, Some(e.to_string())),
@@ -58,7 +60,7 @@ impl From<StoredMessage> for Message {
             created_at: m.created_at,
             feedback: m.feedback,
             // A link that cannot be opened is as good as none; the content error already flags the row.
-            audio_url: m.audio_url.and_then(Result::ok),
+            audio_url: m.audio_url.and_then(Result::ok).map(|url| super::recordings::signed(app, &url)),
             interrupted: m.interrupted,
             outcome: m.outcome,
             // Unreadable generated text is left out: the content error, if any, already flags the row.
@@ -69,12 +71,17 @@ impl From<StoredMessage> for Message {
     }
 }
 
-pub async fn get(app: web::Data<AppState>, query: web::Query<SessionQuery>) -> Result<HttpResponse, ApiError> {
-    let session = query.resolve(&app.store).await?;
+pub async fn get(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    query: web::Query<SessionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = guard::caller(&req, &app, Scope::History)?;
+    let session = query.resolve(&app.store, &caller).await?;
     let messages = app.store.session_messages(&session.id).await?;
     Ok(HttpResponse::Ok().json(History {
         session_id: session.id,
         user_id: session.user_id,
-        messages: messages.into_iter().map(Message::from).collect(),
+        messages: messages.into_iter().map(|m| Message::new(m, &app)).collect(),
     }))
 }

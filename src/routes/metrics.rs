@@ -1,9 +1,12 @@
 //! `GET /metrics` (Prometheus text format) and `GET /api/metrics` (the original system's JSON figures, from
 //! real operating-system readings; `threads` takes the place of Go's goroutine count).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+use super::guard;
+use crate::api_error::ApiError;
+use crate::auth::Scope;
 use crate::metrics::alloc;
 use crate::registry::{Counts, GetCounts};
 use crate::state::AppState;
@@ -35,11 +38,12 @@ struct Figures {
     last_collection_time: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn json(app: web::Data<AppState>) -> HttpResponse {
+pub async fn json(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    guard::caller(&req, &app, Scope::History)?;
     let metrics = &app.metrics;
     let counts = app.registry.send(GetCounts).await.unwrap_or(Counts { active: 0, total: 0 });
     let (system, collected_at) = metrics.sample_system();
-    HttpResponse::Ok().json(Figures {
+    Ok(HttpResponse::Ok().json(Figures {
         timestamp: chrono::Utc::now(),
         active_connections: counts.active,
         total_connections: counts.total,
@@ -51,7 +55,7 @@ pub async fn json(app: web::Data<AppState>) -> HttpResponse {
         process_memory_bytes: system.process_resident_bytes,
         uptime_seconds: round2(metrics.uptime_seconds()),
         last_collection_time: collected_at,
-    })
+    }))
 }
 
 fn round2(v: f64) -> f64 {

@@ -2,6 +2,7 @@
 //! query strings, bad JSON) are turned into [`ApiError`]s here so they render like every other error.
 
 mod feedback;
+pub mod guard;
 mod health;
 mod history;
 mod metrics;
@@ -9,6 +10,7 @@ mod pages;
 mod params;
 mod recordings;
 mod sessions;
+mod tokens;
 mod ws;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -42,6 +44,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/api/history", web::get().to(history::get))
     .route("/api/sessions", web::get().to(sessions::list))
     .route("/api/feedback", web::post().to(feedback::post))
+    .route("/api/tokens", web::post().to(tokens::mint_for_user))
+    .route("/api/dev/token", web::post().to(tokens::development))
     .route("/api/recordings", web::get().to(recordings::list))
     .route("/audio_recordings/{user}/{session}/{file}", web::get().to(recordings::file))
     .route("/status", web::get().to(pages::status))

@@ -1,11 +1,12 @@
 //! Identifiers from query strings, validated the same way on every route: a missing one is
 //! `missing_<name>`, a malformed one `invalid_<name>`, both 400 with a message the client can act on; a
-//! session scoped to a user who does not own it is reported as not found, so other users' session ids cannot
-//! be confirmed.
+//! session the caller may not see is reported exactly as a session that does not exist (404), so other users'
+//! session ids cannot be confirmed.
 
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
+use crate::auth::Caller;
 use crate::db::{SessionId, SessionRecord, Store, UserId};
 
 /// A required `userId`.
@@ -22,7 +23,7 @@ pub fn session_id(raw: Option<&str>) -> Result<SessionId, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_session_id", format!("{e}")))
 }
 
-/// `?sessionId=…[&userId=…]`: a stored session, checked against its owner when `userId` is given.
+/// `?sessionId=…[&userId=…]`: a stored session the caller may see (and, when `userId` is given, that user's).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionQuery {
@@ -31,13 +32,13 @@ pub struct SessionQuery {
 }
 
 impl SessionQuery {
-    pub async fn resolve(&self, store: &Store) -> Result<SessionRecord, ApiError> {
+    pub async fn resolve(&self, store: &Store, caller: &Caller) -> Result<SessionRecord, ApiError> {
         let id = session_id(self.session_id.as_deref())?;
         let owner = self.user_id.as_deref().map(|u| user_id(Some(u))).transpose()?;
         store
             .find_session(&id)
             .await?
-            .filter(|s| owner.as_ref().is_none_or(|u| u.as_str() == s.user_id))
+            .filter(|s| owner.as_ref().is_none_or(|u| u.as_str() == s.user_id) && caller.may_see(&s.user_id))
             .ok_or_else(|| ApiError::not_found("session_not_found", format!("no session {id}")))
     }
 }

@@ -1,10 +1,13 @@
-//! `GET /api/sessions?userId=…[&limit=…][&cursor=…]`: a user's conversations, newest first. `limit` is 1–100
-//! (default 20); `nextCursor` in the answer fetches the following page.
+//! `GET /api/sessions[?userId=…][&limit=…][&cursor=…]`: a user's conversations, newest first: the token's own
+//! user (another `userId` is 404, like a user with no sessions at all), or with an API key the `userId` given.
+//! `limit` is 1–100 (default 20); `nextCursor` in the answer fetches the following page.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::guard;
 use crate::api_error::ApiError;
+use crate::auth::{Caller, Scope};
 use crate::db::{SessionCursor, SessionId, SessionRecord, UserId};
 use crate::state::AppState;
 
@@ -51,8 +54,23 @@ impl From<SessionRecord> for Session {
     }
 }
 
-pub async fn list(app: web::Data<AppState>, params: web::Query<Params>) -> Result<HttpResponse, ApiError> {
-    let user: UserId = super::params::user_id(params.user_id.as_deref())?;
+pub async fn list(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    params: web::Query<Params>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = guard::caller(&req, &app, Scope::History)?;
+    let user: UserId = match (&caller, params.user_id.as_deref()) {
+        (Caller::User(claims), None) => claims.user_id.clone(),
+        (Caller::User(claims), Some(raw)) => {
+            let asked = super::params::user_id(Some(raw))?;
+            if asked != claims.user_id {
+                return Err(ApiError::not_found("user_not_found", format!("no sessions of {asked}")));
+            }
+            asked
+        }
+        (Caller::Operator, raw) => super::params::user_id(raw)?,
+    };
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(raw) => raw.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {

@@ -17,7 +17,7 @@ use crate::config::{Config, TurnTuning};
 use crate::db::{Role, SessionId, Store, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, RecordingStored};
-use crate::registry::Registry;
+use crate::registry::{Registry, Reservation};
 
 /// Configuration shared by every session.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct SessionSettings {
     pub mime_type: String,
     pub max_audio_frame_bytes: usize,
     pub max_text_frame_bytes: usize,
+    /// Assistant turns one session may start per minute.
+    pub turns_per_minute: u32,
     /// The providers are parley's own emulators (`--emulate`).
     pub emulated: bool,
 }
@@ -51,6 +53,7 @@ impl SessionSettings {
             mime_type: config.elevenlabs.mime_type.clone(),
             max_audio_frame_bytes: config.limits.max_audio_frame_bytes,
             max_text_frame_bytes: config.limits.max_text_frame_bytes,
+            turns_per_minute: config.limits.turns_per_minute,
             emulated: config.emulated,
         }
     }
@@ -116,4 +119,6 @@ pub struct SessionParams {
     pub output_format: OutputFormat,
     /// The client's address, for the registry.
     pub peer: Option<String>,
+    /// The place the registry holds for this session (taken before the upgrade).
+    pub reservation: Option<Reservation>,
 }

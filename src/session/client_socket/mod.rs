@@ -163,22 +163,26 @@ impl<W: Wire> Actor for ClientSocket<W> {
         };
         let drain = ctx.address().recipient::<Drain>().downgrade();
         // Registration is short and must finish before the session is announced.
-        ctx.wait(self.deps.registry.send(Register { info, drain }).into_actor(self).map(
-            |result, this, ctx| match result {
-                Ok(Ok(id)) => {
-                    this.registration = Some(id);
-                    this.begin(ctx);
-                }
-                Ok(Err(full)) => {
-                    this.wire.send(
-                        Event::Error { code: "server_busy".into(), message: full.to_string(), retryable: true },
-                        ctx,
-                    );
-                    close(ctx, ws::CloseCode::Again, "server busy");
-                }
-                Err(_) => close(ctx, ws::CloseCode::Error, "registry unavailable"),
-            },
-        ));
+        ctx.wait(
+            self.deps
+                .registry
+                .send(Register { info, drain, reservation: self.params.reservation })
+                .into_actor(self)
+                .map(|result, this, ctx| match result {
+                    Ok(Ok(id)) => {
+                        this.registration = Some(id);
+                        this.begin(ctx);
+                    }
+                    Ok(Err(full)) => {
+                        this.wire.send(
+                            Event::Error { code: "server_busy".into(), message: full.to_string(), retryable: true },
+                            ctx,
+                        );
+                        close(ctx, ws::CloseCode::Again, "server busy");
+                    }
+                    Err(_) => close(ctx, ws::CloseCode::Error, "registry unavailable"),
+                }),
+        );
         ctx.run_interval(HEARTBEAT_EVERY, |this, ctx| {
             if this.last_seen.elapsed() > CLIENT_TIMEOUT {
                 log::info!("session {}: client silent for {CLIENT_TIMEOUT:?}; closing", this.session());

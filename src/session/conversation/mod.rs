@@ -286,6 +286,8 @@ pub struct Conversation {
     finished: Option<ActiveTurn>,
     /// Error codes already reported, for failures that would otherwise repeat every turn.
     reported: Vec<String>,
+    /// When the turns of the last minute started (for `PARLEY_TURNS_PER_MINUTE`).
+    recent_turns: std::collections::VecDeque<Instant>,
 }
 
 impl Conversation {
@@ -317,6 +319,7 @@ impl Conversation {
             turn: None,
             finished: None,
             reported: Vec::new(),
+            recent_turns: std::collections::VecDeque::new(),
         }
     }
 

@@ -34,6 +34,7 @@ fn params(history: Vec<memory::Remembered>) -> SessionParams {
         audio_in: AudioIn { encoding: InputEncoding::Linear16, sample_rate: 16_000 },
         output_format: crate::audio::OutputFormat::ELEVENLABS_DEFAULT,
         peer: None,
+        reservation: None,
     }
 }
 
@@ -498,4 +499,20 @@ fn a_late_finalize_reply_about_committed_words_is_no_barge_in_and_no_new_words()
     assert!(events(&fx).contains(&&Event::Transcript { text: "weather".into(), is_final: true }));
     let fx = r.feed(5_100, Input::Stt(SttEvent::UtteranceEnd));
     assert!(events(&fx).contains(&&Event::UserTurn { turn_id: 2, text: "weather".into() }));
+}
+
+#[test]
+fn a_typed_turn_flood_is_refused_past_the_turn_rate_and_recovers_a_minute_later() {
+    let mut s = settings();
+    s.turns_per_minute = 3;
+    let mut r = Rig::with(params(Vec::new()), s);
+    r.feed(0, Input::Start);
+    for i in 0..3 {
+        assert!(error_codes(&r.feed(i * 10, Input::Text(format!("q{i}")))).is_empty());
+    }
+    let fx = r.feed(100, Input::Text("one too many".into()));
+    assert_eq!(error_codes(&fx), ["rate_limited"]);
+    assert!(!commands(&fx).iter().any(|c| matches!(c, Command::Complete(_))), "no LLM request");
+    let later = r.feed(60_050, Input::Text("again".into()));
+    assert!(commands(&later).iter().any(|c| matches!(c, Command::Complete(_))));
 }

@@ -75,6 +75,14 @@ impl Conversation {
     pub(super) fn start_turn(&mut self, text: String, speech_end: Option<Instant>, spoken: bool, out: &mut Outbox) {
         // What the listener heard of the previous reply is part of the conversation the LLM now sees.
         self.settle(out);
+        if !self.turn_allowed() {
+            log::info!("session {}: turn refused, over {} a minute", self.session_id, self.settings.turns_per_minute);
+            return out.error(
+                "rate_limited",
+                format!("more than {} turns a minute; wait a moment", self.settings.turns_per_minute),
+                true,
+            );
+        }
         let id = self.next_turn;
         self.next_turn += 1;
         if spoken {
@@ -110,6 +118,19 @@ impl Conversation {
             outcome: None,
             latency_sent: false,
         });
+    }
+
+    /// Counts a turn against `PARLEY_TURNS_PER_MINUTE`; false when the last minute already had that many.
+    fn turn_allowed(&mut self) -> bool {
+        let minute = Duration::from_secs(60);
+        while self.recent_turns.front().is_some_and(|t| self.now.saturating_duration_since(*t) >= minute) {
+            self.recent_turns.pop_front();
+        }
+        if self.recent_turns.len() >= self.settings.turns_per_minute as usize {
+            return false;
+        }
+        self.recent_turns.push_back(self.now);
+        true
     }
 
     /// System prompt, then the remembered conversation (which ends with the new user message).
