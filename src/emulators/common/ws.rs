@@ -1,6 +1,8 @@
 //! WebSocket plumbing shared by the Deepgram and ElevenLabs socket actors: an outbox that sends frames at
 //! their due time in order (reply latency, time to first byte and real-time pacing all become due times),
-//! and close reasons cut to the 123-byte limit.
+//! close reasons cut to the 123-byte limit, and the end of a connection: after a Close frame of its own the
+//! actor waits for the client's reply and then stops at once (RFC 6455 §7.1.1), after a drop it cuts the
+//! TCP connection with a reset.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -8,8 +10,13 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext as _, AsyncContext as _};
 use actix_web_actors::ws::{CloseCode, CloseReason, WebsocketContext};
 
+use super::abort::Abort;
+
 /// Longest close reason a WebSocket close frame can carry, in bytes.
 pub const MAX_REASON_BYTES: usize = 123;
+/// How long a socket that sent its Close frame waits for the client's reply before it ends the connection
+/// anyway (a client that answers ends it at once).
+pub const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One thing to do on the socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +25,7 @@ pub enum Out {
     Text(String),
     /// A Close frame with this code and reason (cut to 123 bytes), then the end of the connection.
     Close(u16, String),
-    /// End the connection without a Close frame (the client sees 1006).
+    /// End the connection without a Close frame, with a TCP reset (the client sees 1006).
     Drop,
 }
 
@@ -32,9 +39,15 @@ pub struct Outbox {
     last_due_by_tag: std::collections::HashMap<String, Instant>,
     armed: bool,
     finished: bool,
+    abort: Abort,
 }
 
 impl Outbox {
+    /// An empty outbox whose `Out::Drop` cuts the connection through `abort`.
+    pub fn new(abort: Abort) -> Self {
+        Outbox { abort, ..Default::default() }
+    }
+
     /// Queues `out` at `due` (or right after the last queued frame, if that is later). `tag` lets a caller
     /// drop queued frames later (e.g. the audio of a closed context).
     pub fn push_at(&mut self, due: Instant, out: Out, tag: Option<String>) {
@@ -135,22 +148,33 @@ fn pump<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>) {
             outbox.finished = true;
             outbox.queue.clear();
         }
-        deliver(ctx, &out);
+        deliver(act, ctx, &out);
         act.on_sent(&out);
     }
     arm(act, ctx);
 }
 
-/// Does `out` on the socket right now (bypassing the queue, e.g. for a reply to the client's Close).
-pub fn deliver<A: Actor<Context = WebsocketContext<A>>>(ctx: &mut WebsocketContext<A>, out: &Out) {
+/// Does `out` on the socket right now, bypassing the queue. After a Close frame the actor lives on only to
+/// read the client's reply (`answer_close` then stops it), at most `CLOSE_REPLY_TIMEOUT`.
+pub fn deliver<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, out: &Out) {
     match out {
         Out::Text(t) => ctx.text(t.clone()),
         Out::Close(code, reason) => {
             ctx.close(Some(CloseReason { code: CloseCode::from(*code), description: Some(truncate_reason(reason)) }));
+            ctx.run_later(CLOSE_REPLY_TIMEOUT, |_, ctx| ctx.stop());
+        }
+        Out::Drop => {
+            act.outbox().abort.trigger();
             ctx.stop();
         }
-        Out::Drop => ctx.stop(),
     }
+}
+
+/// The client sent a Close frame: answer it with one (unless this side already sent its own, which the
+/// client's frame answers) and stop, which ends the TCP connection right after the answer.
+pub fn answer_close<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>) {
+    close_now(act, ctx, Out::Close(1000, String::new()));
+    ctx.stop();
 }
 
 /// Closes now, marking the outbox finished so nothing queued follows the Close.
@@ -161,7 +185,7 @@ pub fn close_now<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, out: 
     }
     outbox.finished = true;
     outbox.queue.clear();
-    deliver(ctx, &out);
+    deliver(act, ctx, &out);
     act.on_sent(&out);
 }
 

@@ -15,8 +15,9 @@ use super::engine::{Engine, EngineConfig};
 use super::replies::{self, Replier};
 use super::script::Script;
 use super::upgrade::MAX_FRAME_BYTES;
+use crate::emulators::common::abort::Abort;
 use crate::emulators::common::reassemble::{Incoming, Reassembler};
-use crate::emulators::common::ws::{HasOutbox, Out, Outbox, close_now, send_after, truncate_reason};
+use crate::emulators::common::ws::{HasOutbox, Out, Outbox, answer_close, close_now, send_after, truncate_reason};
 use crate::providers::deepgram::{
     ClientMessage, DATA_0000_REASON, Endpointing, ListenOptions, NET_0000_REASON, NET_0001_REASON, ServerMessage,
 };
@@ -51,6 +52,7 @@ impl DeepgramSession {
         fault: Option<DeepgramFault>,
         options: ListenOptions,
         format: SampleFormat,
+        abort: Abort,
     ) -> Self {
         let channels = options.channels.unwrap_or(1);
         let punctuate = options.punctuate.unwrap_or(false) || options.smart_format.unwrap_or(false);
@@ -82,7 +84,7 @@ impl DeepgramSession {
             engine: Engine::new(cfg, Script::new(number, script)),
             decoder: SampleDecoder::new(format),
             sha: ring::digest::Context::new(&ring::digest::SHA256),
-            outbox: Outbox::default(),
+            outbox: Outbox::new(abort),
             reassembler: Reassembler::new(MAX_FRAME_BYTES),
             last_activity: Instant::now(),
             audio_seen: false,
@@ -260,10 +262,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
             Incoming::Close(reason) => {
                 let got = reason.as_ref().map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
                 self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
-                if !self.outbox.is_finished() {
-                    close_now(self, ctx, Out::Close(1000, String::new()));
-                }
-                ctx.stop();
+                answer_close(self, ctx);
             }
             Incoming::Nothing => {}
             Incoming::Invalid(why) => close_now(self, ctx, Out::Close(1007, why.to_string())),
