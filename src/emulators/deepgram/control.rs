@@ -50,6 +50,39 @@ impl FromStr for DeepgramFault {
     }
 }
 
+/// How a connection answers `Finalize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalizeReply {
+    /// A `from_finalize: true` final of the audio buffered since the last final, after the reply latency;
+    /// nothing when no audio is buffered (as documented).
+    Immediate,
+    /// The same final, computed when the `Finalize` arrives (the words buffered then), sent only after this
+    /// extra delay, as Deepgram answers under load. Results of audio sent after the `Finalize` queue behind
+    /// it: the service answers in order.
+    Late(Duration),
+    /// No reply at all, and the buffered words are kept: they come out in the next final once audio
+    /// resumes (a final after `endpointing` silence, or the one `CloseStream` produces), as when Deepgram
+    /// ignores a `Finalize`.
+    Ignored,
+}
+
+/// Parses the CLI spelling: `reply`, `late:MS`, `ignore`.
+impl FromStr for FinalizeReply {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            None if s == "reply" => Ok(FinalizeReply::Immediate),
+            None if s == "ignore" => Ok(FinalizeReply::Ignored),
+            Some(("late", ms)) => ms
+                .parse::<u64>()
+                .map(|ms| FinalizeReply::Late(Duration::from_millis(ms)))
+                .map_err(|_| format!("Finalize mode {s:?} needs a number of ms after 'late:'")),
+            _ => Err(format!("unknown Finalize mode {s:?} (reply, late:MS, ignore)")),
+        }
+    }
+}
+
 /// How a connection authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -99,7 +132,7 @@ pub struct DeepgramConnectionLog {
 pub struct DeepgramSettings {
     pub api_keys: Vec<String>,
     pub idle_timeout: Duration,
-    pub finalize_reply: bool,
+    pub finalize: FinalizeReply,
     pub reply_latency: Duration,
 }
 
@@ -122,7 +155,7 @@ impl DeepgramControl {
         let settings = DeepgramSettings {
             api_keys: opts.api_keys.clone(),
             idle_timeout: opts.idle_timeout,
-            finalize_reply: opts.finalize_reply,
+            finalize: opts.finalize,
             reply_latency: opts.reply_latency,
         };
         DeepgramControl {
@@ -145,9 +178,15 @@ impl DeepgramControl {
         self.shared.update(|s| s.settings.idle_timeout = timeout);
     }
 
-    /// `false`: `Finalize` gets no reply at all (a real, documented possibility).
+    /// `false`: `Finalize` gets no reply at all (a real, documented possibility) and its words are kept
+    /// (`FinalizeReply::Ignored`); `true`: the immediate reply (the default).
     pub fn set_finalize_reply(&self, reply: bool) {
-        self.shared.update(|s| s.settings.finalize_reply = reply);
+        self.set_finalize(if reply { FinalizeReply::Immediate } else { FinalizeReply::Ignored });
+    }
+
+    /// How the next connections answer `Finalize`: at once, late, or not at all.
+    pub fn set_finalize(&self, mode: FinalizeReply) {
+        self.shared.update(|s| s.settings.finalize = mode);
     }
 
     /// Delay of each result after the audio that caused it.
@@ -182,5 +221,14 @@ mod tests {
         assert_eq!("empty-finals".parse(), Ok(DeepgramFault::EmptyFinals));
         assert!("close1011".parse::<DeepgramFault>().is_err());
         assert!("nonsense".parse::<DeepgramFault>().is_err());
+    }
+
+    #[test]
+    fn cli_finalize_modes_parse() {
+        assert_eq!("reply".parse(), Ok(FinalizeReply::Immediate));
+        assert_eq!("late:2500".parse(), Ok(FinalizeReply::Late(Duration::from_millis(2500))));
+        assert_eq!("ignore".parse(), Ok(FinalizeReply::Ignored));
+        assert!("late".parse::<FinalizeReply>().is_err());
+        assert!("late:soon".parse::<FinalizeReply>().is_err());
     }
 }

@@ -9,7 +9,7 @@ use actix::{Actor, ActorContext as _, AsyncContext as _, StreamHandler};
 use actix_web_actors::ws::{self, WebsocketContext};
 use bytes::Bytes;
 
-use super::control::{DeepgramControl, DeepgramFault, DeepgramSettings, ReceivedText};
+use super::control::{DeepgramControl, DeepgramFault, DeepgramSettings, FinalizeReply, ReceivedText};
 use super::decode::{SampleDecoder, SampleFormat};
 use super::engine::{Engine, EngineConfig};
 use super::replies::{self, Replier};
@@ -123,16 +123,24 @@ impl DeepgramSession {
         self.log(|l| l.texts_received.push(ReceivedText { text, audio_time }));
         match parsed {
             Ok(ClientMessage::KeepAlive) => {}
-            Ok(ClientMessage::Finalize { .. }) => {
-                if self.settings.finalize_reply && !self.closing {
-                    if let Some(t) = self.engine.finalize() {
-                        let msg = self.replier.results(&t);
-                        self.reply(ctx, msg);
-                    }
-                }
-            }
+            Ok(ClientMessage::Finalize { .. }) => self.on_finalize(ctx),
             Ok(ClientMessage::CloseStream) => self.close_stream(ctx),
             Err(e) => log::debug!("deepgram emulator: ignoring unparseable text frame: {e}"),
+        }
+    }
+
+    /// Answers `Finalize` as the settings say; an ignored one leaves the words in the engine for the next final.
+    fn on_finalize(&mut self, ctx: &mut WebsocketContext<Self>) {
+        let extra = match self.settings.finalize {
+            _ if self.closing => return,
+            FinalizeReply::Ignored => return,
+            FinalizeReply::Immediate => Duration::ZERO,
+            FinalizeReply::Late(delay) => delay,
+        };
+        if let Some(t) = self.engine.finalize() {
+            let msg = self.replier.results(&t);
+            let due = self.settings.reply_latency + extra;
+            send_after(self, ctx, due, Out::Text(msg.to_json()), None);
         }
     }
 

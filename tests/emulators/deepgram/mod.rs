@@ -1,7 +1,9 @@
 //! Deepgram `/v1/listen` over a raw WebSocket client: the handshake, the transcript flow in audio time and
-//! the control messages; `failures` has refusals, the idle timeout and every fault.
+//! the control messages; `failures` has refusals, the idle timeout and every fault, `finalize` the late and
+//! ignored `Finalize` replies.
 
 mod failures;
+mod finalize;
 
 use std::time::{Duration, Instant};
 
