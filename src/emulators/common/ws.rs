@@ -1,8 +1,8 @@
 //! WebSocket plumbing shared by the Deepgram and ElevenLabs socket actors: an outbox that sends frames at
 //! their due time in order (reply latency, time to first byte and real-time pacing all become due times),
 //! close reasons cut to the 123-byte limit, and the end of a connection: after a Close frame of its own the
-//! actor waits for the client's reply and then stops at once (RFC 6455 §7.1.1), after a drop it cuts the
-//! TCP connection with a reset.
+//! actor waits for the client's reply and then stops at once (RFC 6455 §7.1.1); a drop ends the TCP
+//! connection without a Close frame, a reset also makes it an RST.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -25,8 +25,11 @@ pub enum Out {
     Text(String),
     /// A Close frame with this code and reason (cut to 123 bytes), then the end of the connection.
     Close(u16, String),
-    /// End the connection without a Close frame, with a TCP reset (the client sees 1006).
+    /// End the connection without a Close frame, with an orderly TCP close (FIN; the client sees 1006).
     Drop,
+    /// End the connection without a Close frame, with a TCP reset (RST; the client sees 1006, or a
+    /// "connection reset" I/O error).
+    Reset,
 }
 
 /// Frames waiting for their due time. Frames of one tag (an ElevenLabs context) never go backwards, so their
@@ -144,7 +147,7 @@ fn pump<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>) {
         let Some((_, out, _)) = outbox.queue.pop_front() else {
             break;
         };
-        if matches!(out, Out::Close(..) | Out::Drop) {
+        if matches!(out, Out::Close(..) | Out::Drop | Out::Reset) {
             outbox.finished = true;
             outbox.queue.clear();
         }
@@ -163,7 +166,8 @@ pub fn deliver<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, out: &O
             ctx.close(Some(CloseReason { code: CloseCode::from(*code), description: Some(truncate_reason(reason)) }));
             ctx.run_later(CLOSE_REPLY_TIMEOUT, |_, ctx| ctx.stop());
         }
-        Out::Drop => {
+        Out::Drop => ctx.stop(),
+        Out::Reset => {
             act.outbox().abort.trigger();
             ctx.stop();
         }

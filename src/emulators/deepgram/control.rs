@@ -17,8 +17,14 @@ pub enum DeepgramFault {
     RefuseUpgrade(u16),
     /// Close 1011 (NET-0000) once this much audio has arrived.
     Close1011AfterAudio(Duration),
-    /// Drop the TCP connection without a Close frame (the client sees 1006) after this much audio.
+    /// Drop the TCP connection without a Close frame (FIN; the client sees 1006) after this much audio.
+    /// Results due before the drop still go out first, so with speech from the start and
+    /// `interim_results=true`, a drop after more than 0.5 s of audio cuts an utterance whose first interim
+    /// (with words) was sent and whose final never will be.
     DropAfterAudio(Duration),
+    /// Like `DropAfterAudio`, but the connection ends with a TCP reset (RST), as when a server crashes or a
+    /// load balancer cuts it: the client reads a "connection reset" error rather than an end of stream.
+    ResetAfterAudio(Duration),
     /// Close 1008 DATA-0000 at the first audio frame, as for undecodable audio.
     UndecodableAudio,
     /// Send an in-band `Error` frame at the first audio frame, then carry on.
@@ -29,8 +35,8 @@ pub enum DeepgramFault {
     EmptyFinals,
 }
 
-/// Parses the CLI spelling: `refuse:503`, `close1011:2000` (ms of audio), `drop:1500`, `data0000`,
-/// `error-frame`, `unknown-type`, `empty-finals`.
+/// Parses the CLI spelling: `refuse:503`, `close1011:2000` (ms of audio), `drop:1500`, `reset:1500`,
+/// `data0000`, `error-frame`, `unknown-type`, `empty-finals`.
 impl FromStr for DeepgramFault {
     type Err = String;
 
@@ -41,6 +47,7 @@ impl FromStr for DeepgramFault {
             "refuse" => DeepgramFault::RefuseUpgrade(num()? as u16),
             "close1011" => DeepgramFault::Close1011AfterAudio(Duration::from_millis(num()?)),
             "drop" => DeepgramFault::DropAfterAudio(Duration::from_millis(num()?)),
+            "reset" => DeepgramFault::ResetAfterAudio(Duration::from_millis(num()?)),
             "data0000" => DeepgramFault::UndecodableAudio,
             "error-frame" => DeepgramFault::ErrorFrame,
             "unknown-type" => DeepgramFault::UnknownType,
@@ -121,7 +128,7 @@ pub struct DeepgramConnectionLog {
     /// Every text frame sent, in order.
     pub sent: Vec<String>,
     pub close_sent: Option<(u16, String)>,
-    /// Ended without a Close frame (dropped on purpose).
+    /// Ended without a Close frame (dropped or reset on purpose).
     pub dropped: bool,
     pub close_received: Option<(u16, String)>,
     pub open: bool,
@@ -218,6 +225,7 @@ mod tests {
     fn cli_fault_spellings_parse() {
         assert_eq!("refuse:503".parse(), Ok(DeepgramFault::RefuseUpgrade(503)));
         assert_eq!("drop:1500".parse(), Ok(DeepgramFault::DropAfterAudio(Duration::from_millis(1500))));
+        assert_eq!("reset:900".parse(), Ok(DeepgramFault::ResetAfterAudio(Duration::from_millis(900))));
         assert_eq!("empty-finals".parse(), Ok(DeepgramFault::EmptyFinals));
         assert!("close1011".parse::<DeepgramFault>().is_err());
         assert!("nonsense".parse::<DeepgramFault>().is_err());

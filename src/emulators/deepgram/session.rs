@@ -200,6 +200,10 @@ impl DeepgramSession {
                 self.fault = None;
                 self.reply_out(ctx, Out::Drop);
             }
+            Some(DeepgramFault::ResetAfterAudio(after)) if now >= after => {
+                self.fault = None;
+                self.reply_out(ctx, Out::Reset);
+            }
             _ => {}
         }
     }
@@ -249,7 +253,7 @@ impl HasOutbox for DeepgramSession {
                 let c = (*code, truncate_reason(reason));
                 self.log(|l| l.close_sent = Some(c));
             }
-            Out::Drop => self.log(|l| l.dropped = true),
+            Out::Drop | Out::Reset => self.log(|l| l.dropped = true),
         }
     }
 }

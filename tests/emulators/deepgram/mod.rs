@@ -11,7 +11,9 @@ use parley::emulators::deepgram::AuthMethod;
 use parley::emulators::{DEEPGRAM_KEY, DeepgramFault, Emulators};
 use parley::providers::deepgram::{NET_0001_REASON, ServerMessage};
 
-use crate::helpers::{Next, SOON, Ws, authority, handshake, silence, start, stream_audio, tone, upgrade};
+use crate::helpers::{
+    Next, RawFrame, RawNext, RawWs, SOON, Ws, authority, handshake, silence, start, stream_audio, tone, upgrade,
+};
 
 const RATE: u32 = 16_000;
 

@@ -64,6 +64,11 @@ impl RawWs {
         self.send(0x1, text.as_bytes()).await
     }
 
+    /// Sends a masked binary frame; false if the connection is gone.
+    pub async fn send_binary(&mut self, bytes: &[u8]) -> bool {
+        self.send(0x2, bytes).await
+    }
+
     /// Sends a masked Close frame with `code` and `reason`; false if the connection is gone.
     pub async fn send_close(&mut self, code: u16, reason: &str) -> bool {
         let mut payload = code.to_be_bytes().to_vec();
@@ -104,6 +109,18 @@ impl RawWs {
                 Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => return RawNext::Reset,
                 Ok(Err(e)) => return RawNext::Failed(e.kind()),
+            }
+        }
+    }
+
+    /// Frames until the connection ends (or `timeout`); returns them and how it ended.
+    pub async fn frames_until_end(&mut self, timeout: Duration) -> (Vec<RawFrame>, RawNext) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut frames = Vec::new();
+        loop {
+            match self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+                RawNext::Frame(f) => frames.push(f),
+                end => return (frames, end),
             }
         }
     }

@@ -158,7 +158,7 @@ impl HasOutbox for TtsSocket {
                 let c = (*code, truncate_reason(reason));
                 self.log(|l| l.close_sent = Some(c));
             }
-            Out::Drop => self.log(|l| l.dropped = true),
+            Out::Drop | Out::Reset => self.log(|l| l.dropped = true),
         }
     }
 }
