@@ -37,7 +37,8 @@ Deepgram (/v1/listen WebSocket):
                                        behind it), ignore (no reply, the words come in the next final)
   --deepgram-no-finalize-reply         same as --deepgram-finalize ignore
   --deepgram-fault F                   next connection's fault, repeatable, in order: refuse:STATUS,
-                                       close1011:MS_OF_AUDIO, drop:MS_OF_AUDIO, data0000, error-frame,
+                                       close1011:MS_OF_AUDIO, drop:MS_OF_AUDIO (no Close frame, FIN),
+                                       reset:MS_OF_AUDIO (no Close frame, TCP reset), data0000, error-frame,
                                        unknown-type, empty-finals
 
 OpenAI-compatible (POST /v1/chat/completions):
