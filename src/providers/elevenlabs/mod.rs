@@ -5,7 +5,9 @@
 pub mod http;
 pub mod ws;
 
-pub use http::{ErrorDetail, HttpErrorBody, StatusDetail, TtsRequest, ValidationIssue};
+pub use http::{
+    CharacterAlignment, ErrorDetail, HttpErrorBody, StatusDetail, TimestampedAudio, TtsRequest, ValidationIssue,
+};
 pub use ws::{Alignment, ClientMessage, GenerationConfig, ServerMessage, VoiceSettings};
 
 /// Most contexts one multi-stream socket may hold open.

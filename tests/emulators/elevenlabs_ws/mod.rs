@@ -1,9 +1,10 @@
 //! ElevenLabs `stream-input` over a raw WebSocket client: auth, first-message rules, buffering, flush/end,
 //! alignment, timeouts, pacing and the socket faults; `auth` has the key paths, `multi` the multi-context
-//! socket.
+//! socket, `timing` alignment exactness and real-time pacing.
 
 mod auth;
 mod multi;
+mod timing;
 
 use std::time::{Duration, Instant};
 
