@@ -26,6 +26,13 @@ pub enum ElevenLabsFault {
     LateAudioAfterClose,
     /// WebSocket: drop the connection without a Close frame right after the first audio frame.
     DropMidStream,
+    /// WebSocket: drop the connection (no Close frame, FIN) right after the first text of a context
+    /// arrives (the first message with non-blank text), before any audio. A client that reconnects and
+    /// sends the text again gets its audio (the fault is taken by one connection).
+    DropBeforeAudio,
+    /// WebSocket: like `DropBeforeAudio`, but a policy close: the in-band `max_active_conversations` error,
+    /// then Close 1008 (what the service sends when it counts too many open contexts).
+    CloseBeforeAudio,
     /// HTTP: abort the body after this many audio bytes (the client sees a truncated chunked body).
     CutBody { after_bytes: usize },
 }
@@ -33,7 +40,15 @@ pub enum ElevenLabsFault {
 impl ElevenLabsFault {
     /// True when the fault makes sense on the WebSocket endpoints.
     pub fn applies_to_socket(&self) -> bool {
-        matches!(self, Self::Unauthorized | Self::SomethingWentWrong | Self::LateAudioAfterClose | Self::DropMidStream)
+        matches!(
+            self,
+            Self::Unauthorized
+                | Self::SomethingWentWrong
+                | Self::LateAudioAfterClose
+                | Self::DropMidStream
+                | Self::DropBeforeAudio
+                | Self::CloseBeforeAudio
+        )
     }
 
     /// True when the fault makes sense on the HTTP endpoint.
@@ -50,7 +65,7 @@ impl ElevenLabsFault {
 }
 
 /// Parses the CLI spelling: `401`, `403`, `422-object`, `422-array`, `429`, `1008`, `late-audio`, `drop`,
-/// `cut-body:BYTES`.
+/// `drop-before-audio`, `1008-before-audio`, `cut-body:BYTES`.
 impl FromStr for ElevenLabsFault {
     type Err = String;
 
@@ -64,6 +79,8 @@ impl FromStr for ElevenLabsFault {
             "1008" => Self::SomethingWentWrong,
             "late-audio" => Self::LateAudioAfterClose,
             "drop" => Self::DropMidStream,
+            "drop-before-audio" => Self::DropBeforeAudio,
+            "1008-before-audio" => Self::CloseBeforeAudio,
             _ => match s.strip_prefix("cut-body:").map(str::parse) {
                 Some(Ok(after_bytes)) => Self::CutBody { after_bytes },
                 _ => return Err(format!("unknown ElevenLabs fault {s:?}")),
@@ -229,6 +246,8 @@ mod tests {
         assert_eq!("cut-body:4000".parse(), Ok(ElevenLabsFault::CutBody { after_bytes: 4000 }));
         assert_eq!("422-array".parse(), Ok(ElevenLabsFault::Unprocessable { array: true }));
         assert!("cut-body:x".parse::<ElevenLabsFault>().is_err());
+        assert_eq!("1008-before-audio".parse(), Ok(ElevenLabsFault::CloseBeforeAudio));
+        assert!(ElevenLabsFault::DropBeforeAudio.applies_to_socket());
         assert!(ElevenLabsFault::DropMidStream.applies_to_socket());
         assert!(!ElevenLabsFault::DropMidStream.applies_to_http());
         assert!(ElevenLabsFault::Unauthorized.applies_to_http() && ElevenLabsFault::Unauthorized.applies_to_socket());

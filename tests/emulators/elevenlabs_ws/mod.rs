@@ -1,8 +1,9 @@
 //! ElevenLabs `stream-input` over a raw WebSocket client: auth, first-message rules, buffering, flush/end,
 //! alignment, timeouts, pacing and the socket faults; `auth` has the key paths, `multi` the multi-context
-//! socket, `timing` alignment exactness and real-time pacing.
+//! socket, `faults` the closes before any audio, `timing` alignment exactness and real-time pacing.
 
 mod auth;
+mod faults;
 mod multi;
 mod timing;
 

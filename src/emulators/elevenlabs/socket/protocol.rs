@@ -8,7 +8,7 @@ use actix_web_actors::ws::WebsocketContext;
 use base64::Engine as _;
 
 use super::{Context, TtsSocket};
-use crate::emulators::common::ws::{Out, send_at};
+use crate::emulators::common::ws::{Out, close_now, send_at};
 use crate::emulators::elevenlabs::buffer::TextBuffer;
 use crate::emulators::elevenlabs::control::ElevenLabsFault;
 use crate::emulators::elevenlabs::speech::{MAX_TEXT_CHARS, Voice};
@@ -48,6 +48,19 @@ impl TtsSocket {
                 "internal_error",
                 "We are sorry, something went wrong. You are not charged for this request.",
             );
+        }
+        if msg.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            match self.setup.fault {
+                Some(ElevenLabsFault::DropBeforeAudio) => {
+                    self.setup.fault = None;
+                    return close_now(self, ctx, Out::Drop);
+                }
+                Some(ElevenLabsFault::CloseBeforeAudio) => {
+                    self.setup.fault = None;
+                    return self.fail(ctx, "max_active_conversations", &too_many_contexts());
+                }
+                _ => {}
+            }
         }
         if self.setup.multi {
             self.on_multi(ctx, msg, now);
