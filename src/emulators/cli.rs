@@ -51,13 +51,15 @@ OpenAI-compatible (POST /v1/chat/completions):
   --openai-fault F                     next request's fault, repeatable: 429[:SECS], quota, 500, 503, 401,
                                        error-after:N, cut-after:N, hang-after:N (N = deltas)
 
-ElevenLabs (WebSocket stream-input / multi-stream-input, POST .../stream):
+ElevenLabs (WebSocket stream-input / multi-stream-input, POST .../stream and .../stream/with-timestamps):
   --elevenlabs-port N, --elevenlabs-key KEY   as above (default key emulated-elevenlabs-key)
   --elevenlabs-ttfb-ms N               time to first audio byte (default 0)
   --elevenlabs-realtime                audio no faster than real time
   --elevenlabs-inactivity-timeout-ms N override every socket's inactivity_timeout
   --elevenlabs-fault F                 next connection/request's fault, repeatable: 401, 403, 422-object,
-                                       422-array, 429, 1008, late-audio, drop, cut-body:BYTES
+                                       422-array, 429, 1008, late-audio, drop, drop-before-audio,
+                                       1008-before-audio, cut-body:BYTES (at a chunk boundary),
+                                       cut-in-chunk:BYTES, cut-content-length:BYTES
 ";
 
 /// What the flags asked for.
@@ -169,6 +171,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulators::ElevenLabsFault;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
@@ -179,7 +182,8 @@ mod tests {
         let Command::Run(o) = parse(&args(
             "--deepgram-port 9001 --deepgram-key a --deepgram-key b --openai-ttft-ms 250 \
              --openai-torture crlf,comments --openai-fault cut-after:2 --elevenlabs-realtime \
-             --elevenlabs-fault 422-array --deepgram-idle-timeout-ms 200 --deepgram-finalize late:2500",
+             --elevenlabs-fault 422-array --elevenlabs-fault cut-in-chunk:100 --deepgram-idle-timeout-ms 200 \
+             --deepgram-finalize late:2500",
         ))
         .unwrap() else {
             panic!("not run")
@@ -192,6 +196,7 @@ mod tests {
         assert!(o.openai.torture.crlf && o.openai.torture.comments);
         assert_eq!(o.openai.faults.len(), 1);
         assert!(o.elevenlabs.realtime_pacing);
+        assert_eq!(o.elevenlabs.faults[1], ElevenLabsFault::CutInsideChunk { after_bytes: 100 });
         assert_eq!(o.elevenlabs.api_keys, [super::super::ELEVENLABS_KEY]);
     }
 
