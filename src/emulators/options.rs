@@ -62,7 +62,7 @@ pub struct ElevenLabsOptions {
     /// Accepted keys; empty accepts any.
     pub api_keys: Vec<String>,
     pub time_to_first_byte: Duration,
-    /// Audio leaves no faster than it plays.
+    /// Audio leaves no faster than it plays, per socket context and per HTTP request.
     pub realtime_pacing: bool,
     /// Overrides every socket's `inactivity_timeout` query (default: the query, else 20 s).
     pub inactivity_timeout: Option<Duration>,

@@ -224,7 +224,9 @@ impl ElevenLabsControl {
         self.shared.update(|s| s.settings.time_to_first_byte = ttfb);
     }
 
-    /// `true`: audio leaves no faster than it plays; `false`: as fast as possible after the first byte.
+    /// `true`: audio leaves no faster than it plays, per socket context and per HTTP request, each on its own
+    /// clock (and a context closed mid-reply stops after the chunk in flight); `false`: as fast as possible
+    /// after the first byte.
     pub fn set_realtime_pacing(&self, on: bool) {
         self.shared.update(|s| s.settings.realtime_pacing = on);
     }

@@ -4,6 +4,15 @@
 
 use super::*;
 
+/// A single-context or multi-context socket speaking pcm_16000.
+async fn open(e: &Emulators, multi: bool) -> Ws {
+    if multi {
+        super::multi(e, "output_format=pcm_16000").await
+    } else {
+        single(e, "output_format=pcm_16000", true).await
+    }
+}
+
 /// Sends a context's first text; returns what came back until the socket ended, and how it ended.
 async fn first_text(ws: &mut Ws, multi: bool) -> (Vec<String>, Next) {
     if multi {
@@ -17,11 +26,7 @@ async fn first_text(ws: &mut Ws, multi: bool) -> (Vec<String>, Next) {
 
 /// The same text on a fresh connection gets audio for all of it.
 async fn resend_gets_audio(e: &Emulators, multi: bool) {
-    let mut ws = if multi {
-        super::multi(e, "output_format=pcm_16000").await
-    } else {
-        single(e, "output_format=pcm_16000", true).await
-    };
+    let mut ws = open(e, multi).await;
     if multi {
         ws.text(r#"{"text":"Book a table for two. ","context_id":"turn-1","flush":true}"#).await;
         ws.text(r#"{"context_id":"turn-1","close_context":true}"#).await;
@@ -41,12 +46,7 @@ async fn a_drop_before_any_audio_of_a_context_leaves_no_close_frame_and_a_reconn
     let e = start().await;
     for multi in [false, true] {
         e.elevenlabs().push_fault(ElevenLabsFault::DropBeforeAudio);
-        let mut ws = if multi {
-            super::multi(&e, "output_format=pcm_16000").await
-        } else {
-            single(&e, "output_format=pcm_16000", true).await
-        };
-        let (texts, end) = first_text(&mut ws, multi).await;
+        let (texts, end) = first_text(&mut open(&e, multi).await, multi).await;
         assert!(texts.is_empty(), "nothing before the drop: {texts:?}");
         assert_eq!(end, Next::Ended, "no Close frame");
         resend_gets_audio(&e, multi).await;
@@ -62,12 +62,7 @@ async fn a_policy_close_before_any_audio_of_a_context_is_1008_and_a_reconnect_ge
     let e = start().await;
     for multi in [false, true] {
         e.elevenlabs().push_fault(ElevenLabsFault::CloseBeforeAudio);
-        let mut ws = if multi {
-            super::multi(&e, "output_format=pcm_16000").await
-        } else {
-            single(&e, "output_format=pcm_16000", true).await
-        };
-        let (texts, end) = first_text(&mut ws, multi).await;
+        let (texts, end) = first_text(&mut open(&e, multi).await, multi).await;
         let msgs = parse(&texts);
         assert_eq!(msgs.len(), 1, "only the error: {texts:?}");
         assert_eq!(msgs[0].error.as_deref(), Some("max_active_conversations"));
