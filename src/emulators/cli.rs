@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use super::deepgram::FinalizeReply;
 use super::options::EmulatorOptions;
 use super::running::Emulators;
 
@@ -31,9 +32,13 @@ Deepgram (/v1/listen WebSocket):
   --deepgram-key KEY                   accepted key, repeatable (default emulated-deepgram-key)
   --deepgram-idle-timeout-ms N         close 1011 NET-0001 after N ms without audio or text (default 10000)
   --deepgram-latency-ms N              delay of every result after its audio (default 0)
-  --deepgram-no-finalize-reply         Finalize gets no reply
+  --deepgram-finalize MODE             how Finalize is answered: reply (default, at once), late:MS (the final
+                                       of the words buffered at the Finalize, MS later; later results queue
+                                       behind it), ignore (no reply, the words come in the next final)
+  --deepgram-no-finalize-reply         same as --deepgram-finalize ignore
   --deepgram-fault F                   next connection's fault, repeatable, in order: refuse:STATUS,
-                                       close1011:MS_OF_AUDIO, drop:MS_OF_AUDIO, data0000, error-frame,
+                                       close1011:MS_OF_AUDIO, drop:MS_OF_AUDIO (no Close frame, FIN),
+                                       reset:MS_OF_AUDIO (no Close frame, TCP reset), data0000, error-frame,
                                        unknown-type, empty-finals
 
 OpenAI-compatible (POST /v1/chat/completions):
@@ -46,13 +51,15 @@ OpenAI-compatible (POST /v1/chat/completions):
   --openai-fault F                     next request's fault, repeatable: 429[:SECS], quota, 500, 503, 401,
                                        error-after:N, cut-after:N, hang-after:N (N = deltas)
 
-ElevenLabs (WebSocket stream-input / multi-stream-input, POST .../stream):
+ElevenLabs (WebSocket stream-input / multi-stream-input, POST .../stream and .../stream/with-timestamps):
   --elevenlabs-port N, --elevenlabs-key KEY   as above (default key emulated-elevenlabs-key)
   --elevenlabs-ttfb-ms N               time to first audio byte (default 0)
   --elevenlabs-realtime                audio no faster than real time
   --elevenlabs-inactivity-timeout-ms N override every socket's inactivity_timeout
   --elevenlabs-fault F                 next connection/request's fault, repeatable: 401, 403, 422-object,
-                                       422-array, 429, 1008, late-audio, drop, cut-body:BYTES
+                                       422-array, 429, 1008, late-audio, drop, drop-before-audio,
+                                       1008-before-audio, cut-body:BYTES (at a chunk boundary),
+                                       cut-in-chunk:BYTES, cut-content-length:BYTES
 ";
 
 /// What the flags asked for.
@@ -82,7 +89,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
             "--deepgram-key" => keys[0].get_or_insert_with(Vec::new).push(value()?.clone()),
             "--deepgram-idle-timeout-ms" => o.deepgram.idle_timeout = ms(value()?)?,
             "--deepgram-latency-ms" => o.deepgram.reply_latency = ms(value()?)?,
-            "--deepgram-no-finalize-reply" => o.deepgram.finalize_reply = false,
+            "--deepgram-finalize" => o.deepgram.finalize = value()?.parse().map_err(anyhow::Error::msg)?,
+            "--deepgram-no-finalize-reply" => o.deepgram.finalize = FinalizeReply::Ignored,
             "--deepgram-fault" => o.deepgram.faults.push(value()?.parse().map_err(anyhow::Error::msg)?),
             "--openai-port" => o.openai.port = port(value()?)?,
             "--openai-key" => keys[1].get_or_insert_with(Vec::new).push(value()?.clone()),
@@ -163,6 +171,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulators::ElevenLabsFault;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
@@ -173,7 +182,8 @@ mod tests {
         let Command::Run(o) = parse(&args(
             "--deepgram-port 9001 --deepgram-key a --deepgram-key b --openai-ttft-ms 250 \
              --openai-torture crlf,comments --openai-fault cut-after:2 --elevenlabs-realtime \
-             --elevenlabs-fault 422-array --deepgram-idle-timeout-ms 200",
+             --elevenlabs-fault 422-array --elevenlabs-fault cut-in-chunk:100 --deepgram-idle-timeout-ms 200 \
+             --deepgram-finalize late:2500",
         ))
         .unwrap() else {
             panic!("not run")
@@ -181,10 +191,12 @@ mod tests {
         assert_eq!(o.deepgram.port, 9001);
         assert_eq!(o.deepgram.api_keys, ["a", "b"]);
         assert_eq!(o.deepgram.idle_timeout, Duration::from_millis(200));
+        assert_eq!(o.deepgram.finalize, FinalizeReply::Late(Duration::from_millis(2500)));
         assert_eq!(o.openai.time_to_first_token, Duration::from_millis(250));
         assert!(o.openai.torture.crlf && o.openai.torture.comments);
         assert_eq!(o.openai.faults.len(), 1);
         assert!(o.elevenlabs.realtime_pacing);
+        assert_eq!(o.elevenlabs.faults[1], ElevenLabsFault::CutInsideChunk { after_bytes: 100 });
         assert_eq!(o.elevenlabs.api_keys, [super::super::ELEVENLABS_KEY]);
     }
 
@@ -193,6 +205,9 @@ mod tests {
         assert!(parse(&args("--nope")).is_err());
         assert!(parse(&args("--deepgram-port")).is_err());
         assert!(parse(&args("--openai-fault wobble")).is_err());
+        assert!(parse(&args("--deepgram-finalize later")).is_err());
+        let Command::Run(o) = parse(&args("--deepgram-no-finalize-reply")).unwrap() else { panic!("not run") };
+        assert_eq!(o.deepgram.finalize, FinalizeReply::Ignored);
         assert!(matches!(parse(&args("--help")).unwrap(), Command::Help));
     }
 }

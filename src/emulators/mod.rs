@@ -13,7 +13,7 @@ pub mod options;
 pub mod running;
 pub mod synth;
 
-pub use deepgram::{DeepgramConnectionLog, DeepgramControl, DeepgramFault};
+pub use deepgram::{DeepgramConnectionLog, DeepgramControl, DeepgramFault, FinalizeReply};
 pub use elevenlabs::{ElevenLabsControl, ElevenLabsFault, TtsHttpLog, TtsSnapshot, TtsSocketLog};
 pub use openai::{ChatRequestLog, OpenAiControl, OpenAiFault, Reply, Torture};
 pub use options::{

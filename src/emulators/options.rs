@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::deepgram::DeepgramFault;
+use super::deepgram::{DeepgramFault, FinalizeReply};
 use super::elevenlabs::ElevenLabsFault;
 use super::openai::{OpenAiFault, Torture};
 
@@ -36,8 +36,8 @@ pub struct DeepgramOptions {
     pub idle_timeout: Duration,
     /// Delay of each result after the audio that caused it.
     pub reply_latency: Duration,
-    /// `false`: `Finalize` gets no reply.
-    pub finalize_reply: bool,
+    /// How `Finalize` is answered (default: at once).
+    pub finalize: FinalizeReply,
     /// Faults for the first connections, one each, in order.
     pub faults: Vec<DeepgramFault>,
 }
@@ -62,7 +62,7 @@ pub struct ElevenLabsOptions {
     /// Accepted keys; empty accepts any.
     pub api_keys: Vec<String>,
     pub time_to_first_byte: Duration,
-    /// Audio leaves no faster than it plays.
+    /// Audio leaves no faster than it plays, per socket context and per HTTP request.
     pub realtime_pacing: bool,
     /// Overrides every socket's `inactivity_timeout` query (default: the query, else 20 s).
     pub inactivity_timeout: Option<Duration>,
@@ -79,7 +79,7 @@ impl Default for EmulatorOptions {
                 api_keys: vec![DEEPGRAM_KEY.to_string()],
                 idle_timeout: Duration::from_secs(10),
                 reply_latency: Duration::ZERO,
-                finalize_reply: true,
+                finalize: FinalizeReply::Immediate,
                 faults: Vec::new(),
             },
             openai: OpenAiOptions {

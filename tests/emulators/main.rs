@@ -3,6 +3,7 @@
 //! provider types only to decode what came back, so a bug shared by the emulator and those types still shows.
 
 mod audio;
+mod close_handshake;
 mod deepgram;
 mod elevenlabs_http;
 mod elevenlabs_ws;

@@ -1,6 +1,7 @@
 //! Pieces every emulator uses: shared state with `wait_until`, server start/stop, WebSocket outbox and
-//! reassembly, body reading and request ids.
+//! reassembly, abrupt connection drops, body reading and request ids.
 
+pub mod abort;
 pub mod body;
 pub mod guard;
 pub mod reassemble;

@@ -1,13 +1,19 @@
 //! Starts one emulator as its own actix-web server on its own loopback listener (port 0 picks a free port),
 //! with one worker, no signal handling of its own (the CLI handles SIGINT/SIGTERM) and no graceful drain, so
 //! `stop` closes open sockets at once and leaves nothing listening. A client closing its side of a
-//! connection counts as gone, so streaming bodies are dropped (and logged as abandoned) right away.
+//! connection counts as gone, so streaming bodies are dropped (and logged as abandoned) right away. A
+//! connection whose response has ended is closed at once rather than lingering for the client to close
+//! first: that is what ends a WebSocket's TCP connection right after its closing handshake. Every accepted
+//! socket is recorded so a drop fault can reset it (`abort`).
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
+
+use super::abort;
 
 /// A running server.
 #[derive(Debug)]
@@ -36,6 +42,11 @@ impl Running {
             // A client that closes its side is gone: drop its response at once, so a stalled stream
             // notices the disconnect (actix's default keeps half-closed connections streaming).
             .h1_allow_half_closed(false)
+            // actix-web waits up to this long (default 1 s) for the client to close a connection whose request
+            // body it never finished reading, which is every WebSocket: the TCP connection then outlives the
+            // closing handshake by a second. RFC 6455 wants the server to close it at once.
+            .client_disconnect_timeout(Duration::ZERO)
+            .on_connect(abort::on_connect)
             .listen(listener)?
             .run();
         let handle = server.handle();

@@ -1,6 +1,8 @@
 //! WebSocket plumbing shared by the Deepgram and ElevenLabs socket actors: an outbox that sends frames at
 //! their due time in order (reply latency, time to first byte and real-time pacing all become due times),
-//! and close reasons cut to the 123-byte limit.
+//! close reasons cut to the 123-byte limit, and the end of a connection: after a Close frame of its own the
+//! actor waits for the client's reply and then stops at once (RFC 6455 §7.1.1); a drop ends the TCP
+//! connection without a Close frame, a reset also makes it an RST.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -8,8 +10,13 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext as _, AsyncContext as _};
 use actix_web_actors::ws::{CloseCode, CloseReason, WebsocketContext};
 
+use super::abort::Abort;
+
 /// Longest close reason a WebSocket close frame can carry, in bytes.
 pub const MAX_REASON_BYTES: usize = 123;
+/// How long a socket that sent its Close frame waits for the client's reply before it ends the connection
+/// anyway (a client that answers ends it at once).
+pub const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One thing to do on the socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,8 +25,11 @@ pub enum Out {
     Text(String),
     /// A Close frame with this code and reason (cut to 123 bytes), then the end of the connection.
     Close(u16, String),
-    /// End the connection without a Close frame (the client sees 1006).
+    /// End the connection without a Close frame, with an orderly TCP close (FIN; the client sees 1006).
     Drop,
+    /// End the connection without a Close frame, with a TCP reset (RST; the client sees 1006, or a
+    /// "connection reset" I/O error).
+    Reset,
 }
 
 /// Frames waiting for their due time. Frames of one tag (an ElevenLabs context) never go backwards, so their
@@ -32,9 +42,15 @@ pub struct Outbox {
     last_due_by_tag: std::collections::HashMap<String, Instant>,
     armed: bool,
     finished: bool,
+    abort: Abort,
 }
 
 impl Outbox {
+    /// An empty outbox whose `Out::Drop` cuts the connection through `abort`.
+    pub fn new(abort: Abort) -> Self {
+        Outbox { abort, ..Default::default() }
+    }
+
     /// Queues `out` at `due` (or right after the last queued frame, if that is later). `tag` lets a caller
     /// drop queued frames later (e.g. the audio of a closed context).
     pub fn push_at(&mut self, due: Instant, out: Out, tag: Option<String>) {
@@ -54,19 +70,29 @@ impl Outbox {
         self.queue.insert(at, (due, out, tag));
     }
 
-    /// The due time of the last queued frame (or now when the queue is empty).
-    pub fn tail_due(&self, now: Instant) -> Instant {
-        match (self.queue.is_empty(), self.last_due) {
-            (false, Some(last)) => last.max(now),
-            _ => now,
-        }
+    /// Removes the queued frames carrying `tag` except its first `keep`; returns how many were removed. Frames
+    /// queued for `tag` afterwards follow the kept ones, not the removed ones.
+    pub fn discard_tagged(&mut self, tag: &str, keep: usize) -> usize {
+        let before = self.queue.len();
+        let mut kept = 0;
+        self.queue.retain(|(_, _, t)| {
+            if t.as_deref() != Some(tag) {
+                return true;
+            }
+            kept += 1;
+            kept <= keep
+        });
+        match self.queue.iter().filter(|(_, _, t)| t.as_deref() == Some(tag)).map(|(d, _, _)| *d).max() {
+            Some(due) => self.last_due_by_tag.insert(tag.to_string(), due),
+            None => self.last_due_by_tag.remove(tag),
+        };
+        self.last_due = self.queue.iter().map(|(d, _, _)| *d).max();
+        before - self.queue.len()
     }
 
-    /// Removes queued frames carrying `tag`; returns how many were removed.
-    pub fn discard_tagged(&mut self, tag: &str) -> usize {
-        let before = self.queue.len();
-        self.queue.retain(|(_, _, t)| t.as_deref() != Some(tag));
-        before - self.queue.len()
+    /// When the last frame queued for `tag` is due, if any is queued.
+    pub fn tag_tail(&self, tag: &str) -> Option<Instant> {
+        self.queue.iter().filter(|(_, _, t)| t.as_deref() == Some(tag)).map(|(d, _, _)| *d).max()
     }
 
     /// True when the connection has been closed or dropped by the outbox.
@@ -131,26 +157,38 @@ fn pump<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>) {
         let Some((_, out, _)) = outbox.queue.pop_front() else {
             break;
         };
-        if matches!(out, Out::Close(..) | Out::Drop) {
+        if matches!(out, Out::Close(..) | Out::Drop | Out::Reset) {
             outbox.finished = true;
             outbox.queue.clear();
         }
-        deliver(ctx, &out);
+        deliver(act, ctx, &out);
         act.on_sent(&out);
     }
     arm(act, ctx);
 }
 
-/// Does `out` on the socket right now (bypassing the queue, e.g. for a reply to the client's Close).
-pub fn deliver<A: Actor<Context = WebsocketContext<A>>>(ctx: &mut WebsocketContext<A>, out: &Out) {
+/// Does `out` on the socket right now, bypassing the queue. After a Close frame the actor lives on only to
+/// read the client's reply (`answer_close` then stops it), at most `CLOSE_REPLY_TIMEOUT`.
+pub fn deliver<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, out: &Out) {
     match out {
         Out::Text(t) => ctx.text(t.clone()),
         Out::Close(code, reason) => {
             ctx.close(Some(CloseReason { code: CloseCode::from(*code), description: Some(truncate_reason(reason)) }));
-            ctx.stop();
+            ctx.run_later(CLOSE_REPLY_TIMEOUT, |_, ctx| ctx.stop());
         }
         Out::Drop => ctx.stop(),
+        Out::Reset => {
+            act.outbox().abort.trigger();
+            ctx.stop();
+        }
     }
+}
+
+/// The client sent a Close frame: answer it with one (unless this side already sent its own, which the
+/// client's frame answers) and stop, which ends the TCP connection right after the answer.
+pub fn answer_close<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>) {
+    close_now(act, ctx, Out::Close(1000, String::new()));
+    ctx.stop();
 }
 
 /// Closes now, marking the outbox finished so nothing queued follows the Close.
@@ -161,7 +199,7 @@ pub fn close_now<A: HasOutbox>(act: &mut A, ctx: &mut WebsocketContext<A>, out: 
     }
     outbox.finished = true;
     outbox.queue.clear();
-    deliver(ctx, &out);
+    deliver(act, ctx, &out);
     act.on_sent(&out);
 }
 
@@ -209,7 +247,12 @@ mod tests {
             .collect();
         assert_eq!(order, ["b1", "a1", "a2", "end"]);
         assert!(o.queue.iter().zip(o.queue.iter().skip(1)).all(|(x, y)| x.0 <= y.0));
-        assert_eq!(o.discard_tagged("a"), 2);
+        assert_eq!(o.discard_tagged("a", 1), 1, "the first frame of a stays");
+        assert_eq!(o.tag_tail("a"), Some(ms(500)));
+        o.push_at(ms(0), Out::Text("a3".into()), Some("a".into()));
+        assert_eq!(o.tag_tail("a"), Some(ms(500)), "a3 follows a1, not the removed a2");
+        assert_eq!(o.discard_tagged("a", 0), 2);
         assert_eq!(o.queue.len(), 2);
+        assert_eq!(o.tag_tail("a"), None);
     }
 }

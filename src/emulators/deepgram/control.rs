@@ -17,8 +17,14 @@ pub enum DeepgramFault {
     RefuseUpgrade(u16),
     /// Close 1011 (NET-0000) once this much audio has arrived.
     Close1011AfterAudio(Duration),
-    /// Drop the TCP connection without a Close frame (the client sees 1006) after this much audio.
+    /// Drop the TCP connection without a Close frame (FIN; the client sees 1006) after this much audio.
+    /// Results due before the drop still go out first, so with speech from the start and
+    /// `interim_results=true`, a drop after more than 0.5 s of audio cuts an utterance whose first interim
+    /// (with words) was sent and whose final never will be.
     DropAfterAudio(Duration),
+    /// Like `DropAfterAudio`, but the connection ends with a TCP reset (RST), as when a server crashes or a
+    /// load balancer cuts it: the client reads a "connection reset" error rather than an end of stream.
+    ResetAfterAudio(Duration),
     /// Close 1008 DATA-0000 at the first audio frame, as for undecodable audio.
     UndecodableAudio,
     /// Send an in-band `Error` frame at the first audio frame, then carry on.
@@ -29,8 +35,8 @@ pub enum DeepgramFault {
     EmptyFinals,
 }
 
-/// Parses the CLI spelling: `refuse:503`, `close1011:2000` (ms of audio), `drop:1500`, `data0000`,
-/// `error-frame`, `unknown-type`, `empty-finals`.
+/// Parses the CLI spelling: `refuse:503`, `close1011:2000` (ms of audio), `drop:1500`, `reset:1500`,
+/// `data0000`, `error-frame`, `unknown-type`, `empty-finals`.
 impl FromStr for DeepgramFault {
     type Err = String;
 
@@ -41,12 +47,46 @@ impl FromStr for DeepgramFault {
             "refuse" => DeepgramFault::RefuseUpgrade(num()? as u16),
             "close1011" => DeepgramFault::Close1011AfterAudio(Duration::from_millis(num()?)),
             "drop" => DeepgramFault::DropAfterAudio(Duration::from_millis(num()?)),
+            "reset" => DeepgramFault::ResetAfterAudio(Duration::from_millis(num()?)),
             "data0000" => DeepgramFault::UndecodableAudio,
             "error-frame" => DeepgramFault::ErrorFrame,
             "unknown-type" => DeepgramFault::UnknownType,
             "empty-finals" => DeepgramFault::EmptyFinals,
             _ => return Err(format!("unknown Deepgram fault {s:?}")),
         })
+    }
+}
+
+/// How a connection answers `Finalize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalizeReply {
+    /// A `from_finalize: true` final of the audio buffered since the last final, after the reply latency;
+    /// nothing when no audio is buffered (as documented).
+    Immediate,
+    /// The same final, computed when the `Finalize` arrives (the words buffered then), sent only after this
+    /// extra delay, as Deepgram answers under load. Results of audio sent after the `Finalize` queue behind
+    /// it: the service answers in order.
+    Late(Duration),
+    /// No reply at all, and the buffered words are kept: they come out in the next final once audio
+    /// resumes (a final after `endpointing` silence, or the one `CloseStream` produces), as when Deepgram
+    /// ignores a `Finalize`.
+    Ignored,
+}
+
+/// Parses the CLI spelling: `reply`, `late:MS`, `ignore`.
+impl FromStr for FinalizeReply {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            None if s == "reply" => Ok(FinalizeReply::Immediate),
+            None if s == "ignore" => Ok(FinalizeReply::Ignored),
+            Some(("late", ms)) => ms
+                .parse::<u64>()
+                .map(|ms| FinalizeReply::Late(Duration::from_millis(ms)))
+                .map_err(|_| format!("Finalize mode {s:?} needs a number of ms after 'late:'")),
+            _ => Err(format!("unknown Finalize mode {s:?} (reply, late:MS, ignore)")),
+        }
     }
 }
 
@@ -88,7 +128,7 @@ pub struct DeepgramConnectionLog {
     /// Every text frame sent, in order.
     pub sent: Vec<String>,
     pub close_sent: Option<(u16, String)>,
-    /// Ended without a Close frame (dropped on purpose).
+    /// Ended without a Close frame (dropped or reset on purpose).
     pub dropped: bool,
     pub close_received: Option<(u16, String)>,
     pub open: bool,
@@ -99,7 +139,7 @@ pub struct DeepgramConnectionLog {
 pub struct DeepgramSettings {
     pub api_keys: Vec<String>,
     pub idle_timeout: Duration,
-    pub finalize_reply: bool,
+    pub finalize: FinalizeReply,
     pub reply_latency: Duration,
 }
 
@@ -122,7 +162,7 @@ impl DeepgramControl {
         let settings = DeepgramSettings {
             api_keys: opts.api_keys.clone(),
             idle_timeout: opts.idle_timeout,
-            finalize_reply: opts.finalize_reply,
+            finalize: opts.finalize,
             reply_latency: opts.reply_latency,
         };
         DeepgramControl {
@@ -145,9 +185,15 @@ impl DeepgramControl {
         self.shared.update(|s| s.settings.idle_timeout = timeout);
     }
 
-    /// `false`: `Finalize` gets no reply at all (a real, documented possibility).
+    /// `false`: `Finalize` gets no reply at all (a real, documented possibility) and its words are kept
+    /// (`FinalizeReply::Ignored`); `true`: the immediate reply (the default).
     pub fn set_finalize_reply(&self, reply: bool) {
-        self.shared.update(|s| s.settings.finalize_reply = reply);
+        self.set_finalize(if reply { FinalizeReply::Immediate } else { FinalizeReply::Ignored });
+    }
+
+    /// How the next connections answer `Finalize`: at once, late, or not at all.
+    pub fn set_finalize(&self, mode: FinalizeReply) {
+        self.shared.update(|s| s.settings.finalize = mode);
     }
 
     /// Delay of each result after the audio that caused it.
@@ -179,8 +225,18 @@ mod tests {
     fn cli_fault_spellings_parse() {
         assert_eq!("refuse:503".parse(), Ok(DeepgramFault::RefuseUpgrade(503)));
         assert_eq!("drop:1500".parse(), Ok(DeepgramFault::DropAfterAudio(Duration::from_millis(1500))));
+        assert_eq!("reset:900".parse(), Ok(DeepgramFault::ResetAfterAudio(Duration::from_millis(900))));
         assert_eq!("empty-finals".parse(), Ok(DeepgramFault::EmptyFinals));
         assert!("close1011".parse::<DeepgramFault>().is_err());
         assert!("nonsense".parse::<DeepgramFault>().is_err());
+    }
+
+    #[test]
+    fn cli_finalize_modes_parse() {
+        assert_eq!("reply".parse(), Ok(FinalizeReply::Immediate));
+        assert_eq!("late:2500".parse(), Ok(FinalizeReply::Late(Duration::from_millis(2500))));
+        assert_eq!("ignore".parse(), Ok(FinalizeReply::Ignored));
+        assert!("late".parse::<FinalizeReply>().is_err());
+        assert!("late:soon".parse::<FinalizeReply>().is_err());
     }
 }

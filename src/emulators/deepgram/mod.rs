@@ -13,7 +13,7 @@ pub mod upgrade;
 
 use actix_web::web;
 
-pub use control::{AuthMethod, DeepgramConnectionLog, DeepgramControl, DeepgramFault, ReceivedText};
+pub use control::{AuthMethod, DeepgramConnectionLog, DeepgramControl, DeepgramFault, FinalizeReply, ReceivedText};
 
 /// Adds the Deepgram routes for `control`.
 pub fn configure(control: DeepgramControl) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {

@@ -9,14 +9,15 @@ use actix::{Actor, ActorContext as _, AsyncContext as _, StreamHandler};
 use actix_web_actors::ws::{self, WebsocketContext};
 use bytes::Bytes;
 
-use super::control::{DeepgramControl, DeepgramFault, DeepgramSettings, ReceivedText};
+use super::control::{DeepgramControl, DeepgramFault, DeepgramSettings, FinalizeReply, ReceivedText};
 use super::decode::{SampleDecoder, SampleFormat};
 use super::engine::{Engine, EngineConfig};
 use super::replies::{self, Replier};
 use super::script::Script;
 use super::upgrade::MAX_FRAME_BYTES;
+use crate::emulators::common::abort::Abort;
 use crate::emulators::common::reassemble::{Incoming, Reassembler};
-use crate::emulators::common::ws::{HasOutbox, Out, Outbox, close_now, send_after, truncate_reason};
+use crate::emulators::common::ws::{HasOutbox, Out, Outbox, answer_close, close_now, send_after, truncate_reason};
 use crate::providers::deepgram::{
     ClientMessage, DATA_0000_REASON, Endpointing, ListenOptions, NET_0000_REASON, NET_0001_REASON, ServerMessage,
 };
@@ -51,6 +52,7 @@ impl DeepgramSession {
         fault: Option<DeepgramFault>,
         options: ListenOptions,
         format: SampleFormat,
+        abort: Abort,
     ) -> Self {
         let channels = options.channels.unwrap_or(1);
         let punctuate = options.punctuate.unwrap_or(false) || options.smart_format.unwrap_or(false);
@@ -82,7 +84,7 @@ impl DeepgramSession {
             engine: Engine::new(cfg, Script::new(number, script)),
             decoder: SampleDecoder::new(format),
             sha: ring::digest::Context::new(&ring::digest::SHA256),
-            outbox: Outbox::default(),
+            outbox: Outbox::new(abort),
             reassembler: Reassembler::new(MAX_FRAME_BYTES),
             last_activity: Instant::now(),
             audio_seen: false,
@@ -121,16 +123,24 @@ impl DeepgramSession {
         self.log(|l| l.texts_received.push(ReceivedText { text, audio_time }));
         match parsed {
             Ok(ClientMessage::KeepAlive) => {}
-            Ok(ClientMessage::Finalize { .. }) => {
-                if self.settings.finalize_reply && !self.closing {
-                    if let Some(t) = self.engine.finalize() {
-                        let msg = self.replier.results(&t);
-                        self.reply(ctx, msg);
-                    }
-                }
-            }
+            Ok(ClientMessage::Finalize { .. }) => self.on_finalize(ctx),
             Ok(ClientMessage::CloseStream) => self.close_stream(ctx),
             Err(e) => log::debug!("deepgram emulator: ignoring unparseable text frame: {e}"),
+        }
+    }
+
+    /// Answers `Finalize` as the settings say; an ignored one leaves the words in the engine for the next final.
+    fn on_finalize(&mut self, ctx: &mut WebsocketContext<Self>) {
+        let extra = match self.settings.finalize {
+            _ if self.closing => return,
+            FinalizeReply::Ignored => return,
+            FinalizeReply::Immediate => Duration::ZERO,
+            FinalizeReply::Late(delay) => delay,
+        };
+        if let Some(t) = self.engine.finalize() {
+            let msg = self.replier.results(&t);
+            let due = self.settings.reply_latency + extra;
+            send_after(self, ctx, due, Out::Text(msg.to_json()), None);
         }
     }
 
@@ -190,6 +200,10 @@ impl DeepgramSession {
                 self.fault = None;
                 self.reply_out(ctx, Out::Drop);
             }
+            Some(DeepgramFault::ResetAfterAudio(after)) if now >= after => {
+                self.fault = None;
+                self.reply_out(ctx, Out::Reset);
+            }
             _ => {}
         }
     }
@@ -239,7 +253,7 @@ impl HasOutbox for DeepgramSession {
                 let c = (*code, truncate_reason(reason));
                 self.log(|l| l.close_sent = Some(c));
             }
-            Out::Drop => self.log(|l| l.dropped = true),
+            Out::Drop | Out::Reset => self.log(|l| l.dropped = true),
         }
     }
 }
@@ -260,10 +274,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for DeepgramSession {
             Incoming::Close(reason) => {
                 let got = reason.as_ref().map(|r| (u16::from(r.code), r.description.clone().unwrap_or_default()));
                 self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
-                if !self.outbox.is_finished() {
-                    close_now(self, ctx, Out::Close(1000, String::new()));
-                }
-                ctx.stop();
+                answer_close(self, ctx);
             }
             Incoming::Nothing => {}
             Incoming::Invalid(why) => close_now(self, ctx, Out::Close(1007, why.to_string())),

@@ -11,6 +11,7 @@ use actix_web_actors::ws;
 use super::control::{AuthMethod, DeepgramConnectionLog, DeepgramControl, DeepgramFault};
 use super::decode::SampleFormat;
 use super::session::DeepgramSession;
+use crate::emulators::common::abort::Abort;
 use crate::emulators::common::body::{query_pairs, request_id};
 use crate::providers::deepgram::{ErrorBody, ListenOptions};
 
@@ -66,6 +67,7 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
         Ok(f) => f,
         Err(msg) => return refuse(400, "Bad Request", &msg),
     };
+    let abort = Abort::for_request(&req);
     let session = DeepgramSession::new(
         control.get_ref().clone(),
         index,
@@ -76,6 +78,7 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
         fault,
         options,
         format,
+        abort.clone(),
     );
     let started =
         ws::WsResponseBuilder::new(session, &req, stream).protocols(&["token"]).frame_size(MAX_FRAME_BYTES).start();
@@ -85,7 +88,7 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
                 resp.headers_mut().insert(actix_web::http::header::HeaderName::from_static("dg-request-id"), v);
             }
             control.shared.update(|s| s.connections[index].open = true);
-            resp
+            abort.wrap(resp)
         }
         Err(e) => {
             let msg = format!("WebSocket handshake failed: {e}");

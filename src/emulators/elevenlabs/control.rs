@@ -26,14 +26,36 @@ pub enum ElevenLabsFault {
     LateAudioAfterClose,
     /// WebSocket: drop the connection without a Close frame right after the first audio frame.
     DropMidStream,
-    /// HTTP: abort the body after this many audio bytes (the client sees a truncated chunked body).
+    /// WebSocket: drop the connection (no Close frame, FIN) right after the first text of a context
+    /// arrives (the first message with non-blank text), before any audio. A client that reconnects and
+    /// sends the text again gets its audio (the fault is taken by one connection).
+    DropBeforeAudio,
+    /// WebSocket: like `DropBeforeAudio`, but a policy close: the in-band `max_active_conversations` error,
+    /// then Close 1008 (what the service sends when it counts too many open contexts).
+    CloseBeforeAudio,
+    /// HTTP: end the body after this many bytes, at a chunk boundary and without the terminating `0\r\n\r\n`
+    /// chunk (the connection closes; the client sees a chunked body that never ended).
     CutBody { after_bytes: usize },
+    /// HTTP: end the body after this many bytes *inside* a chunk: the chunk's full size is announced, fewer
+    /// bytes follow, then the connection closes.
+    CutInsideChunk { after_bytes: usize },
+    /// HTTP: answer with a `Content-Length` of the whole body instead of chunks, and close the connection
+    /// after this many bytes.
+    CutContentLength { after_bytes: usize },
 }
 
 impl ElevenLabsFault {
     /// True when the fault makes sense on the WebSocket endpoints.
     pub fn applies_to_socket(&self) -> bool {
-        matches!(self, Self::Unauthorized | Self::SomethingWentWrong | Self::LateAudioAfterClose | Self::DropMidStream)
+        matches!(
+            self,
+            Self::Unauthorized
+                | Self::SomethingWentWrong
+                | Self::LateAudioAfterClose
+                | Self::DropMidStream
+                | Self::DropBeforeAudio
+                | Self::CloseBeforeAudio
+        )
     }
 
     /// True when the fault makes sense on the HTTP endpoint.
@@ -45,12 +67,14 @@ impl ElevenLabsFault {
                 | Self::Unprocessable { .. }
                 | Self::TooManyRequests
                 | Self::CutBody { .. }
+                | Self::CutInsideChunk { .. }
+                | Self::CutContentLength { .. }
         )
     }
 }
 
 /// Parses the CLI spelling: `401`, `403`, `422-object`, `422-array`, `429`, `1008`, `late-audio`, `drop`,
-/// `cut-body:BYTES`.
+/// `drop-before-audio`, `1008-before-audio`, `cut-body:BYTES`, `cut-in-chunk:BYTES`, `cut-content-length:BYTES`.
 impl FromStr for ElevenLabsFault {
     type Err = String;
 
@@ -64,10 +88,18 @@ impl FromStr for ElevenLabsFault {
             "1008" => Self::SomethingWentWrong,
             "late-audio" => Self::LateAudioAfterClose,
             "drop" => Self::DropMidStream,
-            _ => match s.strip_prefix("cut-body:").map(str::parse) {
-                Some(Ok(after_bytes)) => Self::CutBody { after_bytes },
-                _ => return Err(format!("unknown ElevenLabs fault {s:?}")),
-            },
+            "drop-before-audio" => Self::DropBeforeAudio,
+            "1008-before-audio" => Self::CloseBeforeAudio,
+            _ => {
+                let (name, bytes) = s.split_once(':').unwrap_or((s, ""));
+                let after_bytes = bytes.parse().map_err(|_| format!("unknown ElevenLabs fault {s:?}"))?;
+                match name {
+                    "cut-body" => Self::CutBody { after_bytes },
+                    "cut-in-chunk" => Self::CutInsideChunk { after_bytes },
+                    "cut-content-length" => Self::CutContentLength { after_bytes },
+                    _ => return Err(format!("unknown ElevenLabs fault {s:?}")),
+                }
+            }
         })
     }
 }
@@ -110,6 +142,8 @@ pub struct TtsSocketLog {
 pub struct TtsHttpLog {
     pub number: u64,
     pub voice_id: String,
+    /// `POST .../stream/with-timestamps` (JSON lines) rather than `.../stream` (raw audio).
+    pub with_timestamps: bool,
     pub query: Vec<(String, String)>,
     /// The body as JSON, or as a JSON string when it was not JSON.
     pub body: serde_json::Value,
@@ -120,6 +154,7 @@ pub struct TtsHttpLog {
     /// The `request-id` response header.
     pub request_id: String,
     pub status: u16,
+    /// Body bytes written (audio, or JSON lines with timestamps).
     pub bytes_sent: usize,
     pub completed: bool,
     /// The body was aborted on purpose (fault).
@@ -189,7 +224,9 @@ impl ElevenLabsControl {
         self.shared.update(|s| s.settings.time_to_first_byte = ttfb);
     }
 
-    /// `true`: audio leaves no faster than it plays; `false`: as fast as possible after the first byte.
+    /// `true`: audio leaves no faster than it plays, per socket context and per HTTP request, each on its own
+    /// clock (and a context closed mid-reply stops after the chunk in flight); `false`: as fast as possible
+    /// after the first byte.
     pub fn set_realtime_pacing(&self, on: bool) {
         self.shared.update(|s| s.settings.realtime_pacing = on);
     }
@@ -229,6 +266,11 @@ mod tests {
         assert_eq!("cut-body:4000".parse(), Ok(ElevenLabsFault::CutBody { after_bytes: 4000 }));
         assert_eq!("422-array".parse(), Ok(ElevenLabsFault::Unprocessable { array: true }));
         assert!("cut-body:x".parse::<ElevenLabsFault>().is_err());
+        assert_eq!("cut-in-chunk:10".parse(), Ok(ElevenLabsFault::CutInsideChunk { after_bytes: 10 }));
+        assert_eq!("cut-content-length:9".parse(), Ok(ElevenLabsFault::CutContentLength { after_bytes: 9 }));
+        assert_eq!("1008-before-audio".parse(), Ok(ElevenLabsFault::CloseBeforeAudio));
+        assert!(ElevenLabsFault::DropBeforeAudio.applies_to_socket());
+        assert!(ElevenLabsFault::CutInsideChunk { after_bytes: 1 }.applies_to_http());
         assert!(ElevenLabsFault::DropMidStream.applies_to_socket());
         assert!(!ElevenLabsFault::DropMidStream.applies_to_http());
         assert!(ElevenLabsFault::Unauthorized.applies_to_http() && ElevenLabsFault::Unauthorized.applies_to_socket());

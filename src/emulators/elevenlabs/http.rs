@@ -1,31 +1,53 @@
-//! `POST /v1/text-to-speech/{voice_id}/stream`: checks `xi-api-key` (401 object `detail`), the query and the
-//! body (422 validation array), applies the next HTTP fault (401, 403, 422 object/array, 429, cut body), then
-//! streams chunked audio in the requested format after the time to first byte, optionally at real-time pace,
-//! with the `request-id` header a client feeds into `previous_request_ids`.
+//! `POST /v1/text-to-speech/{voice_id}/stream` and `.../stream/with-timestamps`: checks `xi-api-key` (401
+//! object `detail`), the query and the body (422 validation array), applies the next HTTP fault (401, 403,
+//! 422 object/array, 429, a cut body), then streams the speech after the time to first byte, optionally at
+//! real-time pace (`http_body`), with the `request-id` header a client feeds into `previous_request_ids`:
+//! raw audio in the requested format, or newline-delimited JSON lines of base64 audio with the alignment of
+//! exactly the characters each line speaks, in seconds from the start of the request's audio.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::control::{ElevenLabsControl, ElevenLabsFault, TtsHttpLog};
-use super::speech::{MAX_TEXT_CHARS, Voice};
+use super::http_body::{self, Cut, CutKind, Piece};
+use super::speech::{MAX_TEXT_CHARS, SpeechChunk, Voice};
 use crate::audio::OutputFormat;
 use crate::emulators::common::body::{body_as_json, query_pairs, read_body, request_id};
-use crate::emulators::common::guard::Unfinished;
-use crate::providers::elevenlabs::{HttpErrorBody, TtsRequest};
+use crate::providers::elevenlabs::{HttpErrorBody, TimestampedAudio, TtsRequest};
 
 const BODY_LIMIT: usize = 1024 * 1024;
 
-/// The handler.
+/// `POST .../{voice_id}/stream` (and the non-streaming `POST .../{voice_id}`): raw audio.
 pub async fn stream(
     req: HttpRequest,
     payload: web::Payload,
     voice: web::Path<String>,
     control: web::Data<ElevenLabsControl>,
+) -> HttpResponse {
+    respond(req, payload, voice.into_inner(), control, false).await
+}
+
+/// `POST .../{voice_id}/stream/with-timestamps`: JSON lines of audio with character timings.
+pub async fn stream_with_timestamps(
+    req: HttpRequest,
+    payload: web::Payload,
+    voice: web::Path<String>,
+    control: web::Data<ElevenLabsControl>,
+) -> HttpResponse {
+    respond(req, payload, voice.into_inner(), control, true).await
+}
+
+async fn respond(
+    req: HttpRequest,
+    payload: web::Payload,
+    voice_id: String,
+    control: web::Data<ElevenLabsControl>,
+    with_timestamps: bool,
 ) -> HttpResponse {
     let request_id = request_id();
     let query = query_pairs(&req);
@@ -35,7 +57,8 @@ pub async fn stream(
     let (index, settings, fault) = control.shared.update(|s| {
         s.http.push(TtsHttpLog {
             number: s.http.len() as u64 + 1,
-            voice_id: voice.into_inner(),
+            voice_id,
+            with_timestamps,
             query: query.clone(),
             text: field("text"),
             previous_text: field("previous_text"),
@@ -130,69 +153,41 @@ pub async fn stream(
         return fail(400, HttpErrorBody::status("max_character_limit_exceeded", &msg));
     }
     let (format, mut voice) = voice;
-    let mut chunks = VecDeque::new();
-    for (i, chunk) in voice.speak(&tts.text).into_iter().enumerate() {
-        let delay = match (i, settings.realtime_pacing) {
-            (0, _) => settings.time_to_first_byte,
-            (_, true) => Duration::from_secs_f64(chunk.duration_ms / 1000.0),
-            (_, false) => Duration::ZERO,
-        };
-        chunks.push_back((Bytes::from(chunk.audio), delay));
-    }
+    let mut due = settings.time_to_first_byte;
+    let pieces = voice
+        .speak(&tts.text)
+        .into_iter()
+        .map(|chunk| {
+            let piece = Piece { due, bytes: if with_timestamps { timestamped(&chunk) } else { chunk.audio.into() } };
+            if settings.realtime_pacing {
+                // The next piece only once this one's audio has played.
+                due += Duration::from_secs_f64(chunk.duration_ms / 1000.0);
+            }
+            piece
+        })
+        .collect();
     control.shared.update(|s| s.http[index].status = 200);
-    let cut_after = match fault {
-        Some(ElevenLabsFault::CutBody { after_bytes }) => Some(after_bytes),
+    let cut = match fault {
+        Some(ElevenLabsFault::CutBody { after_bytes }) => Some(Cut { after_bytes, kind: CutKind::ChunkBoundary }),
+        Some(ElevenLabsFault::CutInsideChunk { after_bytes }) => Some(Cut { after_bytes, kind: CutKind::InsideChunk }),
+        Some(ElevenLabsFault::CutContentLength { after_bytes }) => {
+            Some(Cut { after_bytes, kind: CutKind::ContentLength })
+        }
         _ => None,
     };
-    let c = control.get_ref().clone();
-    let guard = Unfinished::new(move || c.shared.update(|s| s.http[index].client_went_away = true));
-    let state = Body { chunks, cut_after, sent: 0, control: control.get_ref().clone(), index, guard, failed: false };
-    HttpResponse::Ok()
-        .insert_header(("request-id", request_id.as_str()))
-        .content_type(format.mime_type())
-        .streaming(futures_util::stream::unfold(state, next_chunk))
+    let mut builder = HttpResponse::Ok();
+    builder.insert_header(("request-id", request_id.as_str()));
+    builder.content_type(if with_timestamps { "application/json".to_string() } else { format.mime_type() });
+    http_body::respond(builder, pieces, cut, control.get_ref().clone(), index)
 }
 
-struct Body {
-    chunks: VecDeque<(Bytes, Duration)>,
-    cut_after: Option<usize>,
-    sent: usize,
-    control: ElevenLabsControl,
-    index: usize,
-    guard: Unfinished,
-    failed: bool,
-}
-
-async fn next_chunk(mut b: Body) -> Option<(Result<Bytes, std::io::Error>, Body)> {
-    let i = b.index;
-    if b.failed {
-        return None;
-    }
-    if b.cut_after.is_some_and(|cut| b.sent >= cut) {
-        // Let the bytes already written reach the client before the connection is aborted.
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        b.guard.finish();
-        b.failed = true;
-        b.control.shared.update(|s| {
-            s.http[i].cut = true;
-            s.http[i].completed = true;
-        });
-        return Some((Err(std::io::Error::other("emulated cut of the audio body")), b));
-    }
-    let Some((mut bytes, delay)) = b.chunks.pop_front() else {
-        b.guard.finish();
-        b.control.shared.update(|s| s.http[i].completed = true);
-        return None;
+/// The `with-timestamps` line of one chunk (the normalised text is the text itself here).
+fn timestamped(chunk: &SpeechChunk) -> Bytes {
+    let alignment = chunk.http_alignment();
+    let line = TimestampedAudio {
+        audio_base64: base64::engine::general_purpose::STANDARD.encode(&chunk.audio),
+        normalized_alignment: Some(alignment.clone()),
+        alignment: Some(alignment),
     };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    if let Some(cut) = b.cut_after {
-        bytes = bytes.slice(..bytes.len().min(cut - b.sent));
-    }
-    b.sent += bytes.len();
-    let n = bytes.len();
-    b.control.shared.update(|s| s.http[i].bytes_sent += n);
-    Some((Ok(bytes), b))
+    line.to_line().into()
 }

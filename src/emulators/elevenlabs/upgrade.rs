@@ -11,6 +11,7 @@ use actix_web_actors::ws;
 use super::control::{ElevenLabsControl, ElevenLabsFault, TtsSocketLog};
 use super::socket::{MAX_FRAME_BYTES, SocketSetup, TtsSocket};
 use crate::audio::OutputFormat;
+use crate::emulators::common::abort::Abort;
 use crate::emulators::common::body::query_pairs;
 use crate::emulators::synth::Renderer;
 
@@ -109,9 +110,10 @@ fn start(
         auto_mode,
         startup_error,
     };
-    let socket = TtsSocket::new(control.clone(), setup);
+    let abort = Abort::for_request(&req);
+    let socket = TtsSocket::new(control.clone(), setup, abort.clone());
     match ws::WsResponseBuilder::new(socket, &req, stream).frame_size(MAX_FRAME_BYTES).start() {
-        Ok(resp) => resp,
+        Ok(resp) => abort.wrap(resp),
         Err(e) => {
             control.shared.update(|s| s.sockets[index].open = false);
             HttpResponse::BadRequest().body(format!("WebSocket handshake failed: {e}"))

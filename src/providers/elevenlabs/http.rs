@@ -1,7 +1,10 @@
-//! The ElevenLabs HTTP streaming endpoint `POST /v1/text-to-speech/{voice_id}/stream`: its JSON body and its
-//! error body, whose `detail` is either an object (`{"status","message"}`) or a FastAPI validation array
-//! (`[{"loc","msg","type"}]`). Clients must accept both.
+//! The ElevenLabs HTTP streaming endpoints `POST /v1/text-to-speech/{voice_id}/stream` (raw audio) and
+//! `.../stream/with-timestamps` (newline-delimited JSON lines of base64 audio with character timings): the
+//! JSON request body, the lines of the timestamped stream, and the error body, whose `detail` is either an
+//! object (`{"status","message"}`) or a FastAPI validation array (`[{"loc","msg","type"}]`). Clients must
+//! accept both.
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,6 +34,52 @@ pub struct TtsRequest {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_text_normalization: Option<String>,
+}
+
+/// Character timings of the `with-timestamps` endpoints: snake_case and seconds, unlike the WebSocket's
+/// camelCase milliseconds. On the streaming endpoint every line's times count from the start of the
+/// request's audio, not from the start of the line's own audio (the WebSocket's convention): pipecat's HTTP
+/// service, for one, uses them as they come within a request and offsets only later requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CharacterAlignment {
+    #[serde(default)]
+    pub characters: Vec<String>,
+    #[serde(default)]
+    pub character_start_times_seconds: Vec<f64>,
+    #[serde(default)]
+    pub character_end_times_seconds: Vec<f64>,
+}
+
+/// One line of `POST /v1/text-to-speech/{voice_id}/stream/with-timestamps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TimestampedAudio {
+    /// Base64 audio in the requested output format.
+    #[serde(default)]
+    pub audio_base64: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<CharacterAlignment>,
+    /// The same for the normalised text (numbers spelled out etc.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalized_alignment: Option<CharacterAlignment>,
+}
+
+impl TimestampedAudio {
+    /// Parses one line of the stream (surrounding whitespace allowed).
+    pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(line.trim())
+    }
+
+    /// The decoded audio bytes.
+    pub fn audio_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        base64::engine::general_purpose::STANDARD.decode(&self.audio_base64)
+    }
+
+    /// The line as sent: the JSON object and its newline.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
 }
 
 /// One FastAPI validation issue.
@@ -127,6 +176,19 @@ mod tests {
         assert_eq!(b.message(), "body.text: Field required");
         let b: HttpErrorBody = serde_json::from_str(r#"{"detail":"Not Found"}"#).unwrap();
         assert_eq!(b.message(), "Not Found");
+    }
+
+    #[test]
+    fn a_timestamped_line_round_trips_in_snake_case_seconds() {
+        let line = r#"{"audio_base64":"AAE=","alignment":{"characters":["H","i"],"character_start_times_seconds":[0.0,0.07],"character_end_times_seconds":[0.07,0.13]},"normalized_alignment":null}"#;
+        let t = TimestampedAudio::parse(&format!("{line}\n")).unwrap();
+        assert_eq!(t.audio_bytes().unwrap(), vec![0, 1]);
+        let a = t.alignment.as_ref().unwrap();
+        assert_eq!(a.characters, ["H", "i"]);
+        assert_eq!(a.character_end_times_seconds, [0.07, 0.13]);
+        assert!(t.normalized_alignment.is_none());
+        let out = t.to_line();
+        assert!(out.ends_with("}\n") && out.contains(r#""character_start_times_seconds":[0.0,0.07]"#));
     }
 
     #[test]

@@ -8,8 +8,10 @@ pub mod http;
 pub mod timestamps;
 pub mod ws;
 
-pub use http::{ErrorDetail, HttpErrorBody, StatusDetail, TtsRequest, ValidationIssue};
-pub use timestamps::{LineDecoder, LineError, TimestampAlignment, TimestampedChunk};
+pub use http::{
+    CharacterAlignment, ErrorDetail, HttpErrorBody, StatusDetail, TimestampedAudio, TtsRequest, ValidationIssue,
+};
+pub use timestamps::{LineDecoder, LineError};
 pub use ws::{Alignment, ClientMessage, GenerationConfig, ServerMessage, VoiceSettings};
 
 /// Most contexts one multi-stream socket may hold open.

@@ -1,46 +1,11 @@
-//! The streaming-with-timestamps variant of ElevenLabs' HTTP speech endpoint
-//! (`POST /v1/text-to-speech/{voice_id}/stream/with-timestamps`): newline-delimited JSON objects, each with
-//! base64 audio and the characters it speaks (`characters`, `character_start_times_seconds`,
-//! `character_end_times_seconds`: snake_case and seconds, unlike the WebSocket's camelCase milliseconds; times
-//! run from the start of the request's audio, not of each chunk).
-//!
-//! [`LineDecoder`] splits the body into objects across reads and says when the body ended inside one, so a
-//! cut body is never mistaken for a complete one.
+//! Reading the streaming-with-timestamps variant of ElevenLabs' HTTP speech endpoint
+//! (`POST /v1/text-to-speech/{voice_id}/stream/with-timestamps`): newline-delimited [`TimestampedAudio`]
+//! objects. [`LineDecoder`] splits the body into objects across reads and says when the body ended inside one,
+//! so a cut body is never mistaken for a complete one.
 
-use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use super::http::TimestampedAudio;
 
-/// The characters of one chunk and when each is spoken, in seconds from the start of the request's audio.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct TimestampAlignment {
-    #[serde(default)]
-    pub characters: Vec<String>,
-    #[serde(default)]
-    pub character_start_times_seconds: Vec<f64>,
-    #[serde(default)]
-    pub character_end_times_seconds: Vec<f64>,
-}
-
-/// One line of the body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct TimestampedChunk {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio_base64: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alignment: Option<TimestampAlignment>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub normalized_alignment: Option<TimestampAlignment>,
-}
-
-impl TimestampedChunk {
-    /// The decoded audio (empty when the line carries none).
-    pub fn audio(&self) -> Result<Vec<u8>, base64::DecodeError> {
-        match &self.audio_base64 {
-            Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64),
-            None => Ok(Vec::new()),
-        }
-    }
-
+impl TimestampedAudio {
     /// (end of each character in ms from the start of the request's audio, the character).
     pub fn char_ends_ms(&self) -> Vec<(f64, char)> {
         self.alignment
@@ -73,7 +38,7 @@ pub struct LineDecoder {
 
 impl LineDecoder {
     /// Adds bytes; returns the complete lines they finish, parsed.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<TimestampedChunk, LineError>> {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<TimestampedAudio, LineError>> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
         while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
@@ -87,7 +52,7 @@ impl LineDecoder {
 
     /// The body ended: a last line without its newline is fine if it is a whole object; a piece of one means
     /// the body was cut.
-    pub fn finish(&mut self) -> Result<Option<TimestampedChunk>, LineError> {
+    pub fn finish(&mut self) -> Result<Option<TimestampedAudio>, LineError> {
         let rest = std::mem::take(&mut self.buf);
         match parse_line(&rest) {
             None => Ok(None),
@@ -97,7 +62,7 @@ impl LineDecoder {
     }
 }
 
-fn parse_line(line: &[u8]) -> Option<Result<TimestampedChunk, LineError>> {
+fn parse_line(line: &[u8]) -> Option<Result<TimestampedAudio, LineError>> {
     let text = String::from_utf8_lossy(line);
     let text = text.trim();
     if text.is_empty() {
@@ -118,9 +83,9 @@ mod tests {
         let body = format!("{LINE}\n{LINE}\n");
         let (a, b) = body.as_bytes().split_at(37);
         assert!(d.push(a).is_empty());
-        let chunks: Vec<TimestampedChunk> = d.push(b).into_iter().map(Result::unwrap).collect();
+        let chunks: Vec<TimestampedAudio> = d.push(b).into_iter().map(Result::unwrap).collect();
         assert_eq!(chunks.len(), 2);
-        assert_eq!(chunks[0].audio().unwrap(), vec![0, 1, 2]);
+        assert_eq!(chunks[0].audio_bytes().unwrap(), vec![0, 1, 2]);
         assert_eq!(chunks[0].char_ends_ms(), vec![(100.0, 'H'), (250.0, 'i')]);
         assert_eq!(d.finish(), Ok(None));
     }

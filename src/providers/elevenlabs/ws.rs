@@ -28,8 +28,29 @@ pub struct VoiceSettings {
 /// `generation_config`: characters that must accumulate before the 1st, 2nd, ... generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct GenerationConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Read from any JSON numbers: the official Python SDK types it `List[float]` and sends `[120.0, 160.0]`.
+    /// A fractional threshold is rounded up (a buffer of whole characters reaches 120.5 at 121); negative,
+    /// non-finite and non-numeric entries are refused. The documented range is 50–500 per entry.
+    #[serde(default, deserialize_with = "schedule_from_numbers", skip_serializing_if = "Option::is_none")]
     pub chunk_length_schedule: Option<Vec<u32>>,
+}
+
+/// `chunk_length_schedule` from JSON numbers of any kind (integers or floats), as character counts.
+fn schedule_from_numbers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u32>>, D::Error> {
+    use serde::de::Error as _;
+    let Some(numbers) = Option::<Vec<serde_json::Number>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    numbers
+        .iter()
+        .map(|n| match n.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 && x.ceil() <= f64::from(u32::MAX) => Ok(x.ceil() as u32),
+            _ => Err(D::Error::custom(format!(
+                "chunk_length_schedule entries must be non-negative numbers of characters, got {n}"
+            ))),
+        })
+        .collect::<Result<Vec<u32>, _>>()
+        .map(Some)
 }
 
 /// Any client message of either socket; the constructors build the documented shapes.
@@ -232,6 +253,24 @@ mod tests {
         assert_eq!(m.xi_api_key.as_deref(), Some("k"));
         let m: ClientMessage = serde_json::from_str(r#"{"text":" ","xi_api_key":"k"}"#).unwrap();
         assert!(m.to_json().contains(r#""xi_api_key":"k""#));
+    }
+
+    #[test]
+    fn chunk_length_schedule_accepts_any_json_number_and_refuses_negatives_and_non_numbers() {
+        let schedule = |json: &str| {
+            serde_json::from_str::<ClientMessage>(json)
+                .map(|m| m.generation_config.and_then(|g| g.chunk_length_schedule))
+        };
+        let sdk_floats = r#"{"text":" ","generation_config":{"chunk_length_schedule":[120.0,160.0,250.0,290.0]}}"#;
+        assert_eq!(schedule(sdk_floats).unwrap(), Some(vec![120, 160, 250, 290]));
+        let mixed = r#"{"text":" ","generation_config":{"chunk_length_schedule":[50,120.5,1e2]}}"#;
+        assert_eq!(schedule(mixed).unwrap(), Some(vec![50, 121, 100]));
+        assert_eq!(schedule(r#"{"text":" ","generation_config":{}}"#).unwrap(), None);
+        assert_eq!(schedule(r#"{"text":" ","generation_config":{"chunk_length_schedule":null}}"#).unwrap(), None);
+        for bad in ["[-50]", "[\"120\"]", "[true]", "[1e20]", "120"] {
+            let json = format!(r#"{{"text":" ","generation_config":{{"chunk_length_schedule":{bad}}}}}"#);
+            assert!(schedule(&json).is_err(), "{bad} must be refused");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{TTS_RETRY, TtsCommand, TtsEvent, TtsLink};
 use crate::audio::Encoding;
 use crate::audio::meter::AudioMeter;
 use crate::db::TurnId;
-use crate::providers::elevenlabs::{HttpErrorBody, LineDecoder, TimestampedChunk, TtsRequest};
+use crate::providers::elevenlabs::{HttpErrorBody, LineDecoder, TimestampedAudio, TtsRequest};
 use crate::providers::{FailureKind, Provider, ProviderError};
 use crate::retry::{AttemptError, retry_after_header};
 /// How long the response headers may take.
@@ -275,12 +275,12 @@ struct Speech<'a> {
 }
 
 impl Speech<'_> {
-    fn take(&mut self, chunk: &TimestampedChunk) {
+    fn take(&mut self, chunk: &TimestampedAudio) {
         let chars: Vec<(f64, char)> =
             chunk.char_ends_ms().into_iter().map(|(end, c)| (self.offset_ms + end, c)).collect();
         self.aligned |= chunk.alignment.is_some();
         self.spoken += chars.iter().filter(|(_, c)| !c.is_whitespace()).count();
-        let audio = match chunk.audio() {
+        let audio = match chunk.audio_bytes() {
             Ok(a) => a,
             Err(e) => {
                 log::warn!("undecodable audio from ElevenLabs: {e}");

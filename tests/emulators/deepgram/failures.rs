@@ -150,3 +150,59 @@ async fn garbage_text_is_ignored_a_huge_frame_closes_1009_and_other_connections_
     assert_eq!(end, Next::Close(Some((1000, String::new()))));
     e.stop().await;
 }
+
+/// The Deepgram socket on a bare TCP client, which can tell a FIN from a reset.
+async fn raw(e: &Emulators, query: &str) -> RawWs {
+    let host = authority(&e.deepgram_base_url());
+    RawWs::connect(&host, &format!("/v1/listen?{query}"), &[("Authorization", &token())]).await
+}
+
+#[actix_web::test]
+async fn a_drop_mid_utterance_follows_an_interim_with_words_and_a_reconnecting_client_replaying_the_audio_is_heard() {
+    let e = start().await;
+    let dg = e.deepgram();
+    for _ in 0..4 {
+        dg.push_script(vec!["Book a table for two.".into()]);
+    }
+    let mut utterance = tone(1.5, RATE);
+    utterance.extend(silence(0.5, RATE));
+    let after = Duration::from_millis(900);
+    for (fault, expected_end) in
+        [(DeepgramFault::DropAfterAudio(after), RawNext::Eof), (DeepgramFault::ResetAfterAudio(after), RawNext::Reset)]
+    {
+        dg.push_fault(fault.clone());
+        // Speech from the first sample; the fault fires at 0.9 s of audio, mid-word, after the 0.5 s interim.
+        // Exactly that much audio is sent, so the server has read everything when it ends the connection.
+        let mut ws = raw(&e, FULL).await;
+        for frame in utterance[..(0.9 * f64::from(RATE)) as usize * 2].chunks(640) {
+            assert!(ws.send_binary(frame).await);
+        }
+        let (frames, end) = ws.frames_until_end(SOON).await;
+        assert_eq!(end, expected_end, "{fault:?}: how the connection ended");
+        let texts: Vec<String> = frames
+            .iter()
+            .map(|f| match f {
+                RawFrame::Text(t) => t.clone(),
+                other => panic!("{fault:?}: only text frames before the drop, no Close: {other:?}"),
+            })
+            .collect();
+        let msgs = parse(&texts);
+        assert!(
+            msgs.iter().any(|m| matches!(m, ServerMessage::Results(r) if !r.is_final && !r.transcript().is_empty())),
+            "{fault:?}: an interim with words came first: {texts:#?}"
+        );
+        assert!(!msgs.iter().any(|m| matches!(m, ServerMessage::Results(r) if r.is_final)), "{fault:?}: no final");
+        // The client reconnects and replays the utterance: the next connection works normally.
+        let mut ws = connect(&e, FULL).await;
+        stream_audio(&mut ws, &utterance, RATE).await;
+        let texts = ws.texts_until(SOON, |t| t.contains("\"speech_final\":true")).await;
+        let Some(ServerMessage::Results(fin)) = parse(&texts).pop() else { panic!("{texts:?}") };
+        assert_eq!(fin.transcript(), "Book a table for two.", "{fault:?}");
+        ws.text(r#"{"type":"CloseStream"}"#).await;
+        let (_, end) = ws.texts_until_end(SOON).await;
+        assert_eq!(end, Next::Close(Some((1000, String::new()))), "{fault:?}");
+    }
+    let c = dg.connections();
+    assert!(c[0].dropped && c[2].dropped && !c[1].dropped && !c[3].dropped);
+    e.stop().await;
+}

@@ -1,7 +1,9 @@
 //! Deepgram `/v1/listen` over a raw WebSocket client: the handshake, the transcript flow in audio time and
-//! the control messages; `failures` has refusals, the idle timeout and every fault.
+//! the control messages; `failures` has refusals, the idle timeout and every fault, `finalize` the late and
+//! ignored `Finalize` replies.
 
 mod failures;
+mod finalize;
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +11,9 @@ use parley::emulators::deepgram::AuthMethod;
 use parley::emulators::{DEEPGRAM_KEY, DeepgramFault, Emulators};
 use parley::providers::deepgram::{NET_0001_REASON, ServerMessage};
 
-use crate::helpers::{Next, SOON, Ws, authority, handshake, silence, start, stream_audio, tone, upgrade};
+use crate::helpers::{
+    Next, RawFrame, RawNext, RawWs, SOON, Ws, authority, handshake, silence, start, stream_audio, tone, upgrade,
+};
 
 const RATE: u32 = 16_000;
 

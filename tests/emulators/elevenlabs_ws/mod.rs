@@ -1,9 +1,11 @@
 //! ElevenLabs `stream-input` over a raw WebSocket client: auth, first-message rules, buffering, flush/end,
 //! alignment, timeouts, pacing and the socket faults; `auth` has the key paths, `multi` the multi-context
-//! socket.
+//! socket, `faults` the closes before any audio, `timing` alignment exactness and real-time pacing.
 
 mod auth;
+mod faults;
 mod multi;
+mod timing;
 
 use std::time::{Duration, Instant};
 
@@ -226,5 +228,28 @@ async fn buffering_more_than_the_character_limit_is_refused_in_band() {
         }
     }
     expect_policy_close(&mut ws, "max_character_limit_exceeded").await;
+    e.stop().await;
+}
+
+#[actix_web::test]
+async fn a_chunk_length_schedule_of_floats_as_the_sdk_sends_it_is_accepted_and_used() {
+    let e = start().await;
+    let mut ws = single(&e, "output_format=pcm_8000", true).await;
+    // elevenlabs-python's GenerationConfig types the schedule List[float], so it serialises 50 as 50.0.
+    ws.text(r#"{"text":" ","generation_config":{"chunk_length_schedule":[50.0,120.5]}}"#).await;
+    ws.text(r#"{"text":"Thirty characters of text here "}"#).await;
+    ws.text(r#"{"text":"and thirty more to pass it. "}"#).await;
+    let first = parse(&ws.texts_until(SOON, |t| t.contains("\"audio\"")).await);
+    let spoken_first: String = first[0].alignment.as_ref().unwrap().chars.concat();
+    assert!(spoken_first.starts_with("Thirty characters"), "the 50.0 threshold applied: {spoken_first:?}");
+    ws.text(r#"{"text":""}"#).await;
+    let (_, end) = ws.texts_until_end(SOON).await;
+    assert_eq!(end, Next::Close(Some((1000, String::new()))));
+    for bad in ["[-50]", r#"["fifty"]"#] {
+        let mut ws = single(&e, "", true).await;
+        ws.text(&format!(r#"{{"text":" ","generation_config":{{"chunk_length_schedule":{bad}}}}}"#)).await;
+        let message = expect_policy_close(&mut ws, "invalid_message").await;
+        assert!(message.contains("chunk_length_schedule") || message.contains("invalid type"), "{message}");
+    }
     e.stop().await;
 }

@@ -36,15 +36,30 @@ impl RawResponse {
 
 /// Sends `request` bytes as they are and reads the whole response until the server closes.
 pub async fn raw(authority: &str, request: &[u8]) -> RawResponse {
+    parse_response(&raw_bytes(authority, request).await)
+}
+
+/// Sends `request` and returns every byte of the response, as it came, until the server closes.
+pub async fn raw_bytes(authority: &str, request: &[u8]) -> Vec<u8> {
+    timed_bytes(authority, request).await.into_iter().flat_map(|(_, bytes)| bytes).collect()
+}
+
+/// Sends `request` and returns each read of the response with the time it arrived (since the request was
+/// written), until the server closes: what a client can have played by when.
+pub async fn timed_bytes(authority: &str, request: &[u8]) -> Vec<(Duration, Vec<u8>)> {
     let mut s = TcpStream::connect(authority).await.expect("connect");
     s.write_all(request).await.expect("write request");
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
-    match read {
-        Ok(Ok(_)) | Ok(Err(_)) => {}
-        Err(_) => panic!("response did not end: {:?}", String::from_utf8_lossy(&buf)),
+    let sent = tokio::time::Instant::now();
+    let deadline = sent + Duration::from_secs(20);
+    let mut reads = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return reads,
+            Ok(Ok(n)) => reads.push((sent.elapsed(), chunk[..n].to_vec())),
+            Err(_) => panic!("response did not end: {reads:?}"),
+        }
     }
-    parse_response(&buf)
 }
 
 /// A POST with a JSON body and `Connection: close`.

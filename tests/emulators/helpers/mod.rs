@@ -1,10 +1,13 @@
 //! Test clients: start the emulators on port 0, a WebSocket client that reads and writes raw frames (`ws`),
-//! a raw HTTP/1.1 client that keeps chunk boundaries (`http`), and audio to feed the Deepgram emulator.
+//! a WebSocket client on a bare TCP stream that sees how the connection itself ends (`raw_ws`), a raw HTTP/1.1
+//! client that keeps chunk boundaries (`http`), and audio to feed the Deepgram emulator.
 
 mod http;
+mod raw_ws;
 mod ws;
 
 pub use http::*;
+pub use raw_ws::*;
 pub use ws::*;
 
 use std::time::Duration;

@@ -16,8 +16,9 @@ use super::buffer::TextBuffer;
 use super::control::{ElevenLabsControl, ElevenLabsFault, ElevenLabsSettings, SentFrame, TtsSocketLog};
 use super::speech::Voice;
 use crate::audio::OutputFormat;
+use crate::emulators::common::abort::Abort;
 use crate::emulators::common::reassemble::{Incoming, Reassembler};
-use crate::emulators::common::ws::{HasOutbox, Out, Outbox, close_now, deliver, truncate_reason};
+use crate::emulators::common::ws::{HasOutbox, Out, Outbox, answer_close, close_now, deliver, truncate_reason};
 use crate::providers::elevenlabs::{GenerationConfig, ServerMessage, VoiceSettings};
 
 /// Largest frame accepted from a client.
@@ -65,7 +66,7 @@ pub struct TtsSocket {
 
 impl TtsSocket {
     /// A socket for the log entry `setup.index`.
-    pub fn new(control: ElevenLabsControl, setup: SocketSetup) -> Self {
+    pub fn new(control: ElevenLabsControl, setup: SocketSetup, abort: Abort) -> Self {
         TtsSocket {
             control,
             setup,
@@ -74,7 +75,7 @@ impl TtsSocket {
             generation_config: None,
             contexts: BTreeMap::new(),
             last_activity: Instant::now(),
-            outbox: Outbox::default(),
+            outbox: Outbox::new(abort),
             reassembler: Reassembler::new(MAX_FRAME_BYTES),
             ending: false,
         }
@@ -91,7 +92,7 @@ impl TtsSocket {
             return;
         }
         let out = Out::Text(ServerMessage::error(error, message, 1008).to_json());
-        deliver(ctx, &out);
+        deliver(self, ctx, &out);
         self.on_sent(&out);
         close_now(self, ctx, Out::Close(1008, message.to_string()));
     }
@@ -157,7 +158,7 @@ impl HasOutbox for TtsSocket {
                 let c = (*code, truncate_reason(reason));
                 self.log(|l| l.close_sent = Some(c));
             }
-            Out::Drop => self.log(|l| l.dropped = true),
+            Out::Drop | Out::Reset => self.log(|l| l.dropped = true),
         }
     }
 }
@@ -179,8 +180,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TtsSocket {
             Incoming::Close(reason) => {
                 let got = reason.map(|r| (u16::from(r.code), r.description.unwrap_or_default()));
                 self.log(|l| l.close_received = Some(got.unwrap_or((1005, String::new()))));
-                close_now(self, ctx, Out::Close(1000, String::new()));
-                ctx.stop();
+                answer_close(self, ctx);
             }
             Incoming::Nothing => {}
             Incoming::Invalid(why) => self.fail(ctx, "invalid_message", why),

@@ -8,7 +8,7 @@ use actix_web_actors::ws::WebsocketContext;
 use base64::Engine as _;
 
 use super::{Context, TtsSocket};
-use crate::emulators::common::ws::{Out, send_at};
+use crate::emulators::common::ws::{Out, close_now, send_at};
 use crate::emulators::elevenlabs::buffer::TextBuffer;
 use crate::emulators::elevenlabs::control::ElevenLabsFault;
 use crate::emulators::elevenlabs::speech::{MAX_TEXT_CHARS, Voice};
@@ -48,6 +48,19 @@ impl TtsSocket {
                 "internal_error",
                 "We are sorry, something went wrong. You are not charged for this request.",
             );
+        }
+        if msg.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            match self.setup.fault {
+                Some(ElevenLabsFault::DropBeforeAudio) => {
+                    self.setup.fault = None;
+                    return close_now(self, ctx, Out::Drop);
+                }
+                Some(ElevenLabsFault::CloseBeforeAudio) => {
+                    self.setup.fault = None;
+                    return self.fail(ctx, "max_active_conversations", &too_many_contexts());
+                }
+                _ => {}
+            }
         }
         if self.setup.multi {
             self.on_multi(ctx, msg, now);
@@ -120,10 +133,7 @@ impl TtsSocket {
                 return; // a keepalive must not open a context
             }
             if self.contexts.len() >= MAX_CONTEXTS {
-                let m = format!(
-                    "Maximum simultaneous contexts per WebSocket connection exceeded ({MAX_CONTEXTS}). Please close unused contexts with close_context before opening new ones."
-                );
-                return self.fail(ctx, "max_active_conversations", &m);
+                return self.fail(ctx, "max_active_conversations", &too_many_contexts());
             }
             self.open_context(id.clone(), now);
         }
@@ -167,6 +177,12 @@ impl TtsSocket {
             return;
         };
         c.buffer.discard();
+        if self.setup.settings.realtime_pacing {
+            // Generating in real time, the service stops a closed context: only the chunk in flight still
+            // arrives, not the rest of the reply (which the emulator had queued in advance).
+            self.outbox.discard_tagged(id, 1);
+            c.play_clock = self.outbox.tag_tail(id).unwrap_or_else(Instant::now);
+        }
         self.log(|l| l.contexts_closed.push(id.to_string()));
         if self.setup.fault == Some(ElevenLabsFault::LateAudioAfterClose) {
             self.contexts.insert(id.to_string(), c);
@@ -196,10 +212,11 @@ impl TtsSocket {
             due = due.max(c.play_clock);
         }
         for chunk in chunks {
+            let alignment = chunk.ws_alignment();
             let msg = ServerMessage {
                 audio: Some(base64::engine::general_purpose::STANDARD.encode(&chunk.audio)),
-                normalized_alignment: Some(chunk.alignment.clone()),
-                alignment: Some(chunk.alignment),
+                normalized_alignment: Some(alignment.clone()),
+                alignment: Some(alignment),
                 context_id: self.setup.multi.then(|| id.to_string()),
                 ..Default::default()
             };
@@ -230,6 +247,13 @@ impl TtsSocket {
         let now = Instant::now();
         send_at(self, ctx, now, out, tag);
     }
+}
+
+/// The message of the `max_active_conversations` policy close.
+fn too_many_contexts() -> String {
+    format!(
+        "Maximum simultaneous contexts per WebSocket connection exceeded ({MAX_CONTEXTS}). Please close unused contexts with close_context before opening new ones."
+    )
 }
 
 fn strip_bearer(a: &str) -> String {

@@ -1,5 +1,9 @@
 //! ElevenLabs `POST /v1/text-to-speech/{voice_id}/stream` over raw HTTP: the chunked audio body and its
-//! headers, both `detail` error shapes, 401/422/429, a cut body, pacing and client disconnects.
+//! headers, both `detail` error shapes, 401/422/429, pacing and client disconnects; `cuts` has the three
+//! ways a body is cut short, `timestamps` the `.../stream/with-timestamps` endpoint.
+
+mod cuts;
+mod timestamps;
 
 use std::time::{Duration, Instant};
 
@@ -7,11 +11,25 @@ use parley::emulators::{ELEVENLABS_KEY, ElevenLabsFault, Emulators};
 use parley::providers::elevenlabs::{ErrorDetail, HttpErrorBody};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{RawResponse, SOON, authority, post, raw, start};
+use crate::helpers::{RawResponse, SOON, authority, post, raw, raw_bytes, start, timed_bytes};
 
 pub async fn tts(e: &Emulators, query: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
     let host = authority(&e.elevenlabs_base_url());
     raw(&host, &post(&format!("/v1/text-to-speech/voice-1/stream{query}"), &host, headers, body)).await
+}
+
+/// The request for `endpoint` (`stream` or `stream/with-timestamps`) with the default key and `text`.
+fn request(e: &Emulators, endpoint: &str, query: &str, text: &str) -> (String, Vec<u8>) {
+    let host = authority(&e.elevenlabs_base_url());
+    let body = serde_json::json!({ "text": text }).to_string();
+    let req = post(&format!("/v1/text-to-speech/voice-1/{endpoint}{query}"), &host, &key(), &body);
+    (host, req)
+}
+
+/// The response's head (status line and headers) and its raw body bytes, framing included.
+fn split_head(bytes: &[u8]) -> (RawResponse, Vec<u8>) {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete head") + 4;
+    (crate::helpers::parse_response(&bytes[..end]), bytes[end..].to_vec())
 }
 
 fn key() -> [(&'static str, &'static str); 1] {
@@ -99,24 +117,6 @@ async fn injected_401_403_422_and_429_use_the_documented_detail_shapes() {
 }
 
 #[actix_web::test]
-async fn a_cut_body_ends_without_the_terminating_chunk() {
-    let e = start().await;
-    e.elevenlabs().push_fault(ElevenLabsFault::CutBody { after_bytes: 10_000 });
-    let r = tts(
-        &e,
-        "?output_format=pcm_16000",
-        &key(),
-        r#"{"text":"A sentence that takes a few seconds to say out loud."}"#,
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    assert!(!r.complete, "truncated chunked body");
-    assert_eq!(r.body.len(), 10_000);
-    assert!(e.elevenlabs().wait_until(|s| s.http[0].cut, SOON).await);
-    e.stop().await;
-}
-
-#[actix_web::test]
 async fn time_to_first_byte_and_real_time_pacing_apply_to_the_body() {
     let e = start().await;
     e.elevenlabs().set_time_to_first_byte(Duration::from_millis(300));
@@ -164,5 +164,43 @@ async fn text_over_the_character_limit_is_refused_with_400() {
     let r = tts(&e, "", &key(), &body).await;
     assert_eq!(r.status, 400);
     assert!(matches!(detail(&r), ErrorDetail::Status(s) if s.status == "max_character_limit_exceeded"));
+    e.stop().await;
+}
+
+#[actix_web::test]
+async fn paced_requests_deliver_audio_no_faster_than_it_plays_each_on_its_own_clock() {
+    let e = start().await;
+    e.elevenlabs().set_time_to_first_byte(Duration::from_millis(200));
+    e.elevenlabs().set_realtime_pacing(true);
+    // pcm_16000 speaks 15 characters (1 s, 32 000 bytes) a chunk: 45 characters are 3 chunks, 30 are 2.
+    let (host, long) = request(&e, "stream", "?output_format=pcm_16000", &"Fifteen chars. ".repeat(3));
+    let (_, short) = request(&e, "stream", "?output_format=pcm_16000", &"Fifteen chars. ".repeat(2));
+    let (long, short) = tokio::join!(timed_bytes(&host, &long), timed_bytes(&host, &short));
+    for (reads, chunks) in [(&long, 3.0), (&short, 2.0)] {
+        let all: Vec<u8> = reads.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert_eq!(split_head(&all).0.status, 200);
+        let body_start = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (mut received, mut first, mut last) = (0usize, None, Duration::ZERO);
+        for (at, bytes) in reads.iter() {
+            received += bytes.len();
+            let body = received.saturating_sub(body_start);
+            if body == 0 {
+                continue;
+            }
+            let first = *first.get_or_insert(*at);
+            // Chunk framing (a few bytes a chunk) counts as audio here, which only makes the check stricter.
+            let audio_ms = body as f64 / 32.0;
+            let played_ms = (*at - first).as_secs_f64() * 1000.0;
+            assert!(audio_ms <= played_ms + 1000.0 + 60.0, "{audio_ms} ms of audio after {played_ms} ms of play");
+            last = *at;
+        }
+        let first = first.expect("a body");
+        assert!(first >= Duration::from_millis(190), "time to first byte: {first:?}");
+        let span = (last - first).as_secs_f64();
+        assert!(span >= chunks - 1.0 - 0.05, "the last chunk waits for the ones before it to play: {span}");
+    }
+    let (long_end, short_end) = (long.last().unwrap().0, short.last().unwrap().0);
+    assert!(short_end < long_end, "{short_end:?} {long_end:?}");
+    assert!(long_end < Duration::from_millis(2900), "each request has its own clock: {long_end:?}");
     e.stop().await;
 }

@@ -1,0 +1,123 @@
+//! What a listener relies on: each audio message's alignment covers exactly the characters it speaks, in
+//! order, spanning exactly its own audio; and under real-time pacing each context produces audio no faster
+//! than it plays, on its own clock, and stops producing once closed.
+
+use super::*;
+
+/// One audio message: its arrival time, context and audio length in ms.
+struct Heard {
+    at: Duration,
+    context: Option<String>,
+    audio_ms: f64,
+}
+
+/// Audio messages until `stop` holds for a message and the audio messages so far (or the socket ends),
+/// timed from `since`.
+async fn listen(
+    ws: &mut Ws,
+    since: Instant,
+    bytes_per_ms: f64,
+    stop: impl Fn(&ServerMessage, usize) -> bool,
+) -> Vec<Heard> {
+    let mut heard = Vec::new();
+    loop {
+        let Next::Text(t) = ws.next(SOON).await else { return heard };
+        let m = ServerMessage::parse(&t).expect("server message");
+        if m.audio.is_some() {
+            let audio_ms = m.audio_bytes().unwrap().len() as f64 / bytes_per_ms;
+            heard.push(Heard { at: since.elapsed(), context: m.context_id.clone(), audio_ms });
+        }
+        if stop(&m, heard.len()) {
+            return heard;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn each_alignment_covers_exactly_its_characters_and_spans_exactly_its_own_audio() {
+    let e = start().await;
+    let text = "Crème brûlée for two, at eight o'clock — 42 € each. See you!";
+    for (format, bytes_per_ms) in [("pcm_16000", Some(32.0)), ("ulaw_8000", Some(8.0)), ("mp3_44100_128", None)] {
+        let mut ws = single(&e, &format!("output_format={format}"), true).await;
+        ws.text(r#"{"text":" "}"#).await;
+        ws.text(&serde_json::json!({"text": text, "flush": true}).to_string()).await;
+        ws.text(r#"{"text":""}"#).await;
+        let (texts, _) = ws.texts_until_end(SOON).await;
+        let msgs: Vec<ServerMessage> = parse(&texts).into_iter().filter(|m| m.audio.is_some()).collect();
+        assert_eq!(spoken(&msgs), text, "{format}: exactly the characters of the text, in order");
+        for m in &msgs {
+            let a = m.alignment.as_ref().unwrap();
+            let audio = m.audio_bytes().unwrap();
+            let audio_ms = match bytes_per_ms {
+                Some(b) => audio.len() as f64 / b,
+                None => parley::emulators::synth::mp3::duration_secs(&audio) * 1000.0,
+            };
+            assert!(!a.chars.is_empty() && a.chars.len() == a.char_start_times_ms.len());
+            assert_eq!(a.char_start_times_ms[0], 0, "{format}: relative to the chunk");
+            for i in 1..a.chars.len() {
+                assert_eq!(a.char_start_times_ms[i], a.char_start_times_ms[i - 1] + a.char_durations_ms[i - 1]);
+            }
+            let total: u32 = a.char_durations_ms.iter().sum();
+            assert!(
+                (f64::from(total) - audio_ms).abs() <= 1.0,
+                "{format}: {total} ms of characters, {audio_ms} ms of audio"
+            );
+        }
+    }
+    e.stop().await;
+}
+
+#[actix_web::test]
+async fn paced_contexts_each_produce_audio_no_faster_than_it_plays_on_their_own_clocks() {
+    let e = start().await;
+    e.elevenlabs().set_time_to_first_byte(Duration::from_millis(200));
+    e.elevenlabs().set_realtime_pacing(true);
+    let mut ws = multi(&e, "output_format=pcm_16000").await;
+    // 45 characters each: three 1 s chunks per context, both contexts flushed at once.
+    let text = "Fifteen chars. ".repeat(3);
+    let since = Instant::now();
+    for id in ["a", "b"] {
+        ws.text(&serde_json::json!({"text": text, "context_id": id, "flush": true}).to_string()).await;
+    }
+    let heard = listen(&mut ws, since, 32.0, |_, n| n == 6).await;
+    assert_eq!(heard.len(), 6, "three chunks per context");
+    for id in ["a", "b"] {
+        let mine: Vec<&Heard> = heard.iter().filter(|h| h.context.as_deref() == Some(id)).collect();
+        assert_eq!(mine.len(), 3);
+        let first = mine[0].at;
+        assert!(first >= Duration::from_millis(190), "{id}: time to first byte, {first:?}");
+        let mut played = 0.0;
+        for h in &mine {
+            // Chunk k leaves once the chunks before it have played (30 ms of slack for the scheduler).
+            let due = first.as_secs_f64() * 1000.0 + played;
+            assert!(h.at.as_secs_f64() * 1000.0 >= due - 30.0, "{id}: a chunk came {:?} before its time", due);
+            played += h.audio_ms;
+        }
+        assert!(mine[2].at < Duration::from_millis(2200 + 500), "{id}: on its own clock, not after the other context");
+    }
+    e.stop().await;
+}
+
+#[actix_web::test]
+async fn a_paced_context_closed_mid_reply_stops_after_the_chunk_in_flight() {
+    let e = start().await;
+    e.elevenlabs().set_realtime_pacing(true);
+    let mut ws = multi(&e, "output_format=pcm_16000").await;
+    // Ten seconds of reply.
+    let text = "Fifteen chars. ".repeat(10);
+    ws.text(&serde_json::json!({"text": text, "context_id": "t1", "flush": true}).to_string()).await;
+    let since = Instant::now();
+    let first = listen(&mut ws, since, 32.0, |_, n| n == 1).await;
+    assert_eq!(first.len(), 1);
+    ws.text(r#"{"context_id":"t1","close_context":true}"#).await;
+    let closed = Instant::now();
+    let after = listen(&mut ws, since, 32.0, |m, _| m.is_final()).await;
+    assert!(after.len() <= 1, "at most the chunk in flight after close_context, got {}", after.len());
+    assert!(
+        closed.elapsed() < Duration::from_millis(1500),
+        "isFinal follows the chunk in flight: {:?}",
+        closed.elapsed()
+    );
+    assert!(e.elevenlabs().ws_connections()[0].audio_bytes_sent <= 2 * 32_000, "the rest of the reply was never sent");
+    e.stop().await;
+}
