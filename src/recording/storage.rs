@@ -77,9 +77,11 @@ impl Storage {
             Storage::Local { root } => {
                 let target = root.join(key);
                 if let Some(dir) = target.parent() {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| StorageError::transient(format!("cannot create {}: {e}", dir.display())))?;
+                    // What is stored with the recording (and shown by the API) names no server path; the log does.
+                    tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                        log::warn!("cannot create {}: {e}", dir.display());
+                        StorageError::transient(format!("cannot create the recording's directory: {e}"))
+                    })?;
                 }
                 tokio::fs::rename(file, &target)
                     .await

@@ -123,7 +123,8 @@ async fn upload(store: Store, storage: Arc<Storage>, id: i64) -> Outcome {
         return failed(&store, id, "no spool file recorded".into()).await;
     };
     if !spool.exists() {
-        return failed(&store, id, format!("spool file {} is missing", spool.display())).await;
+        log::warn!("recording {id}: spool file {} is missing", spool.display());
+        return failed(&store, id, "its spool file is missing".into()).await;
     }
     match storage.put(&record.object_key, &spool, &meta(&record)).await {
         Ok(()) => {

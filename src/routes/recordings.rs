@@ -53,11 +53,7 @@ pub async fn list(
         .session_recordings(&session.id)
         .await?
         .into_iter()
-        .map(|mut record| {
-            // Storage errors name server paths and providers' words: the log has them, the client a summary.
-            record.last_error = record.last_error.map(|_| "storing this recording failed; it is retried".into());
-            Listed { url: signed(&app, &recording::playback_url(&record.object_key)), record }
-        })
+        .map(|record| Listed { url: signed(&app, &recording::playback_url(&record.object_key)), record })
         .collect();
     Ok(HttpResponse::Ok().json(Listing { session_id: session.id, recordings }))
 }

@@ -136,6 +136,8 @@ impl Handler<Complete> for LlmWorker {
             request: ChatRequest::streaming(self.settings.model.clone(), msg.messages),
             parent: parent.clone(),
             turn_id,
+            metrics: self.metrics.clone(),
+            session: self.session.clone(),
         };
         let session = self.session.clone();
         let metrics = self.metrics.clone();
@@ -194,12 +196,15 @@ struct Stream {
     request: ChatRequest,
     parent: Recipient<LlmEvent>,
     turn_id: TurnId,
+    metrics: Arc<Metrics>,
+    session: String,
 }
 
 impl Stream {
     async fn run(self) -> Result<(), Failure<ProviderError>> {
         let on_retry = |error: &ProviderError, attempt: u32, delay: Duration| {
-            log::info!("LLM attempt {attempt} failed ({error}); retrying in {delay:?}");
+            log::warn!("session {}: LLM attempt {attempt} failed ({error}); retrying in {delay:?}", self.session);
+            self.metrics.provider_error(error);
         };
         REQUEST_RETRY
             .run(

@@ -65,6 +65,16 @@ where
     SinkWrite::new(sink, ctx)
 }
 
+/// What a failure to read the provider's socket means: a transport error (a reset, a broken pipe) is a lost
+/// connection, which reconnecting can fix; anything else is a frame parley could not understand.
+pub fn read_failure(provider: Provider, error: &WsProtocolError) -> ProviderError {
+    let kind = match error {
+        WsProtocolError::Io(_) => FailureKind::Connect,
+        _ => FailureKind::Protocol,
+    };
+    ProviderError::new(provider, kind, error.to_string())
+}
+
 /// What a close frame from the provider means: `None` for a normal close (1000), otherwise the failure.
 pub fn close_failure(provider: Provider, reason: Option<&CloseReason>) -> Option<ProviderError> {
     let (code, text) = match reason {

@@ -42,6 +42,7 @@ fn an_unreachable_database_stops_startup_with_a_clear_error() {
     let err = refused(&[
         ("PG_DB_URL", "postgres://nobody@127.0.0.1:1/none"),
         ("PARLEY_ENCRYPTION_KEY", crate::helpers::TEST_KEY),
+        ("PARLEY_AUTH_SECRET", crate::helpers::AUTH_SECRET),
     ]);
     assert!(err.contains("cannot open the database"), "{err}");
 }
@@ -100,9 +101,19 @@ async fn emulate_mode_runs_the_whole_loop_without_keys_and_says_so() {
     use futures_util::{SinkExt as _, StreamExt as _};
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = parley(&[], dir.path());
-    cmd.arg("--emulate");
+    cmd.env_remove("PARLEY_AUTH_SECRET").arg("--emulate");
     let server = process::start(cmd);
-    let url = format!("ws://127.0.0.1:{}/ws/chat-audio?userId=visitor", server.port);
+    // Zero configuration: the page's address carries a development credential, exchanged for a user token.
+    let credential = server.dev_credential.clone().expect("a development credential is printed");
+    let mut res = awc::Client::new()
+        .post(server.url("/api/dev/token"))
+        .send_json(&serde_json::json!({"credential": credential, "userId": "visitor"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let minted: serde_json::Value = res.json().await.unwrap();
+    let token = minted["token"].as_str().unwrap();
+    let url = format!("ws://127.0.0.1:{}/ws/chat-audio?token={token}", server.port);
     let (_, mut ws) = awc::Client::new().ws(url).connect().await.expect("upgrade");
     let mut seen = Vec::new();
     ws.send(awc::ws::Message::Text(r#"{"type":"text","text":"Hello?"}"#.into())).await.unwrap();

@@ -25,7 +25,7 @@ async fn start_parley(emulators: &Emulators, google: &FakeGoogle) -> (process::R
 }
 
 async fn get_json(url: &str) -> Value {
-    let mut res = awc::Client::new().get(url).send().await.unwrap();
+    let mut res = process::client().get(url).send().await.unwrap();
     serde_json::from_slice(&res.body().limit(8 << 20).await.unwrap()).unwrap()
 }
 
@@ -93,10 +93,10 @@ async fn recordings_are_stored_in_the_bucket_with_their_metadata_and_play_back()
     let history = get_json(&server.url(&format!("/api/history?sessionId={session}"))).await;
     for m in history["messages"].as_array().unwrap() {
         let url = m["audioUrl"].as_str().unwrap_or_else(|| panic!("no link on {m}"));
-        let mut res = awc::Client::new().get(server.url(url)).send().await.unwrap();
+        let mut res = process::client().get(server.url(url)).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         let body = res.body().limit(8 << 20).await.unwrap();
-        let key = url.trim_start_matches('/');
+        let key = url.split('?').next().unwrap().trim_start_matches('/');
         assert_eq!(body.as_ref(), objects[key].bytes.as_slice());
     }
     let tunnels = google.proxy.tunnels();
@@ -127,7 +127,7 @@ async fn a_storage_outage_is_retried_until_the_bucket_is_back() {
     assert!(listed[0]["attempts"].as_i64().unwrap() >= 4, "{listed:?}");
     assert_eq!(google.gcs.refused_uploads(), 3);
     assert_eq!(google.gcs.objects().len(), 1);
-    let mut res = awc::Client::new().get(server.url("/metrics")).send().await.unwrap();
+    let mut res = process::client().get(server.url("/metrics")).send().await.unwrap();
     let metrics = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     assert!(metrics.contains("parley_recording_uploads_total{outcome=\"retried\"} 3"), "{metrics}");
     assert!(metrics.contains("parley_recordings_pending 0"), "{metrics}");

@@ -30,7 +30,8 @@ both_backends! {
         assert!(m[0]["createdAt"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().is_ok());
         assert_eq!(m[1]["role"], "assistant");
         assert_eq!(m[1]["feedback"], "positive");
-        assert_eq!(m[1]["audioUrl"], "/api/recordings/x.mp3");
+        let link = m[1]["audioUrl"].as_str().unwrap();
+        assert!(link.starts_with("/api/recordings/x.mp3?exp=") && link.contains("&sig="), "a signed link: {link}");
         assert!(m[1].get("contentError").is_none());
         app.stop().await.unwrap();
     }

@@ -102,8 +102,8 @@ both_backends! {
             let listed = all.iter().find(|r| r["url"] == url).unwrap();
             assert!((d - listed["durationSeconds"].as_f64().unwrap()).abs() < 1e-6);
         }
-        let (status, _) = v.app.get_json("/audio_recordings/rec-ann/x/none.wav").await;
-        assert_eq!(status, 404);
+        let (status, body) = v.app.get_json("/audio_recordings/rec-ann/x/none.wav").await;
+        assert_eq!((status, body["error"].as_str()), (403, Some("link_invalid")), "an unsigned link");
         v.stop().await;
     }
 

@@ -155,7 +155,7 @@ async fn memory_stays_flat_over_a_long_session() {
     let pid = server.child.id();
     let mut c = VoiceClient::open(server.port, "userId=soak").await;
     let audio = utterance_pcm(3000, 7000);
-    let client = awc::Client::new();
+    let client = process::client();
     let mut sent = 0;
     let mut heap = Vec::new();
     let mut rss = Vec::new();

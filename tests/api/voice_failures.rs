@@ -145,7 +145,7 @@ async fn a_tts_socket_dropped_mid_turn_ends_the_turn_and_the_next_one_reconnects
 }
 
 #[actix_web::test]
-async fn http_tts_retries_a_429_and_survives_a_cut_body() {
+async fn http_tts_retries_a_429_before_the_first_byte() {
     let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
         env.insert("ELEVENLABS_USE_WEBSOCKET".into(), "false".into());
     })
@@ -156,14 +156,71 @@ async fn http_tts_retries_a_429_and_survives_a_cut_body() {
     assert!(turn(&mut c, "hello").await.is_empty());
     let statuses: Vec<u16> = v.emulators.elevenlabs().http_requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![429, 200]);
+    v.stop().await;
+}
 
-    // A body cut at a chunk boundary looks complete to awc (it reports no error for a chunked body that ends
-    // without its last chunk), so the turn simply ends with the audio that came; it must not hang or break the
-    // session.
-    v.emulators.openai().push_reply(Reply::Text("Another sentence to speak now.".into()));
-    v.emulators.elevenlabs().push_fault(ElevenLabsFault::CutBody { after_bytes: 2000 });
-    turn(&mut c, "more").await;
-    assert!(v.emulators.elevenlabs().http_requests().last().unwrap().cut);
+/// A sentence long enough that its with-timestamps body spans many lines.
+const LONG_SENTENCE: &str = "This sentence is long enough that its audio arrives in many pieces over the wire.";
+
+#[actix_web::test]
+async fn an_http_tts_body_cut_short_is_never_taken_as_complete() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("ELEVENLABS_USE_WEBSOCKET".into(), "false".into());
+    })
+    .await;
+    let (tts, openai) = (v.emulators.elevenlabs(), v.emulators.openai());
+    let mut c = v.connect("userId=cut").await;
+    openai.push_reply(Reply::Text(LONG_SENTENCE.into()));
+    assert!(turn(&mut c, "whole").await.is_empty());
+    let whole = tts.http_requests().last().unwrap().bytes_sent;
+    let truncations = || async {
+        let (_, _, text) = v.app.get_text("/metrics").await;
+        crate::helpers::prometheus::value(
+            &text,
+            "parley_provider_errors_total{kind=\"truncated\",provider=\"elevenlabs\"}",
+        )
+    };
+
+    // Cut before any audio: the request is made again and the sentence is spoken whole.
+    openai.push_reply(Reply::Text(LONG_SENTENCE.into()));
+    tts.push_fault(ElevenLabsFault::CutInsideChunk { after_bytes: 40 });
+    let before = truncations().await;
+    assert!(turn(&mut c, "early cut").await.is_empty(), "retried before the first byte");
+    assert!(truncations().await > before, "the cut is counted all the same");
+    let last_two: Vec<bool> = tts.http_requests().iter().rev().take(2).map(|r| r.cut).collect();
+    assert_eq!(last_two, [false, true]);
+
+    // Cut after audio went out, at a chunk boundary, inside a chunk, or short of a Content-Length: the turn
+    // ends with an elevenlabs_truncated error after its last audio, and is stored as partial.
+    let faults = [
+        ElevenLabsFault::CutBody { after_bytes: whole / 2 },
+        ElevenLabsFault::CutInsideChunk { after_bytes: whole / 2 },
+        ElevenLabsFault::CutContentLength { after_bytes: whole / 2 },
+    ];
+    for (i, fault) in faults.into_iter().enumerate() {
+        openai.push_reply(Reply::Text(LONG_SENTENCE.into()));
+        tts.push_fault(fault.clone());
+        let errors = turn(&mut c, &format!("cut {i}")).await;
+        assert_eq!(errors.len(), 1, "{fault:?}: {errors:?}");
+        assert_eq!(errors[0]["code"], "elevenlabs_truncated", "{fault:?}");
+        assert_eq!(errors[0]["retryable"], true);
+        let turn_id = c.events("turnEnd").last().unwrap()["turnId"].as_u64().unwrap();
+        assert!(!c.audio_of_turn(turn_id).is_empty(), "{fault:?}: some audio came before the cut");
+        // The error comes after the turn's last audio frame and right before its end.
+        let log = &c.log;
+        let error_at = log.iter().rposition(|e| e.kind() == Some("error")).unwrap();
+        let last_audio = log.iter().rposition(|e| matches!(e, Event::Audio(_))).unwrap();
+        assert!(last_audio < error_at, "{fault:?}");
+    }
+    let (_, history) = v.app.get_json(&format!("/api/history?sessionId={}", c.session_id())).await;
+    let outcomes: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .map(|m| m["outcome"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(outcomes, ["completed", "completed", "partial", "partial", "partial"], "{history}");
     assert!(turn(&mut c, "still fine?").await.is_empty());
     v.stop().await;
 }

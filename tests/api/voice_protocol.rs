@@ -17,9 +17,10 @@ async fn bad_connection_parameters_are_refused_before_the_upgrade() {
         .await;
     let theirs = owner.session_id();
     for (query, status) in [
-        ("".to_string(), "400"),
-        ("userId=".to_string(), "400"),
-        ("userId=bad%20id".to_string(), "400"),
+        ("".to_string(), "401"),
+        ("userId=".to_string(), "401"),
+        ("token=not.a.token".to_string(), "401"),
+        (format!("token={}&userId=someone-else", crate::helpers::token_for("ok")), "403"),
         ("userId=ok&sampleRate=1000".to_string(), "400"),
         ("userId=ok&sampleRate=fast".to_string(), "400"),
         ("userId=ok&sessionId=not-a-uuid".to_string(), "400"),

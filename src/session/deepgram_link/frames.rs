@@ -91,7 +91,7 @@ impl StreamHandler<Upstream> for DeepgramLink {
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                let e = ProviderError::new(Provider::Deepgram, FailureKind::Protocol, e.to_string());
+                let e = ws_upstream::read_failure(Provider::Deepgram, &e);
                 self.connection_lost(e, ctx);
             }
             None => {

@@ -56,6 +56,8 @@ struct SentenceRequest {
     turn_id: TurnId,
     parent: Recipient<TtsEvent>,
     pcm16: bool,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    session: String,
 }
 
 impl TtsLink {
@@ -155,6 +157,8 @@ impl TtsLink {
             turn_id,
             parent: self.parent.clone(),
             pcm16: self.settings.output_format.encoding == Encoding::Pcm,
+            metrics: self.metrics.clone(),
+            session: self.session.clone(),
         };
         let handle = ctx.spawn(request.run(meter).into_actor(self).map(move |(meter, result), this, ctx| {
             let Some(t) = this.http.turn.as_mut().filter(|t| t.turn_id == turn_id) else {
@@ -184,7 +188,8 @@ impl SentenceRequest {
     async fn run(self, meter: AudioMeter) -> (AudioMeter, Result<(), ProviderError>) {
         let meter = std::cell::RefCell::new(meter);
         let on_retry = |e: &ProviderError, attempt: u32, delay: Duration| {
-            log::info!("TTS request attempt {attempt} failed ({e}); retrying in {delay:?}");
+            log::warn!("session {}: TTS request attempt {attempt} failed ({e}); retrying in {delay:?}", self.session);
+            self.metrics.provider_error(e);
         };
         let result = TTS_RETRY.run(|_| self.attempt(&meter), on_retry).await.map_err(|f| f.error);
         (meter.into_inner(), result)

@@ -323,7 +323,7 @@ impl TtsLink {
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                let e = ProviderError::new(Provider::ElevenLabs, FailureKind::Protocol, e.to_string());
+                let e = ws_upstream::read_failure(Provider::ElevenLabs, &e);
                 self.socket_closed(Some(e), ctx);
             }
             None => {

@@ -25,6 +25,27 @@ pub enum TestDb {
 pub const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// A different valid key, for wrong-key tests.
 pub const OTHER_KEY: &str = "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4=";
+/// The client-token secret of every test app (base64 of 32 bytes), so tests can mint tokens as an app
+/// backend would.
+pub const AUTH_SECRET: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+/// The operator API key of every test app; the test client sends it unless a test chooses a credential.
+pub const OPERATOR_KEY: &str = "test-operator-key";
+
+/// A client token for `user`, valid for an hour, as an app backend would mint it.
+pub fn token_for(user: &str) -> String {
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::STANDARD.decode(AUTH_SECRET).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    parley::auth::TokenKeys::new(&secret, &[]).mint(&parley::auth::Claims {
+        user_id: user.parse().expect("a valid userId"),
+        exp: now + 3600,
+        iat: Some(now),
+        nbf: None,
+        session: None,
+        scopes: vec![parley::auth::Scope::Voice, parley::auth::Scope::History],
+        extra: Default::default(),
+    })
+}
 
 /// A running application.
 pub struct TestApp {
@@ -33,6 +54,7 @@ pub struct TestApp {
     pub store: Store,
     pub config: Config,
     pub env: HashMap<String, String>,
+    /// Sends the operator API key with every request (tests of access control use their own clients).
     pub client: awc::Client,
     /// Keeps the data directory alive for the app's lifetime.
     pub data_dir: std::sync::Arc<tempfile::TempDir>,
@@ -48,6 +70,15 @@ pub async fn test_env(db: TestDb, data_dir: &std::path::Path) -> HashMap<String,
         ("PARLEY_WORKERS".to_string(), "1".to_string()),
         ("PARLEY_SHUTDOWN_DRAIN_SECS".to_string(), "2".to_string()),
         ("PARLEY_DATA_DIR".to_string(), data_dir.display().to_string()),
+        ("PARLEY_AUTH_SECRET".to_string(), AUTH_SECRET.to_string()),
+        ("PARLEY_API_KEYS".to_string(), OPERATOR_KEY.to_string()),
+        // Tests open many sessions and poll often from one address: the limits get their own tests.
+        ("PARLEY_CONNECT_RATE".to_string(), "100000/sec".to_string()),
+        ("PARLEY_CONNECT_BURST".to_string(), "100000".to_string()),
+        ("PARLEY_REST_RATE".to_string(), "100000/sec".to_string()),
+        ("PARLEY_REST_BURST".to_string(), "100000".to_string()),
+        ("PARLEY_MAX_SESSIONS_PER_USER".to_string(), "1000".to_string()),
+        ("PARLEY_TURNS_PER_MINUTE".to_string(), "10000".to_string()),
     ]);
     if db == TestDb::Postgres {
         env.insert("PG_DB_URL".into(), postgres::fresh_database().await);
@@ -84,7 +115,7 @@ pub async fn start_with_env(env: HashMap<String, String>, data_dir: std::sync::A
         store,
         config,
         env,
-        client: awc::Client::default(),
+        client: awc::Client::builder().add_default_header(("Authorization", format!("Bearer {OPERATOR_KEY}"))).finish(),
         data_dir,
         shutdown,
         running,

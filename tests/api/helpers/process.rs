@@ -5,7 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The binary with a clean environment: loopback, port 0, `data_dir`, plus `env`.
+/// The binary with a clean environment: loopback, port 0, `data_dir`, the tests' auth secret and operator key,
+/// plus `env`.
 pub fn parley(env: &[(&str, &str)], data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
     cmd.env_clear()
@@ -14,10 +15,17 @@ pub fn parley(env: &[(&str, &str)], data_dir: &std::path::Path) -> Command {
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("PARLEY_DATA_DIR", data_dir)
+        .env("PARLEY_AUTH_SECRET", super::AUTH_SECRET)
+        .env("PARLEY_API_KEYS", super::OPERATOR_KEY)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
+}
+
+/// An HTTP client that presents the operator API key, for a child's protected routes.
+pub fn client() -> awc::Client {
+    awc::Client::builder().add_default_header(("Authorization", format!("Bearer {}", super::OPERATOR_KEY))).finish()
 }
 
 /// Waits for the child to exit (killing it after `timeout`).
@@ -44,9 +52,11 @@ pub struct Running {
     pub log: Log,
     pub reader: std::thread::JoinHandle<()>,
     pub port: u16,
+    /// The development credential printed with the page's address (no `PARLEY_AUTH_SECRET` configured).
+    pub dev_credential: Option<String>,
 }
 
-/// Starts `cmd`, collecting its stderr; returns once it reports its port.
+/// Starts `cmd`, collecting its stderr; returns once it says it is ready (with its page's address).
 #[allow(clippy::zombie_processes)] // the child is returned; every caller waits for it in `stop`
 pub fn start(mut cmd: Command) -> Running {
     let mut child = cmd.spawn().unwrap();
@@ -56,16 +66,19 @@ pub fn start(mut cmd: Command) -> Running {
     let sink = log.clone();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(port) = line.split("listening on port ").nth(1) {
-                let _ = port_tx.send(port.trim().parse::<u16>().unwrap());
+            // "parley is ready: open http://127.0.0.1:PORT/[?dev=CREDENTIAL]"
+            if let Some(url) = line.split("parley is ready: open ").nth(1) {
+                let url = url::Url::parse(url.trim()).unwrap();
+                let dev = url.query_pairs().find(|(k, _)| k == "dev").map(|(_, v)| v.into_owned());
+                let _ = port_tx.send((url.port().unwrap(), dev));
             }
             sink.lock().unwrap().push(line);
         }
     });
-    let port = port_rx
+    let (port, dev_credential) = port_rx
         .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("parley never reported its port; log:\n{}", log.lock().unwrap().join("\n")));
-    Running { child, log, reader, port }
+        .unwrap_or_else(|_| panic!("parley never said it was ready; log:\n{}", log.lock().unwrap().join("\n")));
+    Running { child, log, reader, port, dev_credential }
 }
 
 impl Running {

@@ -127,3 +127,11 @@ fn split_labels(body: &str) -> Option<Vec<&str>> {
     }
     Some(out)
 }
+
+/// The value of the sample written exactly as `series` (name and labels in exposition order), 0 when absent.
+pub fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}

@@ -100,8 +100,21 @@ impl VoiceClient {
         client
     }
 
+    /// Opens `/ws/chat-audio?{query}`; a `userId=U` in the query becomes a client token for U (as the app's
+    /// backend would hand one to its page), so tests name users the way they always did.
     pub async fn try_open(port: u16, query: &str) -> Result<VoiceClient, String> {
-        let url = format!("ws://127.0.0.1:{port}/ws/chat-audio?{query}");
+        let has_token = query.split('&').any(|p| p.starts_with("token="));
+        let query: Vec<String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.strip_prefix("userId=") {
+                Some(user) if !has_token && user.parse::<parley::db::UserId>().is_ok() => {
+                    format!("token={}", super::token_for(user))
+                }
+                _ => p.to_string(),
+            })
+            .collect();
+        let url = format!("ws://127.0.0.1:{port}/ws/chat-audio?{}", query.join("&"));
         let (_, framed) = awc::Client::new().ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| match e {
             awc::error::WsClientError::InvalidResponseStatus(status) => format!("refused with HTTP {status}"),
             other => other.to_string(),
