@@ -112,6 +112,8 @@ pub struct SentFrame {
     pub is_final: bool,
     /// The `error` field of an error message.
     pub error: Option<String>,
+    /// The chunk's character alignment, as sent (times relative to the chunk).
+    pub alignment: Option<crate::providers::elevenlabs::Alignment>,
 }
 
 /// Everything one WebSocket connection did.

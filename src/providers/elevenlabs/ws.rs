@@ -142,7 +142,7 @@ impl ClientMessage {
 }
 
 /// Character timings of one audio chunk, in ms relative to the start of that chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Alignment {
     #[serde(default)]
     pub chars: Vec<String>,

@@ -148,6 +148,7 @@ impl HasOutbox for TtsSocket {
                     audio_bytes,
                     is_final: m.is_final(),
                     error: m.error.clone(),
+                    alignment: m.alignment.clone(),
                 };
                 self.log(|l| {
                     l.audio_bytes_sent += audio_bytes;
