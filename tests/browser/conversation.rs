@@ -84,7 +84,7 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
     let latency = page
         .wait_for("latency figures", "document.querySelector('.turn[data-turn=\"1\"] .latency')?.textContent", WAIT)
         .await;
-    assert!(latency.as_str().unwrap().contains("first audio"), "{latency}");
+    assert!(latency.as_str().unwrap().contains("voice-to-voice"), "{latency}");
     let heard = page.eval("document.querySelector('.turn[data-turn=\"1\"] .heard').textContent").await;
     assert!(heard.as_str().unwrap().contains("heard"), "{heard}");
 
@@ -150,14 +150,7 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
     )
     .await;
 
-    // Accessible basics: every control has a name, every field a label.
-    let unnamed = page
-        .eval(
-            "[...document.querySelectorAll('button, input, audio, meter')].filter(e => !(e.labels && e.labels.length) \
-             && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML.slice(0, 80))",
-        )
-        .await;
-    assert_eq!(unnamed, serde_json::json!([]), "controls without an accessible name");
+    page.assert_controls_named().await;
 
     page.screenshots("conversation").await;
     rig.finish().await;

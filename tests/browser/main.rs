@@ -15,4 +15,5 @@ mod history;
 mod in_page;
 mod interrupt;
 mod other_formats;
+mod played;
 mod reconnect;

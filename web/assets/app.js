@@ -55,7 +55,6 @@ const app = {
   pendingFrames: [],
   /** The turn whose binary audio frames are arriving (between audioStart and audioEnd/interrupt). */
   audioTurn: null,
-  userTurnAt: new Map(),
   view: new ConversationView(els.turns, els.interim),
   history: null,
   conn: null,
@@ -161,15 +160,19 @@ function endAudioTurn() {
   if (app.player) app.player.dropAll();
 }
 
-/** Stop button: silence the assistant here at once, and ask the server to stop generating. */
+/**
+ * Stop button: ask the server to stop generating, and silence the assistant here at once. `interrupt` goes
+ * first so that the final `played` position of each dropped turn reaches the server after it: a position
+ * that follows the stop is the one the server stores the reply by.
+ */
 function interrupt() {
+  app.conn.send({ type: "interrupt" });
   const cut = app.player ? app.player.dropAll() : [];
   for (const turnId of cut) {
     app.view.interrupted(turnId, true);
     if (parley.turns[turnId]) parley.turns[turnId].interruptedLocally = true;
   }
   app.audioTurn = null;
-  app.conn.send({ type: "interrupt" });
   updateInterrupt();
 }
 
@@ -178,15 +181,15 @@ function updateInterrupt() {
   els.interrupt.disabled = !(app.conn.ready && (active || (app.player && app.player.busy)));
 }
 
-/** Playback advanced: per turn, when its voice started, whether it has played out, and how much was heard. */
+/** Playback advanced: per turn, whether its voice has started or played out, and how much was heard. */
 function onPlayback() {
   for (const [key, ms] of Object.entries(app.player.state.msPlayedByTurn)) {
     const turnId = Number(key);
     const t = parley.turns[turnId];
     const entry = app.player.turns.get(turnId);
     if (!t || !entry) continue;
-    if (entry.startedAt !== null && t.voiceAfterMs === undefined && app.userTurnAt.has(turnId)) {
-      t.voiceAfterMs = Math.round(performance.now() - app.userTurnAt.get(turnId));
+    if (entry.startedAt !== null && !t.voiceStarted) {
+      t.voiceStarted = true;
       app.view.speaking(turnId, true);
     }
     if (entry.done && !t.playedOut) {
@@ -195,7 +198,7 @@ function onPlayback() {
     }
     if (t.shownMs !== ms) {
       t.shownMs = ms;
-      app.view.heard(turnId, ms, t.voiceAfterMs);
+      app.view.heard(turnId, ms);
     }
   }
   updateInterrupt();

@@ -37,6 +37,7 @@ export function ensureAudio(app) {
         mp3: app.mp3Mode,
         onChange: () => app.onPlayback(),
         onError: (text) => showNotice("error", text),
+        onPlayed: (turnId, ms) => app.conn.send({ type: "played", turnId, ms }),
       });
       await app.player.init();
       app.parley.playback = app.player.state;

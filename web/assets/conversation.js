@@ -5,8 +5,9 @@
 import { el } from "./dom.js";
 import { attach, feedbackWidget } from "./feedback.js";
 
+/** A figure in milliseconds; "—" for one that is not known (null). */
 function ms(v) {
-  return typeof v === "number" ? `${v} ms` : "–";
+  return typeof v === "number" ? `${v} ms` : "—";
 }
 
 export class ConversationView {
@@ -93,22 +94,27 @@ export class ConversationView {
     else if (t.status.textContent === "thinking…") t.status.textContent = "";
   }
 
+  /** The turn's figures; called again when a later `latency` event completes them. */
   latency(turnId, l) {
     const t = this.turn(turnId);
-    t.latency.textContent =
-      `STT ${ms(l.sttMs)} · LLM ${ms(l.llmFirstTokenMs)} · TTS ${ms(l.ttsFirstByteMs)} · ` +
-      `first audio ${ms(l.firstAudioMs)}`;
-    t.latency.title = "speech end → committed · first token · first audio byte · speech end → first audio sent";
+    const figures = [
+      `STT ${ms(l.sttMs)}`,
+      `LLM ${ms(l.llmFirstTokenMs)}`,
+      `TTS ${ms(l.ttsFirstByteMs)}`,
+      `voice-to-voice ${ms(l.heardAfterMs)}`,
+    ];
+    // One span per figure, so that a narrow screen wraps between figures, never inside one.
+    t.latency.replaceChildren();
+    figures.forEach((f, i) => t.latency.append(i ? " · " : "", el("span", "figure", f)));
+    t.latency.title =
+      "end of speech → committed · LLM first token · TTS first audio byte · end of speech → first audio heard here";
   }
 
-  /** How much of the turn was heard, and how long after the user's turn the voice started. */
-  heard(turnId, playedMs, startedAfterMs) {
+  /** How much of the turn was heard. */
+  heard(turnId, playedMs) {
     const t = this.turns.get(turnId);
     if (!t) return;
-    const parts = [];
-    if (typeof startedAfterMs === "number") parts.push(`voice after ${startedAfterMs} ms`);
-    if (playedMs > 0) parts.push(`heard ${(playedMs / 1000).toFixed(1)} s`);
-    t.heard.textContent = parts.join(" · ");
+    t.heard.textContent = playedMs > 0 ? `heard ${(playedMs / 1000).toFixed(1)} s` : "";
   }
 
   messageSaved(turnId, role, messageId) {

@@ -35,7 +35,6 @@ const HANDLERS = {
       outputFormat: str(m.outputFormat),
     });
     app.parley.turns = {};
-    app.userTurnAt.clear();
     app.audioTurn = null;
     app.view.newConnection({ resumed: !!m.resumed, historyMessages: Number(m.historyMessages) || 0 });
     els.emulated.hidden = !m.emulated;
@@ -57,7 +56,6 @@ const HANDLERS = {
     // A new turn: any earlier answer still playing must not talk over it.
     if (app.player) app.player.dropBefore(m.turnId);
     turn(app, m.turnId).user = str(m.text);
-    app.userTurnAt.set(m.turnId, performance.now());
     app.parley.transcript = { text: "", isFinal: false };
     app.view.userTurn(m.turnId, str(m.text));
   },
@@ -103,12 +101,16 @@ const HANDLERS = {
     app.messageStored();
   },
 
+  // A turn's figures; a second event for the same turn (once the first `played` position completed
+  // voice-to-voice after the turn's end) carries them all again and replaces the first.
   latency(app, m) {
+    const figure = (v) => (Number.isFinite(v) ? v : null);
     const l = {
-      sttMs: m.sttMs ?? null,
-      llmFirstTokenMs: m.llmFirstTokenMs ?? null,
-      ttsFirstByteMs: m.ttsFirstByteMs ?? null,
-      firstAudioMs: m.firstAudioMs ?? null,
+      sttMs: figure(m.sttMs),
+      llmFirstTokenMs: figure(m.llmFirstTokenMs),
+      ttsFirstByteMs: figure(m.ttsFirstByteMs),
+      firstAudioMs: figure(m.firstAudioMs),
+      heardAfterMs: figure(m.heardAfterMs),
     };
     turn(app, m.turnId).latency = l;
     app.view.latency(m.turnId, l);

@@ -1,11 +1,20 @@
 // The history panel: the user's sessions (GET /api/sessions, a page at a time), the messages of one
-// (GET /api/history) with their recordings and ratings, and a way to continue any of them.
+// (GET /api/history) with their recordings and ratings, and a way to continue any of them. A reply the
+// listener did not hear to the end shows what was heard, says it was cut off, and keeps the whole generated
+// text behind a disclosure.
 
 import { getHistory, listSessions } from "./api.js";
 import { el } from "./dom.js";
 import { feedbackWidget } from "./feedback.js";
 
 const PAGE = 10;
+
+/** How a cut-off reply is announced: why, and after how much of it when known. */
+function cutOff(m) {
+  if (m.outcome === "partial") return "Cut off by an error";
+  if (typeof m.heardMs !== "number") return "Cut off";
+  return `Cut off after ${m.heardSource === "estimate" ? "about " : ""}${(m.heardMs / 1000).toFixed(1)} s`;
+}
 
 function when(iso) {
   const d = new Date(iso);
@@ -147,6 +156,10 @@ export class HistoryPanel {
         content: m.content,
         audioUrl: m.audioUrl,
         feedback: m.feedback,
+        outcome: m.outcome ?? null,
+        generatedContent: m.generatedContent ?? null,
+        heardMs: m.heardMs ?? null,
+        heardSource: m.heardSource ?? null,
       }));
     } catch (e) {
       body.replaceChildren(el("p", "error-text", `Could not load this conversation: ${e.message}.`));
@@ -157,9 +170,16 @@ export class HistoryPanel {
     const li = el("li", `message ${m.role === "assistant" ? "assistant" : "user"}`);
     li.dataset.messageId = String(m.id);
     li.appendChild(el("span", "who", m.role === "assistant" ? "parley" : "You"));
-    if (typeof m.content === "string") li.appendChild(el("p", "text", m.content));
+    const cut = typeof m.generatedContent === "string" && typeof m.content === "string";
+    if (cut && !m.content) li.appendChild(el("p", "text muted", "Nothing of this answer was heard."));
+    else if (typeof m.content === "string") li.appendChild(el("p", cut ? "text cut" : "text", m.content));
     else li.appendChild(el("p", "text error-text", `This message cannot be read (${m.contentError || "unknown error"}).`));
-    if (m.interrupted) li.appendChild(el("span", "badge", "interrupted"));
+    if (cut) {
+      // What was heard is the message; what the LLM went on to generate is one click away.
+      const generated = el("details", "generated");
+      generated.append(el("summary", "", `${cutOff(m)} — show what was generated`), el("p", "generated-text", m.generatedContent));
+      li.appendChild(generated);
+    } else if (m.interrupted) li.appendChild(el("span", "badge", "interrupted"));
     if (typeof m.audioUrl === "string" && m.audioUrl) {
       const audio = el("audio");
       audio.controls = true;

@@ -29,7 +29,7 @@ export class MsePlayer {
     this.sb = null;
     this.pending = []; // {track, bytes}
     this.appendErrors = 0;
-    /** track → {start, end, ended, dropped} on the element's timeline (seconds) */
+    /** track → {start, end, ended, dropped, whole} on the element's timeline (seconds); `whole`: played to its end */
     this.tracks = new Map();
     this.source.addEventListener("sourceopen", () => {
       this.sb = this.source.addSourceBuffer("audio/mpeg");
@@ -47,7 +47,7 @@ export class MsePlayer {
 
   /** The pipeline interface of pipelines.js, writing into the shared SourceBuffer. */
   pipeline(track) {
-    this.tracks.set(track, { start: null, end: null, ended: false, dropped: false });
+    this.tracks.set(track, { start: null, end: null, ended: false, dropped: false, whole: false });
     return {
       push: (bytes) => {
         this.pending.push({ track, bytes });
@@ -107,7 +107,7 @@ export class MsePlayer {
     }
   }
 
-  /** Frames heard per track, at `rate`. */
+  /** Frames heard per track, at `rate` (all of a track that `finished` found played to its end). */
   played(rate) {
     const out = {};
     const now = this.audio.currentTime;
@@ -115,7 +115,7 @@ export class MsePlayer {
     for (const [track, t] of this.tracks) {
       if (t.start === null) continue;
       const stop = t.end !== null ? t.end : end;
-      out[track] = Math.round(Math.max(0, Math.min(now, stop) - t.start) * rate);
+      out[track] = Math.round(Math.max(0, (t.whole ? stop : Math.min(now, stop)) - t.start) * rate);
     }
     return out;
   }
@@ -138,15 +138,20 @@ export class MsePlayer {
     };
   }
 
-  /** [track, done] pairs: a track is done once all of it has been heard (or it was dropped). */
+  /**
+   * [track, done] pairs: a track is done once all of it has been heard (or it was dropped). The element stops
+   * short of the very end of what is buffered, so a track within END_SLACK_S of its end counts as heard whole
+   * from then on.
+   */
   finished() {
     const now = this.audio.currentTime;
     const settled = this.sb !== null && !this.sb.updating; // appended bytes have landed in `buffered`
     return [...this.tracks].map(([track, t]) => {
-      if (t.dropped) return [track, true];
+      if (t.dropped || t.whole) return [track, true];
       const waiting = this.pending.some((p) => p.track === track);
       const end = t.end !== null ? t.end : this.bufferedEnd();
-      return [track, t.ended && settled && !waiting && now >= end - END_SLACK_S];
+      t.whole = t.ended && settled && !waiting && now >= end - END_SLACK_S;
+      return [track, t.whole];
     });
   }
 }

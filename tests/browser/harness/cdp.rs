@@ -1,5 +1,6 @@
 //! A minimal Chrome DevTools Protocol client over awc's WebSocket: numbered commands matched to their
-//! answers, and a log of the events a test asserts on (console messages, uncaught exceptions, log entries).
+//! answers, and a log of the events a test asserts on (console messages, uncaught exceptions, log entries, and
+//! the text frames of the page's WebSockets once a test turns the Network domain on).
 //! Commands to a page carry the page's `sessionId` (flat sessions, `Target.attachToTarget {flatten: true}`).
 
 use std::cell::{Cell, RefCell};
@@ -22,6 +23,14 @@ type Pending = Rc<RefCell<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>
 
 /// Events kept for tests; everything else is dropped as it arrives.
 const KEPT_EVENTS: [&str; 3] = ["Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded"];
+/// WebSocket frames the page sent and received: kept when they are text (opcode 1), not audio.
+const SOCKET_FRAMES: [&str; 2] = ["Network.webSocketFrameSent", "Network.webSocketFrameReceived"];
+
+fn kept(event: &Value) -> bool {
+    let Some(method) = event["method"].as_str() else { return false };
+    KEPT_EVENTS.contains(&method)
+        || (SOCKET_FRAMES.contains(&method) && event["params"]["response"]["opcode"].as_u64() == Some(1))
+}
 
 /// A connection to the browser's DevTools endpoint.
 pub struct Cdp {
@@ -77,7 +86,7 @@ impl Cdp {
                         };
                         let _ = tx.send(answer);
                     }
-                } else if v["method"].as_str().is_some_and(|m| KEPT_EVENTS.contains(&m)) {
+                } else if kept(&v) {
                     e.borrow_mut().push(v);
                 }
             }

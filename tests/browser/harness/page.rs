@@ -1,6 +1,7 @@
 //! One browser tab: evaluate JavaScript, wait for a condition on the page's own state with a deadline, click
 //! like a person (real mouse events at the element's centre, which count as user gestures), type, take
-//! screenshots, and list what went wrong in the console.
+//! screenshots, list what went wrong in the console, and read the JSON messages its WebSockets carried (as
+//! the browser's network layer saw them, not as the page says it sent them).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -12,6 +13,22 @@ use super::cdp::Cdp;
 
 /// How often a waiting test looks at the page again.
 const POLL: Duration = Duration::from_millis(50);
+
+/// Which way a WebSocket message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+/// A JSON text frame of one of the page's WebSockets.
+#[derive(Debug, Clone)]
+pub struct SocketMessage {
+    pub direction: Direction,
+    /// When the browser's network layer sent or received it, in seconds (a monotonic clock).
+    pub at: f64,
+    pub json: Value,
+}
 
 pub struct Page {
     cdp: Rc<Cdp>,
@@ -146,6 +163,62 @@ impl Page {
         let png =
             base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("data")).expect("base64");
         std::fs::write(path, png).expect("screenshot written");
+    }
+
+    /// Accessible basics: every control has a name (its label, `aria-label` or text), every field a label.
+    pub async fn assert_controls_named(&self) {
+        let unnamed = self
+            .eval(
+                "[...document.querySelectorAll('button, input, audio, meter, summary')].filter(e => \
+                 !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()) \
+                 .map(e => e.outerHTML.slice(0, 80))",
+            )
+            .await;
+        assert_eq!(unnamed, json!([]), "controls without an accessible name");
+    }
+
+    /// From now on, keep the text frames of the page's WebSockets (open it before the page connects).
+    pub async fn record_sockets(&self) {
+        self.call("Network.enable", json!({})).await;
+    }
+
+    /// The JSON text frames recorded so far, in the order the browser reported them.
+    pub fn socket_messages(&self) -> Vec<SocketMessage> {
+        self.cdp
+            .events(&self.session)
+            .iter()
+            .filter_map(|e| {
+                let direction = match e["method"].as_str()? {
+                    "Network.webSocketFrameSent" => Direction::Sent,
+                    "Network.webSocketFrameReceived" => Direction::Received,
+                    _ => return None,
+                };
+                let p = &e["params"];
+                let json = serde_json::from_str(p["response"]["payloadData"].as_str()?).ok()?;
+                Some(SocketMessage { direction, at: p["timestamp"].as_f64()?, json })
+            })
+            .collect()
+    }
+
+    /// Waits until a recorded message satisfies `matches`; returns it. On timeout panics with `what` and every
+    /// message recorded.
+    pub async fn wait_for_message(
+        &self,
+        what: &str,
+        matches: impl Fn(&SocketMessage) -> bool,
+        timeout: Duration,
+    ) -> SocketMessage {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.socket_messages().into_iter().find(|m| matches(m)) {
+                return m;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let seen: Vec<_> = self.socket_messages().into_iter().map(|m| (m.direction, m.json)).collect();
+                panic!("timed out after {timeout:?} waiting for {what}; messages: {seen:#?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Uncaught exceptions, `console.error`s and error log entries (failed loads, CSP violations), as text.
