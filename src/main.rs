@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::Emulate(args) => parley::emulators::cli::run_cli(args).await,
+        Command::Token { user, ttl_secs, session } => print_token(&user, ttl_secs, session.as_deref()),
         Command::Serve { emulate } => serve(emulate).await,
     };
     match result {
@@ -50,4 +51,23 @@ async fn serve(emulate: bool) -> anyhow::Result<()> {
     // The page's address, with the development credential when there is one: the one line to click.
     eprintln!("parley is ready: open {}", app.page_url());
     app.run_until_stopped().await
+}
+
+/// `parley token`: a client token for `user`, as an app backend would mint it, on stdout.
+fn print_token(user: &str, ttl_secs: u64, session: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let config = Config::from_env()?;
+    let auth = parley::startup::build_auth(&config)?;
+    let now = parley::auth::now_secs();
+    let claims = parley::auth::Claims {
+        user_id: user.parse().map_err(|e| anyhow::anyhow!("--user: {e}"))?,
+        exp: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
+        iat: Some(now),
+        nbf: None,
+        session: session.map(str::parse).transpose().map_err(|e| anyhow::anyhow!("--session: {e}"))?,
+        scopes: vec![parley::auth::Scope::Voice, parley::auth::Scope::History],
+        extra: Default::default(),
+    };
+    writeln!(std::io::stdout(), "{}", auth.tokens.mint(&claims))?;
+    Ok(())
 }

@@ -190,7 +190,7 @@ impl Application {
 
 /// The auth secrets: the configured secret, or (embedded defaults) one generated into the data directory, with
 /// a development credential for the bundled page.
-fn build_auth(config: &Config) -> anyhow::Result<Auth> {
+pub fn build_auth(config: &Config) -> anyhow::Result<Auth> {
     match &config.auth.secret {
         Some(secret) => Ok(Auth::new(&config.auth, secret, false)),
         None => {

@@ -14,7 +14,7 @@ pub mod running;
 pub mod synth;
 
 pub use deepgram::{DeepgramConnectionLog, DeepgramControl, DeepgramFault, FinalizeReply};
-pub use elevenlabs::{ElevenLabsControl, ElevenLabsFault, TtsHttpLog, TtsSnapshot, TtsSocketLog};
+pub use elevenlabs::{ElevenLabsControl, ElevenLabsFault, SentFrame, TtsHttpLog, TtsSnapshot, TtsSocketLog};
 pub use openai::{ChatRequestLog, OpenAiControl, OpenAiFault, Reply, Torture};
 pub use options::{
     DEEPGRAM_KEY, DeepgramOptions, ELEVENLABS_KEY, ElevenLabsOptions, EmulatorOptions, OPENAI_KEY, OpenAiOptions,

@@ -23,6 +23,15 @@ impl Provider {
         }
     }
 
+    /// The variable holding parley's key for it.
+    pub fn key_variable(self) -> &'static str {
+        match self {
+            Provider::Deepgram => "DEEPGRAM_API_KEY",
+            Provider::OpenAi => "OPENAI_API_KEY",
+            Provider::ElevenLabs => "ELEVENLABS_API_KEY",
+        }
+    }
+
     /// What the provider does for the user, for messages.
     pub fn role(self) -> &'static str {
         match self {
@@ -141,22 +150,26 @@ impl ProviderError {
         format!("{}_{}", self.provider.label(), self.kind.label())
     }
 
-    /// A sentence for the person using the client.
+    /// A sentence for the person using the client, written by parley: the provider's own message (which can
+    /// hold key fragments and URLs) goes to the server log only.
     pub fn user_message(&self) -> String {
         let what = self.provider.role();
+        let var = self.provider.key_variable();
         let hint = match self.kind {
-            FailureKind::NotConfigured => "it is not configured on the server",
-            FailureKind::Auth => "the server's API key was refused",
-            FailureKind::BadRequest => "the server's settings for it were refused",
-            FailureKind::Policy => "the provider refused the request",
-            FailureKind::RateLimited => "the provider is busy; try again in a moment",
-            FailureKind::Server => "the provider had an error; try again",
-            FailureKind::Connect => "the provider could not be reached; try again",
-            FailureKind::Timeout => "the provider did not answer in time; try again",
-            FailureKind::Truncated => "the reply was cut off; try again",
-            FailureKind::Protocol => "the provider's reply could not be understood",
+            FailureKind::NotConfigured => format!("the server has no key for it; the operator must set {var}"),
+            FailureKind::Auth => format!("it refused parley's API key; the operator must fix {var}"),
+            FailureKind::BadRequest => {
+                "it refused parley's settings (model, voice or language); the operator must check them".into()
+            }
+            FailureKind::Policy => "the provider refused the request".into(),
+            FailureKind::RateLimited => "the provider is busy; try again in a moment".into(),
+            FailureKind::Server => "the provider had an error; try again".into(),
+            FailureKind::Connect => "the provider could not be reached; try again".into(),
+            FailureKind::Timeout => "the provider did not answer in time; try again".into(),
+            FailureKind::Truncated => "the reply was cut off; try again".into(),
+            FailureKind::Protocol => "the provider's reply could not be understood".into(),
         };
-        format!("{} is unavailable: {hint} ({})", capitalise(what), self.message)
+        format!("{} is unavailable: {hint}.", capitalise(what))
     }
 }
 
@@ -187,5 +200,16 @@ mod tests {
         assert_eq!(e.code(), "openai_rate_limited");
         assert!(e.user_message().starts_with("The language model is unavailable"), "{}", e.user_message());
         assert!(e.retryable());
+        let leaky = ProviderError::new(
+            Provider::OpenAi,
+            FailureKind::Auth,
+            "Incorrect API key provided: sk-fake***1234. You can find your API key at https://platform.openai.com/",
+        );
+        let sentence = leaky.user_message();
+        assert_eq!(
+            sentence,
+            "The language model is unavailable: it refused parley's API key; the operator must fix OPENAI_API_KEY."
+        );
+        assert!(!sentence.contains("sk-") && !sentence.contains("https://"));
     }
 }

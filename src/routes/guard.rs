@@ -95,7 +95,7 @@ fn origin(req: &HttpRequest) -> Option<&str> {
 /// `PARLEY_ALLOWED_ORIGINS`.
 pub fn origin_allowed(req: &HttpRequest, app: &AppState, origin: &str) -> bool {
     let origin = origin.trim().to_ascii_lowercase();
-    if app.config.auth.allowed_origins.iter().any(|o| *o == origin) {
+    if app.config.auth.allowed_origins.contains(&origin) {
         return true;
     }
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);

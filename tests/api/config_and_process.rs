@@ -147,3 +147,19 @@ fn a_bucket_with_unusable_credentials_stops_startup_saying_why() {
     let err = refused(&[("GCS_BUCKET", "b"), ("FIREBASE_SERVICE_ACCOUNT_KEY_PATH", bad.to_str().unwrap())]);
     assert!(err.contains("is not a service-account key"), "{err}");
 }
+
+#[test]
+fn parley_token_prints_a_client_token_the_server_accepts() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let out = parley(&[], dir.path()).args(["token", "--user", "cli-user", "--ttl", "15m"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let secret = base64::engine::general_purpose::STANDARD.decode(crate::helpers::AUTH_SECRET).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = parley::auth::TokenKeys::new(&secret, &[]).verify(token.trim(), now).expect("a valid token");
+    assert_eq!(claims.user_id.as_str(), "cli-user");
+    assert!((claims.exp - now - 900).abs() <= 5, "15 minutes");
+    let bad = parley(&[], dir.path()).args(["token"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--user"));
+}

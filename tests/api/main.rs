@@ -3,9 +3,11 @@
 
 mod helpers;
 
+mod access_control;
 mod bench;
 mod config_and_process;
 mod encryption;
+mod exact_words;
 mod feedback_route;
 mod gcs;
 mod history_route;

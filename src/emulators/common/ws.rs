@@ -70,31 +70,6 @@ impl Outbox {
         self.queue.insert(at, (due, out, tag));
     }
 
-    /// Removes the queued frames carrying `tag` except its first `keep`; returns how many were removed. Frames
-    /// queued for `tag` afterwards follow the kept ones, not the removed ones.
-    pub fn discard_tagged(&mut self, tag: &str, keep: usize) -> usize {
-        let before = self.queue.len();
-        let mut kept = 0;
-        self.queue.retain(|(_, _, t)| {
-            if t.as_deref() != Some(tag) {
-                return true;
-            }
-            kept += 1;
-            kept <= keep
-        });
-        match self.queue.iter().filter(|(_, _, t)| t.as_deref() == Some(tag)).map(|(d, _, _)| *d).max() {
-            Some(due) => self.last_due_by_tag.insert(tag.to_string(), due),
-            None => self.last_due_by_tag.remove(tag),
-        };
-        self.last_due = self.queue.iter().map(|(d, _, _)| *d).max();
-        before - self.queue.len()
-    }
-
-    /// When the last frame queued for `tag` is due, if any is queued.
-    pub fn tag_tail(&self, tag: &str) -> Option<Instant> {
-        self.queue.iter().filter(|(_, _, t)| t.as_deref() == Some(tag)).map(|(d, _, _)| *d).max()
-    }
-
     /// True when the connection has been closed or dropped by the outbox.
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -247,12 +222,5 @@ mod tests {
             .collect();
         assert_eq!(order, ["b1", "a1", "a2", "end"]);
         assert!(o.queue.iter().zip(o.queue.iter().skip(1)).all(|(x, y)| x.0 <= y.0));
-        assert_eq!(o.discard_tagged("a", 1), 1, "the first frame of a stays");
-        assert_eq!(o.tag_tail("a"), Some(ms(500)));
-        o.push_at(ms(0), Out::Text("a3".into()), Some("a".into()));
-        assert_eq!(o.tag_tail("a"), Some(ms(500)), "a3 follows a1, not the removed a2");
-        assert_eq!(o.discard_tagged("a", 0), 2);
-        assert_eq!(o.queue.len(), 2);
-        assert_eq!(o.tag_tail("a"), None);
     }
 }

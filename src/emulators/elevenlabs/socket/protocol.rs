@@ -176,13 +176,10 @@ impl TtsSocket {
         let Some(mut c) = self.contexts.remove(id) else {
             return;
         };
+        // Unflushed text is dropped; audio of flushed text still arrives, then `isFinal`: that is how a client
+        // ends a turn (flush, close_context) and learns its last audio has come, so a barge-in's late audio
+        // arrives too and the client drops it.
         c.buffer.discard();
-        if self.setup.settings.realtime_pacing {
-            // Generating in real time, the service stops a closed context: only the chunk in flight still
-            // arrives, not the rest of the reply (which the emulator had queued in advance).
-            self.outbox.discard_tagged(id, 1);
-            c.play_clock = self.outbox.tag_tail(id).unwrap_or_else(Instant::now);
-        }
         self.log(|l| l.contexts_closed.push(id.to_string()));
         if self.setup.fault == Some(ElevenLabsFault::LateAudioAfterClose) {
             self.contexts.insert(id.to_string(), c);
