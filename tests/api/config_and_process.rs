@@ -152,7 +152,11 @@ fn a_bucket_with_unusable_credentials_stops_startup_saying_why() {
 fn parley_token_prints_a_client_token_the_server_accepts() {
     use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
-    let out = parley(&[], dir.path()).args(["token", "--user", "cli-user", "--ttl", "15m"]).output().unwrap();
+    let out = parley(&[], dir.path())
+        .args(["token", "--user", "cli-user", "--ttl", "15m"])
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap();
     let secret = base64::engine::general_purpose::STANDARD.decode(crate::helpers::AUTH_SECRET).unwrap();
