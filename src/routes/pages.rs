@@ -69,6 +69,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("app.css", CSS),
     asset!("app.js", JS),
     asset!("audio.js", JS),
+    asset!("auth.js", JS),
     asset!("capture-worklet.js", JS),
     asset!("capture.js", JS),
     asset!("connection.js", JS),
