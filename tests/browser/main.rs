@@ -1,7 +1,8 @@
 //! The web client (`web/`) in a real browser: Debian's headless Chromium, its microphone faked with a
-//! committed speech recording, against parley and the provider emulators on loopback. Each test asserts on
-//! the page's own state (`window.parley`), its DOM, what the emulators received and what the REST API
-//! stored. Screenshots go to `target/browser-screenshots/` (not committed).
+//! committed speech recording, against parley and the provider emulators on loopback, opened at the address
+//! parley printed (with its development credential; see `harness::server`). Each test asserts on the page's
+//! own state (`window.parley`), its DOM, what the emulators received and what the REST API stored.
+//! Screenshots go to `target/browser-screenshots/` (not committed).
 //!
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium chromium-driver`); without it the tests fail
 //! saying so. The tests run one at a time (see `harness::ONE_AT_A_TIME`).
