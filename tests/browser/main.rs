@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod app_tokens;
 mod assets;
 mod bad_input;
 mod conversation;
@@ -18,3 +19,4 @@ mod interrupt;
 mod other_formats;
 mod played;
 mod reconnect;
+mod signing_in;
