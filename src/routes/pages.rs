@@ -69,6 +69,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("app.css", CSS),
     asset!("app.js", JS),
     asset!("audio.js", JS),
+    asset!("auth.js", JS),
     asset!("capture-worklet.js", JS),
     asset!("capture.js", JS),
     asset!("connection.js", JS),
@@ -84,6 +85,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("playback-worklet.js", JS),
     asset!("player.js", JS),
     asset!("resampler.js", JS),
+    asset!("status.js", JS),
     asset!("ui.js", JS),
 ];
 

@@ -141,7 +141,11 @@ async fn a_spoken_turn_is_transcribed_captioned_played_rated_and_listed_in_histo
     assert_eq!(pressed, "true", "the history panel shows the stored rating");
     let recordings = page.eval(&format!("document.querySelectorAll('{item} .message audio[controls]').length")).await;
     assert_eq!(recordings, 2, "a player per recorded message");
-    // The browser fetches and plays the reply's recording from its link.
+    // The browser fetches and plays the reply's recording from its link, signed by the server (an `<audio>`
+    // element sends no Authorization header).
+    let src = page.eval(&format!("document.querySelector('{item} .message.assistant audio').src")).await;
+    let src = src.as_str().unwrap();
+    assert!(src.contains("/audio_recordings/") && src.contains("exp=") && src.contains("sig="), "{src}");
     page.eval(&format!("document.querySelector('{item} .message.assistant audio').play()")).await;
     page.wait_for(
         "the recording to play",

@@ -6,12 +6,13 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use crate::harness::WAIT;
 use crate::harness::chromium::Mic;
 use crate::harness::rig::Rig;
-use crate::harness::server::Server;
+use crate::harness::server::{OPERATOR_KEY, Server};
 
-/// Opens a voice session for `user` and closes it once it is announced; returns its id.
+/// Opens a voice session for `user` (as an app backend would, with the operator key) and closes it once it
+/// is announced; returns its id.
 async fn session_for(server: &Server, user: &str) -> String {
     let url = format!("{}/ws/chat-audio?userId={user}", server.address.replace("http://", "ws://"));
-    let (_, mut ws) = awc::Client::new().ws(url).connect().await.expect("WebSocket upgrade");
+    let (_, mut ws) = awc::Client::new().ws(url).bearer_auth(OPERATOR_KEY).connect().await.expect("WebSocket upgrade");
     let id = loop {
         match ws.next().await {
             Some(Ok(awc::ws::Frame::Text(t))) => {

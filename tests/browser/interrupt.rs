@@ -80,7 +80,7 @@ async fn the_interrupt_button_stops_playback_within_a_render_quantum_and_the_rep
     server.emulators.openai().push_reply(Reply::Text(LONG_REPLY.into()));
     // The voice arrives no faster than it plays, so most of the reply is still to come when we interrupt.
     server.emulators.elevenlabs().set_realtime_pacing(true);
-    page.record_sockets().await;
+    page.record_network().await;
     let session_id = rig.connect().await;
 
     // A second of the reply has been heard.
@@ -178,7 +178,7 @@ async fn speaking_over_the_reply_makes_the_server_interrupt_it_and_the_page_drop
     let (server, page) = (&rig.server, &rig.page);
     server.emulators.openai().push_reply(Reply::Text(LONG_REPLY.into()));
     server.emulators.elevenlabs().set_realtime_pacing(true);
-    page.record_sockets().await;
+    page.record_network().await;
     let session_id = rig.connect().await;
     page.wait_for("the reply to play", "(parley.playback.msPlayedByTurn[1] || 0) > 0", WAIT).await;
 

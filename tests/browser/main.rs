@@ -1,13 +1,15 @@
 //! The web client (`web/`) in a real browser: Debian's headless Chromium, its microphone faked with a
-//! committed speech recording, against parley and the provider emulators on loopback. Each test asserts on
-//! the page's own state (`window.parley`), its DOM, what the emulators received and what the REST API
-//! stored. Screenshots go to `target/browser-screenshots/` (not committed).
+//! committed speech recording, against parley and the provider emulators on loopback, opened at the address
+//! parley printed (with its development credential; see `harness::server`). Each test asserts on the page's
+//! own state (`window.parley`), its DOM, what the emulators received and what the REST API stored.
+//! Screenshots go to `target/browser-screenshots/` (not committed).
 //!
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium chromium-driver`); without it the tests fail
 //! saying so. The tests run one at a time (see `harness::ONE_AT_A_TIME`).
 
 mod harness;
 
+mod app_tokens;
 mod assets;
 mod bad_input;
 mod conversation;
@@ -17,3 +19,4 @@ mod interrupt;
 mod other_formats;
 mod played;
 mod reconnect;
+mod signing_in;

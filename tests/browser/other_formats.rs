@@ -47,7 +47,7 @@ async fn assistant_audio_sent_ms(server: &Server, session_id: &str) -> f64 {
 
 #[actix_web::test]
 async fn pcm_output_plays_through_the_worklet_queue_resampled_to_the_context_rate() {
-    let rig = Rig::start(Mic::Silence, "/", |env| {
+    let rig = Rig::start(Mic::Silence, "", |env| {
         env.insert("ELEVENLABS_OUTPUT_FORMAT".into(), "pcm_24000".into());
     })
     .await;
@@ -76,9 +76,11 @@ async fn pcm_output_plays_through_the_worklet_queue_resampled_to_the_context_rat
 
 #[actix_web::test]
 async fn mp3_plays_through_media_source_when_asked_to_and_its_position_reaches_the_server() {
-    let rig = Rig::start(Mic::Silence, "/?mp3=mse", |_| {}).await;
+    let rig = Rig::start(Mic::Silence, "mp3=mse", |_| {}).await;
+    // The credential leaves the address; the page's own parameters stay.
+    assert_eq!(rig.page.eval("location.search").await, "?mp3=mse");
     rig.server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
-    rig.page.record_sockets().await;
+    rig.page.record_network().await;
     rig.connect().await;
     rig.page.wait_for("the MSE player", "parley.playback.mode === 'mp3-mse'", WAIT).await;
     let played = typed_turn_is_heard(&rig, "Say something short.").await;

@@ -50,7 +50,7 @@ async fn the_page_reports_what_it_heard_while_a_reply_plays_and_where_it_drained
     let rig = Rig::default(Mic::Silence).await;
     let (server, page) = (&rig.server, &rig.page);
     server.emulators.openai().push_reply(Reply::Text(REPLY.into()));
-    page.record_sockets().await;
+    page.record_network().await;
     rig.connect().await;
 
     rig.say("Tell me something.").await;
@@ -125,7 +125,7 @@ async fn voice_to_voice_is_shown_from_the_latency_event_that_carries_it_even_aft
     // A quarter of a second of voice: all of it is sent and the turn ends before the page can have said
     // what it heard, so voice-to-voice comes in a second latency event.
     server.emulators.openai().push_reply(Reply::Text("Yes.".into()));
-    page.record_sockets().await;
+    page.record_network().await;
     rig.connect().await;
     // Every text the latency line shows for turn 1, in order.
     page.eval(

@@ -2,14 +2,22 @@
 // `window.parley`, the page's own state (what it is connected to, what it sent, what it played), which
 // the browser test reads and which helps anyone debugging from the console.
 //
-// Query parameters: `?mp3=mse` plays MP3 through the Media Source fallback instead of WebCodecs.
+// Query parameters: `?mp3=mse` plays MP3 through the Media Source fallback instead of WebCodecs; `?dev=` (the
+// development credential parley prints) or `?token=` (a token from an app backend) signs the page in, and is
+// taken out of the address at once (auth.js). `window.parley.setToken(token)` does the same from script.
 
+import { authorize } from "./api.js";
 import { ensureAudio, flushPendingFrames, micOn, toggleMic } from "./audio.js";
+import { Credentials } from "./auth.js";
 import { Connection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { handleServerMessage } from "./dispatch.js";
+import { explainRefusal } from "./errors.js";
 import { HistoryPanel } from "./history.js";
 import { els, hideNotice, showConnection, showMic, showNotice, showSession, showStatus } from "./ui.js";
+
+// First, before anything can be copied or shared: the credential leaves the address bar.
+const auth = Credentials.fromPage({ onProblem: (e) => refused(e) });
 
 const USER_KEY = "parley.userId";
 const USER_ID = /^[A-Za-z0-9\-_.@:]{1,128}$/;
@@ -36,6 +44,8 @@ const parley = {
   warnings: [],
   statuses: [],
   history: null,
+  /** How the page is signed in: mode ("development", "token", "none"), the token's user, renewals. */
+  auth: auth.state,
   /** A plain copy of everything above. */
   snapshot() {
     return JSON.parse(JSON.stringify({ ...this, snapshot: undefined, debug: undefined }));
@@ -73,7 +83,20 @@ parley.history = app.history.state;
 /** Test seam: feeds `data` (a text or binary frame) to the page as if the server had sent it. */
 parley.debug = { inject: (data) => app.conn.receive(data) };
 
-app.conn = new Connection({
+/**
+ * Signs the page in with a token an app backend minted for its user (and again with a fresh one before it
+ * expires: the page cannot renew it). The user id becomes the token's.
+ */
+parley.setToken = (token) => {
+  auth.setToken(token);
+  applyIdentity();
+  hideNotice();
+  app.history.refresh();
+};
+
+authorize(auth, () => currentUserId(), (e) => refused(e));
+
+app.conn = new Connection(auth, {
   onState: (state, detail) => onConnectionState(state, detail),
   onMessage: (msg) => {
     try {
@@ -93,6 +116,26 @@ function warn(text) {
 
 function currentUserId() {
   return els.userId.value.trim();
+}
+
+/** A refused credential (or none at all): say so plainly, with what to do. */
+function refused(e) {
+  const refusal = explainRefusal(e.code);
+  if (!refusal) return;
+  auth.state.problem = e.code;
+  showNotice("error", refusal.message, refusal.advice, { reconnect: e.code === "too_many_sessions" });
+  applyIdentity();
+}
+
+/** Which user id the page may use (a token names it), and whether there is a credential to start with. */
+function applyIdentity() {
+  const fixed = auth.fixedUser;
+  if (fixed) {
+    els.userId.value = fixed;
+    parley.connection.userId = fixed;
+  }
+  els.userId.readOnly = !!fixed;
+  els.start.disabled = auth.mode === "none";
 }
 
 function initUserId() {
@@ -117,12 +160,13 @@ function saveUserId(id) {
 
 /** Starts a conversation: a new one, or the stored session `sessionId`. */
 async function start(sessionId = null) {
+  if (auth.mode === "none") return refused({ code: "credential_missing" });
   const userId = currentUserId();
   if (!USER_ID.test(userId)) {
     els.userId.reportValidity();
     return;
   }
-  saveUserId(userId);
+  if (!auth.fixedUser) saveUserId(userId); // a token's user is the app's, not this browser's choice
   parley.connection.userId = userId;
   hideNotice();
   const audio = ensureAudio(app);
@@ -147,7 +191,8 @@ function onConnectionState(state, detail) {
     endAudioTurn();
     // Nobody is listening: release the microphone (it comes back with the connection).
     if (app.mic && app.mic.on) app.mic.stop();
-    showNotice("error", detail.message || "The connection failed.", "Press Reconnect to try again.", { reconnect: true });
+    if (explainRefusal(detail.code)) refused(detail);
+    else showNotice("error", detail.message || "The connection failed.", "Press Reconnect to try again.", { reconnect: true });
   } else if (state === "closed") {
     endAudioTurn();
   }
@@ -257,6 +302,7 @@ function messageStored() {
 }
 
 initUserId();
+applyIdentity();
 showConnection("idle");
 showMic("off");
 showSession(null);

@@ -1,9 +1,15 @@
-// The voice WebSocket (`/ws/chat-audio`): opening it, telling apart the ways it fails, and coming back after a
-// drop. A connection that was working and drops reconnects by itself with backoff, resuming the same stored
-// session; one refused before it opened is diagnosed with a plain GET of the same URL, which the server
-// answers with the JSON error it refused the upgrade for (a browser WebSocket never sees that body).
+// The voice WebSocket (`/ws/chat-audio?token=…`): opening it, telling apart the ways it fails, and coming back
+// after a drop. Each attempt takes a fresh token of the user from the page's credentials (a browser cannot
+// set headers on a WebSocket, so the token goes in the query; the user is the token's). A connection that was
+// working and drops reconnects by itself with backoff, resuming the same stored session; one refused before
+// it opened is diagnosed with a plain GET of the same URL, which the server answers with the JSON error it
+// refused the upgrade for (a browser WebSocket never sees that body). A refused credential fails with its
+// `code` (the page explains it); a development token the server no longer takes is replaced once.
 //
 // States: idle → connecting → ready (the `session` message arrived) → reconnecting → … → closed | failed.
+
+import { retryAfterMs } from "./auth.js";
+import { isRefusal } from "./errors.js";
 
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 const SESSION_TIMEOUT_MS = 10000;
@@ -13,10 +19,13 @@ const SILENCE_LIMIT_MS = 40000;
 
 export class Connection {
   /**
+   * @param {import("./auth.js").Credentials} credentials where each attempt gets its token
    * @param {{onState:(state:string, detail:object)=>void, onMessage:(msg:object)=>void,
    *          onAudio:(buf:ArrayBuffer)=>void, onWarning:(text:string)=>void}} handlers
+   *   onState's detail: `message`, and for a refusal its `code`
    */
-  constructor(handlers) {
+  constructor(credentials, handlers) {
+    this.credentials = credentials;
     this.h = handlers;
     this.ws = null;
     this.state = "idle";
@@ -27,6 +36,8 @@ export class Connection {
     this.pingTimer = null;
     this.sessionTimer = null;
     this.lastHeard = 0;
+    /** A stale development token was already replaced since the last session began. */
+    this.renewed = false;
     /** Bumped by every attempt, so the diagnosis of an old attempt cannot act on a newer one. */
     this.generation = 0;
     window.addEventListener("online", () => {
@@ -45,6 +56,7 @@ export class Connection {
     this.userId = userId;
     this.sessionId = sessionId;
     this.attempt = 0;
+    this.renewed = false;
     this.open();
   }
 
@@ -66,8 +78,9 @@ export class Connection {
     return true;
   }
 
-  url(scheme) {
-    const q = new URLSearchParams({ userId: this.userId, sampleRate: "16000" });
+  /** The socket's address (`ws:`/`wss:`), or over `http:`/`https:` the same for asking why it was refused. */
+  url(scheme, token) {
+    const q = new URLSearchParams({ token, sampleRate: "16000" });
     if (this.sessionId) q.set("sessionId", this.sessionId);
     return `${scheme}//${location.host}/ws/chat-audio?${q}`;
   }
@@ -90,19 +103,27 @@ export class Connection {
     }
   }
 
-  open() {
+  async open() {
     this.shutdown(1000, "reconnecting");
     if (this.attempt === 0) this.set("connecting");
     else this.set("reconnecting", { attempt: this.attempt, message: "Reconnecting…" });
+    const generation = this.generation;
+    let token;
+    try {
+      token = await this.credentials.token(this.userId);
+    } catch (e) {
+      if (generation === this.generation) this.cannot(e.code, e.status, e.message, e.retryAfterMs);
+      return;
+    }
+    if (generation !== this.generation) return; // connect() or close() came meanwhile
     let ws;
     try {
-      ws = new WebSocket(this.url(location.protocol === "https:" ? "wss:" : "ws:"));
+      ws = new WebSocket(this.url(location.protocol === "https:" ? "wss:" : "ws:", token));
     } catch (e) {
       return this.set("failed", { message: `The connection could not be opened (${e.message}).` });
     }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    const generation = ++this.generation;
     let opened = false;
     ws.onopen = () => {
       opened = true;
@@ -116,7 +137,7 @@ export class Connection {
       clearInterval(this.pingTimer);
       clearTimeout(this.sessionTimer);
       if (opened) this.dropped(e);
-      else this.refused(generation);
+      else this.refused(generation, token);
     };
   }
 
@@ -136,6 +157,7 @@ export class Connection {
       clearTimeout(this.sessionTimer);
       if (typeof msg.sessionId === "string") this.sessionId = msg.sessionId;
       this.attempt = 0;
+      this.renewed = false;
       this.state = "ready";
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.heartbeat(), PING_EVERY_MS);
@@ -162,19 +184,22 @@ export class Connection {
   }
 
   /** The upgrade never completed: ask the server why over plain HTTP. */
-  async refused(generation) {
+  async refused(generation, token) {
     let status = 0;
     let body = null;
+    let wait = null;
     try {
-      const res = await fetch(this.url(location.protocol), { cache: "no-store" });
+      const res = await fetch(this.url(location.protocol, token), { cache: "no-store" });
       status = res.status;
+      wait = retryAfterMs(res);
       body = await res.json().catch(() => null);
     } catch {
       // Unreachable: retry below.
     }
     if (generation !== this.generation || this.ws !== null) return; // connect() or close() came meanwhile
     const said = body && body.message ? body.message : "";
-    if (body && body.error === "not_a_websocket") {
+    const code = body && typeof body.error === "string" ? body.error : "";
+    if (code === "not_a_websocket") {
       // The server would have accepted: something between (a proxy, the network) broke the upgrade.
       return this.retry("The WebSocket could not be opened; a proxy or the network may be blocking it.");
     }
@@ -183,6 +208,19 @@ export class Connection {
       this.sessionId = null;
       return this.retry("Starting a new conversation.");
     }
+    this.cannot(code, status, said, wait);
+  }
+
+  /** An attempt was refused (or got no token) with `code` and HTTP `status` (0: no answer): retry or fail. */
+  cannot(code, status, said, wait) {
+    if ((code === "token_expired" || code === "token_invalid") && this.credentials.renewable && !this.renewed) {
+      // The page's development token went stale (the computer slept past its expiry, say): get another.
+      this.renewed = true;
+      this.credentials.discard();
+      return this.retry("Getting a new token.", 0);
+    }
+    if (code === "rate_limited") return this.retry("Too many connections in a short time.", wait);
+    if (isRefusal(code)) return this.set("failed", { code, message: said || code });
     if (status === 400 || status === 404) {
       return this.set("failed", { message: `The server refused the connection: ${said || `HTTP ${status}`}.` });
     }
@@ -191,11 +229,13 @@ export class Connection {
     return this.retry(`The connection failed (HTTP ${status}${said ? `: ${said}` : ""}).`);
   }
 
-  retry(why) {
+  /** Tries again after `delayMs`, or the next step of the backoff. */
+  retry(why, delayMs = null) {
     if (this.attempt >= RETRY_DELAYS_MS.length) {
       return this.set("failed", { message: `${why} Gave up after ${this.attempt} attempts.` });
     }
-    const delay = RETRY_DELAYS_MS[this.attempt++];
+    const delay = delayMs ?? RETRY_DELAYS_MS[this.attempt];
+    this.attempt++;
     this.set("reconnecting", { message: why, retryInMs: delay, attempt: this.attempt });
     this.retryTimer = setTimeout(() => this.open(), delay);
   }

@@ -2,6 +2,7 @@
 // the live conversation and in the history panel); every widget of a message shows the stored value.
 
 import { setFeedback } from "./api.js";
+import { explainRefusal } from "./errors.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const THUMB_PATH = "M2 10h4v11H2zM8 21h9.4a2 2 0 0 0 2-1.7l1.2-7A2 2 0 0 0 18.6 10H14l.9-4.3A1.7 1.7 0 0 0 12 4.4L8 10z";
@@ -83,7 +84,8 @@ async function rate(group, value) {
     renderAll(id);
     status.textContent = next === null ? "Rating cleared" : "Thanks!";
   } catch (e) {
-    status.textContent = `Not saved: ${e.message}. Try again.`;
+    const refusal = explainRefusal(e.code);
+    status.textContent = refusal ? `Not saved. ${refusal.message}` : `Not saved: ${e.message}. Try again.`;
   } finally {
     for (const b of buttons) b.disabled = false;
   }

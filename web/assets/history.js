@@ -1,10 +1,11 @@
 // The history panel: the user's sessions (GET /api/sessions, a page at a time), the messages of one
-// (GET /api/history) with their recordings and ratings, and a way to continue any of them. A reply the
-// listener did not hear to the end shows what was heard, says it was cut off, and keeps the whole generated
-// text behind a disclosure.
+// (GET /api/history) with their recordings (signed links the server made, played as they come) and ratings,
+// and a way to continue any of them. A reply the listener did not hear to the end shows what was heard, says
+// it was cut off, and keeps the whole generated text behind a disclosure.
 
 import { getHistory, listSessions } from "./api.js";
 import { el } from "./dom.js";
+import { explainRefusal } from "./errors.js";
 import { feedbackWidget } from "./feedback.js";
 
 const PAGE = 10;
@@ -97,7 +98,11 @@ export class HistoryPanel {
       this.els.status.textContent = this.state.sessions.length ? "" : "No conversations yet.";
     } catch (e) {
       if (generation === this.generation) {
-        this.els.status.textContent = `History could not be loaded: ${e.message}. Press Refresh to try again.`;
+        // A refused credential is the page's notice to explain; the panel says what it means here.
+        const refusal = explainRefusal(e.code);
+        this.els.status.textContent = refusal
+          ? `History cannot be shown. ${refusal.message}`
+          : `History could not be loaded: ${e.message}. Press Refresh to try again.`;
       }
     } finally {
       if (generation === this.generation) {
@@ -162,7 +167,9 @@ export class HistoryPanel {
         heardSource: m.heardSource ?? null,
       }));
     } catch (e) {
-      body.replaceChildren(el("p", "error-text", `Could not load this conversation: ${e.message}.`));
+      const refusal = explainRefusal(e.code);
+      const why = refusal ? `. ${refusal.message}` : `: ${e.message}.`;
+      body.replaceChildren(el("p", "error-text", `Could not load this conversation${why}`));
     }
   }
 

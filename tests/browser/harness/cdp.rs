@@ -1,6 +1,7 @@
 //! A minimal Chrome DevTools Protocol client over awc's WebSocket: numbered commands matched to their
 //! answers, and a log of the events a test asserts on (console messages, uncaught exceptions, log entries, and
-//! the text frames of the page's WebSockets once a test turns the Network domain on).
+//! once a test turns the Network domain on, the requests the page sends, the WebSockets it opens and their
+//! text frames).
 //! Commands to a page carry the page's `sessionId` (flat sessions, `Target.attachToTarget {flatten: true}`).
 
 use std::cell::{Cell, RefCell};
@@ -22,7 +23,13 @@ const MAX_FRAME: usize = 64 << 20;
 type Pending = Rc<RefCell<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
 
 /// Events kept for tests; everything else is dropped as it arrives.
-const KEPT_EVENTS: [&str; 3] = ["Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded"];
+const KEPT_EVENTS: [&str; 5] = [
+    "Runtime.consoleAPICalled",
+    "Runtime.exceptionThrown",
+    "Log.entryAdded",
+    "Network.requestWillBeSent",
+    "Network.webSocketCreated",
+];
 /// WebSocket frames the page sent and received: kept when they are text (opcode 1), not audio.
 const SOCKET_FRAMES: [&str; 2] = ["Network.webSocketFrameSent", "Network.webSocketFrameReceived"];
 

@@ -112,9 +112,14 @@ impl Browser {
         Browser { child, cdp: Rc::new(cdp), profile }
     }
 
-    /// A new tab at `url`, with console and exception reporting on.
+    /// A new tab at the web client's `url`, with console and exception reporting on.
     pub async fn open(&self, url: &str) -> Page {
         Page::open(self.cdp.clone(), url).await
+    }
+
+    /// A new tab at `url`, once it loaded and `ready` (an expression) is true.
+    pub async fn open_until(&self, url: &str, ready: &str) -> Page {
+        Page::open_until(self.cdp.clone(), url, ready).await
     }
 
     /// Closes the browser and waits for it to exit.

@@ -1,7 +1,8 @@
 //! One browser tab: evaluate JavaScript, wait for a condition on the page's own state with a deadline, click
 //! like a person (real mouse events at the element's centre, which count as user gestures), type, take
-//! screenshots, list what went wrong in the console, and read the JSON messages its WebSockets carried (as
-//! the browser's network layer saw them, not as the page says it sent them).
+//! screenshots, list what went wrong in the console, and read what went over the network: the requests with
+//! their headers, the WebSockets it opened and the JSON messages they carried (as the browser's network layer
+//! saw them, not as the page says it sent them).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -36,7 +37,13 @@ pub struct Page {
 }
 
 impl Page {
+    /// A new tab at the web client (`window.parley` is there once it loaded).
     pub async fn open(cdp: Rc<Cdp>, url: &str) -> Page {
+        Page::open_until(cdp, url, "!!window.parley").await
+    }
+
+    /// A new tab at `url`, loaded and with `ready` true.
+    pub async fn open_until(cdp: Rc<Cdp>, url: &str, ready: &str) -> Page {
         let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}), None).await.expect("new tab");
         let attached = cdp
             .call("Target.attachToTarget", json!({"targetId": target["targetId"], "flatten": true}), None)
@@ -48,13 +55,27 @@ impl Page {
             page.call(domain, json!({})).await;
         }
         page.call("Page.navigate", json!({"url": url})).await;
-        page.wait_for(
-            "the page to load",
-            "document.readyState === 'complete' && !!window.parley",
-            Duration::from_secs(15),
-        )
-        .await;
+        let loaded = format!("document.readyState === 'complete' && ({ready})");
+        page.wait_for("the page to load", &loaded, Duration::from_secs(15)).await;
         page
+    }
+
+    /// Marks the document now shown, so that [`Page::wait_for_new_document`] can tell it from the next one.
+    pub async fn mark_document(&self) {
+        self.eval("window.__harnessOldDocument = true").await;
+    }
+
+    /// After [`Page::mark_document`] and a navigation: waits for a new document, loaded, where `ready` holds.
+    pub async fn wait_for_new_document(&self, what: &str, ready: &str) -> Value {
+        let condition = format!("!window.__harnessOldDocument && document.readyState === 'complete' && ({ready})");
+        self.wait_for(what, &condition, Duration::from_secs(15)).await
+    }
+
+    /// Reloads the tab (as the browser's reload button does) and waits for the page again.
+    pub async fn reload(&self) {
+        self.mark_document().await;
+        self.call("Page.reload", json!({})).await;
+        self.wait_for_new_document("the page to load again", "!!window.parley").await;
     }
 
     async fn call(&self, method: &str, params: Value) -> Value {
@@ -177,9 +198,33 @@ impl Page {
         assert_eq!(unnamed, json!([]), "controls without an accessible name");
     }
 
-    /// From now on, keep the text frames of the page's WebSockets (open it before the page connects).
-    pub async fn record_sockets(&self) {
+    /// From now on, keep the requests the page sends, the WebSockets it opens and their text frames (call it
+    /// before the page does what the test looks at).
+    pub async fn record_network(&self) {
         self.call("Network.enable", json!({})).await;
+    }
+
+    /// The HTTP requests recorded so far: their URL and the headers the page gave them.
+    pub fn requests(&self) -> Vec<(String, Value)> {
+        self.cdp
+            .events(&self.session)
+            .iter()
+            .filter(|e| e["method"] == "Network.requestWillBeSent")
+            .filter_map(|e| {
+                let r = &e["params"]["request"];
+                Some((r["url"].as_str()?.to_string(), r["headers"].clone()))
+            })
+            .collect()
+    }
+
+    /// The addresses of the WebSockets the page opened since recording began.
+    pub fn socket_urls(&self) -> Vec<String> {
+        self.cdp
+            .events(&self.session)
+            .iter()
+            .filter(|e| e["method"] == "Network.webSocketCreated")
+            .filter_map(|e| e["params"]["url"].as_str().map(str::to_string))
+            .collect()
     }
 
     /// The JSON text frames recorded so far, in the order the browser reported them.

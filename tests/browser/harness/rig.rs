@@ -1,5 +1,6 @@
 //! What every browser test sets up and tears down: the one-at-a-time lock, parley with its emulators, a
-//! browser with a fake microphone and a tab on the page; and at the end, no console errors and a clean stop.
+//! browser with a fake microphone and a tab on the page, opened at the address parley printed (with its
+//! development credential); and at the end, no console errors and a clean stop.
 
 use std::collections::HashMap;
 
@@ -16,18 +17,29 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// parley (its environment adjusted by `tweak`) and a tab on `path`, the microphone playing `mic`.
-    pub async fn start(mic: Mic, path: &str, tweak: impl FnOnce(&mut HashMap<String, String>)) -> Rig {
-        let one = ONE_AT_A_TIME.lock().await;
-        let server = server::start(tweak).await;
-        let browser = Browser::launch(mic).await;
-        let page = browser.open(&server.url(path)).await;
-        Rig { server, browser, page, _one_at_a_time: one }
+    /// parley (its environment adjusted by `tweak`) and a tab on the page parley printed, with `query`
+    /// (`a=b&c=d`) added to its address, the microphone playing `mic`.
+    pub async fn start(mic: Mic, query: &str, tweak: impl FnOnce(&mut HashMap<String, String>)) -> Rig {
+        Rig::at(mic, tweak, |server| server.page_url(query)).await
     }
 
     /// The default page and server.
     pub async fn default(mic: Mic) -> Rig {
-        Rig::start(mic, "/", |_| {}).await
+        Rig::start(mic, "", |_| {}).await
+    }
+
+    /// parley (adjusted by `tweak`) and a tab at the `address` it gives, for tests of other ways in than the
+    /// printed address (none at all, a token from an app).
+    pub async fn at(
+        mic: Mic,
+        tweak: impl FnOnce(&mut HashMap<String, String>),
+        address: impl FnOnce(&Server) -> String,
+    ) -> Rig {
+        let one = ONE_AT_A_TIME.lock().await;
+        let server = server::start(tweak).await;
+        let browser = Browser::launch(mic).await;
+        let page = browser.open(&address(&server)).await;
+        Rig { server, browser, page, _one_at_a_time: one }
     }
 
     /// Presses Start and waits for the session; returns its id.
