@@ -19,8 +19,11 @@ both_backends! {
         let (status, content_type, html) = app.get_text("/status").await;
         assert_eq!(status, 200);
         assert!(content_type.starts_with("text/html"), "{content_type}");
-        assert!(html.contains("fetch(\"/api/metrics\""), "the page reads /api/metrics");
-        assert!(html.contains("setInterval(refresh, 5000)"), "and refreshes every 5 seconds");
+        assert!(html.contains("/assets/status.js"), "the page runs its script");
+        let (status, _, script) = app.get_text("/assets/status.js").await;
+        assert_eq!(status, 200);
+        assert!(script.contains("fetch(\"/api/metrics\""), "the page reads /api/metrics");
+        assert!(script.contains("setInterval(refresh, EVERY_MS)") && script.contains("5000"), "every 5 seconds");
         app.stop().await.unwrap();
     }
 

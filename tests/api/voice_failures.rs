@@ -325,7 +325,8 @@ async fn an_unreachable_llm_is_retried_then_reported_as_retryable() {
     assert_eq!(errors[0]["code"], "openai_connect");
     assert_eq!(errors[0]["retryable"], true);
     let (_, _, metrics) = v.app.get_text("/metrics").await;
-    assert!(metrics.contains(r#"parley_provider_errors_total{kind="connect",provider="openai"} 1"#), "{metrics}");
+    // Every failed attempt is counted: the first and its two retries.
+    assert!(metrics.contains(r#"parley_provider_errors_total{kind="connect",provider="openai"} 3"#), "{metrics}");
     v.stop().await;
 }
 
