@@ -22,7 +22,7 @@ use crate::auth::{Caller, Scope, TokenError, now_secs};
 use crate::db::{SessionId, UserId};
 use crate::registry::{RegistryFull, Reserve};
 use crate::session::browser::{BrowserWire, codec_frame_limit};
-use crate::session::client_socket::ClientSocket;
+use crate::session::client_socket::{ClientSocket, FrameGuard};
 use crate::session::conversation::remembered_reply;
 use crate::session::settings::{AudioIn, Remembered, SessionParams};
 use crate::state::AppState;
@@ -141,8 +141,10 @@ pub async fn chat_audio(
     let settings = &app.session.settings;
     let wire = BrowserWire::new(&params, settings);
     let actor = ClientSocket::new(wire, params, app.session.clone(), app.http.clone());
-    ws::WsResponseBuilder::new(actor, &req, stream)
-        .frame_size(codec_frame_limit(settings))
+    // Frame sizes are checked at each header, before any payload is buffered (see `FrameGuard`).
+    let limit = codec_frame_limit(settings);
+    ws::WsResponseBuilder::new(actor, &req, FrameGuard::new(stream, limit))
+        .frame_size(limit)
         .start()
         .map_err(|e| ApiError::bad_request("not_a_websocket", format!("expected a WebSocket upgrade: {e}")))
 }

@@ -7,6 +7,7 @@
 //! ([`Children`], started once the session is admitted and stopped when it ends). What the children report
 //! arrives through `Recipient`s (`reports.rs`) and goes straight into the conversation.
 
+mod frame_guard;
 mod reports;
 mod wire;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web_actors::ws;
 
+pub use frame_guard::FrameGuard;
 pub use wire::{Wire, WireContext};
 
 use super::children::{Children, Reporters};
@@ -213,6 +215,11 @@ impl<W: Wire> StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSo
         match msg {
             Ok(msg) => self.on_frame(msg, ctx),
             Err(ws::ProtocolError::Overflow) => {
+                let reason = self.wire.overflow_reason();
+                close(ctx, ws::CloseCode::Size, &reason);
+            }
+            Err(ws::ProtocolError::Io(e)) if frame_guard::is_oversized(&e) => {
+                log::info!("session {}: a frame header announced more than the limit; closing", self.session());
                 let reason = self.wire.overflow_reason();
                 close(ctx, ws::CloseCode::Size, &reason);
             }

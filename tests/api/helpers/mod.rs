@@ -160,7 +160,11 @@ impl TestApp {
         // Close the client's keep-alive connections first, or the server waits for them to time out.
         drop(self.client);
         self.shutdown.shutdown();
-        self.running.await.expect("app task")
+        // A shutdown that hangs must fail the test that caused it, not stall the whole run.
+        tokio::time::timeout(std::time::Duration::from_secs(60), self.running)
+            .await
+            .expect("the app stops within a minute of the shutdown request")
+            .expect("app task")
     }
 }
 

@@ -62,7 +62,9 @@ impl VoiceApp {
 
     pub async fn stop(self) {
         self.app.stop().await.expect("app stops cleanly");
-        self.emulators.stop().await;
+        tokio::time::timeout(Duration::from_secs(30), self.emulators.stop())
+            .await
+            .expect("the emulators stop within 30 s");
     }
 }
 
