@@ -17,6 +17,9 @@ pub enum ApiError {
     /// The request body is larger than the API accepts.
     #[error("{0}")]
     TooLarge(String),
+    /// The request (its body) did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The thing asked for does not exist.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -80,6 +83,7 @@ impl ApiError {
             | ApiError::Forbidden { code, .. }
             | ApiError::TooMany { code, .. } => code,
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Busy(_) => "server_busy",
             ApiError::Unavailable => "database_unavailable",
             ApiError::Internal => "internal_error",
@@ -93,6 +97,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,

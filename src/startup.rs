@@ -109,6 +109,7 @@ impl Application {
             session,
             http: HttpClients::new(),
             auth,
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             connects: Arc::new(Limiter::new(config.limits.connect_rate)),
             requests: Arc::new(Limiter::new(config.limits.rest_rate)),
         };
@@ -118,6 +119,7 @@ impl Application {
             HttpServer::new(move || {
                 let metrics = state.metrics.clone();
                 App::new()
+                    .wrap(middleware::from_fn(routes::guard::deadline))
                     // Inside the request counter (the later `wrap` is the outer one): refused origins count too.
                     .wrap(middleware::from_fn(routes::guard::check_origin))
                     .wrap(middleware::from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
@@ -129,6 +131,7 @@ impl Application {
             .workers(config.server.workers)
             .disable_signals()
             .client_disconnect_timeout(LINGER)
+            .client_request_timeout(config.limits.request_timeout)
             .shutdown_timeout(SERVER_STOP_TIMEOUT.as_secs())
             .listen(listener)?
             .run()
@@ -202,13 +205,16 @@ pub fn build_auth(config: &Config) -> anyhow::Result<Auth> {
 }
 
 async fn graceful_stop(state: &Singletons, handle: &ServerHandle) {
-    handle.pause().await;
+    // New sessions are refused at once (503) rather than left waiting on a paused listener; requests in
+    // flight and REST calls are still served while the live sessions finish.
+    state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
     let grace = state.config.server.shutdown_drain;
     let live = state.registry.send(GetCounts).await.map(|c| c.active).unwrap_or(0);
     if live > 0 {
         log::info!("draining {live} live session(s) for up to {}s", grace.as_secs());
         let _ = state.registry.send(DrainAll { grace }).await;
-        let drained = tokio::time::timeout(grace + Duration::from_secs(1), state.registry.send(WaitUntilEmpty)).await;
+        // The grace, then a moment for the last messages to be saved and the closes to go out.
+        let drained = tokio::time::timeout(grace + Duration::from_secs(3), state.registry.send(WaitUntilEmpty)).await;
         if drained.is_err() {
             log::warn!("sessions still live after the drain time; closing them");
         }

@@ -31,6 +31,8 @@ pub struct Singletons {
     pub session: SessionDeps,
     pub http: HttpClients,
     pub auth: Arc<Auth>,
+    /// Set when a graceful shutdown begins: new sessions are refused.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Session openings per client address.
     pub connects: Arc<Limiter<IpAddr>>,
     /// REST requests per credential (keyed by a digest of the bearer).
@@ -49,6 +51,7 @@ pub struct AppState {
     /// This worker's client for the providers.
     pub http: awc::Client,
     pub auth: Arc<Auth>,
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     pub connects: Arc<Limiter<IpAddr>>,
     pub requests: Arc<Limiter<u64>>,
 }
@@ -65,6 +68,7 @@ impl Singletons {
             session: self.session.clone(),
             http: self.http.build(),
             auth: self.auth.clone(),
+            draining: self.draining.clone(),
             connects: self.connects.clone(),
             requests: self.requests.clone(),
         }

@@ -54,6 +54,11 @@
 //! | `PARLEY_CONNECT_RATE` | `10/min` | session openings per client address (token bucket), with a burst of `PARLEY_CONNECT_BURST` (`20`) |
 //! | `PARLEY_TURNS_PER_MINUTE` | `20` | assistant turns one session may start per minute |
 //! | `PARLEY_REST_RATE` | `300/min` | REST requests per token or API key, with a burst of `PARLEY_REST_BURST` (`60`) |
+//! | `PARLEY_CLIENT_WRITE_TIMEOUT_SECS` | `20` | a client that has not read for this long is closed (1008) |
+//! | `PARLEY_MAX_CLIENT_BUFFER_BYTES` | `2097152` | a client that lets more output than this wait unread is closed (1008) |
+//! | `PARLEY_IDLE_TIMEOUT_SECS` | `300` | a session with no audio and no message for this long is closed |
+//! | `PARLEY_MAX_SESSION_SECS` | `14400` | the longest a session may last |
+//! | `PARLEY_REQUEST_TIMEOUT_SECS` | `10` | how long a request's head and body may take to arrive (408 after) |
 //! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
 
 mod env;
@@ -173,6 +178,16 @@ pub struct Limits {
     pub turns_per_minute: u32,
     /// REST requests per token or API key.
     pub rest_rate: Rate,
+    /// A client that has not read for this long is closed (1008).
+    pub client_write_timeout: Duration,
+    /// A client that lets more than this much output wait unread is closed (1008).
+    pub max_client_buffer_bytes: u64,
+    /// A session with no audio and no message for this long is closed.
+    pub idle_timeout: Duration,
+    /// The longest a session may last.
+    pub max_session: Duration,
+    /// How long a request (its head and body) may take to arrive.
+    pub request_timeout: Duration,
 }
 
 /// A token-bucket rate: `per_second` on average, `burst` at once.
@@ -294,6 +309,15 @@ impl Config {
                 connect_rate: parse_rate(&env, "PARLEY_CONNECT_RATE", "10/min", "PARLEY_CONNECT_BURST", 20)?,
                 turns_per_minute: env.int_in("PARLEY_TURNS_PER_MINUTE", 20, 1..=10_000)? as u32,
                 rest_rate: parse_rate(&env, "PARLEY_REST_RATE", "300/min", "PARLEY_REST_BURST", 60)?,
+                client_write_timeout: Duration::from_secs(env.int_in(
+                    "PARLEY_CLIENT_WRITE_TIMEOUT_SECS",
+                    20,
+                    2..=3600,
+                )?),
+                max_client_buffer_bytes: env.int_in("PARLEY_MAX_CLIENT_BUFFER_BYTES", 2 << 20, 64 << 10..=1 << 30)?,
+                idle_timeout: Duration::from_secs(env.int_in("PARLEY_IDLE_TIMEOUT_SECS", 300, 1..=86_400)?),
+                max_session: Duration::from_secs(env.int_in("PARLEY_MAX_SESSION_SECS", 4 * 3600, 1..=7 * 86_400)?),
+                request_timeout: Duration::from_secs(env.int_in("PARLEY_REQUEST_TIMEOUT_SECS", 10, 1..=600)?),
             },
             turns: TurnTuning {
                 commit_delay: Duration::from_millis(env.int_in("PARLEY_COMMIT_DELAY_MS", 200, 0..=5000)?),

@@ -3,7 +3,7 @@
 //! correct while new sessions are created.
 
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDateTime, Utc};
 use diesel::{
     BoolExpressionMethods as _, ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable,
     Selectable, SelectableHelper as _,
@@ -92,9 +92,14 @@ impl SessionCursor {
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (micros, id) = raw.split_once('|')?;
-        let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+        let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        // Times both databases can hold (PostgreSQL refuses years beyond 294276; SQLite text sorts only
+        // four-digit years): anything else was not produced by `encode`.
+        if !(1970..=9999).contains(&created_at.year()) {
+            return None;
+        }
         let id: SessionId = id.parse().ok()?;
-        Some(SessionCursor { created_at, session_id: id.to_string() })
+        Some(SessionCursor { created_at: created_at.naive_utc(), session_id: id.to_string() })
     }
 }
 

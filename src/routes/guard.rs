@@ -145,3 +145,23 @@ pub async fn check_origin(
     }
     Ok(res)
 }
+
+/// Middleware: a request whose handler (reading its body included) does not finish within
+/// `PARLEY_REQUEST_TIMEOUT_SECS` is answered 408, which ends it and frees its connection: a body trickled a byte
+/// at a time cannot hold a descriptor for ever. A WebSocket's handler returns at the upgrade, so sessions are
+/// not limited by this.
+pub async fn deadline(req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(limit) = req.app_data::<web::Data<AppState>>().map(|app| app.config.limits.request_timeout) else {
+        return next.call(req).await;
+    };
+    let (method, path) = (req.method().clone(), req.path().to_string());
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(result) => result,
+        Err(_) => {
+            log::info!("request {method} {path} took over {limit:?}; answered 408");
+            // An error rather than a response: a response needs the request, and a clone of it held here
+            // would stop the router from writing the path's parameters into it.
+            Err(ApiError::RequestTimeout(format!("the request did not arrive within {} s", limit.as_secs())).into())
+        }
+    }
+}

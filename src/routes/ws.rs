@@ -71,6 +71,9 @@ pub async fn chat_audio(
     params: web::Query<Params>,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::busy("the server is shutting down; connect again in a moment"));
+    }
     let (user_id, only_session) = who(&req, &app, &params)?;
     if let Some(ip) = guard::client_ip(&req, &app) {
         app.connects.take(&ip, Instant::now()).map_err(|wait| {

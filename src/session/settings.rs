@@ -37,6 +37,8 @@ pub struct SessionSettings {
     pub max_text_frame_bytes: usize,
     /// Assistant turns one session may start per minute.
     pub turns_per_minute: u32,
+    /// When a client counts as gone, not reading, idle, or too long connected.
+    pub liveness: LivenessLimits,
     /// The providers are parley's own emulators (`--emulate`).
     pub emulated: bool,
 }
@@ -54,9 +56,24 @@ impl SessionSettings {
             max_audio_frame_bytes: config.limits.max_audio_frame_bytes,
             max_text_frame_bytes: config.limits.max_text_frame_bytes,
             turns_per_minute: config.limits.turns_per_minute,
+            liveness: LivenessLimits {
+                write_timeout: config.limits.client_write_timeout,
+                max_unread: config.limits.max_client_buffer_bytes,
+                idle_timeout: config.limits.idle_timeout,
+                max_session: config.limits.max_session,
+            },
             emulated: config.emulated,
         }
     }
+}
+
+/// When a client counts as not reading, idle or connected too long (see `client_socket::Liveness`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessLimits {
+    pub write_timeout: std::time::Duration,
+    pub max_unread: u64,
+    pub idle_timeout: std::time::Duration,
+    pub max_session: std::time::Duration,
 }
 
 /// Where a session's recordings go.

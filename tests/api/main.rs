@@ -16,6 +16,7 @@ mod migrations;
 mod persistence;
 mod probes_and_pages;
 mod recordings;
+mod robustness;
 mod sessions_route;
 mod soak;
 mod store_transactions;

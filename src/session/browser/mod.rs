@@ -42,8 +42,12 @@ impl BrowserWire {
         }
     }
 
-    fn reply(&self, ctx: &mut WireContext<Self>, message: &ServerMessage) {
-        ctx.text(message.to_json());
+    /// Writes a JSON message; returns its length.
+    fn reply(&self, ctx: &mut WireContext<Self>, message: &ServerMessage) -> usize {
+        let json = message.to_json();
+        let n = json.len();
+        ctx.text(json);
+        n
     }
 
     fn error(&self, ctx: &mut WireContext<Self>, code: &str, error: impl Into<String>, retryable: bool) {
@@ -96,11 +100,15 @@ impl Wire for BrowserWire {
         None
     }
 
-    fn send(&mut self, event: Event, ctx: &mut WireContext<Self>) {
+    fn send(&mut self, event: Event, ctx: &mut WireContext<Self>) -> usize {
         let message = match event {
-            Event::Audio { bytes, .. } => return ctx.binary(bytes),
+            Event::Audio { bytes, .. } => {
+                let n = bytes.len();
+                ctx.binary(bytes);
+                return n;
+            }
             Event::Started { resumed, history_messages } => {
-                self.reply(
+                let n = self.reply(
                     ctx,
                     &ServerMessage::Session {
                         session_id: self.session_id.clone(),
@@ -114,11 +122,12 @@ impl Wire for BrowserWire {
                     },
                 );
                 if !self.emulated {
-                    return;
+                    return n;
                 }
-                ServerMessage::Status {
+                let status = ServerMessage::Status {
                     message: "providers are emulated: transcripts, replies and voice are synthetic".into(),
-                }
+                };
+                return n + self.reply(ctx, &status);
             }
             Event::Transcript { text, is_final } => ServerMessage::Transcript { text, is_final },
             Event::UserTurn { turn_id, text } => ServerMessage::UserTurn { turn_id, text },
@@ -139,9 +148,9 @@ impl Wire for BrowserWire {
             Event::Status(message) => ServerMessage::Status { message },
             Event::Error { code, message, retryable } => ServerMessage::Error { error: message, code, retryable },
             // The socket closes; the close frame carries the reason.
-            Event::End(_) => return,
+            Event::End(_) => return 0,
         };
-        self.reply(ctx, &message);
+        self.reply(ctx, &message)
     }
 
     fn overflow_reason(&self) -> String {

@@ -5,9 +5,12 @@
 //! registering with the Registry (and refusing when the server is full), heartbeats, draining on shutdown,
 //! the conversation ([`Conversation`], which makes every decision), its timers, and its children
 //! ([`Children`], started once the session is admitted and stopped when it ends). What the children report
-//! arrives through `Recipient`s (`reports.rs`) and goes straight into the conversation.
+//! arrives through `Recipient`s (`reports.rs`) and goes straight into the conversation. Whether the client is
+//! still there, reading, and using the session is [`Liveness`]'s call (`liveness.rs`); oversized frames are
+//! refused at their header (`frame_guard.rs`).
 
 mod frame_guard;
+mod liveness;
 mod reports;
 mod wire;
 
@@ -17,17 +20,14 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 
 pub use frame_guard::FrameGuard;
+pub use liveness::LivenessLimits;
+use liveness::{Action, Ending, Liveness};
 pub use wire::{Wire, WireContext};
 
 use super::children::{Children, Reporters};
 use super::conversation::{Command, Conversation, Effect, EndReason, Event, Input, Outbox, Timer};
 use super::settings::{SessionDeps, SessionParams};
 use crate::registry::{ConnectionId, Drain, LiveSession, Register, Unregister};
-
-/// How often the client is pinged.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-/// A client silent for this long (no frame, no pong) is gone.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The session's WebSocket actor.
 pub struct ClientSocket<W: Wire> {
@@ -39,7 +39,7 @@ pub struct ClientSocket<W: Wire> {
     /// Started once the registry admitted the session.
     children: Option<Children>,
     registration: Option<ConnectionId>,
-    last_seen: Instant,
+    liveness: Liveness,
     timers: [Option<SpawnHandle>; Timer::ALL.len()],
     /// Reused between inputs.
     outbox: Outbox,
@@ -48,6 +48,7 @@ pub struct ClientSocket<W: Wire> {
 impl<W: Wire> ClientSocket<W> {
     pub fn new(wire: W, params: SessionParams, deps: SessionDeps, client: awc::Client) -> ClientSocket<W> {
         let conversation = Conversation::new(&params, deps.settings.clone(), deps.metrics.clone());
+        let liveness = Liveness::new(deps.settings.liveness, Instant::now());
         ClientSocket {
             wire,
             params,
@@ -56,7 +57,7 @@ impl<W: Wire> ClientSocket<W> {
             conversation,
             children: None,
             registration: None,
-            last_seen: Instant::now(),
+            liveness,
             timers: Default::default(),
             outbox: Outbox::default(),
         }
@@ -73,7 +74,10 @@ impl<W: Wire> ClientSocket<W> {
         for effect in out.drain() {
             match effect {
                 Effect::Send(Event::End(reason)) => self.end(reason, ctx),
-                Effect::Send(event) => self.wire.send(event, ctx),
+                Effect::Send(event) => {
+                    let bytes = self.wire.send(event, ctx);
+                    self.liveness.sent(bytes);
+                }
                 Effect::Do(Command::StartTimer(timer, after)) => self.start_timer(timer, after, ctx),
                 Effect::Do(Command::CancelTimer(timer)) => self.cancel_timer(timer, ctx),
                 Effect::Do(command) => match self.children.as_mut() {
@@ -107,16 +111,49 @@ impl<W: Wire> ClientSocket<W> {
         }
     }
 
+    /// The client is gone, not reading, idle or over time: say why (when it can still hear it) and close.
+    fn end_for(&mut self, ending: Ending, ctx: &mut WireContext<W>) {
+        log::info!("session {}: ending: {ending:?}", self.session());
+        let mut tell = |this: &mut Self, message: String| {
+            let bytes = this.wire.send(Event::Status(message), ctx);
+            this.liveness.sent(bytes);
+        };
+        match ending {
+            Ending::NotReading(why) => close(ctx, ws::CloseCode::Policy, &why),
+            Ending::Silent => close(ctx, ws::CloseCode::Away, "the client stopped answering"),
+            Ending::Idle(after) => {
+                tell(self, format!("nothing was said for {}; this conversation is closed", spoken(after)));
+                close(ctx, ws::CloseCode::Normal, "idle");
+            }
+            Ending::TooLong(limit) => {
+                tell(self, format!("this conversation reached its time limit of {}", spoken(limit)));
+                close(ctx, ws::CloseCode::Away, "session time limit reached");
+            }
+        }
+    }
+
     /// A frame from the client, through the wire.
     fn on_frame(&mut self, msg: ws::Message, ctx: &mut WireContext<W>) {
+        let now = Instant::now();
+        self.liveness.frame(now);
         let input = match msg {
-            ws::Message::Binary(bytes) => self.wire.binary(bytes, ctx),
-            ws::Message::Text(text) => self.wire.text(&text, ctx),
+            ws::Message::Binary(bytes) => {
+                self.liveness.activity(now);
+                self.wire.binary(bytes, ctx)
+            }
+            ws::Message::Text(text) => {
+                self.liveness.activity(now);
+                self.wire.text(&text, ctx)
+            }
             ws::Message::Ping(p) => {
                 ctx.pong(&p);
                 None
             }
-            ws::Message::Pong(_) | ws::Message::Nop => None,
+            ws::Message::Pong(p) => {
+                self.liveness.pong(&p);
+                None
+            }
+            ws::Message::Nop => None,
             ws::Message::Close(reason) => {
                 log::info!("session {}: client closed ({reason:?})", self.session());
                 ctx.close(reason);
@@ -142,6 +179,24 @@ impl<W: Wire> ClientSocket<W> {
         self.children = Some(Children::start(&self.params, &self.deps, self.client.clone(), reporters));
         self.drive(Input::Start, ctx);
     }
+}
+
+/// A duration as a person says it: "5 minutes", "90 seconds", "4 hours".
+fn spoken(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = match secs {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// True when a read error is a text frame that is not UTF-8 (actix reports it as an I/O error carrying the
+/// standard library's UTF-8 error).
+fn is_invalid_utf8(e: &std::io::Error) -> bool {
+    let text = e.to_string();
+    text.starts_with("invalid utf-8") || text.starts_with("incomplete utf-8")
 }
 
 /// Closes the socket with `code` and a reason, and stops the actor.
@@ -185,12 +240,12 @@ impl<W: Wire> Actor for ClientSocket<W> {
                     Err(_) => close(ctx, ws::CloseCode::Error, "registry unavailable"),
                 }),
         );
-        ctx.run_interval(HEARTBEAT_EVERY, |this, ctx| {
-            if this.last_seen.elapsed() > CLIENT_TIMEOUT {
-                log::info!("session {}: client silent for {CLIENT_TIMEOUT:?}; closing", this.session());
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
+        ctx.run_interval(liveness::TICK, |this, ctx| {
+            for action in this.liveness.tick(Instant::now()) {
+                match action {
+                    Action::Ping(payload) => ctx.ping(&payload),
+                    Action::End(ending) => this.end_for(ending, ctx),
+                }
             }
         });
     }
@@ -211,7 +266,6 @@ impl<W: Wire> Actor for ClientSocket<W> {
 
 impl<W: Wire> StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSocket<W> {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
         match msg {
             Ok(msg) => self.on_frame(msg, ctx),
             Err(ws::ProtocolError::Overflow) => {
@@ -222,6 +276,10 @@ impl<W: Wire> StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSo
                 log::info!("session {}: a frame header announced more than the limit; closing", self.session());
                 let reason = self.wire.overflow_reason();
                 close(ctx, ws::CloseCode::Size, &reason);
+            }
+            Err(ws::ProtocolError::Io(e)) if is_invalid_utf8(&e) => {
+                log::info!("session {}: a text frame is not UTF-8: {e}", self.session());
+                close(ctx, ws::CloseCode::Invalid, "text frames must be UTF-8");
             }
             Err(e) => {
                 log::info!("session {}: WebSocket protocol error: {e}", self.session());

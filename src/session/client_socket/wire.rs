@@ -24,8 +24,9 @@ pub trait Wire: Unpin + Sized + 'static {
     /// A continuation frame (fragmented messages): transports that do not use them say so to the client.
     fn continuation(&mut self, ctx: &mut WireContext<Self>) -> Option<Input>;
 
-    /// Puts a conversation event on the wire.
-    fn send(&mut self, event: Event, ctx: &mut WireContext<Self>);
+    /// Puts a conversation event on the wire; returns the bytes it wrote (for the flow accounting of
+    /// `Liveness`).
+    fn send(&mut self, event: Event, ctx: &mut WireContext<Self>) -> usize;
 
     /// The close reason when a frame was too large for the codec to read.
     fn overflow_reason(&self) -> String;

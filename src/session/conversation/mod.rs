@@ -146,6 +146,9 @@ pub enum Event {
     End(EndReason),
 }
 
+/// How long a drain that ran out of time still waits for the last messages to be saved.
+const LAST_SAVES: Duration = Duration::from_secs(1);
+
 /// Why the conversation ended on the server's initiative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -266,6 +269,11 @@ pub struct Conversation {
     now: Instant,
     started: bool,
     draining: bool,
+    /// The drain's time ran out and the last saves are being waited for (briefly).
+    drain_overdue: bool,
+    /// Messages sent to the persister whose `Saved` has not come back: a draining session waits for them, so
+    /// its client gets every `messageSaved` before the close.
+    unsaved: usize,
 
     recognition: Recognition,
     memory: Memory,
@@ -308,6 +316,8 @@ impl Conversation {
             now: Instant::now(),
             started: false,
             draining: false,
+            drain_overdue: false,
+            unsaved: 0,
             recognition: Recognition::Idle,
             memory,
             utterance: Utterance::default(),
@@ -350,13 +360,17 @@ impl Conversation {
             Input::Stt(event) => self.on_stt(event, out),
             Input::Llm(event) => self.on_llm(event, out),
             Input::Tts(event) => self.on_tts(event, out),
-            Input::Saved(p) => out.send(Event::Saved { turn_id: p.turn_id, role: p.role, message_id: p.message_id.0 }),
+            Input::Saved(p) => {
+                self.unsaved = self.unsaved.saturating_sub(1);
+                out.send(Event::Saved { turn_id: p.turn_id, role: p.role, message_id: p.message_id.0 });
+                self.end_if_drained(out);
+            }
             Input::Timer(Timer::Commit) => {
                 let speech_end = self.commit_speech_end.take();
                 self.commit_utterance(speech_end, out);
             }
             Input::Timer(Timer::Finalize) => self.commit_utterance(None, out),
-            Input::Timer(Timer::Drain) => out.send(Event::End(EndReason::ServerShutdown)),
+            Input::Timer(Timer::Drain) => self.drain_time_up(out),
             Input::Timer(Timer::Pace) => self.pace(out),
             Input::Timer(Timer::Settle) => self.settle(out),
             Input::Drain { grace } => self.drain(grace, out),
@@ -386,14 +400,45 @@ impl Conversation {
         log::info!("session {} started for {} ({} from history)", self.session_id, self.user_id, self.memory.len());
     }
 
+    /// The server is shutting down: the turn in progress may finish within `grace`; the session then ends once
+    /// its messages are saved (and the client told so).
     fn drain(&mut self, grace: Duration, out: &mut Outbox) {
+        if self.draining {
+            return;
+        }
         self.draining = true;
         out.send(Event::Status("the server is restarting; this conversation will end".into()));
-        if self.turn.is_none() {
+        out.run(Command::StartTimer(Timer::Drain, grace));
+        self.end_if_drained(out);
+    }
+
+    /// Ends a draining session once nothing is left: no turn, no message waiting for its `messageSaved`.
+    pub(super) fn end_if_drained(&mut self, out: &mut Outbox) {
+        if self.draining && self.turn.is_none() && self.unsaved == 0 {
+            out.run(Command::CancelTimer(Timer::Drain));
             out.send(Event::End(EndReason::ServerShutdown));
-        } else {
-            out.run(Command::StartTimer(Timer::Drain, grace));
+            self.draining = false; // ended once
         }
+    }
+
+    /// The drain's time is up: a turn still going is cut (the client gets `interrupt` and `turnEnd`), its reply
+    /// stored as heard; the saves get one more second.
+    fn drain_time_up(&mut self, out: &mut Outbox) {
+        if !self.draining {
+            return;
+        }
+        if self.drain_overdue {
+            log::warn!("session {}: {} message(s) still unsaved at the close", self.session_id, self.unsaved);
+            self.unsaved = 0;
+            return self.end_if_drained(out);
+        }
+        self.interrupt(out);
+        self.settle(out);
+        if self.unsaved == 0 {
+            return self.end_if_drained(out);
+        }
+        self.drain_overdue = true;
+        out.run(Command::StartTimer(Timer::Drain, LAST_SAVES));
     }
 
     /// Sends an error event only the first time this code comes up in the session.

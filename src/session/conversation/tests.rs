@@ -324,6 +324,37 @@ fn a_drain_ends_an_idle_session_at_once_and_a_busy_one_after_its_turn() {
     busy.feed(30, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Hi.".into() }));
     busy.feed(40, Input::Llm(LlmEvent::Done { turn_id: 1 }));
     let fx = busy.feed(50, Input::Tts(TtsEvent::Done { turn_id: 1 }));
+    assert!(events(&fx).contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
+    assert!(!events(&fx).iter().any(|e| matches!(e, Event::End(_))), "its messages are not saved yet");
+    let saved = |role| Input::Saved(Persisted { turn_id: 1, role, message_id: MessageId(1) });
+    assert!(!events(&busy.feed(60, saved(Role::User))).iter().any(|e| matches!(e, Event::End(_))));
+    let fx = busy.feed(70, saved(Role::Assistant));
+    let ev = events(&fx);
+    assert!(matches!(ev[0], Event::Saved { role: Role::Assistant, .. }), "the client hears messageSaved first");
+    assert_eq!(ev.last(), Some(&&Event::End(EndReason::ServerShutdown)));
+}
+
+#[test]
+fn a_turn_still_going_when_the_drain_runs_out_is_cut_told_and_stored_before_the_close() {
+    let mut r = Rig::started();
+    r.feed(10, Input::Text("tell me everything".into()));
+    r.feed(15, Input::Saved(Persisted { turn_id: 1, role: Role::User, message_id: MessageId(1) }));
+    r.feed(20, Input::Llm(LlmEvent::Token { turn_id: 1, text: "First, ".into() }));
+    r.feed(30, Input::Drain { grace: Duration::from_secs(2) });
+    let fx = r.feed(2_030, Input::Timer(Timer::Drain));
+    let ev = events(&fx);
+    assert_eq!(ev[0], &Event::Interrupt { turn_id: 1 });
+    assert!(ev.contains(&&Event::TurnEnd { turn_id: 1, interrupted: true }));
+    assert!(persisted_reply(&fx).is_some(), "the cut reply is stored at once");
+    assert!(!ev.iter().any(|e| matches!(e, Event::End(_))), "its save is waited for");
+    let fx = r.feed(2_100, Input::Saved(Persisted { turn_id: 1, role: Role::Assistant, message_id: MessageId(2) }));
+    assert_eq!(events(&fx).last(), Some(&&Event::End(EndReason::ServerShutdown)));
+    // A save that never comes does not hold the close for more than a second.
+    let mut stuck = Rig::started();
+    stuck.feed(10, Input::Text("hi".into()));
+    stuck.feed(20, Input::Drain { grace: Duration::from_secs(2) });
+    stuck.feed(2_020, Input::Timer(Timer::Drain));
+    let fx = stuck.feed(3_020, Input::Timer(Timer::Drain));
     assert_eq!(events(&fx).last(), Some(&&Event::End(EndReason::ServerShutdown)));
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::latency::TurnTimes;
 use super::playback::{Playback, heard_text};
 use super::segmenter::Segmenter;
-use super::{Command, Conversation, EndReason, Event, Outbox, Timer};
+use super::{Command, Conversation, Event, Outbox, Timer};
 use crate::db::{Role, TurnId};
 use crate::persistence::{HeardSource, ReplyFacts, ReplyOutcome, Write};
 use crate::providers::ProviderError;
@@ -99,6 +99,7 @@ impl Conversation {
             at: crate::db::now(),
             reply: None,
         }));
+        self.unsaved += 1;
         self.memory.push(Role::User, text);
         out.run(Command::Complete(Complete { turn_id: id, messages: self.chat_messages() }));
         out.run(Command::Tts(TtsCommand::Start { turn_id: id }));
@@ -325,17 +326,16 @@ impl Conversation {
         turn.outcome = Some(outcome);
         // The previous reply, if still waiting, is settled now: one reply waits at a time.
         self.settle(out);
-        // Only a listener who was cut off has a final position to report; a broken reply plays out what was sent.
-        let wait_for_client = interrupted && turn.playback.any_sent();
+        // Only a listener who was cut off has a final position to report (a broken reply plays out what was
+        // sent); a session that is closing does not wait for it.
+        let wait_for_client = interrupted && turn.playback.any_sent() && !self.draining;
         self.finished = Some(turn);
         if wait_for_client {
             out.run(Command::StartTimer(Timer::Settle, SETTLE_AFTER));
         } else {
             self.settle(out);
         }
-        if self.draining {
-            out.send(Event::End(EndReason::ServerShutdown));
-        }
+        self.end_if_drained(out);
     }
 
     /// Stores and remembers the finished reply that is still waiting (what its listener heard), if any.
@@ -375,6 +375,7 @@ impl Conversation {
             at: crate::db::now(),
             reply: Some(facts),
         }));
+        self.unsaved += 1;
     }
 
     /// The client heard `ms` of turn `turn_id`. The first position of a turn dates when the listener began

@@ -6,6 +6,7 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod raw_db;
+pub mod raw_ws;
 pub mod voice;
 
 use std::collections::HashMap;
