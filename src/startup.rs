@@ -27,7 +27,7 @@ use crate::db::Store;
 use crate::http_client::HttpClients;
 use crate::limits::Limiter;
 use crate::metrics::{Metrics, track_requests};
-use crate::persistence::PendingWrites;
+use crate::persistence::{Journal, PendingWrites};
 use crate::recording::Storage;
 use crate::recording::uploader::{ResumeWaiting, Uploader};
 use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
@@ -87,6 +87,20 @@ impl Application {
             Uploader::start_in_arbiter(&storage.handle(), move |_| Uploader::new(store, recordings, metrics))
         };
         uploader.do_send(ResumeWaiting);
+        let journal = Arc::new(
+            Journal::open(
+                &config.database.data_dir.join("journal"),
+                store.cipher(),
+                config.database.journal_max_bytes,
+                metrics.clone(),
+            )
+            .context("cannot open the write journal")?,
+        );
+        {
+            let (journal, store, uploader) = (journal.clone(), store.clone(), uploader.clone().recipient());
+            // On the storage thread, which outlives the HTTP workers.
+            storage.spawn(async move { journal.start(store, Some(uploader)) });
+        }
         let session = SessionDeps {
             settings: Arc::new(SessionSettings::from_config(&config)),
             metrics: metrics.clone(),
@@ -99,6 +113,7 @@ impl Application {
                 uploader: uploader.recipient(),
             },
             pending: Arc::new(PendingWrites::default()),
+            journal,
         };
         let state = Singletons {
             config: config.clone(),

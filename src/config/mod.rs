@@ -9,7 +9,8 @@
 //! | `PARLEY_SHUTDOWN_DRAIN_SECS` | `10` | on SIGINT/SIGTERM, how long live sessions get to finish |
 //! | `PG_DB_URL` (or `DATABASE_URL`) | unset | PostgreSQL URL; unset = embedded SQLite in the data directory |
 //! | `PARLEY_DB_POOL_MAX` | `25` | maximum database connections |
-//! | `PARLEY_DATA_DIR` | `./data` | SQLite file, generated key, local recordings |
+//! | `PARLEY_DATA_DIR` | `./data` | SQLite file, generated key, local recordings, write journal |
+//! | `PARLEY_JOURNAL_MAX_BYTES` | `67108864` | most the write journal holds while the database is unavailable |
 //! | `PARLEY_ENCRYPTION_KEY` | generated (SQLite only) | base64 of 32 bytes: AES-256-GCM key for message content |
 //! | `PARLEY_ENCRYPTION_KEY_ID` | `1` | 1–255: the id stamped on values sealed with the key above |
 //! | `PARLEY_ENCRYPTION_OLD_KEYS` | unset | `id:base64,id:base64`: retired keys still accepted for reading |
@@ -107,6 +108,8 @@ pub struct DatabaseConfig {
     pub postgres_url: Option<String>,
     pub pool_max: usize,
     pub data_dir: PathBuf,
+    /// The most the write journal (writes waiting out a database outage) may hold on disk.
+    pub journal_max_bytes: u64,
 }
 
 /// A 256-bit key; `Debug` never shows it.
@@ -264,6 +267,7 @@ impl Config {
                 },
                 pool_max: env.int_in("PARLEY_DB_POOL_MAX", 25, 1..=1000)? as usize,
                 data_dir: PathBuf::from(env.string("PARLEY_DATA_DIR", "data")),
+                journal_max_bytes: env.int_in("PARLEY_JOURNAL_MAX_BYTES", 64 << 20, 64 << 10..=1 << 40)?,
             },
             encryption: EncryptionConfig {
                 key: match env.get("PARLEY_ENCRYPTION_KEY") {

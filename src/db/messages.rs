@@ -90,7 +90,8 @@ impl HeardSource {
 }
 
 /// What is known of an assistant reply beyond its `content` (which is what the listener heard).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReplyRecord {
     pub outcome: ReplyOutcome,
     /// Everything that was generated, when the listener heard less.
@@ -161,6 +162,7 @@ struct NewMessageRow<'a> {
     heard_ms: Option<i64>,
     heard_source: Option<&'static str>,
     outcome: Option<&'static str>,
+    write_key: Option<&'a str>,
 }
 
 /// What happened to a rating.
@@ -184,6 +186,9 @@ pub struct NewMessage<'a> {
     pub interrupted: bool,
     /// For assistant replies: how it ended, and what was generated and heard.
     pub reply: Option<&'a ReplyRecord>,
+    /// The writer's own key for this message: storing a message whose key is already stored returns that
+    /// row instead of a second one (a write repeated after an outage).
+    pub write_key: Option<&'a str>,
 }
 
 /// A message read back. Content that cannot be decrypted is an error for this message only.
@@ -270,15 +275,27 @@ impl Store {
             heard_ms: m.reply.and_then(|r| r.heard).map(|(ms, _)| i64::try_from(ms).unwrap_or(i64::MAX)),
             heard_source: m.reply.and_then(|r| r.heard).map(|(_, source)| source.as_str()),
             outcome: m.reply.map(|r| r.outcome.as_str()),
+            write_key: m.write_key,
         };
         let id: i64 = with_conn!(self, conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<i64, StoreError, _>(async |conn| {
-                let id = diesel::insert_into(messages::table)
+                let inserted: Option<i64> = diesel::insert_into(messages::table)
                     .values(&row)
+                    .on_conflict(messages::write_key)
+                    .do_nothing()
                     .returning(messages::id)
                     .get_result(conn)
-                    .await?;
+                    .await
+                    .optional()?;
+                let id = match (inserted, row.write_key) {
+                    (Some(id), _) => id,
+                    // Stored before under the same key (a repeated write): that row is this message.
+                    (None, Some(key)) => {
+                        messages::table.filter(messages::write_key.eq(key)).select(messages::id).first(conn).await?
+                    }
+                    (None, None) => return Err(StoreError::Corrupt("a message without a key was not stored".into())),
+                };
                 diesel::update(sessions::table.find(sid))
                     .set(sessions::last_activity_at.eq(row.created_at))
                     .execute(conn)
@@ -288,6 +305,17 @@ impl Store {
             .await?
         });
         Ok(MessageId(id))
+    }
+
+    /// The id of the message stored under `key`, if any.
+    pub async fn message_by_key(&self, key: &str) -> Result<Option<MessageId>, StoreError> {
+        let id: Option<i64> = with_conn!(self, conn => messages::table
+            .filter(messages::write_key.eq(key))
+            .select(messages::id)
+            .first(conn)
+            .await
+            .optional()?);
+        Ok(id.map(MessageId))
     }
 
     /// Every message of a conversation, in the order they were stored.

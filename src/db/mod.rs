@@ -153,6 +153,11 @@ impl Store {
         Ok(Store { pool, cipher: Arc::new(cipher) })
     }
 
+    /// The cipher history is sealed with (the write journal seals its records with it too).
+    pub fn cipher(&self) -> Arc<Cipher> {
+        self.cipher.clone()
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pool {
             DbPool::Postgres(_) => Backend::Postgres,

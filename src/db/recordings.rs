@@ -147,7 +147,8 @@ impl RecordingRow {
 }
 
 impl Store {
-    /// Registers a finished recording waiting in the spool; returns its id.
+    /// Registers a finished recording waiting in the spool; returns its id. Registering an object key that is
+    /// already registered returns that row's id (a repeated write).
     pub async fn insert_recording(&self, r: &NewRecording) -> Result<i64, StoreError> {
         let row = NewRecordingRow {
             session_id: r.session_id.as_str(),
@@ -162,11 +163,24 @@ impl Store {
             spool_path: Some(&r.spool_path),
             created_at: to_db_time(r.created_at),
         };
-        let id = with_conn!(self, conn => diesel::insert_into(recordings::table)
-            .values(&row)
-            .returning(recordings::id)
-            .get_result(conn)
-            .await?);
+        let id = with_conn!(self, conn => {
+            let inserted: Option<i64> = diesel::insert_into(recordings::table)
+                .values(&row)
+                .on_conflict(recordings::object_key)
+                .do_nothing()
+                .returning(recordings::id)
+                .get_result(conn)
+                .await
+                .optional()?;
+            match inserted {
+                Some(id) => id,
+                None => recordings::table
+                    .filter(recordings::object_key.eq(&r.object_key))
+                    .select(recordings::id)
+                    .first(conn)
+                    .await?,
+            }
+        });
         Ok(id)
     }
 
@@ -283,5 +297,47 @@ impl Store {
             .await?
         });
         Ok(())
+    }
+
+    /// [`Store::link_recording`] for a recording and a message named by their keys (its object key, the
+    /// message's write key), as a journaled write names them; false when either is not stored.
+    pub async fn link_recording_by_keys(
+        &self,
+        object_key: &str,
+        message_key: &str,
+        url: &str,
+    ) -> Result<bool, StoreError> {
+        use super::schema::messages;
+        let linked = with_conn!(self, conn => {
+            use diesel_async::AsyncConnection as _;
+            conn.transaction::<bool, StoreError, _>(async |conn| {
+                let message: Option<i64> = messages::table
+                    .filter(messages::write_key.eq(message_key))
+                    .select(messages::id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some(message) = message.map(MessageId) else {
+                    return Ok(false);
+                };
+                let status: Option<String> = diesel::update(recordings::table.filter(recordings::object_key.eq(object_key)))
+                    .set(recordings::message_id.eq(Some(message.0)))
+                    .returning(recordings::status)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                match status {
+                    None => Ok(false),
+                    Some(status) => {
+                        if status == RecordingStatus::Uploaded.as_str() {
+                            set_audio_url_in!(self, conn, message, url);
+                        }
+                        Ok(true)
+                    }
+                }
+            })
+            .await?
+        });
+        Ok(linked)
     }
 }

@@ -14,6 +14,7 @@ diesel::table! {
         heard_ms -> Nullable<Int8>,
         heard_source -> Nullable<Text>,
         outcome -> Nullable<Text>,
+        write_key -> Nullable<Text>,
     }
 }
 

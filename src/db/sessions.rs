@@ -36,7 +36,8 @@ struct NewSessionRow<'a> {
 }
 
 /// A conversation to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewSession {
     pub id: SessionId,
     pub user_id: UserId,
@@ -112,7 +113,8 @@ pub struct SessionPage {
 }
 
 impl Store {
-    /// Stores a new conversation.
+    /// Stores a new conversation; storing one that is already there does nothing (a repeated write), unless it
+    /// belongs to someone else.
     pub async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
         let row = NewSessionRow {
             session_id: s.id.as_str(),
@@ -122,8 +124,25 @@ impl Store {
             model_id: &s.model_id,
             voice_id: &s.voice_id,
         };
-        with_conn!(self, conn => diesel::insert_into(sessions::table).values(&row).execute(conn).await?);
-        Ok(())
+        let owner: Option<String> = with_conn!(self, conn => {
+            let inserted = diesel::insert_into(sessions::table)
+                .values(&row)
+                .on_conflict(sessions::session_id)
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            if inserted == 1 {
+                None
+            } else {
+                sessions::table.find(row.session_id).select(sessions::user_id).first(conn).await.optional()?
+            }
+        });
+        match owner {
+            Some(owner) if owner != row.user_id => {
+                Err(StoreError::Corrupt(format!("session {} already belongs to another user", row.session_id)))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The conversation with this id, if it exists.

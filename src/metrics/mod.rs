@@ -152,8 +152,16 @@ metrics! {
     provider_reconnects_total: IntCounterVec["provider"],
     /// Upstream failures by provider and kind (auth, rate_limited, server, connect, protocol, ...).
     provider_errors_total: IntCounterVec["provider", "kind"],
-    /// Database writes given up on after retries, by kind (session, message, activity, recording, link).
+    /// Database writes lost, by kind (session, message, activity, recording, link; journal for a journal
+    /// record that could not be read back): the journal was full or could not be written, or the database
+    /// refused the write.
     persist_writes_lost_total: IntCounterVec["kind"],
+    /// Bytes in the write journal (writes waiting for the database); PARLEY_JOURNAL_MAX_BYTES bounds it.
+    journal_bytes: IntGauge,
+    /// Writes in the journal waiting for the database.
+    journal_pending_writes: IntGauge,
+    /// Journaled writes by outcome (appended, replayed).
+    journal_writes_total: IntCounterVec["outcome"],
     /// Database writes retried after a transient failure.
     persist_retries_total: IntCounter,
     /// Database writes queued but not yet done, across sessions.
@@ -182,7 +190,10 @@ impl Metrics {
         for provider in Provider::ALL {
             m.provider_reconnects_total.with_label_values(&[provider.label()]);
         }
-        for kind in ["session", "message", "activity", "recording", "link"] {
+        for outcome in ["appended", "replayed"] {
+            m.journal_writes_total.with_label_values(&[outcome]);
+        }
+        for kind in ["session", "message", "activity", "recording", "link", "journal"] {
             m.persist_writes_lost_total.with_label_values(&[kind]);
         }
         for outcome in ["uploaded", "retried", "failed"] {

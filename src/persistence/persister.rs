@@ -4,13 +4,17 @@
 //!
 //! Parent: the session (`session::client_socket`), which sends [`Persist`] and hears back [`Persisted`]
 //! (through a `Recipient`) once a message has its id; the session's `Recorder` sends it finished recordings.
-//! Because every write goes through this one ordered queue, a recording is never written before its session,
-//! and a message and its recording are linked (`messages.audio_url`) whichever is stored first; each stored
-//! recording is announced as [`RecordingStored`] to an injected recipient (the uploader). It runs on the
-//! storage arbiter, not the connection's worker, so a shutdown that stops the workers still lets it finish:
-//! writes are retried under [`WRITE_RETRY`] when the failure is transient, the queue is bounded, and a write
-//! that is finally given up on is logged with the session id and counted (`parley_persist_writes_lost_total`),
-//! never dropped silently. The actor stops by itself once its parent is gone and its queue is empty.
+//! Every write goes through this one ordered queue, and every write is idempotent: each message gets a write
+//! key when it is queued, and a message and its recording are linked by their keys (a `Link` queued behind
+//! both), so a write may be repeated safely. Each stored recording is announced as [`RecordingStored`] to an
+//! injected recipient (the uploader). It runs on the storage arbiter, not the connection's worker, so a
+//! shutdown that stops the workers still lets it finish.
+//!
+//! A write the database cannot take (it is unreachable, restarting) goes to the [`Journal`] after a short
+//! retry ([`WRITE_RETRY`]), and while the journal holds anything every write goes there, behind it, so
+//! order holds; the journal replays them when the database is back. A write is lost (logged with the
+//! session id and counted in `parley_persist_writes_lost_total`) only when the database refuses it or the
+//! journal cannot take it. The actor stops by itself once its parent is gone and its queue is empty.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::PendingWrites;
+use super::journal::{Journal, is_outage};
 use crate::db::{MessageId, NewMessage, NewRecording, NewSession, Role, SessionId, Store, StoreError, TurnId};
 use crate::metrics::Metrics;
 use crate::retry::{AttemptError, Backoff, RetryPolicy};
@@ -28,10 +33,11 @@ use crate::retry::{AttemptError, Backoff, RetryPolicy};
 pub const MAX_QUEUE: usize = 512;
 /// How many turns back a message and its recording may still be paired.
 const PAIRING_WINDOW: TurnId = 8;
-/// How a write is retried before it is given up on.
+/// How a write is retried before it goes to the journal (a blip, such as a connection recycled under it, is
+/// over by then; an outage is not).
 pub const WRITE_RETRY: RetryPolicy = RetryPolicy {
-    backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_secs(2) },
-    max_attempts: Some(6),
+    backoff: Backoff { first: Duration::from_millis(100), max: Duration::from_millis(400) },
+    max_attempts: Some(3),
     deadline: None,
     max_retry_after: Duration::ZERO,
 };
@@ -44,8 +50,10 @@ pub type ReplyFacts = crate::db::ReplyRecord;
 pub enum Write {
     /// Creates the session row (first write of a new session).
     CreateSession(NewSession),
-    /// Stores a message of a turn; assistant replies carry their [`ReplyFacts`].
+    /// Stores a message of a turn; assistant replies carry their [`ReplyFacts`]. `key` is set by the
+    /// Persister when the write is queued (any value given is replaced).
     Message {
+        key: String,
         turn_id: TurnId,
         role: Role,
         content: String,
@@ -57,12 +65,24 @@ pub enum Write {
     Touch(DateTime<Utc>),
     /// Registers a finished recording of a turn.
     Recording { turn_id: TurnId, recording: NewRecording },
-    /// Points a message at its stored recording.
-    Link { recording_id: i64, message_id: MessageId, url: String },
+    /// Points a message (by its write key) at its recording (by its object key).
+    Link { object_key: String, message_key: String, url: String },
 }
 
 impl Write {
-    fn kind(&self) -> &'static str {
+    /// A stored message of `turn_id`; the Persister gives it its key.
+    pub fn message(
+        turn_id: TurnId,
+        role: Role,
+        content: String,
+        interrupted: bool,
+        at: DateTime<Utc>,
+        reply: Option<ReplyFacts>,
+    ) -> Write {
+        Write::Message { key: String::new(), turn_id, role, content, interrupted, at, reply }
+    }
+
+    pub(super) fn kind(&self) -> &'static str {
         match self {
             Write::CreateSession(_) => "session",
             Write::Message { .. } => "message",
@@ -93,7 +113,7 @@ pub struct Persisted {
 pub struct RecordingStored(pub i64);
 
 /// What a write produced.
-enum Written {
+pub(super) enum Written {
     Nothing,
     Message(MessageId),
     Recording(i64),
@@ -109,9 +129,11 @@ pub struct Persister {
     uploader: Option<Recipient<RecordingStored>>,
     metrics: Arc<Metrics>,
     pending: Arc<PendingWrites>,
-    /// Stored messages and recordings by turn and role, to link each pair once both exist.
-    messages: HashMap<(TurnId, Role), MessageId>,
-    recordings: HashMap<(TurnId, Role), (i64, String)>,
+    journal: Arc<Journal>,
+    /// Queued messages (their write keys) and recordings (their object keys) by turn and role, to link each
+    /// pair once both are queued.
+    messages: HashMap<(TurnId, Role), String>,
+    recordings: HashMap<(TurnId, Role), String>,
 }
 
 impl Persister {
@@ -122,6 +144,7 @@ impl Persister {
         uploader: Option<Recipient<RecordingStored>>,
         metrics: Arc<Metrics>,
         pending: Arc<PendingWrites>,
+        journal: Arc<Journal>,
     ) -> Persister {
         Persister {
             store,
@@ -132,30 +155,46 @@ impl Persister {
             uploader,
             metrics,
             pending,
+            journal,
             messages: HashMap::new(),
             recordings: HashMap::new(),
         }
     }
 
-    fn enqueue(&mut self, write: Write, ctx: &mut Context<Self>) {
+    fn enqueue(&mut self, mut write: Write, ctx: &mut Context<Self>) {
         if self.queue.len() >= MAX_QUEUE {
             self.lost(&write, &format!("the write queue is full ({MAX_QUEUE} waiting)"));
             return;
         }
+        // Keys first, so the write can be repeated and linked before anything is stored.
+        let slot = match &mut write {
+            Write::Message { key, turn_id, role, .. } => {
+                *key = uuid::Uuid::new_v4().simple().to_string();
+                self.messages.insert((*turn_id, *role), key.clone());
+                Some((*turn_id, *role))
+            }
+            Write::Recording { turn_id, recording } => {
+                self.recordings.insert((*turn_id, recording.role), recording.object_key.clone());
+                Some((*turn_id, recording.role))
+            }
+            _ => None,
+        };
         self.pending.add();
         self.metrics.persist_pending_writes.inc();
         self.queue.push_back(write);
+        if let Some(slot) = slot {
+            self.link_if_paired(slot, ctx);
+        }
         self.pump(ctx);
     }
 
-    /// After a message or recording of `slot` is stored: link the pair when both are there.
+    /// After a message or recording of `slot` is queued: queue their link when both are (behind both).
     fn link_if_paired(&mut self, slot: (TurnId, Role), ctx: &mut Context<Self>) {
         if self.messages.contains_key(&slot) && self.recordings.contains_key(&slot) {
-            if let (Some(message_id), Some((recording_id, key))) =
-                (self.messages.remove(&slot), self.recordings.remove(&slot))
+            if let (Some(message_key), Some(object_key)) = (self.messages.remove(&slot), self.recordings.remove(&slot))
             {
-                let link = Write::Link { recording_id, message_id, url: super::playback_url(&key) };
-                self.enqueue(link, ctx);
+                let url = super::playback_url(&object_key);
+                self.enqueue(Write::Link { object_key, message_key, url }, ctx);
             }
         }
         // A message without a recording (a typed turn, a reply with no audio) is never paired: forget turns well
@@ -184,34 +223,69 @@ impl Persister {
         let store = self.store.clone();
         let session = self.session_id.clone();
         let metrics = self.metrics.clone();
+        let journal = self.journal.clone();
+        let parent = self.parent.clone();
         let work = async move {
-            let result = write_with_retry(&store, &session, &write, &metrics).await;
-            (write, result)
+            let outcome = store_or_journal(&store, &journal, &session, &write, parent, &metrics).await;
+            (write, outcome)
         };
-        ctx.spawn(work.into_actor(self).map(|(write, result), this, ctx| {
-            match (result, write) {
-                (Ok(Written::Message(message_id)), Write::Message { turn_id, role, .. }) => {
+        ctx.spawn(work.into_actor(self).map(|(write, outcome), this, ctx| {
+            match (outcome, write) {
+                (Outcome::Stored(Written::Message(message_id)), Write::Message { turn_id, role, .. }) => {
                     // The parent may be gone (session over); the write itself is done.
                     this.parent.do_send(Persisted { turn_id, role, message_id });
-                    this.messages.insert((turn_id, role), message_id);
-                    this.link_if_paired((turn_id, role), ctx);
                 }
-                (Ok(Written::Recording(id)), Write::Recording { turn_id, recording }) => {
+                (Outcome::Stored(Written::Recording(id)), Write::Recording { .. }) => {
                     if let Some(uploader) = &this.uploader {
                         uploader.do_send(RecordingStored(id));
                     }
-                    let slot = (turn_id, recording.role);
-                    this.recordings.insert(slot, (id, recording.object_key));
-                    this.link_if_paired(slot, ctx);
                 }
-                (Ok(_), _) => {}
-                (Err(e), write) => this.lost(&write, &e.to_string()),
+                (Outcome::Stored(_) | Outcome::Journaled, _) => {}
+                (Outcome::Lost(why), write) => this.lost(&write, &why),
             }
             this.busy = false;
             this.pending.done();
             this.metrics.persist_pending_writes.dec();
             this.pump(ctx);
         }));
+    }
+}
+
+/// Where a write ended up.
+enum Outcome {
+    Stored(Written),
+    /// In the journal, on disk: it reaches the database when the database is back.
+    Journaled,
+    Lost(String),
+}
+
+/// Stores `write` now, or journals it when the database cannot take it (or the journal already holds writes
+/// it must follow).
+async fn store_or_journal(
+    store: &Store,
+    journal: &Journal,
+    session: &SessionId,
+    write: &Write,
+    parent: Recipient<Persisted>,
+    metrics: &Metrics,
+) -> Outcome {
+    let why = if journal.is_active() {
+        None
+    } else {
+        match write_with_retry(store, session, write, metrics).await {
+            Ok(written) => return Outcome::Stored(written),
+            Err(e) if is_outage(&e) => Some(e),
+            Err(e) => return Outcome::Lost(format!("the database refused it: {e}")),
+        }
+    };
+    match journal.append(session, write, Some(parent)).await {
+        Ok(()) => {
+            if let Some(e) = why {
+                log::warn!("session {session}: {} write journaled, the database is unavailable: {e}", write.kind());
+            }
+            Outcome::Journaled
+        }
+        Err(e) => Outcome::Lost(format!("{e} (and the database is unavailable)")),
     }
 }
 
@@ -230,10 +304,11 @@ async fn write_with_retry(
     WRITE_RETRY.run(attempt, on_retry).await.map_err(|f| f.error)
 }
 
-async fn write_once(store: &Store, session: &SessionId, write: &Write) -> Result<Written, StoreError> {
+/// Performs one write once. Every write is idempotent: repeating one that was stored stores nothing more.
+pub(super) async fn write_once(store: &Store, session: &SessionId, write: &Write) -> Result<Written, StoreError> {
     match write {
         Write::CreateSession(s) => store.create_session(s).await.map(|()| Written::Nothing),
-        Write::Message { role, content, interrupted, at, reply, .. } => store
+        Write::Message { key, role, content, interrupted, at, reply, .. } => store
             .insert_message(&NewMessage {
                 session_id: session,
                 role: *role,
@@ -242,13 +317,18 @@ async fn write_once(store: &Store, session: &SessionId, write: &Write) -> Result
                 created_at: *at,
                 interrupted: *interrupted,
                 reply: reply.as_ref(),
+                write_key: Some(key),
             })
             .await
             .map(Written::Message),
         Write::Touch(at) => store.touch_session(session, *at).await.map(|_| Written::Nothing),
         Write::Recording { recording, .. } => store.insert_recording(recording).await.map(Written::Recording),
-        Write::Link { recording_id, message_id, url } => {
-            store.link_recording(*recording_id, *message_id, url).await.map(|()| Written::Nothing)
+        Write::Link { object_key, message_key, url } => {
+            let linked = store.link_recording_by_keys(object_key, message_key, url).await?;
+            if !linked {
+                log::warn!("session {session}: recording {object_key} has no stored message to link to");
+            }
+            Ok(Written::Nothing)
         }
     }
 }

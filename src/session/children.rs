@@ -56,8 +56,9 @@ impl Children {
             let (store, metrics, pending) = (deps.store.clone(), deps.metrics.clone(), deps.pending.clone());
             let (id, saved, uploader) =
                 (params.session_id.clone(), reporters.saved.clone(), deps.recordings.uploader.clone());
+            let journal = deps.journal.clone();
             Persister::start_in_arbiter(&deps.storage, move |_| {
-                Persister::new(store, id, saved, Some(uploader), metrics, pending)
+                Persister::new(store, id, saved, Some(uploader), metrics, pending, journal)
             })
         };
         let recorder = {

@@ -100,6 +100,8 @@ pub struct SessionDeps {
     pub recordings: RecordingDeps,
     /// Database writes queued by sessions, awaited at shutdown.
     pub pending: Arc<PendingWrites>,
+    /// Where writes wait while the database is unavailable.
+    pub journal: Arc<crate::persistence::Journal>,
 }
 
 /// The audio a client sends.

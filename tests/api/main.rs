@@ -6,6 +6,7 @@ mod helpers;
 mod access_control;
 mod bench;
 mod config_and_process;
+mod db_outage;
 mod encryption;
 mod exact_words;
 mod feedback_route;

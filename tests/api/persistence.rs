@@ -28,6 +28,7 @@ pub async fn add(store: &Store, session: &SessionId, role: Role, text: &str) -> 
             created_at: parley::db::now(),
             interrupted: false,
             reply: None,
+            write_key: None,
         })
         .await
         .unwrap()
@@ -48,11 +49,44 @@ both_backends! {
         app.stop().await.unwrap();
     }
 
-    async fn a_duplicate_session_id_is_refused(db: TestDb) {
+    async fn a_session_stored_twice_is_stored_once_and_never_for_another_user(db: TestDb) {
         let app = spawn_app(db).await;
         let s = new_session("alice", 0);
         app.store.create_session(&s).await.unwrap();
-        assert!(app.store.create_session(&s).await.is_err());
+        // A repeated write (replayed after an outage) is harmless...
+        app.store.create_session(&s).await.unwrap();
+        let page = app.store.list_sessions(&"alice".parse().unwrap(), 10, None).await.unwrap();
+        assert_eq!(page.sessions.len(), 1);
+        // ...but an id that is someone else's is refused.
+        let mut other = s.clone();
+        other.user_id = "mallory".parse().unwrap();
+        assert!(app.store.create_session(&other).await.is_err());
+        assert_eq!(app.store.find_session(&s.id).await.unwrap().unwrap().user_id, "alice");
+        app.stop().await.unwrap();
+    }
+
+    async fn a_message_stored_twice_under_one_key_is_stored_once(db: TestDb) {
+        let app = spawn_app(db).await;
+        let s = new_session("alice", 0);
+        app.store.create_session(&s).await.unwrap();
+        let m = |key| NewMessage {
+            session_id: &s.id,
+            role: Role::User,
+            content: "hello",
+            audio_url: None,
+            created_at: parley::db::now(),
+            interrupted: false,
+            reply: None,
+            write_key: key,
+        };
+        let first = app.store.insert_message(&m(Some("k1"))).await.unwrap();
+        assert_eq!(app.store.insert_message(&m(Some("k1"))).await.unwrap(), first, "the same row");
+        let other = app.store.insert_message(&m(Some("k2"))).await.unwrap();
+        let unkeyed = app.store.insert_message(&m(None)).await.unwrap();
+        assert_ne!(other, first);
+        assert_ne!(unkeyed, other);
+        assert_eq!(app.store.session_messages(&s.id).await.unwrap().len(), 3);
+        assert_eq!(app.store.message_by_key("k2").await.unwrap(), Some(other));
         app.stop().await.unwrap();
     }
 
@@ -103,6 +137,7 @@ both_backends! {
                 created_at: Utc::now(),
                 interrupted: false,
                 reply: None,
+                write_key: None,
             })
             .await;
         assert!(res.is_err(), "the foreign key holds");
@@ -229,6 +264,7 @@ both_backends! {
                 created_at: parley::db::now(),
                 interrupted: true,
                 reply: None,
+                write_key: None,
             })
             .await
             .unwrap();

@@ -91,14 +91,7 @@ impl Conversation {
         let times =
             TurnTimes { speech_end: speech_end.or(Some(self.now)), committed: Some(self.now), ..TurnTimes::default() };
         out.send(Event::UserTurn { turn_id: id, text: text.clone() });
-        out.run(Command::Persist(Write::Message {
-            turn_id: id,
-            role: Role::User,
-            content: text.clone(),
-            interrupted: false,
-            at: crate::db::now(),
-            reply: None,
-        }));
+        out.run(Command::Persist(Write::message(id, Role::User, text.clone(), false, crate::db::now(), None)));
         self.unsaved += 1;
         self.memory.push(Role::User, text);
         out.run(Command::Complete(Complete { turn_id: id, messages: self.chat_messages() }));
@@ -367,14 +360,15 @@ impl Conversation {
             (heard, ReplyFacts { outcome, generated: full, heard: Some((heard_ms.round() as u64, source)) })
         };
         self.memory.push(Role::Assistant, remembered_reply(&content, outcome));
-        out.run(Command::Persist(Write::Message {
-            turn_id: turn.id,
-            role: Role::Assistant,
+        let interrupted = outcome != ReplyOutcome::Completed;
+        out.run(Command::Persist(Write::message(
+            turn.id,
+            Role::Assistant,
             content,
-            interrupted: outcome != ReplyOutcome::Completed,
-            at: crate::db::now(),
-            reply: Some(facts),
-        }));
+            interrupted,
+            crate::db::now(),
+            Some(facts),
+        )));
         self.unsaved += 1;
     }
 

@@ -144,3 +144,65 @@ fn wait_ready(bin: &Path, port: u16, dir: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A PostgreSQL server of a test's own, which the test may stop and start again (a database outage) without
+/// touching the server other tests share.
+pub struct OwnServer {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+impl OwnServer {
+    /// Initialises and starts a fresh cluster with a `parley` database.
+    pub async fn start() -> OwnServer {
+        let bin = find_binaries().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::Builder::new().prefix("parley-own-pg-").tempdir().unwrap().keep();
+        let as_root = unsafe_is_root();
+        if as_root {
+            run(Command::new("chown").arg("-R").arg("postgres:").arg(&dir)).unwrap();
+        }
+        let mut initdb = user_command(as_root, &bin.join("initdb"));
+        initdb.args(["-D"]).arg(dir.join("data")).args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]);
+        run(&mut initdb).unwrap();
+        let server = OwnServer { bin, dir, port: free_port().unwrap(), as_root };
+        server.resume();
+        let mut admin = AsyncPgConnection::establish(&server.url("postgres")).await.unwrap();
+        admin.batch_execute("CREATE DATABASE parley").await.unwrap();
+        server
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let mut c = user_command(self.as_root, &self.bin.join("pg_ctl"));
+        c.arg("-D").arg(self.dir.join("data")).args(args);
+        run(&mut c)
+    }
+
+    /// Starts (again) on the same port.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=100",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log").display().to_string();
+        self.pg_ctl(&["-w", "-t", "30", "-l", &log, "-o", &options, "start"]).unwrap();
+    }
+
+    /// Stops the server as an operator would (`pg_ctl stop -m fast`: sessions are cut, nothing is lost).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-w", "-t", "30", "-m", "fast", "stop"]).unwrap();
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-w", "-t", "30", "-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -163,8 +163,10 @@ impl VoiceClient {
 
     /// The next event, or `None` after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Option<Event> {
+        // One deadline for the whole call: pings answered on the way do not extend it.
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let frame = tokio::time::timeout(timeout, self.framed.next()).await.ok()?;
+            let frame = tokio::time::timeout_at(deadline, self.framed.next()).await.ok()?;
             let event = match frame {
                 None => Event::Closed(None),
                 Some(Err(_)) => Event::Closed(None),
