@@ -35,6 +35,7 @@ diesel::table! {
         spool_path -> Nullable<Text>,
         created_at -> Timestamp,
         uploaded_at -> Nullable<Timestamp>,
+        instance_id -> Nullable<Text>,
     }
 }
 
