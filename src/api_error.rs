@@ -39,6 +39,10 @@ pub enum ApiError {
     /// The database cannot be reached right now.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// What was asked for exists but cannot be served yet (a recording still waiting in another server's
+    /// spool); `retry_after` says when to ask again.
+    #[error("{message}")]
+    NotReady { code: &'static str, message: String, retry_after: std::time::Duration },
     /// A bug or an inconsistency; details are in the server log only.
     #[error("internal error")]
     Internal,
@@ -75,13 +79,18 @@ impl ApiError {
         ApiError::NotFound { code, message: message.into() }
     }
 
+    pub fn not_ready(code: &'static str, message: impl Into<String>, retry_after: std::time::Duration) -> ApiError {
+        ApiError::NotReady { code, message: message.into(), retry_after }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
-            | ApiError::TooMany { code, .. } => code,
+            | ApiError::TooMany { code, .. }
+            | ApiError::NotReady { code, .. } => code,
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Busy(_) => "server_busy",
@@ -102,7 +111,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,7 +122,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable | ApiError::Busy(_) => {
                 res.insert_header(("Retry-After", "5"));
             }
-            ApiError::TooMany { retry_after, .. } => {
+            ApiError::TooMany { retry_after, .. } | ApiError::NotReady { retry_after, .. } => {
                 res.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
             }
             ApiError::Unauthorized { .. } => {

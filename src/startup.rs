@@ -1,6 +1,9 @@
 //! Building and running the application: [`Application::build`] binds the listener first (port 0 picks a free
-//! one; a port in use is a clean error before anything starts), creates the singletons once (database store,
-//! metrics, registry, HTTP client settings, what sessions are given) and wires the routes; [`Application::run_until_stopped`] serves until SIGINT/SIGTERM (or a [`ShutdownHandle`]) and then
+//! one; a port in use is a clean error before anything starts), reads this instance's id from the data
+//! directory (creating it on the first start), creates the singletons once (database store, metrics, registry,
+//! HTTP client settings, what sessions are given), deals with the recordings the last run left behind (orphan
+//! spool files first, then the waiting rows, before a connection is accepted) and wires the routes;
+//! [`Application::run_until_stopped`] serves until SIGINT/SIGTERM (or a [`ShutdownHandle`]) and then
 //! shuts down gracefully:
 //!
 //! 1. stop accepting connections;
@@ -29,6 +32,8 @@ use crate::limits::Limiter;
 use crate::metrics::{Metrics, track_requests};
 use crate::persistence::{Journal, PendingWrites};
 use crate::recording::Storage;
+use crate::recording::orphans::{OrphanScan, QUARANTINE_DIR};
+use crate::recording::spool::SPOOL_DIR;
 use crate::recording::uploader::{ResumeWaiting, Uploader};
 use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
 use crate::routes;
@@ -74,6 +79,9 @@ impl Application {
             TcpListener::bind(address).with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
         let config = Arc::new(config);
+        let data_dir = &config.database.data_dir;
+        let instance = crate::recording::instance::load_or_create(data_dir)?;
+        log::info!("instance {instance} (data directory {})", data_dir.display());
         let cipher = Cipher::from_config(&config.encryption, &config.database.data_dir)?;
         let auth = Arc::new(build_auth(&config)?);
         let recordings = Arc::new(Storage::from_config(&config)?);
@@ -81,12 +89,6 @@ impl Application {
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
         let registry =
             Registry::new(metrics.clone(), config.limits.max_sessions, config.limits.max_sessions_per_user).start();
-        let storage = actix::Arbiter::new();
-        let uploader = {
-            let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
-            Uploader::start_in_arbiter(&storage.handle(), move |_| Uploader::new(store, recordings, metrics))
-        };
-        uploader.do_send(ResumeWaiting);
         let journal = Arc::new(
             Journal::open(
                 &config.database.data_dir.join("journal"),
@@ -96,6 +98,28 @@ impl Application {
             )
             .context("cannot open the write journal")?,
         );
+        let spool_dir = data_dir.join(SPOOL_DIR);
+        // Spool files whose rows wait in the journal are not orphans: the replay registers them.
+        let journaled = journal.spool_files();
+        OrphanScan {
+            spool_dir: &spool_dir,
+            quarantine_dir: &data_dir.join(QUARANTINE_DIR),
+            store: &store,
+            instance: &instance,
+            backend: recordings.backend(),
+            metrics: &metrics,
+            journaled: &journaled,
+        }
+        .run()
+        .await;
+        let storage = actix::Arbiter::new();
+        let uploader = {
+            let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
+            let instance = instance.clone();
+            Uploader::start_in_arbiter(&storage.handle(), move |_| Uploader::new(store, recordings, metrics, instance))
+        };
+        // Awaited: by the time the server accepts a connection, everything this instance left waiting is queued.
+        uploader.send(ResumeWaiting).await.context("the uploader did not start")?;
         {
             let (journal, store, uploader) = (journal.clone(), store.clone(), uploader.clone().recipient());
             // On the storage thread, which outlives the HTTP workers.
@@ -108,8 +132,9 @@ impl Application {
             store: store.clone(),
             storage: storage.handle(),
             recordings: RecordingDeps {
-                spool_dir: config.database.data_dir.join("spool"),
+                spool_dir,
                 backend: recordings.backend(),
+                instance: instance.clone(),
                 uploader: uploader.recipient(),
             },
             pending: Arc::new(PendingWrites::default()),
@@ -120,6 +145,7 @@ impl Application {
             store,
             metrics,
             registry,
+            instance,
             recordings,
             session,
             http: HttpClients::new(),

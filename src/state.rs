@@ -10,7 +10,7 @@ use actix::Addr;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::db::Store;
+use crate::db::{InstanceId, Store};
 use crate::http_client::HttpClients;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
@@ -25,6 +25,8 @@ pub struct Singletons {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub registry: Addr<Registry>,
+    /// This instance (the holder of the data directory's spool), told apart from others sharing the database.
+    pub instance: InstanceId,
     /// Where recordings are stored (read back by the audio route).
     pub recordings: Arc<Storage>,
     /// What each voice session is given.
@@ -46,6 +48,7 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub registry: Addr<Registry>,
+    pub instance: InstanceId,
     pub recordings: Arc<Storage>,
     pub session: SessionDeps,
     /// This worker's client for the providers.
@@ -64,6 +67,7 @@ impl Singletons {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             registry: self.registry.clone(),
+            instance: self.instance.clone(),
             recordings: self.recordings.clone(),
             session: self.session.clone(),
             http: self.http.build(),

@@ -17,6 +17,13 @@ pub struct SessionId(String);
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
 
+/// A parley instance: the holder of one data directory and so of one spool directory. Always a UUID, generated
+/// once per data directory (see `recording::instance`); recorded on each recording waiting in its spool, so
+/// instances that share a database leave each other's files alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstanceId(String);
+
 /// A stored message (database row id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -33,6 +40,8 @@ pub enum IdError {
     Session,
     #[error("userId must be 1-128 characters of letters, digits and - _ . @ : (not only dots)")]
     User,
+    #[error("an instance id must be a UUID")]
+    Instance,
 }
 
 pub const MAX_USER_ID_LEN: usize = 128;
@@ -78,6 +87,30 @@ impl FromStr for UserId {
     }
 }
 
+impl InstanceId {
+    /// A fresh random (v4) id.
+    pub fn generate() -> InstanceId {
+        InstanceId(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when a recording owned by `owner` is this instance's to store: its own, or a row from before
+    /// instances were recorded (`None`), which whoever starts takes care of.
+    pub fn holds(&self, owner: Option<&str>) -> bool {
+        owner.is_none_or(|o| o == self.0)
+    }
+}
+
+impl FromStr for InstanceId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        uuid::Uuid::try_parse(s.trim()).map(|u| InstanceId(u.hyphenated().to_string())).map_err(|_| IdError::Instance)
+    }
+}
+
 macro_rules! string_conversions {
     ($t:ty) => {
         impl TryFrom<String> for $t {
@@ -100,6 +133,7 @@ macro_rules! string_conversions {
 }
 string_conversions!(SessionId);
 string_conversions!(UserId);
+string_conversions!(InstanceId);
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,6 +166,16 @@ mod tests {
         assert!("a.b".parse::<UserId>().is_ok());
         assert!("x".repeat(129).parse::<UserId>().is_err());
         assert!("x".repeat(128).parse::<UserId>().is_ok());
+    }
+
+    #[test]
+    fn instance_ids_are_normalised_uuids_and_hold_their_own_and_legacy_rows() {
+        let id: InstanceId = " 2F1C7D9E-8F6A-4B8E-9A51-0C2D3E4F5A6B\n".parse().unwrap();
+        assert_eq!(id.as_str(), "2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b");
+        assert!("not-a-uuid".parse::<InstanceId>().is_err());
+        assert!(id.holds(Some("2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b")));
+        assert!(id.holds(None), "a row from before instances were recorded is anyone's");
+        assert!(!id.holds(Some(InstanceId::generate().as_str())));
     }
 
     #[test]

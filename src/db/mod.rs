@@ -25,7 +25,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 
 use crate::config::DatabaseConfig;
 use crate::crypto::{Cipher, CryptoError};
-pub use ids::{IdError, MessageId, SessionId, TurnId, UserId};
+pub use ids::{IdError, InstanceId, MessageId, SessionId, TurnId, UserId};
 pub use messages::{
     Feedback, FeedbackOutcome, HeardSource, NewMessage, ReplyOutcome, ReplyRecord, Role, StoredMessage,
 };

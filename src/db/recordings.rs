@@ -2,6 +2,9 @@
 //! from the moment the file is complete in the spool directory until, and after, it is stored. Rows still
 //! waiting (`pending`, `failed`) are what the uploader picks up after a restart. When a recording is stored
 //! and its message is known, the message's `audio_url` is set (sealed like all message data).
+//!
+//! Each row names the instance whose spool holds its file (`instance_id`): instances sharing the database pick
+//! up only their own waiting rows, and those from before instances were recorded (NULL).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{
@@ -13,7 +16,7 @@ use serde::Serialize;
 
 use super::messages::set_audio_url_in;
 use super::schema::{recordings, sessions};
-use super::{MessageId, Role, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
+use super::{InstanceId, MessageId, Role, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
 
 /// Where a recording is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,6 +66,7 @@ struct RecordingRow {
     spool_path: Option<String>,
     created_at: NaiveDateTime,
     uploaded_at: Option<NaiveDateTime>,
+    instance_id: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -79,6 +83,7 @@ struct NewRecordingRow<'a> {
     status: &'a str,
     spool_path: Option<&'a str>,
     created_at: NaiveDateTime,
+    instance_id: Option<&'a str>,
 }
 
 /// A finished recording to register.
@@ -96,6 +101,8 @@ pub struct NewRecording {
     pub backend: &'static str,
     pub spool_path: String,
     pub created_at: DateTime<Utc>,
+    /// The instance whose spool directory holds `spool_path`.
+    pub instance_id: InstanceId,
 }
 
 /// A recording as stored, with its owner.
@@ -120,6 +127,9 @@ pub struct RecordingRecord {
     pub spool_path: Option<String>,
     pub created_at: DateTime<Utc>,
     pub uploaded_at: Option<DateTime<Utc>>,
+    /// The instance whose spool holds (or held) the file; `None` for rows from before instances were recorded.
+    #[serde(skip)]
+    pub instance_id: Option<String>,
 }
 
 impl RecordingRow {
@@ -142,6 +152,7 @@ impl RecordingRow {
             spool_path: self.spool_path,
             created_at: from_db_time(self.created_at),
             uploaded_at: self.uploaded_at.map(from_db_time),
+            instance_id: self.instance_id,
         })
     }
 }
@@ -162,6 +173,7 @@ impl Store {
             status: RecordingStatus::Pending.as_str(),
             spool_path: Some(&r.spool_path),
             created_at: to_db_time(r.created_at),
+            instance_id: Some(r.instance_id.as_str()),
         };
         let id = with_conn!(self, conn => {
             let inserted: Option<i64> = diesel::insert_into(recordings::table)
@@ -220,11 +232,15 @@ impl Store {
         rows.into_iter().map(|(r, user)| r.into_record(user)).collect()
     }
 
-    /// Recordings not stored yet (pending or failed), oldest first.
-    pub async fn waiting_recordings(&self) -> Result<Vec<RecordingRecord>, StoreError> {
+    /// Recordings not stored yet (pending or failed) whose spool file `instance` holds (or that predate
+    /// instances), oldest first. Another instance's waiting rows are its own business: their files are in a
+    /// spool this instance cannot see.
+    pub async fn waiting_recordings(&self, instance: &InstanceId) -> Result<Vec<RecordingRecord>, StoreError> {
+        use diesel::BoolExpressionMethods as _;
         let rows: Vec<(RecordingRow, String)> = with_conn!(self, conn => recordings::table
             .inner_join(sessions::table)
             .filter(recordings::status.ne(RecordingStatus::Uploaded.as_str()))
+            .filter(recordings::instance_id.eq(instance.as_str()).or(recordings::instance_id.is_null()))
             .order(recordings::id.asc())
             .select((RecordingRow::as_select(), sessions::user_id))
             .load(conn)

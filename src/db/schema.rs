@@ -36,6 +36,7 @@ diesel::table! {
         spool_path -> Nullable<Text>,
         created_at -> Timestamp,
         uploaded_at -> Nullable<Timestamp>,
+        instance_id -> Nullable<Text>,
     }
 }
 

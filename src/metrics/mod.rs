@@ -172,6 +172,9 @@ metrics! {
     recording_uploads_total: IntCounterVec["outcome"],
     /// Recordings that could not be written or registered.
     recordings_lost_total: IntCounter,
+    /// Spool files found at start-up with no recordings row, by what became of them (registered, quarantined,
+    /// removed).
+    recordings_orphaned_total: IntCounterVec["outcome"],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -198,6 +201,9 @@ impl Metrics {
         }
         for outcome in ["uploaded", "retried", "failed"] {
             m.recording_uploads_total.with_label_values(&[outcome]);
+        }
+        for outcome in ["registered", "quarantined", "removed"] {
+            m.recordings_orphaned_total.with_label_values(&[outcome]);
         }
         // Standard process_* families (CPU seconds, resident memory, open fds, threads, start time).
         m.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
@@ -261,6 +267,7 @@ mod tests {
             "parley_llm_first_token_seconds_bucket",
             "parley_tts_first_byte_seconds_bucket",
             "parley_first_audio_seconds_bucket{le=\"0.75\"} 1",
+            "parley_recordings_orphaned_total{outcome=\"quarantined\"} 0",
             "process_resident_memory_bytes",
             "process_cpu_seconds_total",
         ] {

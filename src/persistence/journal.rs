@@ -35,7 +35,7 @@ use tokio::sync::{Notify, watch};
 use super::persister::{Write, Written, write_once};
 use super::{Persisted, RecordingStored};
 use crate::crypto::Cipher;
-use crate::db::{NewRecording, NewSession, ReplyRecord, Role, SessionId, Store, StoreError, TurnId};
+use crate::db::{InstanceId, NewRecording, NewSession, ReplyRecord, Role, SessionId, Store, StoreError, TurnId};
 use crate::metrics::Metrics;
 
 /// The cipher context every record is sealed under.
@@ -95,6 +95,8 @@ enum Entry {
         backend: String,
         spool_path: String,
         created_at: DateTime<Utc>,
+        /// The instance whose spool holds the file (the one that journaled it).
+        instance_id: InstanceId,
     },
     #[serde(rename_all = "camelCase")]
     Link {
@@ -125,6 +127,7 @@ impl Entry {
                 backend: r.backend.to_string(),
                 spool_path: r.spool_path,
                 created_at: r.created_at,
+                instance_id: r.instance_id,
             },
             Write::Link { object_key, message_key, url } => Entry::Link { session, object_key, message_key, url },
         }
@@ -148,6 +151,7 @@ impl Entry {
                 backend,
                 spool_path,
                 created_at,
+                instance_id,
             } => {
                 let backend = match backend.as_str() {
                     "local" => "local",
@@ -165,6 +169,7 @@ impl Entry {
                     backend,
                     spool_path,
                     created_at,
+                    instance_id,
                 };
                 (session, Write::Recording { turn_id, recording })
             }
@@ -285,6 +290,18 @@ impl Journal {
     /// True while writes wait here: a new write must queue behind them.
     pub fn is_active(&self) -> bool {
         self.active.load(Ordering::SeqCst)
+    }
+
+    /// The spool file names of the recordings whose rows wait here (they are not orphans).
+    pub fn spool_files(&self) -> std::collections::HashSet<String> {
+        self.lock()
+            .queue
+            .iter()
+            .filter_map(|q| match &q.write {
+                Write::Recording { recording, .. } => crate::recording::orphans::file_name(&recording.spool_path),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Writes waiting for the database.

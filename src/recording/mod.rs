@@ -7,11 +7,17 @@
 //! - [`uploader::Uploader`]: one per process, on the storage arbiter; retries with backoff, never drops a
 //!   file silently, and resumes whatever was still waiting when the server last stopped.
 //! - [`storage::Storage`]: the backends; [`spool`]: the files being written; [`gcs`]: the GCS client.
+//! - [`instance`]: which instance holds a spool (several may share a database); [`orphans`]: spool files left
+//!   without a row by a process that died, dealt with at start-up.
 //!
-//! Layout: `audio_recordings/{user_id}/{session_id}/{role}_{uuid}_{timestamp}.{ext}`, served back at the same
-//! path (`GET /audio_recordings/...`) whichever backend holds the file.
+//! Layout: `audio_recordings/{user_id}/{session_id}/{role}_{uuid}_{timestamp}.{ext}` (the timestamp is when the
+//! recording began), served back at the same path (`GET /audio_recordings/...`) whichever backend holds the
+//! file; while it waits in the spool of the instance that recorded it, that instance serves it from there and
+//! any other answers 503 with `Retry-After`.
 
 pub mod gcs;
+pub mod instance;
+pub mod orphans;
 pub mod recorder;
 pub mod spool;
 pub mod storage;

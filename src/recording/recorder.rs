@@ -12,6 +12,10 @@
 //! the turn, so an interrupted reply is recorded as far as it was sent. Audio after the last commit belongs to
 //! no turn and is discarded at the end. A file that cannot be written is logged and counted
 //! (`parley_recordings_lost_total`).
+//!
+//! A recording's object key is chosen when its file is opened (its timestamp is when the recording began) and
+//! names the spool file, so a file the process never finished still says whose it is; each row names this
+//! instance as the holder of the file.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,7 +25,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::spool::{FinishedTrack, Track, TrackFormat};
-use crate::db::{NewRecording, Role, SessionId, TurnId, UserId};
+use crate::db::{InstanceId, NewRecording, Role, SessionId, TurnId, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, Persist, Persister, Write};
 
@@ -66,6 +70,8 @@ pub struct RecorderSetup {
     pub assistant: TrackFormat,
     /// `local` or `gcs`.
     pub backend: &'static str,
+    /// This instance: the holder of `spool_dir`.
+    pub instance: InstanceId,
     pub persister: Addr<Persister>,
     pub metrics: Arc<Metrics>,
     pub pending: Arc<PendingWrites>,
@@ -95,9 +101,18 @@ impl Recorder {
     }
 
     /// Appends to `track`, opening it with `format` first; a write failure loses the recording (counted).
-    fn write(&self, track: &mut Option<Track>, format: TrackFormat, bytes: &[u8], what: &str) {
+    fn write(&self, track: &mut Option<Track>, format: TrackFormat, bytes: &[u8], role: Role) {
+        let what = role.as_str();
         if track.is_none() {
-            match Track::create(&self.setup.spool_dir, format) {
+            let s = &self.setup;
+            let key = super::object_key(
+                s.user_id.as_str(),
+                s.session_id.as_str(),
+                role,
+                format.extension(),
+                crate::db::now(),
+            );
+            match Track::create(&s.spool_dir, &key, format) {
                 Ok(t) => *track = Some(t),
                 Err(e) => return self.lost(what, &e),
             }
@@ -127,19 +142,14 @@ impl Recorder {
             session_id: s.session_id.clone(),
             role,
             turn_id,
-            object_key: super::object_key(
-                s.user_id.as_str(),
-                s.session_id.as_str(),
-                role,
-                finished.format.extension(),
-                now,
-            ),
+            object_key: finished.object_key,
             content_type: finished.format.content_type().to_string(),
             size_bytes: finished.size_bytes,
             duration_seconds: finished.duration_seconds,
             backend: s.backend,
             spool_path: finished.path.to_string_lossy().into_owned(),
             created_at: now,
+            instance_id: s.instance.clone(),
         };
         s.persister.do_send(Persist(Write::Recording { turn_id, recording }));
     }
@@ -161,7 +171,7 @@ impl Handler<UserAudio> for Recorder {
             return;
         };
         let mut track = self.user.take();
-        self.write(&mut track, format, &msg.0, "user");
+        self.write(&mut track, format, &msg.0, Role::User);
         self.user = track;
     }
 }
@@ -181,7 +191,7 @@ impl Handler<AssistantAudio> for Recorder {
 
     fn handle(&mut self, msg: AssistantAudio, _: &mut Context<Self>) {
         let mut track = self.replies.remove(&msg.turn_id);
-        self.write(&mut track, self.setup.assistant, &msg.bytes, "assistant");
+        self.write(&mut track, self.setup.assistant, &msg.bytes, Role::Assistant);
         if let Some(t) = track {
             self.replies.insert(msg.turn_id, t);
         }

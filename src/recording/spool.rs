@@ -1,6 +1,11 @@
 //! One recording being written: audio goes to a file in the spool directory as it arrives (so memory stays
 //! flat however long the turn), with a WAV header for raw formats (patched with the real sizes at the end)
 //! or as the provider's own container (MP3). Finishing it gives the file, its size and its duration.
+//!
+//! A spool file is named after the recording's object key, so a file left without a database row (the process
+//! was killed before the row was written) still says whose it is: `{user_id}+{session_id}+{role}_{uuid}_{timestamp}.{ext}`
+//! (the key below `audio_recordings/`, `/` written as `+`, which neither ids nor the file part may contain),
+//! with `.part` appended while it is being written. See [`SpoolName`] and `recording::orphans`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -9,6 +14,13 @@ use std::path::{Path, PathBuf};
 use crate::audio::level::InputEncoding;
 use crate::audio::wav::{WavEncoding, WavFormat, WavWriter};
 use crate::audio::{Encoding, OutputFormat};
+use crate::db::{Role, SessionId, UserId};
+
+/// Directory, inside the data directory, of the files being written and of those waiting to be stored.
+pub const SPOOL_DIR: &str = "spool";
+
+/// Appended to the name of a file still being written.
+pub const PARTIAL: &str = ".part";
 
 /// Write buffer per open recording: a few hundred milliseconds of audio, so a session costs little memory
 /// and the disk sees few writes.
@@ -57,6 +69,68 @@ impl TrackFormat {
     }
 }
 
+/// The content type of a recording file with `extension`, as [`TrackFormat`] writes them.
+pub fn content_type_of(extension: &str) -> Option<&'static str> {
+    match extension {
+        "wav" => Some("audio/wav"),
+        "mp3" => Some("audio/mpeg"),
+        "ogg" => Some("audio/ogg"),
+        _ => None,
+    }
+}
+
+/// What a spool file's name says about the recording in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolName {
+    pub object_key: String,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub role: Role,
+    pub extension: String,
+    /// Still being written when its recorder stopped (`.part`): a WAV header may need its sizes patched.
+    pub partial: bool,
+}
+
+impl SpoolName {
+    /// The name of the complete spool file of `object_key`.
+    pub fn for_key(object_key: &str) -> String {
+        let below = object_key.strip_prefix(super::ROOT).and_then(|k| k.strip_prefix('/')).unwrap_or(object_key);
+        below.replace('/', "+")
+    }
+
+    /// Reads a spool file name; `None` when it does not follow the layout (a file parley did not name, or one
+    /// from before names carried the key).
+    pub fn parse(name: &str) -> Option<SpoolName> {
+        let (whole, partial) = match name.strip_suffix(PARTIAL) {
+            Some(w) => (w, true),
+            None => (name, false),
+        };
+        let mut parts = whole.split('+');
+        let (user, session, file) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let user_id: UserId = user.parse().ok()?;
+        let session_id: SessionId = session.parse().ok().filter(|s: &SessionId| s.as_str() == session)?;
+        let (role, rest) = file.split_once('_')?;
+        let role = Role::parse(role).ok()?;
+        let (stem, extension) = rest.rsplit_once('.')?;
+        let (uuid, stamp) = stem.split_once('_')?;
+        let alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        if uuid.len() != 32 || !uuid.bytes().all(|b| b.is_ascii_hexdigit()) || !alnum(stamp) || !alnum(extension) {
+            return None;
+        }
+        Some(SpoolName {
+            object_key: format!("{}/{user}/{session}/{file}", super::ROOT),
+            user_id,
+            session_id,
+            role,
+            extension: extension.to_string(),
+            partial,
+        })
+    }
+}
+
 enum Sink {
     Wav(WavWriter<BufWriter<File>>),
     Raw(BufWriter<File>),
@@ -64,7 +138,11 @@ enum Sink {
 
 /// A recording being written.
 pub struct Track {
+    /// The file being written (`….part`).
     path: PathBuf,
+    /// Where the complete file goes.
+    done: PathBuf,
+    object_key: String,
     format: TrackFormat,
     sink: Sink,
     bytes: u64,
@@ -74,6 +152,7 @@ pub struct Track {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedTrack {
     pub path: PathBuf,
+    pub object_key: String,
     pub format: TrackFormat,
     pub size_bytes: u64,
     /// `None` when the format gives no duration.
@@ -81,16 +160,19 @@ pub struct FinishedTrack {
 }
 
 impl Track {
-    /// Opens a new spool file in `dir`.
-    pub fn create(dir: &Path, format: TrackFormat) -> std::io::Result<Track> {
+    /// Opens a new spool file in `dir` for the recording to be stored under `object_key`.
+    pub fn create(dir: &Path, object_key: &str, format: TrackFormat) -> std::io::Result<Track> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{}.{}.part", uuid::Uuid::new_v4().simple(), format.extension()));
+        let done = dir.join(SpoolName::for_key(object_key));
+        let mut path = done.clone().into_os_string();
+        path.push(PARTIAL);
+        let path = PathBuf::from(path);
         let file = BufWriter::with_capacity(BUFFER_BYTES, File::create(&path)?);
         let sink = match format {
             TrackFormat::Wav(wav) => Sink::Wav(WavWriter::new(file, wav).map_err(std::io::Error::other)?),
             TrackFormat::Container { .. } => Sink::Raw(file),
         };
-        Ok(Track { path, format, sink, bytes: 0 })
+        Ok(Track { path, done, object_key: object_key.to_string(), format, sink, bytes: 0 })
     }
 
     pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -107,8 +189,8 @@ impl Track {
         self.bytes
     }
 
-    /// Completes the file (patching the WAV header) and measures it. Blocking file I/O: call it off any
-    /// audio path.
+    /// Completes the file (patching the WAV header), drops its `.part` and measures it. Blocking file I/O:
+    /// call it off any audio path.
     pub fn finish(self) -> std::io::Result<FinishedTrack> {
         let duration_seconds = match self.sink {
             Sink::Wav(w) => {
@@ -121,8 +203,15 @@ impl Track {
                 crate::audio::file_duration_seconds(Some(self.format.content_type()), &self.path)
             }
         };
-        let size_bytes = std::fs::metadata(&self.path)?.len();
-        Ok(FinishedTrack { path: self.path, format: self.format, size_bytes, duration_seconds })
+        std::fs::rename(&self.path, &self.done)?;
+        let size_bytes = std::fs::metadata(&self.done)?.len();
+        Ok(FinishedTrack {
+            path: self.done,
+            object_key: self.object_key,
+            format: self.format,
+            size_bytes,
+            duration_seconds,
+        })
     }
 
     /// Drops the recording and its file.
@@ -137,15 +226,65 @@ impl Track {
 mod tests {
     use super::*;
 
+    const KEY: &str = "audio_recordings/alice@x.org/2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b/user_0123456789abcdef0123456789abcdef_20261124T101112345Z.wav";
+
+    #[test]
+    fn spool_names_carry_the_object_key_and_read_back() {
+        let name = SpoolName::for_key(KEY);
+        assert_eq!(
+            name,
+            "alice@x.org+2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b+user_0123456789abcdef0123456789abcdef_20261124T101112345Z.wav"
+        );
+        let read = SpoolName::parse(&name).unwrap();
+        assert_eq!((read.object_key.as_str(), read.role, read.extension.as_str()), (KEY, Role::User, "wav"));
+        assert_eq!(
+            (read.user_id.as_str(), read.session_id.as_str()),
+            ("alice@x.org", "2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b")
+        );
+        assert!(!read.partial);
+        let part = SpoolName::parse(&format!("{name}{PARTIAL}")).unwrap();
+        assert!(part.partial);
+        assert_eq!(part.object_key, KEY);
+        let key = super::super::object_key(
+            "bo",
+            "2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b",
+            Role::Assistant,
+            "mp3",
+            crate::db::now(),
+        );
+        assert_eq!(SpoolName::parse(&SpoolName::for_key(&key)).unwrap().object_key, key);
+    }
+
+    #[test]
+    fn names_parley_did_not_give_are_not_read() {
+        for name in [
+            "0123456789abcdef0123456789abcdef.wav.part", // before names carried the key
+            "notes.txt",
+            "a+b+c",
+            "alice+2F1C7D9E-8F6A-4B8E-9A51-0C2D3E4F5A6B+user_0123456789abcdef0123456789abcdef_1.wav",
+            "alice+2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b+system_0123456789abcdef0123456789abcdef_1.wav",
+            "alice+2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b+user_0123_1.wav",
+            "alice+2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b+user_0123456789abcdef0123456789abcdef_1",
+            "al ice+2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b+user_0123456789abcdef0123456789abcdef_1.wav",
+            "a+2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b+user_0123456789abcdef0123456789abcdef_1.wav+x",
+        ] {
+            assert_eq!(SpoolName::parse(name), None, "{name}");
+        }
+    }
+
     #[test]
     fn a_microphone_track_becomes_a_wav_of_the_right_duration() {
         let dir = tempfile::tempdir().unwrap();
         let mut t =
-            Track::create(dir.path(), TrackFormat::microphone(InputEncoding::Linear16, 16_000).unwrap()).unwrap();
+            Track::create(dir.path(), KEY, TrackFormat::microphone(InputEncoding::Linear16, 16_000).unwrap()).unwrap();
+        assert!(dir.path().join(format!("{}{PARTIAL}", SpoolName::for_key(KEY))).exists(), "written as .part");
         for _ in 0..50 {
             t.append(&[0u8; 640]).unwrap(); // 20 ms each
         }
         let done = t.finish().unwrap();
+        assert_eq!(done.path, dir.path().join(SpoolName::for_key(KEY)), "complete: the .part is gone");
+        assert_eq!(done.object_key, KEY);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert_eq!(done.size_bytes, 44 + 32_000);
         assert_eq!(done.duration_seconds, Some(1.0));
         let measured = crate::audio::file_duration_seconds(Some("audio/wav"), &done.path).unwrap();
@@ -158,7 +297,7 @@ mod tests {
         let format = TrackFormat::assistant(&OutputFormat::ELEVENLABS_DEFAULT);
         assert_eq!((format.extension(), format.content_type()), ("mp3", "audio/mpeg"));
         let mp3 = include_bytes!("../../tests/fixtures/audio/mp3_cbr_128k_44k.mp3");
-        let mut t = Track::create(dir.path(), format).unwrap();
+        let mut t = Track::create(dir.path(), &KEY.replace(".wav", ".mp3"), format).unwrap();
         for chunk in mp3.chunks(1000) {
             t.append(chunk).unwrap();
         }
@@ -175,7 +314,7 @@ mod tests {
         let ulaw: OutputFormat = "ulaw_8000".parse().unwrap();
         assert!(matches!(TrackFormat::assistant(&ulaw), TrackFormat::Wav(w) if w.encoding() == WavEncoding::Ulaw));
         let dir = tempfile::tempdir().unwrap();
-        let t = Track::create(dir.path(), TrackFormat::assistant(&pcm)).unwrap();
+        let t = Track::create(dir.path(), KEY, TrackFormat::assistant(&pcm)).unwrap();
         t.discard();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -8,6 +8,10 @@
 //! (`parley_recording_uploads_total{outcome}`, `parley_recordings_pending`); nothing is dropped silently, and a
 //! failure to record a failure in the database is logged too. On start it picks up every recording the last
 //! run left waiting.
+//!
+//! It handles only the recordings whose spool file its own instance holds (`recordings.instance_id`, or rows
+//! from before instances were recorded): another instance sharing the database keeps its files in a spool this
+//! one cannot see, so it must neither store nor fail them.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -17,7 +21,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::storage::{RecordingMeta, Storage, StorageError};
-use crate::db::{RecordingRecord, RecordingStatus, Store};
+use crate::db::{InstanceId, RecordingRecord, RecordingStatus, Store};
 use crate::metrics::Metrics;
 use crate::persistence::RecordingStored;
 use crate::retry::{Backoff, RetryPolicy};
@@ -32,9 +36,10 @@ pub const UPLOAD_RETRY: RetryPolicy = RetryPolicy {
     max_retry_after: Duration::ZERO,
 };
 
-/// Queue every recording left waiting (sent once at start-up).
+/// Queue every recording of this instance left waiting (sent once at start-up); answers how many were queued
+/// once they are.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "usize")]
 pub struct ResumeWaiting;
 
 /// The process-wide uploader.
@@ -42,13 +47,14 @@ pub struct Uploader {
     store: Store,
     storage: Arc<Storage>,
     metrics: Arc<Metrics>,
+    instance: InstanceId,
     queue: VecDeque<i64>,
     running: usize,
 }
 
 impl Uploader {
-    pub fn new(store: Store, storage: Arc<Storage>, metrics: Arc<Metrics>) -> Uploader {
-        Uploader { store, storage, metrics, queue: VecDeque::new(), running: 0 }
+    pub fn new(store: Store, storage: Arc<Storage>, metrics: Arc<Metrics>, instance: InstanceId) -> Uploader {
+        Uploader { store, storage, metrics, instance, queue: VecDeque::new(), running: 0 }
     }
 
     fn enqueue(&mut self, id: i64, ctx: &mut Context<Self>) {
@@ -63,8 +69,8 @@ impl Uploader {
                 return;
             };
             self.running += 1;
-            let (store, storage) = (self.store.clone(), self.storage.clone());
-            ctx.spawn(upload(store, storage, id).into_actor(self).map(move |outcome, this, ctx| {
+            let (store, storage, instance) = (self.store.clone(), self.storage.clone(), self.instance.clone());
+            ctx.spawn(upload(store, storage, instance, id).into_actor(self).map(move |outcome, this, ctx| {
                 this.running -= 1;
                 this.finished(id, outcome, ctx);
                 this.pump(ctx);
@@ -78,6 +84,11 @@ impl Uploader {
             Outcome::Stored | Outcome::Gone => {
                 count("uploaded");
                 self.metrics.recordings_pending.dec();
+            }
+            Outcome::Elsewhere(owner) => {
+                // Not an upload attempt: nothing is counted but the queue it leaves.
+                self.metrics.recordings_pending.dec();
+                log::warn!("recording {id}: its spool file is held by instance {owner}; left to it");
             }
             Outcome::Retry { attempts, error } => {
                 count("retried");
@@ -105,6 +116,8 @@ enum Outcome {
     Stored,
     /// Already stored, or the row no longer exists (its session was deleted).
     Gone,
+    /// Another instance holds the file (named): not this uploader's to store or to fail.
+    Elsewhere(String),
     Retry {
         attempts: u32,
         error: String,
@@ -112,9 +125,12 @@ enum Outcome {
     Failed(String),
 }
 
-async fn upload(store: Store, storage: Arc<Storage>, id: i64) -> Outcome {
+async fn upload(store: Store, storage: Arc<Storage>, instance: InstanceId, id: i64) -> Outcome {
     let record = match store.find_recording(id).await {
         Ok(Some(r)) if r.status == RecordingStatus::Uploaded => return Outcome::Gone,
+        Ok(Some(r)) if !instance.holds(r.instance_id.as_deref()) => {
+            return Outcome::Elsewhere(r.instance_id.unwrap_or_default());
+        }
         Ok(Some(r)) => r,
         Ok(None) => return Outcome::Gone,
         Err(e) => return Outcome::Retry { attempts: 1, error: format!("database: {e}") },
@@ -188,22 +204,28 @@ impl Handler<RecordingStored> for Uploader {
 }
 
 impl Handler<ResumeWaiting> for Uploader {
-    type Result = ();
+    /// Atomic: nothing else is handled until the waiting rows are queued, so none is queued twice.
+    type Result = AtomicResponse<Self, usize>;
 
-    fn handle(&mut self, _: ResumeWaiting, ctx: &mut Context<Self>) {
-        let store = self.store.clone();
-        ctx.wait(async move { store.waiting_recordings().await }.into_actor(self).map(
+    fn handle(&mut self, _: ResumeWaiting, _: &mut Context<Self>) -> Self::Result {
+        let (store, instance) = (self.store.clone(), self.instance.clone());
+        AtomicResponse::new(Box::pin(async move { store.waiting_recordings(&instance).await }.into_actor(self).map(
             |result, this, ctx| match result {
                 Ok(waiting) => {
                     if !waiting.is_empty() {
                         log::info!("{} recording(s) from an earlier run are waiting to be stored", waiting.len());
                     }
+                    let queued = waiting.len();
                     for r in waiting {
                         this.enqueue(r.id, ctx);
                     }
+                    queued
                 }
-                Err(e) => log::error!("cannot list recordings waiting to be stored: {e}"),
+                Err(e) => {
+                    log::error!("cannot list recordings waiting to be stored: {e}");
+                    0
+                }
             },
-        ));
+        )))
     }
 }

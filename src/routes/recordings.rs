@@ -6,7 +6,11 @@
 //!   holds it (or from the spool while it waits to be stored), so the links in `/api/history` always play. The
 //!   link is its own credential (an `<audio>` tag sends no header): signed for that object, until it expires;
 //!   unsigned, expired or altered links are 403. HTTP Range requests get 206 (Safari on iOS plays nothing
-//!   without them).
+//!   without them). A recording still waiting in the spool of another instance sharing the database (which
+//!   this one cannot read) is 503 with `Retry-After` (`recording_not_ready`) until that instance has stored it
+//!   where this one can find it.
+
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -35,6 +39,10 @@ struct Listing {
     session_id: SessionId,
     recordings: Vec<Listed>,
 }
+
+/// When a client is told to ask again for a recording still in another instance's spool: storing one
+/// normally takes a moment.
+const NOT_READY_RETRY: Duration = Duration::from_secs(10);
 
 /// The signed form of an audio link (`/audio_recordings/...`), valid `PARLEY_MEDIA_URL_TTL_SECS`.
 pub fn signed(app: &AppState, link: &str) -> String {
@@ -85,8 +93,24 @@ pub async fn file(
     let not_found = || ApiError::not_found("recording_not_found", "no such recording");
     let record = app.store.find_recording_by_key(&key).await?.ok_or_else(not_found)?;
     let bytes = match (&record.status, &record.spool_path) {
-        (RecordingStatus::Pending | RecordingStatus::Failed, Some(spool)) => {
+        (RecordingStatus::Pending | RecordingStatus::Failed, Some(spool))
+            if app.instance.holds(record.instance_id.as_deref()) =>
+        {
             tokio::fs::read(spool).await.map_err(|_| not_found())?
+        }
+        (RecordingStatus::Pending | RecordingStatus::Failed, Some(_)) => {
+            // In another instance's spool; shared storage may already hold it, otherwise it is not here yet.
+            app.recordings.get(&key).await.map_err(|e| {
+                log::info!(
+                    "recording {key} is still in the spool of instance {} ({e}); asked to retry",
+                    record.instance_id.as_deref().unwrap_or_default()
+                );
+                ApiError::not_ready(
+                    "recording_not_ready",
+                    "this recording is still being stored by another server; try again shortly",
+                    NOT_READY_RETRY,
+                )
+            })?
         }
         _ => fetch(&app.recordings, &key).await?,
     };

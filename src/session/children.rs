@@ -69,6 +69,7 @@ impl Children {
                 microphone: TrackFormat::microphone(params.audio_in.encoding, params.audio_in.sample_rate),
                 assistant: TrackFormat::assistant(&params.output_format),
                 backend: deps.recordings.backend,
+                instance: deps.recordings.instance.clone(),
                 persister: persister.clone(),
                 metrics: deps.metrics.clone(),
                 pending: deps.pending.clone(),

@@ -14,7 +14,7 @@ use super::tts_link::TtsSettings;
 use crate::audio::OutputFormat;
 use crate::audio::level::InputEncoding;
 use crate::config::{Config, TurnTuning};
-use crate::db::{Role, SessionId, Store, UserId};
+use crate::db::{InstanceId, Role, SessionId, Store, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, RecordingStored};
 use crate::registry::{Registry, Reservation};
@@ -83,6 +83,8 @@ pub struct RecordingDeps {
     pub spool_dir: PathBuf,
     /// `local` or `gcs`, as recorded on each row.
     pub backend: &'static str,
+    /// This instance, recorded on each row as the holder of its spool file.
+    pub instance: InstanceId,
     /// Hears about each registered recording and stores its file.
     pub uploader: Recipient<RecordingStored>,
 }

@@ -16,6 +16,8 @@ mod metrics_routes;
 mod migrations;
 mod persistence;
 mod probes_and_pages;
+mod recording_orphans;
+mod recording_ownership;
 mod recordings;
 mod robustness;
 mod sessions_route;

@@ -35,6 +35,7 @@ use std::time::Duration;
 use parley::emulators::{DeepgramConnectionLog, EmulatorOptions, Emulators};
 
 use crate::helpers::process::{self, parley};
+use crate::helpers::prometheus::sample;
 use crate::helpers::voice::{Event, VoiceClient, utterance_pcm};
 
 /// The default and shortest run, minutes of audio (see the module doc for why not shorter).
@@ -74,11 +75,6 @@ async fn one_turn(c: &mut VoiceClient, emulators: &Emulators, audio: &[u8], sent
     }
     c.until("a turn end", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd")).await;
     c.log.clear();
-}
-
-/// The value of the sample `name` (labels included) in Prometheus text.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Waits for a quiet point (both recordings of every turn stored, no write waiting), then returns the

@@ -29,6 +29,7 @@ async fn message_and_recording(app: &TestApp) -> (SessionId, MessageId, i64) {
             backend: "local",
             spool_path: "/spool/assistant_1.mp3".into(),
             created_at: parley::db::now(),
+            instance_id: parley::db::InstanceId::generate(),
         })
         .await
         .unwrap();

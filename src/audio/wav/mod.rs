@@ -1,15 +1,18 @@
 //! WAV: the container parley records raw audio in. Writing (a header for a streaming file, and a writer that
-//! patches it at the end) and reading (a RIFF chunk walk that yields the format and the duration).
+//! patches it at the end), reading (a RIFF chunk walk that yields the format and the duration) and repairing
+//! (patching the header of a file whose writer died).
 
 mod format;
 mod header;
 mod reader;
+mod repair;
 mod writer;
 
 pub use format::{FORMAT_ALAW, FORMAT_EXTENSIBLE, FORMAT_IEEE_FLOAT, FORMAT_MULAW, FORMAT_PCM, WavEncoding, WavFormat};
 pub use header::{DataLen, WavHeader};
 pub(crate) use reader::info_from;
 pub use reader::{WavInfo, duration_seconds, read_info};
+pub use repair::repair;
 pub use writer::WavWriter;
 
 /// Why a WAV file could not be written.

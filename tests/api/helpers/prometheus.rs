@@ -7,6 +7,11 @@ use std::collections::HashMap;
 /// Family name → declared type.
 pub type Families = HashMap<String, String>;
 
+/// The value of the sample `name` (labels included) in Prometheus text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Parses `text`, returning the declared families or the first problem found.
 pub fn parse(text: &str) -> Result<Families, String> {
     let mut types: Families = HashMap::new();

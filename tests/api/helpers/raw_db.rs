@@ -2,7 +2,7 @@
 
 use diesel::{ExpressionMethods as _, QueryDsl as _};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
-use parley::db::schema::messages;
+use parley::db::schema::{messages, recordings};
 
 use super::TestApp;
 
@@ -48,6 +48,19 @@ pub async fn set_content(app: &TestApp, id: i64, bytes: Vec<u8>) {
 pub async fn copy_content(app: &TestApp, from: i64, to: i64) {
     let bytes = content(app, from).await;
     set_content(app, to, bytes).await;
+}
+
+/// Makes a recording look as if it was written before instances were recorded (`instance_id` NULL).
+pub async fn forget_recording_instance(app: &TestApp, id: i64) {
+    let q = diesel::update(recordings::table.find(id)).set(recordings::instance_id.eq(None::<String>));
+    match connect(app).await {
+        Conn::Pg(mut c) => {
+            q.execute(&mut *c).await.expect("update");
+        }
+        Conn::Sqlite(mut c) => {
+            diesel::RunQueryDsl::execute(q, &mut c).expect("update");
+        }
+    }
 }
 
 /// A trigger that makes every write of a non-null `messages.audio_url` fail, so a test can break the last
