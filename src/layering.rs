@@ -10,7 +10,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["audio", "retry", "telemetry", "http_client"],
     &["config"],
     &["crypto", "providers", "limits"],
-    &["db"],
+    &["db", "tools"],
     &["metrics", "api_error", "auth", "emulators"],
     &["persistence", "emulate"],
     &["recording", "registry"],

@@ -17,7 +17,7 @@
 //!  recording  registry      audio to storage (Recorder, Uploader) · live sessions
 //!  persistence  emulate     ordered history writes (Persister, PendingWrites) · in-process emulators
 //!  metrics  api_error  auth  emulators
-//!  db                       Store over PostgreSQL or SQLite, tables, ids
+//!  db  tools                Store over PostgreSQL or SQLite, tables, ids · tool definitions, argument checks
 //!  crypto  providers  limits    encryption · provider wire types, ProviderError · token buckets
 //!  config                   the one typed Config
 //!  audio  retry  telemetry  http_client
@@ -46,6 +46,7 @@ pub mod session;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tools;
 
 /// Counts live heap bytes for `/api/metrics` (see `metrics::alloc`).
 #[global_allocator]

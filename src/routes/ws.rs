@@ -132,6 +132,7 @@ pub async fn chat_audio(
     };
     let peer = req.peer_addr().map(|a| a.to_string());
     let params = SessionParams {
+        settings: app.session.settings.clone(),
         session_id,
         user_id,
         resumed,

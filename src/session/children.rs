@@ -51,7 +51,7 @@ impl Children {
     /// Starts every child but speech recognition.
     pub fn start(params: &SessionParams, deps: &SessionDeps, client: awc::Client, reporters: Reporters) -> Children {
         let session = params.session_id.to_string();
-        let settings = &deps.settings;
+        let settings = &params.settings;
         let persister = {
             let (store, metrics, pending) = (deps.store.clone(), deps.metrics.clone(), deps.pending.clone());
             let (id, saved, uploader) =

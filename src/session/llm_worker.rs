@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::providers::openai::{ApiErrorBody, ChatMessage, ChatRequest, ChatStreamDecoder, StreamItem};
 use crate::providers::{FailureKind, Provider, ProviderError};
 use crate::retry::{AttemptError, Backoff, Failure, RetryPolicy, retry_after_header};
+use crate::tools::ToolSpec;
 
 /// Retries before the first token: three attempts in all, a server's wait honoured up to 5 s.
 pub const REQUEST_RETRY: RetryPolicy = RetryPolicy {
@@ -36,21 +37,50 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a whole reply may stream.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// One OpenAI-compatible endpoint and model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmProvider {
+    /// How it is named in metrics, logs and stored messages (the model, unless the agents file names it).
+    pub name: String,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    /// Where the key came from (`OPENAI_API_KEY`), for the "not configured" error.
+    pub api_key_env: String,
+    pub model: String,
+    /// With a provider after it: how long to wait for the first token before trying the next one.
+    pub first_token_timeout: Option<Duration>,
+}
+
 /// What the worker needs to know.
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
-    pub base_url: String,
-    pub api_key: Option<Secret>,
-    pub model: String,
+    /// The primary, then the fallbacks, in order (never empty).
+    pub providers: Vec<LlmProvider>,
+    /// The tools the model is offered.
+    pub tools: Arc<Vec<ToolSpec>>,
+    /// Tool rounds per turn.
+    pub max_tool_steps: u32,
 }
 
 impl LlmSettings {
     pub fn from_config(config: &Config) -> LlmSettings {
         LlmSettings {
-            base_url: config.openai.base_url.clone(),
-            api_key: config.openai.api_key.clone(),
-            model: config.openai.model.clone(),
+            providers: vec![LlmProvider {
+                name: config.openai.model.clone(),
+                base_url: config.openai.base_url.clone(),
+                api_key: config.openai.api_key.clone(),
+                api_key_env: "OPENAI_API_KEY".into(),
+                model: config.openai.model.clone(),
+                first_token_timeout: None,
+            }],
+            tools: Arc::new(Vec::new()),
+            max_tool_steps: crate::tools::DEFAULT_MAX_TOOL_STEPS,
         }
+    }
+
+    /// The primary provider.
+    pub fn primary(&self) -> &LlmProvider {
+        &self.providers[0]
     }
 }
 
@@ -124,16 +154,17 @@ impl Handler<Complete> for LlmWorker {
         }
         let turn_id = msg.turn_id;
         let parent = self.parent.clone();
-        let Some(key) = self.settings.api_key.clone() else {
-            let error = ProviderError::not_configured(Provider::OpenAi, "OPENAI_API_KEY");
+        let primary = self.settings.primary();
+        let Some(key) = primary.api_key.clone() else {
+            let error = ProviderError::not_configured(Provider::OpenAi, &primary.api_key_env);
             parent.do_send(LlmEvent::Failed { turn_id, error, after_tokens: false });
             return;
         };
         let stream = Stream {
             client: self.client.clone(),
-            url: format!("{}/chat/completions", self.settings.base_url),
+            url: format!("{}/chat/completions", primary.base_url),
             key,
-            request: ChatRequest::streaming(self.settings.model.clone(), msg.messages),
+            request: ChatRequest::streaming(primary.model.clone(), msg.messages),
             parent: parent.clone(),
             turn_id,
             metrics: self.metrics.clone(),

@@ -22,6 +22,10 @@ use crate::registry::{Registry, Reservation};
 /// Configuration shared by every session.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
+    /// The agent profile these settings are (`default` without an agents file).
+    pub agent: String,
+    /// Spoken first, as turn 0, in a new session.
+    pub greeting: Option<String>,
     pub turns: TurnTuning,
     /// Conversation memory budget sent to the LLM.
     pub history_max_chars: usize,
@@ -46,6 +50,8 @@ pub struct SessionSettings {
 impl SessionSettings {
     pub fn from_config(config: &Config) -> SessionSettings {
         SessionSettings {
+            agent: "default".to_string(),
+            greeting: None,
             turns: config.turns.clone(),
             history_max_chars: config.limits.history_max_chars,
             system_prompt: config.openai.system_prompt.clone(),
@@ -130,6 +136,8 @@ pub struct Remembered {
 /// Who one session is, decided (and validated) by its transport before the session starts.
 #[derive(Debug, Clone)]
 pub struct SessionParams {
+    /// The agent this session talks to, its system prompt already rendered with the session's variables.
+    pub settings: Arc<SessionSettings>,
     pub session_id: SessionId,
     pub user_id: UserId,
     /// Continuing a stored session; `history` holds its messages.

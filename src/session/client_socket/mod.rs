@@ -47,8 +47,8 @@ pub struct ClientSocket<W: Wire> {
 
 impl<W: Wire> ClientSocket<W> {
     pub fn new(wire: W, params: SessionParams, deps: SessionDeps, client: awc::Client) -> ClientSocket<W> {
-        let conversation = Conversation::new(&params, deps.settings.clone(), deps.metrics.clone());
-        let liveness = Liveness::new(deps.settings.liveness, Instant::now());
+        let conversation = Conversation::new(&params, deps.metrics.clone());
+        let liveness = Liveness::new(params.settings.liveness, Instant::now());
         ClientSocket {
             wire,
             params,

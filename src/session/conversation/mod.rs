@@ -299,7 +299,8 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    pub fn new(params: &SessionParams, settings: Arc<SessionSettings>, metrics: Arc<Metrics>) -> Conversation {
+    pub fn new(params: &SessionParams, metrics: Arc<Metrics>) -> Conversation {
+        let settings = params.settings.clone();
         let mut memory = Memory::new(settings.history_max_chars);
         for m in &params.history {
             memory.push(m.role, m.text.clone());
@@ -392,7 +393,7 @@ impl Conversation {
                 id: self.session_id.clone(),
                 user_id: self.user_id.clone(),
                 created_at: now,
-                model_id: self.settings.llm.model.clone(),
+                model_id: self.settings.llm.primary().model.clone(),
                 voice_id: self.settings.tts.voice_id.clone(),
             })));
         }

@@ -27,6 +27,7 @@ fn settings() -> SessionSettings {
 
 fn params(history: Vec<memory::Remembered>) -> SessionParams {
     SessionParams {
+        settings: Arc::new(settings()),
         session_id: SessionId::generate(),
         user_id: "alice".parse().unwrap(),
         resumed: !history.is_empty(),
@@ -43,9 +44,10 @@ impl Rig {
         Rig::with(params(Vec::new()), settings())
     }
 
-    fn with(params: SessionParams, settings: SessionSettings) -> Rig {
+    fn with(mut params: SessionParams, settings: SessionSettings) -> Rig {
         let metrics = Arc::new(Metrics::new().unwrap());
-        Rig { c: Conversation::new(&params, Arc::new(settings), metrics), t0: Instant::now(), out: Outbox::default() }
+        params.settings = Arc::new(settings);
+        Rig { c: Conversation::new(&params, metrics), t0: Instant::now(), out: Outbox::default() }
     }
 
     /// Feeds `input` at `ms` after the start; returns its effects.
