@@ -298,7 +298,9 @@ impl Journal {
             .queue
             .iter()
             .filter_map(|q| match &q.write {
-                Write::Recording { recording, .. } => crate::recording::orphans::file_name(&recording.spool_path),
+                Write::Recording { recording, .. } => {
+                    std::path::Path::new(&recording.spool_path).file_name().map(|n| n.to_string_lossy().into_owned())
+                }
                 _ => None,
             })
             .collect()
