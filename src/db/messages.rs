@@ -98,6 +98,69 @@ pub struct ReplyRecord {
     pub generated: Option<String>,
     /// Milliseconds of the reply's audio heard, and who says so, when it did not play out whole.
     pub heard: Option<(u64, HeardSource)>,
+    /// The tool calls made while it was generated, in order.
+    #[serde(default)]
+    pub tools: Vec<ToolRecord>,
+    /// The LLM provider that answered (by name), when one did.
+    #[serde(default)]
+    pub llm: Option<String>,
+    /// What the turn used.
+    #[serde(default)]
+    pub usage: Option<TurnUsage>,
+}
+
+/// One tool call of a reply: what the model asked for and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolRecord {
+    pub call_id: String,
+    pub name: String,
+    /// The arguments as the model sent them (parsed when they were JSON, else the raw text as a string).
+    pub arguments: serde_json::Value,
+    /// What the tool answered, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed (the model was told the same), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ToolRecord {
+    /// What the model is given as this call's answer.
+    pub fn answer(&self) -> String {
+        match (&self.result, &self.error) {
+            (_, Some(e)) => serde_json::json!({ "error": e }).to_string(),
+            (Some(v), None) => v.to_string(),
+            (None, None) => "null".to_string(),
+        }
+    }
+}
+
+/// What one turn used, for metering.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnUsage {
+    /// Seconds of the user's audio sent to speech recognition for this turn.
+    pub stt_seconds: f64,
+    pub llm_prompt_tokens: u64,
+    pub llm_completion_tokens: u64,
+    /// The token counts are estimates (a provider sent no usage).
+    pub llm_tokens_estimated: bool,
+    /// Characters sent to speech synthesis.
+    pub tts_characters: u64,
+    pub tool_calls: u64,
+}
+
+impl TurnUsage {
+    /// Adds `other` to this sum.
+    pub fn add(&mut self, other: &TurnUsage) {
+        self.stt_seconds += other.stt_seconds;
+        self.llm_prompt_tokens += other.llm_prompt_tokens;
+        self.llm_completion_tokens += other.llm_completion_tokens;
+        self.llm_tokens_estimated |= other.llm_tokens_estimated;
+        self.tts_characters += other.tts_characters;
+        self.tool_calls += other.tool_calls;
+    }
 }
 
 impl Role {
@@ -147,6 +210,9 @@ struct MessageRow {
     heard_ms: Option<i64>,
     heard_source: Option<String>,
     outcome: Option<String>,
+    tool_calls: Option<Vec<u8>>,
+    llm_provider: Option<String>,
+    usage: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -163,6 +229,9 @@ struct NewMessageRow<'a> {
     heard_source: Option<&'static str>,
     outcome: Option<&'static str>,
     write_key: Option<&'a str>,
+    tool_calls: Option<Vec<u8>>,
+    llm_provider: Option<&'a str>,
+    usage: Option<String>,
 }
 
 /// What happened to a rating.
@@ -207,10 +276,18 @@ pub struct StoredMessage {
     pub outcome: Option<ReplyOutcome>,
     pub generated: Option<Result<String, CryptoError>>,
     pub heard: Option<(u64, HeardSource)>,
+    /// The reply's tool calls (an error if they cannot be opened).
+    pub tools: Result<Vec<ToolRecord>, CryptoError>,
+    pub llm: Option<String>,
+    pub usage: Option<TurnUsage>,
 }
 
 fn content_context(session: &str) -> String {
     format!("messages.content:{session}")
+}
+
+fn tools_context(session: &str) -> String {
+    format!("messages.tool_calls:{session}")
 }
 
 fn generated_context(session: &str) -> String {
@@ -276,6 +353,15 @@ impl Store {
             heard_source: m.reply.and_then(|r| r.heard).map(|(_, source)| source.as_str()),
             outcome: m.reply.map(|r| r.outcome.as_str()),
             write_key: m.write_key,
+            tool_calls: match m.reply.map(|r| &r.tools).filter(|t| !t.is_empty()) {
+                Some(tools) => {
+                    let json = serde_json::to_string(tools).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    Some(self.cipher.seal_str(&json, &tools_context(sid))?)
+                }
+                None => None,
+            },
+            llm_provider: m.reply.and_then(|r| r.llm.as_deref()),
+            usage: m.reply.and_then(|r| r.usage.as_ref()).and_then(|u| serde_json::to_string(u).ok()),
         };
         let id: i64 = with_conn!(self, conn => {
             use diesel_async::AsyncConnection as _;
@@ -387,7 +473,20 @@ impl Store {
             (Some(ms), Some(source)) => Some((u64::try_from(ms).unwrap_or(0), HeardSource::parse(source)?)),
             _ => None,
         };
+        let tools = match &r.tool_calls {
+            None => Ok(Vec::new()),
+            Some(sealed) => self.cipher.open_str(sealed, &tools_context(&r.session_id)).map(|json| {
+                serde_json::from_str(&json).unwrap_or_else(|e| {
+                    log::error!("session {}: message {} has unreadable tool calls: {e}", r.session_id, r.id);
+                    Vec::new()
+                })
+            }),
+        };
+        let usage = r.usage.as_deref().and_then(|u| serde_json::from_str(u).ok());
         Ok(StoredMessage {
+            tools,
+            llm: r.llm_provider,
+            usage,
             id: MessageId(r.id),
             role: Role::parse(&r.role)?,
             feedback: r.feedback.as_deref().map(Feedback::parse).transpose()?,

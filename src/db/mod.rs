@@ -27,7 +27,8 @@ use crate::config::DatabaseConfig;
 use crate::crypto::{Cipher, CryptoError};
 pub use ids::{IdError, InstanceId, MessageId, SessionId, TurnId, UserId};
 pub use messages::{
-    Feedback, FeedbackOutcome, HeardSource, NewMessage, ReplyOutcome, ReplyRecord, Role, StoredMessage,
+    Feedback, FeedbackOutcome, HeardSource, NewMessage, ReplyOutcome, ReplyRecord, Role, StoredMessage, ToolRecord,
+    TurnUsage,
 };
 pub use recordings::{NewRecording, RecordingRecord, RecordingStatus};
 pub use sessions::{NewSession, SessionCursor, SessionPage, SessionRecord};

@@ -15,6 +15,9 @@ diesel::table! {
         heard_source -> Nullable<Text>,
         outcome -> Nullable<Text>,
         write_key -> Nullable<Text>,
+        tool_calls -> Nullable<Bytea>,
+        llm_provider -> Nullable<Text>,
+        usage -> Nullable<Text>,
     }
 }
 

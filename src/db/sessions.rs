@@ -47,7 +47,7 @@ pub struct NewSession {
 }
 
 /// A stored conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
     pub id: SessionId,
     pub user_id: String,
@@ -57,6 +57,8 @@ pub struct SessionRecord {
     pub voice_id: String,
     /// Messages stored in the conversation (filled by listings, 0 otherwise).
     pub message_count: i64,
+    /// What the conversation used, summed over its replies (filled by listings).
+    pub usage: super::TurnUsage,
 }
 
 impl From<SessionRow> for SessionRecord {
@@ -70,6 +72,7 @@ impl From<SessionRow> for SessionRecord {
             model_id: r.model_id,
             voice_id: r.voice_id,
             message_count: 0,
+            usage: super::TurnUsage::default(),
         }
     }
 }
@@ -203,11 +206,23 @@ impl Store {
             .select((messages::session_id, diesel::dsl::count_star()))
             .load(conn)
             .await?);
+        let usages: Vec<(String, Option<String>)> = with_conn!(self, conn => messages::table
+            .filter(messages::session_id.eq_any(&ids))
+            .filter(messages::usage.is_not_null())
+            .select((messages::session_id, messages::usage))
+            .load(conn)
+            .await?);
         let sessions = rows
             .into_iter()
             .map(|row| {
                 let count = counts.iter().find(|(id, _)| *id == row.session_id).map_or(0, |(_, n)| *n);
-                SessionRecord { message_count: count, ..SessionRecord::from(row) }
+                let mut usage = super::TurnUsage::default();
+                for (_, u) in usages.iter().filter(|(id, _)| *id == row.session_id) {
+                    if let Some(u) = u.as_deref().and_then(|u| serde_json::from_str::<super::TurnUsage>(u).ok()) {
+                        usage.add(&u);
+                    }
+                }
+                SessionRecord { message_count: count, usage, ..SessionRecord::from(row) }
             })
             .collect();
         Ok(SessionPage { sessions, next })

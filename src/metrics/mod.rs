@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 pub use http::track_requests;
@@ -102,6 +102,12 @@ impl Family for IntCounterVec {
     }
 }
 
+impl Family for CounterVec {
+    fn build(name: &str, help: &str, labels: &[&str], _: Option<&[f64]>) -> Result<Self, prometheus::Error> {
+        CounterVec::new(opts(name, help), labels)
+    }
+}
+
 impl Family for IntGaugeVec {
     fn build(name: &str, help: &str, labels: &[&str], _: Option<&[f64]>) -> Result<Self, prometheus::Error> {
         IntGaugeVec::new(opts(name, help), labels)
@@ -148,6 +154,16 @@ metrics! {
     turns_total: IntCounterVec["outcome"],
     /// Assistant turns cut short by the user.
     interruptions_total: IntCounter,
+    /// Turns answered by a fallback LLM, by the primary's name and the one that answered.
+    llm_fallbacks_total: IntCounterVec["from", "to"],
+    /// Tool calls by tool and outcome (ok, error, cancelled).
+    tool_calls_total: IntCounterVec["tool", "outcome"],
+    /// Seconds of user audio sent to speech recognition, by agent.
+    usage_stt_seconds_total: CounterVec["agent"],
+    /// LLM tokens by agent and kind (prompt, completion); estimated when a provider reports none.
+    usage_llm_tokens_total: IntCounterVec["agent", "kind"],
+    /// Characters sent to speech synthesis, by agent.
+    usage_tts_characters_total: IntCounterVec["agent"],
     /// Upstream reconnects by provider.
     provider_reconnects_total: IntCounterVec["provider"],
     /// Upstream failures by provider and kind (auth, rate_limited, server, connect, protocol, ...).

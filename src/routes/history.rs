@@ -11,7 +11,9 @@ use super::params::SessionQuery;
 
 use crate::api_error::ApiError;
 use crate::auth::Scope;
-use crate::db::{Feedback, HeardSource, MessageId, ReplyOutcome, Role, SessionId, StoredMessage};
+use crate::db::{
+    Feedback, HeardSource, MessageId, ReplyOutcome, Role, SessionId, StoredMessage, ToolRecord, TurnUsage,
+};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -36,6 +38,15 @@ struct Message {
     /// acknowledgements or the server's `estimate`).
     heard_ms: Option<u64>,
     heard_source: Option<HeardSource>,
+    /// The tool calls made while the reply was generated, each with its arguments and its result or error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolRecord>,
+    /// The LLM that answered (a fallback's name when the primary failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    llm: Option<String>,
+    /// What the turn used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<TurnUsage>,
 }
 
 #[derive(Serialize)]
@@ -67,6 +78,9 @@ impl Message {
             generated_content: m.generated.and_then(Result::ok),
             heard_ms: m.heard.map(|(ms, _)| ms),
             heard_source: m.heard.map(|(_, source)| source),
+            tool_calls: m.tools.unwrap_or_default(),
+            llm: m.llm,
+            usage: m.usage,
         }
     }
 }

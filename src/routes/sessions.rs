@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::guard;
 use crate::api_error::ApiError;
 use crate::auth::{Caller, Scope};
-use crate::db::{SessionCursor, SessionId, SessionRecord, UserId};
+use crate::db::{SessionCursor, SessionId, SessionRecord, TurnUsage, UserId};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 20;
@@ -31,6 +31,9 @@ struct Session {
     model_id: String,
     voice_id: String,
     message_count: i64,
+    /// What the conversation used: speech seconds, LLM tokens (and whether any were estimated), synthesized
+    /// characters and tool calls, summed over its replies.
+    usage: TurnUsage,
 }
 
 #[derive(Serialize)]
@@ -50,6 +53,7 @@ impl From<SessionRecord> for Session {
             model_id: s.model_id,
             voice_id: s.voice_id,
             message_count: s.message_count,
+            usage: s.usage,
         }
     }
 }

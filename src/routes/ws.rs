@@ -113,6 +113,7 @@ pub async fn chat_audio(
                 .filter_map(|m| match m.content {
                     // A reply cut short is remembered as heard and marked, as it was in the live session.
                     Ok(text) => Some(Remembered {
+                        tools: m.tools.clone().unwrap_or_default(),
                         role: m.role,
                         text: m.outcome.map_or(text.clone(), |o| remembered_reply(&text, o)),
                     }),

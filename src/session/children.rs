@@ -12,6 +12,7 @@ use bytes::BytesMut;
 
 use super::conversation::Command;
 use super::deepgram_link::{DeepgramLink, SttAudio, SttEvent, SttFinalize, SttSettings, SttShutdown};
+use super::llm_worker::Caller;
 use super::llm_worker::{LlmEvent, LlmWorker, StopWorker};
 use super::settings::{SessionDeps, SessionParams};
 use super::tts_link::{TtsEvent, TtsLink, TtsSettings, TtsShutdown};
@@ -81,7 +82,7 @@ impl Children {
             client.clone(),
             reporters.llm.clone(),
             deps.metrics.clone(),
-            session.clone(),
+            Caller { session_id: session.clone(), user_id: params.user_id.to_string(), agent: settings.agent.clone() },
         )
         .start();
         let tts_settings = TtsSettings { output_format: params.output_format, ..settings.tts.clone() };
@@ -129,6 +130,7 @@ impl Children {
             }
             Command::Complete(m) => self.llm.do_send(m),
             Command::CancelCompletion(m) => self.llm.do_send(m),
+            Command::ClientToolAnswer(m) => self.llm.do_send(m),
             Command::Tts(m) => self.tts.do_send(m),
             Command::RecordUser(UserAudio(pcm)) => {
                 self.microphone.extend_from_slice(&pcm);

@@ -14,7 +14,7 @@ use super::tts_link::TtsSettings;
 use crate::audio::OutputFormat;
 use crate::audio::level::InputEncoding;
 use crate::config::{Config, TurnTuning};
-use crate::db::{InstanceId, Role, SessionId, Store, UserId};
+use crate::db::{InstanceId, Role, SessionId, Store, ToolRecord, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, RecordingStored};
 use crate::registry::{Registry, Reservation};
@@ -127,10 +127,13 @@ impl AudioIn {
 }
 
 /// One message of the conversation as the LLM remembers it (loaded from the stored history on resume).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Remembered {
     pub role: Role,
     pub text: String,
+    /// For an assistant reply: the tool calls made while it was generated, with their results (the LLM sees
+    /// them before the reply's text).
+    pub tools: Vec<ToolRecord>,
 }
 
 /// Who one session is, decided (and validated) by its transport before the session starts.

@@ -24,6 +24,9 @@ fn message(key: &str, text: &str) -> Write {
             outcome: crate::db::ReplyOutcome::Interrupted,
             generated: Some(format!("{text} and more")),
             heard: Some((900, crate::db::HeardSource::Client)),
+            tools: Vec::new(),
+            llm: Some("primary".into()),
+            usage: None,
         }),
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use self::protocol::{ClientMessage, ServerMessage, parse_client_message};
 use super::client_socket::{Wire, WireContext};
-use super::conversation::{Event, Input};
+use super::conversation::{EndReason, Event, Input, ToolStatus};
 use super::settings::{SessionParams, SessionSettings};
 
 /// The browser protocol of one session.
@@ -82,6 +82,14 @@ impl Wire for BrowserWire {
             Ok(ClientMessage::Text { text }) => Some(Input::Text(text)),
             Ok(ClientMessage::CloseMicrophone) => Some(Input::CloseMicrophone),
             Ok(ClientMessage::Played { turn_id, ms }) => Some(Input::Played { turn_id, ms }),
+            Ok(ClientMessage::ToolResult { call_id, result, error }) => {
+                let answer = match (result, error) {
+                    (_, Some(error)) => Err(error),
+                    (Some(result), None) => Ok(result),
+                    (None, None) => Ok(serde_json::Value::Null),
+                };
+                Some(Input::ToolResult { call_id, answer })
+            }
         }
     }
 
@@ -147,6 +155,22 @@ impl Wire for BrowserWire {
             Event::Saved { turn_id, role, message_id } => ServerMessage::MessageSaved { turn_id, role, message_id },
             Event::Status(message) => ServerMessage::Status { message },
             Event::Error { code, message, retryable } => ServerMessage::Error { error: message, code, retryable },
+            Event::ToolCall { turn_id, call_id, name, arguments } => {
+                ServerMessage::ToolCall { turn_id, call_id, name, arguments }
+            }
+            Event::ToolStatus { turn_id, call_id, name, status } => ServerMessage::Tool {
+                turn_id,
+                call_id,
+                name,
+                status: match status {
+                    ToolStatus::Running => "running",
+                    ToolStatus::Done => "done",
+                    ToolStatus::Failed => "failed",
+                    ToolStatus::Cancelled => "cancelled",
+                },
+            },
+            // The agent ended the conversation: said before the normal close.
+            Event::End(EndReason::AgentEnded) => ServerMessage::End { reason: "agent" },
             // The socket closes; the close frame carries the reason.
             Event::End(_) => return 0,
         };

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::TurnId;
 
 /// What a client sends as JSON text frames.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ClientMessage {
     /// End of microphone input: commit what was said now instead of waiting for a pause.
@@ -26,6 +26,15 @@ pub enum ClientMessage {
     Interrupt,
     /// Liveness check; answered with `pong`.
     Ping,
+    /// The answer to a `toolCall`: `result` (any JSON) or `error` (a sentence the model is given).
+    #[serde(rename_all = "camelCase")]
+    ToolResult {
+        call_id: String,
+        #[serde(default)]
+        result: Option<serde_json::Value>,
+        #[serde(default)]
+        error: Option<String>,
+    },
     /// How much of a turn's audio the listener has actually heard so far (monotonic per turn): sent every
     /// 250 ms while the turn plays, once when it has played out, and once when it is dropped on `interrupt`.
     #[serde(rename_all = "camelCase")]
@@ -95,6 +104,13 @@ pub enum ServerMessage {
     Error { error: String, code: String, retryable: bool },
     /// Answer to `ping`.
     Pong,
+    /// The client is to run this tool and answer with `toolResult` (same `callId`) within the tool's timeout.
+    ToolCall { turn_id: TurnId, call_id: String, name: String, arguments: serde_json::Value },
+    /// How a tool call of the turn is going: `running`, `done`, `failed`, or `cancelled` (by a barge-in; any
+    /// answer to it is ignored).
+    Tool { turn_id: TurnId, call_id: String, name: String, status: &'static str },
+    /// The agent ended the conversation; a normal close (1000) follows.
+    End { reason: &'static str },
 }
 
 impl ServerMessage {
@@ -116,7 +132,7 @@ impl ServerMessage {
 pub enum ProtocolError {
     #[error("message is not JSON: {0}")]
     Malformed(String),
-    #[error("unknown message type {0:?}; expected closeMicrophone, text, interrupt, played or ping")]
+    #[error("unknown message type {0:?}; expected closeMicrophone, text, interrupt, played, toolResult or ping")]
     UnknownType(String),
     #[error("message is missing its \"type\" field")]
     MissingType,
@@ -143,7 +159,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         Some(serde_json::Value::String(k)) => k.clone(),
         Some(_) | None => return Err(ProtocolError::MissingType),
     };
-    if !["closeMicrophone", "text", "interrupt", "played", "ping"].contains(&kind.as_str()) {
+    if !["closeMicrophone", "text", "interrupt", "played", "toolResult", "ping"].contains(&kind.as_str()) {
         return Err(ProtocolError::UnknownType(kind));
     }
     let message: ClientMessage = serde_json::from_value(value)
@@ -153,12 +169,35 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             return Err(ProtocolError::Invalid { kind, reason: "text is empty".into() });
         }
     }
+    if let ClientMessage::ToolResult { call_id, .. } = &message {
+        if call_id.is_empty() {
+            return Err(ProtocolError::Invalid { kind, reason: "callId is empty".into() });
+        }
+    }
     Ok(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_results_parse_with_a_result_or_an_error() {
+        assert_eq!(
+            parse_client_message(r#"{"type":"toolResult","callId":"c1","result":{"shown":true}}"#),
+            Ok(ClientMessage::ToolResult {
+                call_id: "c1".into(),
+                result: Some(serde_json::json!({"shown": true})),
+                error: None
+            })
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"toolResult","callId":"c1","error":"no map here"}"#),
+            Ok(ClientMessage::ToolResult { call_id: "c1".into(), result: None, error: Some("no map here".into()) })
+        );
+        assert!(parse_client_message(r#"{"type":"toolResult","callId":""}"#).is_err());
+        assert!(parse_client_message(r#"{"type":"toolResult","result":1}"#).is_err());
+    }
 
     #[test]
     fn client_messages_parse() {

@@ -108,6 +108,11 @@ impl<W: Wire> ClientSocket<W> {
     fn end(&mut self, reason: EndReason, ctx: &mut WireContext<W>) {
         match reason {
             EndReason::ServerShutdown => close(ctx, ws::CloseCode::Away, "server shutting down"),
+            EndReason::AgentEnded => {
+                let bytes = self.wire.send(Event::End(reason), ctx);
+                self.liveness.sent(bytes);
+                close(ctx, ws::CloseCode::Normal, "conversation ended");
+            }
         }
     }
 

@@ -4,8 +4,14 @@
 
 use std::collections::VecDeque;
 
-use crate::db::Role;
+use crate::db::{Role, ToolRecord};
 pub use crate::session::settings::Remembered;
+
+/// What an entry costs of the budget: its text and its tool calls' arguments and answers.
+fn size(entry: &Remembered) -> usize {
+    entry.text.chars().count()
+        + entry.tools.iter().map(|t| t.name.len() + t.arguments.to_string().len() + t.answer().len()).sum::<usize>()
+}
 
 /// The conversation so far, within budget.
 #[derive(Debug, Clone)]
@@ -22,15 +28,21 @@ impl Memory {
 
     /// Appends a message, then forgets the oldest ones while over budget.
     pub fn push(&mut self, role: Role, text: impl Into<String>) {
+        self.push_with_tools(role, text, Vec::new());
+    }
+
+    /// Appends a message with the tool calls made for it (they count against the budget too).
+    pub fn push_with_tools(&mut self, role: Role, text: impl Into<String>, tools: Vec<ToolRecord>) {
         let text = text.into();
-        if text.trim().is_empty() {
+        if text.trim().is_empty() && tools.is_empty() {
             return;
         }
-        self.chars += text.chars().count();
-        self.entries.push_back(Remembered { role, text });
+        let entry = Remembered { role, text, tools };
+        self.chars += size(&entry);
+        self.entries.push_back(entry);
         while self.chars > self.budget_chars && self.entries.len() > 1 {
             if let Some(old) = self.entries.pop_front() {
-                self.chars -= old.text.chars().count();
+                self.chars -= size(&old);
             }
         }
     }

@@ -39,7 +39,7 @@ use self::memory::Memory;
 use self::turns::ActiveTurn;
 use self::utterance::Utterance;
 use super::deepgram_link::SttEvent;
-use super::llm_worker::{CancelCompletion, Complete, LlmEvent};
+use super::llm_worker::{CancelCompletion, ClientToolAnswer, Complete, LlmEvent};
 use super::settings::{AudioIn, SessionParams, SessionSettings};
 use super::tts_link::{TtsCommand, TtsEvent};
 use crate::db::{NewSession, Role, SessionId, TurnId, UserId};
@@ -60,6 +60,11 @@ pub enum Input {
     Interrupt,
     /// The client's microphone is closed: commit what was said now.
     CloseMicrophone,
+    /// The client's answer to a client-side tool call.
+    ToolResult {
+        call_id: String,
+        answer: Result<serde_json::Value, String>,
+    },
     /// The listener has heard `ms` of turn `turn_id`'s audio (monotonic per turn).
     Played {
         turn_id: TurnId,
@@ -115,6 +120,20 @@ pub enum Event {
     AudioEnd {
         turn_id: TurnId,
     },
+    /// The client is to run a tool and answer with [`Input::ToolResult`].
+    ToolCall {
+        turn_id: TurnId,
+        call_id: String,
+        name: String,
+        arguments: serde_json::Value,
+    },
+    /// How a tool call of the turn is going (server-side calls; any call when cancelled).
+    ToolStatus {
+        turn_id: TurnId,
+        call_id: String,
+        name: String,
+        status: ToolStatus,
+    },
     /// Stop playing this turn now; no audio of it follows.
     Interrupt {
         turn_id: TurnId,
@@ -146,6 +165,16 @@ pub enum Event {
     End(EndReason),
 }
 
+/// Where a tool call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolStatus {
+    Running,
+    Done,
+    Failed,
+    /// Dropped by a barge-in: its result, if any ever comes, is discarded.
+    Cancelled,
+}
+
 /// How long a drain that ran out of time still waits for the last messages to be saved.
 const LAST_SAVES: Duration = Duration::from_secs(1);
 
@@ -154,6 +183,8 @@ const LAST_SAVES: Duration = Duration::from_secs(1);
 pub enum EndReason {
     /// The server is shutting down (drain).
     ServerShutdown,
+    /// The agent ended the conversation (`end_conversation`), its goodbye spoken.
+    AgentEnded,
 }
 
 /// The conversation's timers; starting one that runs restarts it.
@@ -195,6 +226,7 @@ pub enum Command {
     SttFinalize,
     Complete(Complete),
     CancelCompletion(CancelCompletion),
+    ClientToolAnswer(ClientToolAnswer),
     Tts(TtsCommand),
     /// Microphone audio for the recording.
     RecordUser(UserAudio),
@@ -296,6 +328,10 @@ pub struct Conversation {
     reported: Vec<String>,
     /// When the turns of the last minute started (for `PARLEY_TURNS_PER_MINUTE`).
     recent_turns: std::collections::VecDeque<Instant>,
+    /// Session audio time up to which speech recognition usage has been metered into a turn.
+    stt_metered_until: f64,
+    /// Why the session ends once the draining completes.
+    end_reason: EndReason,
 }
 
 impl Conversation {
@@ -303,7 +339,7 @@ impl Conversation {
         let settings = params.settings.clone();
         let mut memory = Memory::new(settings.history_max_chars);
         for m in &params.history {
-            memory.push(m.role, m.text.clone());
+            memory.push_with_tools(m.role, m.text.clone(), m.tools.clone());
         }
         let tuning = &settings.turns;
         Conversation {
@@ -331,6 +367,8 @@ impl Conversation {
             finished: None,
             reported: Vec::new(),
             recent_turns: std::collections::VecDeque::new(),
+            stt_metered_until: 0.0,
+            end_reason: EndReason::ServerShutdown,
         }
     }
 
@@ -358,6 +396,7 @@ impl Conversation {
             Input::Interrupt => self.interrupt(out),
             Input::CloseMicrophone => self.close_microphone(out),
             Input::Played { turn_id, ms } => self.on_played(turn_id, ms, out),
+            Input::ToolResult { call_id, answer } => self.on_tool_result(call_id, answer, out),
             Input::Stt(event) => self.on_stt(event, out),
             Input::Llm(event) => self.on_llm(event, out),
             Input::Tts(event) => self.on_tts(event, out),
@@ -417,7 +456,7 @@ impl Conversation {
     pub(super) fn end_if_drained(&mut self, out: &mut Outbox) {
         if self.draining && self.turn.is_none() && self.unsaved == 0 {
             out.run(Command::CancelTimer(Timer::Drain));
-            out.send(Event::End(EndReason::ServerShutdown));
+            out.send(Event::End(self.end_reason));
             self.draining = false; // ended once
         }
     }

@@ -136,8 +136,8 @@ fn a_new_session_is_stored_and_announced_and_nothing_is_accepted_before() {
 #[test]
 fn a_resumed_session_touches_its_row_and_remembers_its_history() {
     let history = vec![
-        memory::Remembered { role: Role::User, text: "my name is Ada".into() },
-        memory::Remembered { role: Role::Assistant, text: "Hello Ada.".into() },
+        memory::Remembered { role: Role::User, text: "my name is Ada".into(), tools: Vec::new() },
+        memory::Remembered { role: Role::Assistant, text: "Hello Ada.".into(), tools: Vec::new() },
     ];
     let mut r = Rig::with(params(history), settings());
     let fx = r.feed(0, Input::Start);
@@ -195,7 +195,7 @@ fn a_committed_turn_is_stored_asked_spoken_and_finished_in_order() {
         [&Event::AudioStart { turn_id: 1 }, &Event::Audio { turn_id: 1, bytes: vec![7u8; 10].into() }]
     );
     assert!(matches!(commands(&fx)[..], [Command::RecordAssistant(_)]));
-    let fx = r.feed(700, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    let fx = r.feed(700, Input::Llm(LlmEvent::Done { turn_id: 1, usage: Default::default(), provider: "m".into() }));
     assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "And".into() }]);
     assert!(commands(&fx).iter().any(|c| matches!(c, Command::Tts(TtsCommand::End { turn_id: 1 }))));
     let fx = r.feed(900, Input::Tts(TtsEvent::Done { turn_id: 1 }));
@@ -324,7 +324,7 @@ fn a_drain_ends_an_idle_session_at_once_and_a_busy_one_after_its_turn() {
     assert!(commands(&fx).iter().any(|c| matches!(c, Command::StartTimer(Timer::Drain, _))));
     assert!(!events(&fx).iter().any(|e| matches!(e, Event::End(_))));
     busy.feed(30, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Hi.".into() }));
-    busy.feed(40, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    busy.feed(40, Input::Llm(LlmEvent::Done { turn_id: 1, usage: Default::default(), provider: "m".into() }));
     let fx = busy.feed(50, Input::Tts(TtsEvent::Done { turn_id: 1 }));
     assert!(events(&fx).contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
     assert!(!events(&fx).iter().any(|e| matches!(e, Event::End(_))), "its messages are not saved yet");
@@ -400,7 +400,7 @@ fn audio_is_paced_no_more_than_the_lead_ahead_and_the_turn_ends_when_it_is_all_o
     let mut r = Rig::started();
     r.feed(0, Input::Text("talk".into()));
     r.feed(10, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Some words.".into() }));
-    r.feed(20, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    r.feed(20, Input::Llm(LlmEvent::Done { turn_id: 1, usage: Default::default(), provider: "m".into() }));
     // Four seconds of audio arrive at once: the first 200 ms at once, then up to 500 ms ahead of the clock.
     let mut fx = Vec::new();
     for i in 0..20 {
@@ -495,7 +495,7 @@ fn the_first_played_position_gives_voice_to_voice_even_after_the_turn_ended() {
     let mut r = Rig::started();
     r.say(100, "hi"); // end of speech at 300 ms (the commit)
     r.feed(400, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Hello.".into() }));
-    r.feed(500, Input::Llm(LlmEvent::Done { turn_id: 1 }));
+    r.feed(500, Input::Llm(LlmEvent::Done { turn_id: 1, usage: Default::default(), provider: "m".into() }));
     r.feed(600, audio(1, 300.0, 0.0, "Hello."));
     let end = r.feed(610, Input::Tts(TtsEvent::Done { turn_id: 1 }));
     let Some(Event::Latency { latency, .. }) = events(&end).into_iter().find(|e| matches!(e, Event::Latency { .. }))

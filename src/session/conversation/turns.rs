@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use super::latency::TurnTimes;
 use super::playback::{Playback, heard_text};
 use super::segmenter::Segmenter;
-use super::{Command, Conversation, Event, Outbox, Timer};
-use crate::db::{Role, TurnId};
+use super::{Command, Conversation, EndReason, Event, LAST_SAVES, Outbox, Timer, ToolStatus};
+use crate::db::{Role, ToolRecord, TurnId, TurnUsage};
 use crate::persistence::{HeardSource, ReplyFacts, ReplyOutcome, Write};
 use crate::providers::ProviderError;
-use crate::providers::openai::{ChatMessage, Role as ChatRole};
+use crate::providers::openai::{ChatMessage, FunctionCall, Role as ChatRole, ToolCall};
 use crate::recording::recorder::{AssistantAudio, AssistantTurnEnded, UserTurnCommitted};
-use crate::session::llm_worker::{CancelCompletion, Complete, LlmEvent};
+use crate::session::llm_worker::{CancelCompletion, ClientToolAnswer, Complete, LlmEvent};
 use crate::session::tts_link::{TtsCommand, TtsEvent};
 
 /// How long an interrupted reply waits for the client's final `played` position before it is stored with the
@@ -49,6 +49,42 @@ pub(super) struct ActiveTurn {
     pub outcome: Option<ReplyOutcome>,
     /// The `latency` event went out (a later first acknowledgement sends it again, complete).
     pub latency_sent: bool,
+    /// Tool calls finished, in order.
+    pub tools: Vec<ToolRecord>,
+    /// Tool calls started and not finished: (call id, name).
+    pub pending_tools: Vec<(String, String)>,
+    /// Client-side calls waiting for the client's answer.
+    pub client_calls: Vec<String>,
+    /// The LLM that answered, once it has.
+    pub llm: Option<String>,
+    /// What the turn used.
+    pub usage: TurnUsage,
+}
+
+impl ActiveTurn {
+    /// A turn that starts now, with nothing generated yet.
+    pub fn new(id: TurnId, times: TurnTimes, audio_lead: Duration) -> ActiveTurn {
+        ActiveTurn {
+            id,
+            generated: String::new(),
+            segmenter: Segmenter::new(),
+            pieces: 0,
+            llm_done: false,
+            tts_done: false,
+            tts_failed: false,
+            times,
+            playback: Playback::new(audio_lead),
+            errors: Vec::new(),
+            broken: false,
+            outcome: None,
+            latency_sent: false,
+            tools: Vec::new(),
+            pending_tools: Vec::new(),
+            client_calls: Vec::new(),
+            llm: None,
+            usage: TurnUsage::default(),
+        }
+    }
 }
 
 /// What the LLM is given of a stored reply: what the listener heard, marked when it was cut short (nothing at all
@@ -97,21 +133,12 @@ impl Conversation {
         out.run(Command::Complete(Complete { turn_id: id, messages: self.chat_messages() }));
         out.run(Command::Tts(TtsCommand::Start { turn_id: id }));
         self.barge_in.reset();
-        self.turn = Some(ActiveTurn {
-            id,
-            generated: String::new(),
-            segmenter: Segmenter::new(),
-            pieces: 0,
-            llm_done: false,
-            tts_done: false,
-            tts_failed: false,
-            times,
-            playback: Playback::new(self.settings.turns.audio_lead),
-            errors: Vec::new(),
-            broken: false,
-            outcome: None,
-            latency_sent: false,
-        });
+        let mut turn = ActiveTurn::new(id, times, self.settings.turns.audio_lead);
+        if spoken {
+            turn.usage.stt_seconds = (self.audio_time - self.stt_metered_until).max(0.0);
+        }
+        self.stt_metered_until = self.audio_time;
+        self.turn = Some(turn);
     }
 
     /// Counts a turn against `PARLEY_TURNS_PER_MINUTE`; false when the last minute already had that many.
@@ -127,16 +154,46 @@ impl Conversation {
         true
     }
 
-    /// System prompt, then the remembered conversation (which ends with the new user message).
+    /// System prompt, then the remembered conversation (which ends with the new user message). A reply that
+    /// used tools is given as the calls (an assistant message with `tool_calls`), their answers (`tool`
+    /// messages), then its text.
     fn chat_messages(&self) -> Vec<ChatMessage> {
         let mut messages = vec![ChatMessage::new(ChatRole::System, self.settings.system_prompt.clone())];
-        messages.extend(self.memory.messages().map(|m| {
+        for m in self.memory.messages() {
             let role = match m.role {
                 Role::User => ChatRole::User,
                 Role::Assistant => ChatRole::Assistant,
             };
-            ChatMessage::new(role, m.text.clone())
-        }));
+            if !m.tools.is_empty() {
+                let mut calls = ChatMessage::new(ChatRole::Assistant, "");
+                calls.content = None;
+                calls.tool_calls = Some(
+                    m.tools
+                        .iter()
+                        .map(|t| ToolCall {
+                            id: t.call_id.clone(),
+                            kind: "function".into(),
+                            function: FunctionCall {
+                                name: t.name.clone(),
+                                arguments: match &t.arguments {
+                                    serde_json::Value::String(raw) => raw.clone(),
+                                    v => v.to_string(),
+                                },
+                            },
+                        })
+                        .collect(),
+                );
+                messages.push(calls);
+                for t in &m.tools {
+                    let mut answer = ChatMessage::new(ChatRole::Tool, t.answer());
+                    answer.tool_call_id = Some(t.call_id.clone());
+                    messages.push(answer);
+                }
+            }
+            if !m.text.trim().is_empty() {
+                messages.push(ChatMessage::new(role, m.text.clone()));
+            }
+        }
         messages
     }
 
@@ -166,7 +223,60 @@ impl Conversation {
                     self.speak(piece, out);
                 }
             }
-            LlmEvent::Done { turn_id } if current == Some(turn_id) => self.llm_finished(out),
+            LlmEvent::ToolStarted { turn_id, call_id, name, arguments, client } if current == Some(turn_id) => {
+                if let Some(t) = self.turn.as_mut() {
+                    t.pending_tools.push((call_id.clone(), name.clone()));
+                    if client {
+                        t.client_calls.push(call_id.clone());
+                    }
+                }
+                if client {
+                    out.send(Event::ToolCall { turn_id, call_id, name, arguments });
+                } else {
+                    out.send(Event::ToolStatus { turn_id, call_id, name, status: ToolStatus::Running });
+                }
+            }
+            LlmEvent::ToolFinished { turn_id, record } if current == Some(turn_id) => {
+                let status = if record.error.is_some() { ToolStatus::Failed } else { ToolStatus::Done };
+                let outcome = if record.error.is_some() { "error" } else { "ok" };
+                self.metrics.tool_calls_total.with_label_values(&[&record.name, outcome]).inc();
+                if let Some(t) = self.turn.as_mut() {
+                    t.pending_tools.retain(|(id, _)| *id != record.call_id);
+                    t.client_calls.retain(|id| *id != record.call_id);
+                    t.usage.tool_calls += 1;
+                    let (call_id, name) = (record.call_id.clone(), record.name.clone());
+                    t.tools.push(record);
+                    out.send(Event::ToolStatus { turn_id, call_id, name, status });
+                }
+            }
+            LlmEvent::Filler { turn_id, text } if current == Some(turn_id) => {
+                // Whatever the model said before calling the tool goes first.
+                let before = self.turn.as_mut().and_then(|t| t.segmenter.finish());
+                if let Some(before) = before {
+                    self.speak(before, out);
+                }
+                if let Some(t) = self.turn.as_mut() {
+                    if !t.generated.is_empty() && !t.generated.ends_with(' ') {
+                        t.generated.push(' ');
+                    }
+                    t.generated.push_str(&text);
+                    t.generated.push(' ');
+                }
+                self.speak(text, out);
+            }
+            LlmEvent::EndConversation { turn_id } if current == Some(turn_id) => {
+                log::info!("session {}: the agent ends the conversation after turn {turn_id}", self.session_id);
+                self.end_reason = EndReason::AgentEnded;
+            }
+            LlmEvent::Done { turn_id, usage, provider } if current == Some(turn_id) => {
+                if let Some(t) = self.turn.as_mut() {
+                    t.llm = Some(provider);
+                    t.usage.llm_prompt_tokens = usage.prompt_tokens;
+                    t.usage.llm_completion_tokens = usage.completion_tokens;
+                    t.usage.llm_tokens_estimated = usage.estimated;
+                }
+                self.llm_finished(out)
+            }
             LlmEvent::Failed { turn_id, error, after_tokens } if current == Some(turn_id) => {
                 if let Some(t) = self.turn.as_mut() {
                     if after_tokens {
@@ -243,6 +353,7 @@ impl Conversation {
         turn.pieces += 1;
         let id = turn.id;
         if !turn.tts_failed {
+            turn.usage.tts_characters += piece.chars().count() as u64;
             turn.times.tts_first_text.get_or_insert(now);
             out.run(Command::Tts(TtsCommand::Text { turn_id: id, text: piece.clone() }));
         }
@@ -328,6 +439,16 @@ impl Conversation {
         } else {
             self.settle(out);
         }
+        if self.end_reason == EndReason::AgentEnded && !self.draining {
+            if interrupted {
+                // The user spoke over the goodbye: the conversation goes on.
+                self.end_reason = EndReason::ServerShutdown;
+            } else {
+                // Ends once the reply is stored and the client told so (or within a second, whatever happens).
+                self.draining = true;
+                out.run(Command::StartTimer(Timer::Drain, LAST_SAVES));
+            }
+        }
         self.end_if_drained(out);
     }
 
@@ -341,13 +462,17 @@ impl Conversation {
         };
         out.run(Command::CancelTimer(Timer::Settle));
         let generated = turn.generated.trim().to_string();
-        if generated.is_empty() {
+        let tools = std::mem::take(&mut turn.tools);
+        let usage = std::mem::take(&mut turn.usage);
+        let llm = turn.llm.take();
+        meter(&self.metrics, &self.settings.agent, &usage);
+        if generated.is_empty() && tools.is_empty() {
             return;
         }
         let text_only = turn.tts_failed && !turn.playback.any_sent();
         let (content, facts) = if outcome == ReplyOutcome::Completed || text_only {
             // Played out whole, or a text-only reply the listener read in full.
-            (generated.clone(), ReplyFacts { outcome, generated: None, heard: None })
+            (generated.clone(), ReplyFacts { outcome, generated: None, heard: None, tools, llm, usage: Some(usage) })
         } else {
             let (heard_ms, source) = match outcome {
                 // Broken, not interrupted: everything sent plays out.
@@ -357,9 +482,10 @@ impl Conversation {
             let chars = turn.playback.heard_chars(heard_ms);
             let (heard, _) = heard_text(&generated, chars, heard_ms, turn.playback.received_ms());
             let full = (heard != generated).then(|| generated.clone());
-            (heard, ReplyFacts { outcome, generated: full, heard: Some((heard_ms.round() as u64, source)) })
+            let heard_at = Some((heard_ms.round() as u64, source));
+            (heard, ReplyFacts { outcome, generated: full, heard: heard_at, tools, llm, usage: Some(usage) })
         };
-        self.memory.push(Role::Assistant, remembered_reply(&content, outcome));
+        self.memory.push_with_tools(Role::Assistant, remembered_reply(&content, outcome), facts.tools.clone());
         let interrupted = outcome != ReplyOutcome::Completed;
         out.run(Command::Persist(Write::message(
             turn.id,
@@ -409,6 +535,7 @@ impl Conversation {
         };
         out.run(Command::CancelCompletion(CancelCompletion { turn_id: id }));
         out.run(Command::Tts(TtsCommand::Cancel { turn_id: id }));
+        self.cancel_tools(out);
         self.metrics.interruptions_total.inc();
         self.barge_in.reset();
         out.send(Event::Interrupt { turn_id: id });
@@ -418,6 +545,7 @@ impl Conversation {
     /// The client is gone: a reply in progress ends as interrupted (what was generated is stored as far as it
     /// was heard), and a reply still waiting to settle is stored with what is known.
     pub(super) fn abandon_turn(&mut self, out: &mut Outbox) {
+        self.cancel_tools(out);
         if let Some(mut turn) = self.turn.take() {
             out.run(Command::CancelCompletion(CancelCompletion { turn_id: turn.id }));
             turn.playback.stop(self.now);
@@ -428,4 +556,60 @@ impl Conversation {
         }
         self.settle(out);
     }
+
+    /// A barge-in (or the client leaving) drops the turn's tool calls still running: the client hears that
+    /// each is cancelled, and each is recorded as such, so the model knows its outcome is unknown.
+    fn cancel_tools(&mut self, out: &mut Outbox) {
+        let Some(t) = self.turn.as_mut() else {
+            return;
+        };
+        for (call_id, name) in std::mem::take(&mut t.pending_tools) {
+            self.metrics.tool_calls_total.with_label_values(&[&name, "cancelled"]).inc();
+            out.send(Event::ToolStatus {
+                turn_id: t.id,
+                call_id: call_id.clone(),
+                name: name.clone(),
+                status: ToolStatus::Cancelled,
+            });
+            t.tools.push(ToolRecord {
+                call_id,
+                name,
+                arguments: serde_json::Value::Null,
+                result: None,
+                error: Some("cancelled: the user interrupted before it finished; its outcome is unknown".into()),
+            });
+        }
+        t.client_calls.clear();
+    }
+
+    /// The client answered a client-side tool call of the current turn.
+    pub(super) fn on_tool_result(
+        &mut self,
+        call_id: String,
+        answer: Result<serde_json::Value, String>,
+        out: &mut Outbox,
+    ) {
+        let waiting = self.turn.as_ref().is_some_and(|t| t.client_calls.contains(&call_id));
+        if !waiting {
+            return out.error(
+                "unknown_tool_call",
+                format!("no tool call {call_id:?} is waiting for an answer (it may have been cancelled)"),
+                false,
+            );
+        }
+        if let Some(t) = self.turn.as_mut() {
+            t.client_calls.retain(|id| *id != call_id);
+        }
+        out.run(Command::ClientToolAnswer(ClientToolAnswer { call_id, answer }));
+    }
+}
+
+/// Counts a settled turn's usage in the agent's metrics.
+fn meter(m: &crate::metrics::Metrics, agent: &str, usage: &TurnUsage) {
+    if usage.stt_seconds > 0.0 {
+        m.usage_stt_seconds_total.with_label_values(&[agent]).inc_by(usage.stt_seconds);
+    }
+    m.usage_llm_tokens_total.with_label_values(&[agent, "prompt"]).inc_by(usage.llm_prompt_tokens);
+    m.usage_llm_tokens_total.with_label_values(&[agent, "completion"]).inc_by(usage.llm_completion_tokens);
+    m.usage_tts_characters_total.with_label_values(&[agent]).inc_by(usage.tts_characters);
 }

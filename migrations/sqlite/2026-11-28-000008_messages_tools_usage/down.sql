@@ -1,0 +1,3 @@
+ALTER TABLE messages DROP COLUMN usage;
+ALTER TABLE messages DROP COLUMN llm_provider;
+ALTER TABLE messages DROP COLUMN tool_calls;
