@@ -155,6 +155,28 @@ async fn a_tts_socket_lost_before_the_first_audio_speaks_the_turn_whole_on_a_new
     }
 }
 
+#[actix_web::test]
+async fn a_tts_socket_that_cannot_be_reopened_speaks_the_turn_over_http() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |_| {}).await;
+    let (tts, openai) = (v.emulators.elevenlabs(), v.emulators.openai());
+    openai.push_reply(Reply::Text("First sentence here. And a second one.".into()));
+    let mut c = v.connect("userId=tts-http").await;
+    // Every socket the turn's text goes to drops before any audio: more drops than the socket retries.
+    for _ in 0..4 {
+        tts.push_fault(ElevenLabsFault::DropBeforeAudio);
+    }
+    c.say("Talk to me.").await;
+    let end = c.expect("turnEnd").await;
+    assert_eq!(end["interrupted"], false, "{:?}", c.summary());
+    assert!(c.events("error").is_empty(), "fell back, not reported: {:?}", c.summary());
+    assert!(!c.audio_of_turn(1).is_empty(), "the turn was spoken");
+    let spoken: Vec<String> =
+        tts.http_requests().iter().filter_map(|r| r.body["text"].as_str().map(str::to_string)).collect();
+    assert!(spoken.concat().contains("First sentence here."), "spoken over HTTP: {spoken:?}");
+    assert!(spoken.concat().contains("And a second one."), "{spoken:?}");
+    v.stop().await;
+}
+
 /// The characters the emulator said end within the first `ms` of context `id`'s audio (16 kHz PCM), cut back
 /// to the last whole word, as the listener heard them.
 fn heard_by_alignment(frames: &[parley::emulators::SentFrame], id: &str, ms: f64) -> String {

@@ -70,6 +70,22 @@ impl TtsLink {
         }
     }
 
+    /// The turn HTTP mode is speaking, if any.
+    pub(super) fn http_turn(&self) -> Option<TurnId> {
+        self.http.turn.as_ref().map(|t| t.turn_id)
+    }
+
+    /// Speaks a turn that began on the socket over HTTP: the text it had so far, and its end if it came.
+    pub(super) fn http_take_over(&mut self, turn_id: TurnId, texts: Vec<String>, ended: bool, ctx: &mut Context<Self>) {
+        self.http_start(turn_id, ctx);
+        for text in texts {
+            self.http_text(turn_id, text, ctx);
+        }
+        if ended {
+            self.http_end(turn_id, ctx);
+        }
+    }
+
     fn http_start(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
         if self.settings.api_key.is_none() {
             let e = ProviderError::not_configured(Provider::ElevenLabs, "ELEVENLABS_API_KEY");

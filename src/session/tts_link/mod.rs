@@ -12,6 +12,10 @@
 //! - `Http`: one `POST …/stream` per sentence with the original's sliding window (first sentence with
 //!   `next_text`, middle ones with both, the last with `previous_text`).
 //!
+//! In socket mode, a turn whose socket cannot be (re)opened before its first audio (the retries exhausted on a
+//! failure that may pass) is spoken over HTTP instead, with the text it already had, and new turns use HTTP for
+//! [`HTTP_FALLBACK_FOR`] before the socket is tried again.
+//!
 //! Policy and auth failures disable TTS for the session (reported once, never retried in a loop); transient
 //! failures before the first audio byte are retried with backoff.
 
@@ -121,6 +125,9 @@ pub struct TtsLink {
     disabled: Option<ProviderError>,
     socket: socket::SocketMode,
     http: http::HttpMode,
+    /// Socket mode only: the socket could not be (re)opened for a turn, which was spoken over HTTP instead;
+    /// until then new turns go over HTTP too.
+    http_fallback_until: Option<std::time::Instant>,
 }
 
 impl TtsLink {
@@ -140,6 +147,7 @@ impl TtsLink {
             disabled: None,
             socket: socket::SocketMode::default(),
             http: http::HttpMode::default(),
+            http_fallback_until: None,
         }
     }
 
@@ -176,12 +184,22 @@ impl Handler<TtsCommand> for TtsLink {
         if let (TtsCommand::Start { turn_id }, Some(error)) = (&command, self.disabled.clone()) {
             return self.report(TtsEvent::Failed { turn_id: *turn_id, error });
         }
-        match self.settings.mode {
-            TtsMode::Socket => self.socket_command(command, ctx),
-            TtsMode::Http => self.http_command(command, ctx),
-        }
+        let over_http = match (&command, self.settings.mode) {
+            (_, TtsMode::Http) => true,
+            (TtsCommand::Start { .. }, TtsMode::Socket) => {
+                self.http_fallback_until.is_some_and(|until| std::time::Instant::now() < until)
+            }
+            (
+                TtsCommand::Text { turn_id, .. } | TtsCommand::End { turn_id } | TtsCommand::Cancel { turn_id },
+                TtsMode::Socket,
+            ) => self.http_turn() == Some(*turn_id),
+        };
+        if over_http { self.http_command(command, ctx) } else { self.socket_command(command, ctx) }
     }
 }
+
+/// How long, after the socket could not be reopened for a turn, new turns go straight to HTTP.
+pub const HTTP_FALLBACK_FOR: Duration = Duration::from_secs(30);
 
 impl Handler<TtsShutdown> for TtsLink {
     type Result = ();

@@ -427,9 +427,25 @@ impl TtsLink {
         }
         // Cancelled contexts were waiting for an isFinal that will not come now.
         self.socket.contexts.retain(|_, c| !c.cancelled);
+        let mut over_http = Vec::new();
         for (id, turn_id) in &failed {
-            self.socket.contexts.remove(id);
+            if let Some(c) = self.socket.contexts.remove(id) {
+                // Nothing spoken yet and the failure may pass: HTTP can still speak the turn.
+                if !c.spoke && error.retryable() {
+                    over_http.push((c.turn_id, c.texts, c.ended));
+                }
+            }
             self.socket.by_turn.remove(turn_id);
+        }
+        if let Some((turn_id, texts, ended)) = over_http.pop() {
+            log::warn!(
+                "session {}: the TTS socket cannot be reopened ({error}); turn {turn_id} is spoken over HTTP",
+                self.session
+            );
+            self.metrics.provider_error(&error);
+            self.http_fallback_until = Some(Instant::now() + super::HTTP_FALLBACK_FOR);
+            failed.retain(|(_, t)| *t != turn_id);
+            self.http_take_over(turn_id, texts, ended, ctx);
         }
         if failed.is_empty() && retry_in.is_none() {
             if error.retryable() {
