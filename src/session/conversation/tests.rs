@@ -549,3 +549,105 @@ fn a_typed_turn_flood_is_refused_past_the_turn_rate_and_recovers_a_minute_later(
     let later = r.feed(60_050, Input::Text("again".into()));
     assert!(commands(&later).iter().any(|c| matches!(c, Command::Complete(_))));
 }
+
+fn tool_started(turn: TurnId, id: &str, name: &str, client: bool) -> Input {
+    Input::Llm(LlmEvent::ToolStarted {
+        turn_id: turn,
+        call_id: id.into(),
+        name: name.into(),
+        arguments: serde_json::json!({"order_id": "1234"}),
+        client,
+    })
+}
+
+fn tool_record(id: &str, name: &str, result: serde_json::Value) -> crate::db::ToolRecord {
+    crate::db::ToolRecord {
+        call_id: id.into(),
+        name: name.into(),
+        arguments: serde_json::json!({"order_id": "1234"}),
+        result: Some(result),
+        error: None,
+    }
+}
+
+#[test]
+fn a_client_tool_is_asked_of_the_client_and_only_its_own_answer_goes_to_the_llm() {
+    let mut r = Rig::started();
+    r.say(100, "show me the map");
+    let fx = r.feed(300, tool_started(1, "c1", "show_map", true));
+    assert!(
+        matches!(events(&fx)[..], [Event::ToolCall { turn_id: 1, call_id, name, .. }] if call_id == "c1" && name == "show_map")
+    );
+    let fx = r.feed(310, Input::ToolResult { call_id: "nope".into(), answer: Ok(serde_json::json!(1)) });
+    assert_eq!(error_codes(&fx), ["unknown_tool_call"]);
+    let fx = r.feed(320, Input::ToolResult { call_id: "c1".into(), answer: Ok(serde_json::json!({"shown": true})) });
+    assert!(
+        matches!(commands(&fx)[..], [Command::ClientToolAnswer(ClientToolAnswer { call_id, .. })] if call_id == "c1")
+    );
+    let fx = r.feed(330, Input::ToolResult { call_id: "c1".into(), answer: Ok(serde_json::json!(2)) });
+    assert_eq!(error_codes(&fx), ["unknown_tool_call"], "answered once");
+}
+
+#[test]
+fn a_barge_in_cancels_the_running_tool_and_the_reply_remembers_its_calls() {
+    let mut r = Rig::started();
+    r.say(100, "where is my order");
+    let fx = r.feed(300, tool_started(1, "w1", "lookup_order", false));
+    assert!(matches!(events(&fx)[..], [Event::ToolStatus { status: ToolStatus::Running, .. }]));
+    r.feed(350, tool_started(1, "w2", "lookup_order", false));
+    let record = tool_record("w1", "lookup_order", serde_json::json!({"status": "shipped"}));
+    let fx = r.feed(400, Input::Llm(LlmEvent::ToolFinished { turn_id: 1, record }));
+    assert!(matches!(events(&fx)[..], [Event::ToolStatus { status: ToolStatus::Done, .. }]));
+    r.feed(450, Input::Llm(LlmEvent::Token { turn_id: 1, text: "It has shipped. ".into() }));
+    let fx = r.feed(500, Input::Interrupt);
+    let ev = events(&fx);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ToolStatus { call_id, status: ToolStatus::Cancelled, .. } if call_id == "w2")),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::ToolStatus { call_id, status: ToolStatus::Cancelled, .. } if call_id == "w1"))
+    );
+    // Nothing was heard, so it is settled at once: stored with both calls (the cancelled one as such), and
+    // given back to the LLM next turn.
+    let stored = commands(&fx).into_iter().find_map(|c| match c {
+        Command::Persist(Write::Message { role: Role::Assistant, reply: Some(facts), .. }) => Some(facts.clone()),
+        _ => None,
+    });
+    let facts = stored.expect("the reply is stored");
+    assert_eq!(facts.tools.len(), 2);
+    assert_eq!(facts.tools[0].result, Some(serde_json::json!({"status": "shipped"})));
+    assert!(facts.tools[1].error.as_deref().is_some_and(|e| e.starts_with("cancelled")));
+    let fx = r.say(2000, "thanks");
+    let messages = commands(&fx)
+        .into_iter()
+        .find_map(|c| if let Command::Complete(Complete { messages, .. }) = c { Some(messages.clone()) } else { None })
+        .unwrap();
+    let calls = messages.iter().find_map(|m| m.tool_calls.clone()).expect("the calls are in the context");
+    assert_eq!(calls.len(), 2);
+    let answers: Vec<String> = messages.iter().filter(|m| m.tool_call_id.is_some()).map(|m| m.text()).collect();
+    assert_eq!(answers.len(), 2);
+    assert!(answers[0].contains("shipped"), "{answers:?}");
+}
+
+#[test]
+fn end_conversation_ends_the_session_once_the_goodbye_is_spoken_and_stored() {
+    let mut r = Rig::started();
+    r.say(100, "bye");
+    r.feed(300, Input::Llm(LlmEvent::Token { turn_id: 1, text: "Goodbye!".into() }));
+    r.feed(310, Input::Llm(LlmEvent::EndConversation { turn_id: 1 }));
+    r.feed(320, audio(1, 300.0, 0.0, "Goodbye!"));
+    let fx = r.feed(330, Input::Llm(LlmEvent::Done { turn_id: 1, usage: Default::default(), provider: "m".into() }));
+    assert!(!events(&fx).iter().any(|e| matches!(e, Event::End(_))));
+    let fx = r.feed(700, Input::Tts(TtsEvent::Done { turn_id: 1 }));
+    let ev = events(&fx);
+    assert!(ev.contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
+    assert!(!ev.iter().any(|e| matches!(e, Event::End(_))), "not before the goodbye is stored");
+    let saved =
+        |role| Input::Saved(crate::persistence::Persisted { turn_id: 1, role, message_id: crate::db::MessageId(9) });
+    r.feed(710, saved(Role::User));
+    let fx = r.feed(720, saved(Role::Assistant));
+    assert_eq!(events(&fx).last(), Some(&&Event::End(EndReason::AgentEnded)));
+}
