@@ -43,6 +43,8 @@ const parley = {
   errors: [],
   warnings: [],
   statuses: [],
+  // Tool calls seen this page (client-side ones answered here, server-side ones as reported).
+  tools: [],
   history: null,
   /** How the page is signed in: mode ("development", "token", "none"), the token's user, renewals. */
   auth: auth.state,

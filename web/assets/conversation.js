@@ -48,7 +48,9 @@ export class ConversationView {
     meta.append(status, latency, heard);
     const feedback = feedbackWidget();
     assistant.append(el("span", "who", "parley"), captions, meta, feedback);
-    li.append(user, assistant);
+    // Turn 0 is the agent's greeting: nobody spoke before it.
+    if (turnId === 0) li.append(assistant);
+    else li.append(user, assistant);
     this.list.appendChild(li);
     t = { li, user, captions, status, latency, heard, feedback, interrupted: false };
     this.turns.set(turnId, t);

@@ -127,7 +127,49 @@ const HANDLERS = {
     showNotice("error", message, advice);
   },
 
+  // A client-side tool: this page runs it and answers within the tool's timeout. The built-in demo tool is
+  // `client_time` (the listener's local time and time zone); any other name is answered with an error the
+  // model is given.
+  toolCall(app, m) {
+    const callId = str(m.callId);
+    const name = str(m.name);
+    if (!callId) return;
+    app.parley.tools.push({ callId, name, arguments: m.arguments, runsOn: "client" });
+    const run = CLIENT_TOOLS[name];
+    let answer;
+    try {
+      answer = run ? { result: run(m.arguments || {}) } : { error: `this page has no tool named ${name}` };
+    } catch (e) {
+      answer = { error: String(e && e.message ? e.message : e) };
+    }
+    app.conn.send({ type: "toolResult", callId, ...answer });
+    showStatus(run ? `The assistant used ${name} on this page.` : `The assistant asked for ${name}, which this page does not have.`);
+  },
+
+  // A server-side tool call's progress (running, done, failed, cancelled).
+  tool(app, m) {
+    const entry = { callId: str(m.callId), name: str(m.name), status: str(m.status), runsOn: "server" };
+    app.parley.tools.push(entry);
+    const words = { running: "is looking something up", done: "got an answer", failed: "could not get an answer", cancelled: "stopped looking" };
+    if (words[entry.status]) showStatus(`The assistant ${words[entry.status]} (${entry.name}).`);
+  },
+
+  // The agent ended the conversation; the server closes the socket normally next.
+  end(app) {
+    app.parley.ended = true;
+    showStatus("The assistant ended the conversation.");
+  },
+
   pong() {},
+};
+
+const CLIENT_TOOLS = {
+  client_time() {
+    return {
+      localTime: new Date().toString(),
+      timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone || "unknown",
+    };
+  },
 };
 
 /** Applies one server message to the page. Throws (and changes nothing) on a malformed turn message. */
@@ -137,8 +179,9 @@ export function handleServerMessage(app, m) {
     app.parley.ignoredMessages = (app.parley.ignoredMessages || 0) + 1;
     return;
   }
-  if (TURN_MESSAGES.has(m.type) && !(Number.isInteger(m.turnId) && m.turnId > 0)) {
-    throw new Error("turnId is not a positive integer");
+  // Turn 0 is an agent's greeting, spoken before the user says anything.
+  if (TURN_MESSAGES.has(m.type) && !(Number.isInteger(m.turnId) && m.turnId >= 0)) {
+    throw new Error("turnId is not a non-negative integer");
   }
   handler(app, m);
   app.updateInterrupt();
