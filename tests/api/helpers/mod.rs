@@ -8,6 +8,7 @@ pub mod prometheus;
 pub mod raw_db;
 pub mod raw_ws;
 pub mod voice;
+pub mod webhook;
 
 use std::collections::HashMap;
 
