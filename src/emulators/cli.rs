@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::deepgram::FinalizeReply;
+use super::openai::fault::parse_down;
 use super::options::EmulatorOptions;
 use super::running::Emulators;
 
@@ -41,7 +42,7 @@ Deepgram (/v1/listen WebSocket):
                                        reset:MS_OF_AUDIO (no Close frame, TCP reset), data0000, error-frame,
                                        unknown-type, empty-finals
 
-OpenAI-compatible (POST /v1/chat/completions):
+OpenAI-compatible (POST /v1/chat/completions, and /PREFIX/v1/chat/completions for any one-segment PREFIX):
   --openai-port N, --openai-key KEY    as above (default key emulated-openai-key)
   --openai-ttft-ms N                   time to first token (default 0)
   --openai-token-delay-ms N            delay between deltas (default 0)
@@ -50,6 +51,19 @@ OpenAI-compatible (POST /v1/chat/completions):
                                        usage-every-chunk, finish-with-content, all, none
   --openai-fault F                     next request's fault, repeatable: 429[:SECS], quota, 500, 503, 401,
                                        error-after:N, cut-after:N, hang-after:N (N = deltas)
+  --openai-reply SPEC                  next request's reply, repeatable, in order: text:WORDS, or
+                                       tools:NAME(ARGS)[;NAME(ARGS)...] (parallel calls; ARGS verbatim, may be
+                                       invalid JSON; a call's ARGS end at the ')' before ';NAME(' or the end),
+                                       e.g. 'tools:lookup_order({\"order_id\":\"1234\"})'. Unscripted it quotes
+                                       the last user message, or after tool results says: The tool said: RESULT.
+  --openai-down PREFIX[=FAULT]         every request under /PREFIX/v1/ gets FAULT (default 503), repeatable;
+                                       plain /v1 and other prefixes work (one base URL down, for fallback)
+  Control API on the same port, no key:
+    POST /_control/replies             {\"text\":\"..\"} or {\"tools\":[{\"name\":\"..\",\"arguments\":\"..\"}]} or an array
+    POST /_control/faults              {\"fault\":\"503\"} (as --openai-fault)
+    POST /_control/down                {\"prefix\":\"primary\",\"fault\":\"503\"}; DELETE /_control/down/PREFIX
+    POST /_control/torture             {\"torture\":\"no-tool-index\"} (as --openai-torture)
+    GET /_control/requests             the request log (JSON); POST /_control/reset forgets script and log
 
 ElevenLabs (WebSocket stream-input / multi-stream-input, POST .../stream and .../stream/with-timestamps):
   --elevenlabs-port N, --elevenlabs-key KEY   as above (default key emulated-elevenlabs-key)
@@ -98,6 +112,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
             "--openai-token-delay-ms" => o.openai.inter_token_delay = ms(value()?)?,
             "--openai-torture" => o.openai.torture = value()?.parse().map_err(anyhow::Error::msg)?,
             "--openai-fault" => o.openai.faults.push(value()?.parse().map_err(anyhow::Error::msg)?),
+            "--openai-reply" => o.openai.replies.push(value()?.parse().map_err(anyhow::Error::msg)?),
+            "--openai-down" => o.openai.down.push(parse_down(value()?).map_err(anyhow::Error::msg)?),
             "--elevenlabs-port" => o.elevenlabs.port = port(value()?)?,
             "--elevenlabs-key" => keys[2].get_or_insert_with(Vec::new).push(value()?.clone()),
             "--elevenlabs-ttfb-ms" => o.elevenlabs.time_to_first_byte = ms(value()?)?,
@@ -171,7 +187,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulators::ElevenLabsFault;
+    use crate::emulators::{ElevenLabsFault, OpenAiFault, Reply};
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
@@ -198,6 +214,37 @@ mod tests {
         assert!(o.elevenlabs.realtime_pacing);
         assert_eq!(o.elevenlabs.faults[1], ElevenLabsFault::CutInsideChunk { after_bytes: 100 });
         assert_eq!(o.elevenlabs.api_keys, [super::super::ELEVENLABS_KEY]);
+    }
+
+    #[test]
+    fn openai_replies_queue_in_order_and_down_prefixes_default_to_503() {
+        let argv: Vec<String> = [
+            "--openai-reply",
+            "text:Your order shipped.",
+            "--openai-reply",
+            r#"tools:f({"a":1);g({})"#,
+            "--openai-down",
+            "primary",
+            "--openai-down",
+            "backup=cut-after:2",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        let Command::Run(o) = parse(&argv).unwrap() else { panic!("not run") };
+        assert_eq!(
+            o.openai.replies,
+            [
+                Reply::Text("Your order shipped.".into()),
+                Reply::ToolCalls(vec![("f".into(), r#"{"a":1"#.into()), ("g".into(), "{}".into())])
+            ]
+        );
+        assert_eq!(
+            o.openai.down,
+            [("primary".into(), OpenAiFault::Overloaded), ("backup".into(), OpenAiFault::CutAfter { after_deltas: 2 })]
+        );
+        assert!(parse(&args("--openai-reply hello")).is_err());
+        assert!(parse(&args("--openai-down a/b")).is_err());
+        assert!(HELP.contains("--openai-reply SPEC") && HELP.contains("--openai-down PREFIX[=FAULT]"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::deepgram::{DeepgramFault, FinalizeReply};
 use super::elevenlabs::ElevenLabsFault;
-use super::openai::{OpenAiFault, Torture};
+use super::openai::{OpenAiFault, Reply, Torture};
 
 /// The key the Deepgram emulator accepts by default.
 pub const DEEPGRAM_KEY: &str = "emulated-deepgram-key";
@@ -53,6 +53,10 @@ pub struct OpenAiOptions {
     pub torture: Torture,
     /// Faults for the first requests, one each, in order.
     pub faults: Vec<OpenAiFault>,
+    /// Replies for the first requests, one each, in order (then the default reply).
+    pub replies: Vec<Reply>,
+    /// Path prefixes that are down from the start, with the fault every request under each gets.
+    pub down: Vec<(String, OpenAiFault)>,
 }
 
 /// ElevenLabs emulator options.
@@ -89,6 +93,8 @@ impl Default for EmulatorOptions {
                 inter_token_delay: Duration::ZERO,
                 torture: Torture::default(),
                 faults: Vec::new(),
+                replies: Vec::new(),
+                down: Vec::new(),
             },
             elevenlabs: ElevenLabsOptions {
                 port: 0,

@@ -57,6 +57,12 @@ impl Emulators {
         format!("http://{}/v1", self.openai_server.addr())
     }
 
+    /// `http://HOST:PORT/{prefix}/v1`: the same emulator under a path prefix, a base URL of its own that
+    /// `OpenAiControl::set_down(prefix, ..)` can take down while the plain one keeps working.
+    pub fn openai_prefixed_base_url(&self, prefix: &str) -> String {
+        format!("http://{}/{}/v1", self.openai_server.addr(), prefix.trim_matches('/'))
+    }
+
     /// `http://HOST:PORT/v1` (a client appends `/text-to-speech/...`, swapping http for ws on sockets).
     pub fn elevenlabs_base_url(&self) -> String {
         format!("http://{}/v1", self.elevenlabs_server.addr())

@@ -1,15 +1,18 @@
 //! The test-facing side of the OpenAI-compatible emulator: scripted replies, faults and timing for the next
-//! requests, transport torture, and the log of every request (body, headers of interest, how it ended,
-//! whether the client went away first).
+//! requests, base URL prefixes that are down, transport torture, and the log of every request (body, headers
+//! of interest, prefix, how it ended, the usage reported, whether the client went away first). The control
+//! API (`control_api`) drives the same handle over HTTP.
 
-use std::collections::VecDeque;
-use std::str::FromStr;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+pub use super::fault::OpenAiFault;
+use super::fault::prefix_segment;
+pub use super::torture::Torture;
 use crate::emulators::common::shared::Shared;
 use crate::emulators::options::OpenAiOptions;
 
-/// One scripted reply.
+/// One scripted reply (`script` parses its CLI spelling).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// Assistant text, streamed word by word.
@@ -18,147 +21,27 @@ pub enum Reply {
     ToolCalls(Vec<(String, String)>),
 }
 
-/// A failure the next request suffers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OpenAiFault {
-    /// 429 `rate_limit_exceeded` with `retry-after` (seconds), `retry-after-ms` and `x-should-retry: true`.
-    RateLimited { retry_after: Duration },
-    /// 429 `insufficient_quota` with `x-should-retry: false` (do not retry).
-    InsufficientQuota,
-    /// 500 `server_error`.
-    ServerError,
-    /// 503 overloaded.
-    Overloaded,
-    /// 401 `invalid_api_key`, whatever key was sent.
-    Unauthorized,
-    /// After this many deltas, `data: {"error":...}` and the end of the body (no `[DONE]`).
-    ErrorMidStream { after_deltas: usize },
-    /// After this many deltas the body ends without `[DONE]`.
-    CutAfter { after_deltas: usize },
-    /// After this many deltas nothing more is ever sent (until the client goes away).
-    NeverEnds { after_deltas: usize },
-}
-
-/// Parses the CLI spelling: `429[:secs]`, `quota`, `500`, `503`, `401`, `error-after:N`, `cut-after:N`,
-/// `hang-after:N`.
-impl FromStr for OpenAiFault {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, arg) = s.split_once(':').unwrap_or((s, ""));
-        let n = || arg.parse::<usize>().map_err(|_| format!("fault {s:?} needs a count after ':'"));
-        Ok(match name {
-            "429" => OpenAiFault::RateLimited {
-                retry_after: Duration::from_secs_f64(if arg.is_empty() {
-                    1.0
-                } else {
-                    arg.parse::<f64>().map_err(|_| format!("fault {s:?}: bad seconds"))?
-                }),
-            },
-            "quota" => OpenAiFault::InsufficientQuota,
-            "500" => OpenAiFault::ServerError,
-            "503" => OpenAiFault::Overloaded,
-            "401" => OpenAiFault::Unauthorized,
-            "error-after" => OpenAiFault::ErrorMidStream { after_deltas: n()? },
-            "cut-after" => OpenAiFault::CutAfter { after_deltas: n()? },
-            "hang-after" => OpenAiFault::NeverEnds { after_deltas: n()? },
-            _ => return Err(format!("unknown OpenAI fault {s:?}")),
-        })
-    }
-}
-
-/// Transport torture and compatible-server quirks for SSE responses; every flag is independent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Torture {
-    /// Write each event in two pieces, cut mid-line.
-    pub split_lines: bool,
-    /// Cut inside a multi-byte UTF-8 character when the event has one.
-    pub split_utf8: bool,
-    /// `\r\n` line endings.
-    pub crlf: bool,
-    /// Lone `\r` line endings.
-    pub cr: bool,
-    /// A `: keep-alive` comment before every event.
-    pub comments: bool,
-    /// Two events per write.
-    pub coalesce: bool,
-    /// `data:` with no space after the colon.
-    pub no_space: bool,
-    /// Tool-call deltas without `index` (Gemini/ollama style).
-    pub no_tool_index: bool,
-    /// Unknown extra fields on chunks, choices and deltas.
-    pub extra_fields: bool,
-    /// Tool-call arguments whole in the call's first delta instead of fragments.
-    pub whole_tool_arguments: bool,
-    /// A running `usage` object on every chunk (some compatible servers do this).
-    pub usage_every_chunk: bool,
-    /// `finish_reason` on the last content delta instead of a separate empty chunk.
-    pub finish_with_content: bool,
-}
-
-/// Parses a comma-separated list: `split-lines,split-utf8,crlf,cr,comments,coalesce,no-space,
-/// no-tool-index,extra-fields,whole-tool-arguments,usage-every-chunk,finish-with-content`, or `all`
-/// (everything but `cr`), or `none`.
-impl FromStr for Torture {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut t = Torture::default();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "none" => {}
-                "all" => t = Torture { cr: false, ..Torture::all() },
-                "split-lines" => t.split_lines = true,
-                "split-utf8" => t.split_utf8 = true,
-                "crlf" => t.crlf = true,
-                "cr" => t.cr = true,
-                "comments" => t.comments = true,
-                "coalesce" => t.coalesce = true,
-                "no-space" => t.no_space = true,
-                "no-tool-index" => t.no_tool_index = true,
-                "extra-fields" => t.extra_fields = true,
-                "whole-tool-arguments" => t.whole_tool_arguments = true,
-                "usage-every-chunk" => t.usage_every_chunk = true,
-                "finish-with-content" => t.finish_with_content = true,
-                _ => return Err(format!("unknown torture mode {part:?}")),
-            }
-        }
-        Ok(t)
-    }
-}
-
-impl Torture {
-    /// Every flag on (`cr` and `crlf` both set means `\r\n`).
-    pub fn all() -> Self {
-        Torture {
-            split_lines: true,
-            split_utf8: true,
-            crlf: true,
-            cr: true,
-            comments: true,
-            coalesce: true,
-            no_space: true,
-            no_tool_index: true,
-            extra_fields: true,
-            whole_tool_arguments: true,
-            usage_every_chunk: true,
-            finish_with_content: true,
-        }
-    }
-}
-
-/// Everything one request did.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything one request did (the control API serves it as JSON, `usage` as an object).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ChatRequestLog {
+    /// 1 for the emulator's first request; never reused, also after `reset`.
     pub number: u64,
     pub request_id: String,
+    /// The path prefix the request came under (`primary` for `/primary/v1/chat/completions`), `None` for
+    /// `/v1/chat/completions`.
+    pub prefix: Option<String>,
     /// The body as JSON, or as a JSON string when it was not valid JSON.
     pub body: serde_json::Value,
     /// `authorization`, `content-type`, `accept`, `openai-organization`, `openai-project`, `user-agent`.
     pub headers: Vec<(String, String)>,
     pub stream: bool,
     pub status: u16,
+    /// The fault the request suffered: the next queued one, or its prefix's while that prefix is down.
     pub fault: Option<OpenAiFault>,
+    /// `(prompt_tokens, completion_tokens)` of the last usage the client was sent (the usage chunk, a running
+    /// usage with `usage-every-chunk`, or a whole completion's `usage`); `None` when none was sent.
+    #[serde(serialize_with = "usage_json")]
+    pub usage: Option<(u32, u32)>,
     /// Content or tool-call deltas written.
     pub deltas_sent: usize,
     pub done_sent: bool,
@@ -177,12 +60,36 @@ pub struct OpenAiSettings {
     pub torture: Torture,
 }
 
+fn usage_json<S: serde::Serializer>(usage: &Option<(u32, u32)>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize as _;
+    usage
+        .map(|(p, c)| serde_json::json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}))
+        .serialize(s)
+}
+
 #[derive(Debug)]
 pub(crate) struct OpenAiState {
     pub settings: OpenAiSettings,
     pub replies: VecDeque<Reply>,
     pub faults: VecDeque<OpenAiFault>,
+    /// Prefixes that are down, and the fault every request under one gets.
+    pub down: BTreeMap<String, OpenAiFault>,
     pub requests: Vec<ChatRequestLog>,
+    /// Requests dropped from the front of the log by `reset`; a request's slot is `number - 1 - cleared`.
+    pub cleared: usize,
+}
+
+impl OpenAiState {
+    /// The log entry of request `number`, unless `reset` dropped it.
+    pub fn log_mut(&mut self, number: u64) -> Option<&mut ChatRequestLog> {
+        let slot = usize::try_from(number).ok()?.checked_sub(1 + self.cleared)?;
+        self.requests.get_mut(slot)
+    }
+
+    /// The number the next request gets.
+    pub fn next_number(&self) -> u64 {
+        (self.cleared + self.requests.len()) as u64 + 1
+    }
 }
 
 /// Handle on the OpenAI-compatible emulator (cheap to clone, `Send + Sync`).
@@ -202,21 +109,50 @@ impl OpenAiControl {
         OpenAiControl {
             shared: Shared::new(OpenAiState {
                 settings,
-                replies: VecDeque::new(),
+                replies: opts.replies.clone().into(),
                 faults: opts.faults.clone().into(),
+                down: opts.down.iter().cloned().collect(),
                 requests: Vec::new(),
+                cleared: 0,
             }),
         }
     }
 
-    /// The reply to the next request (then the default that quotes the user).
+    /// The reply to the next request that is answered (then the default: it quotes the last user message, or
+    /// the tool results when the last messages are tool results). A refused request (401, 400, a status
+    /// fault) and requests under a down prefix leave it queued.
     pub fn push_reply(&self, reply: Reply) {
         self.shared.update(|s| s.replies.push_back(reply));
     }
 
-    /// A fault for the next request (one per request, in order).
+    /// A fault for the next request (one per request, in order). Requests under a down prefix leave it queued.
     pub fn push_fault(&self, fault: OpenAiFault) {
         self.shared.update(|s| s.faults.push_back(fault));
+    }
+
+    /// `Some(fault)`: every request under `/{prefix}/v1/chat/completions` gets `fault` until this is called
+    /// with `None` (one base URL of several down, for fallback tests). Such requests neither take the queued
+    /// fault nor the queued reply (a mid-stream fault streams the front of the reply queue without taking it,
+    /// or the default). `prefix` is one path segment; surrounding slashes are dropped, and a prefix with an
+    /// inner `/` never matches.
+    pub fn set_down(&self, prefix: &str, fault: Option<OpenAiFault>) {
+        let prefix = prefix_segment(prefix).unwrap_or(prefix).to_string();
+        self.shared.update(|s| match fault {
+            Some(f) => s.down.insert(prefix, f),
+            None => s.down.remove(&prefix),
+        });
+    }
+
+    /// Forgets queued replies and faults, down prefixes and the request log (request numbers keep counting);
+    /// timing and torture stay as they are.
+    pub fn reset(&self) {
+        self.shared.update(|s| {
+            s.replies.clear();
+            s.faults.clear();
+            s.down.clear();
+            s.cleared += s.requests.len();
+            s.requests.clear();
+        });
     }
 
     /// Delay before the first chunk, and between deltas.
@@ -248,13 +184,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cli_fault_and_torture_spellings_parse() {
-        assert_eq!("cut-after:3".parse(), Ok(OpenAiFault::CutAfter { after_deltas: 3 }));
-        assert_eq!("429:2.5".parse(), Ok(OpenAiFault::RateLimited { retry_after: Duration::from_millis(2500) }));
-        assert!("hang-after".parse::<OpenAiFault>().is_err());
-        let t: Torture = "crlf, comments".parse().unwrap();
-        assert!(t.crlf && t.comments && !t.split_lines);
-        assert!("all".parse::<Torture>().unwrap().split_utf8);
-        assert!("wobble".parse::<Torture>().is_err());
+    fn set_down_normalises_the_prefix_and_reset_keeps_numbering_and_drops_old_entries() {
+        let c = OpenAiControl::new(&crate::emulators::EmulatorOptions::default().openai);
+        c.set_down("/primary/", Some(OpenAiFault::ServerError));
+        assert_eq!(c.shared.read(|s| s.down.get("primary").cloned()), Some(OpenAiFault::ServerError));
+        c.set_down("primary", None);
+        assert!(c.shared.read(|s| s.down.is_empty()));
+        c.push_reply(Reply::Text("a".into()));
+        c.shared.update(|s| {
+            let number = s.next_number();
+            s.requests.push(ChatRequestLog {
+                number,
+                request_id: "r".into(),
+                prefix: None,
+                body: serde_json::Value::Null,
+                headers: vec![],
+                stream: true,
+                status: 200,
+                fault: None,
+                usage: Some((3, 4)),
+                deltas_sent: 0,
+                done_sent: false,
+                completed: false,
+                client_went_away: false,
+            })
+        });
+        c.reset();
+        assert!(c.requests().is_empty() && c.shared.read(|s| s.replies.is_empty()));
+        assert!(c.shared.update(|s| s.log_mut(1).is_none()), "a stream still running after reset logs nowhere");
+        assert_eq!(c.shared.read(OpenAiState::next_number), 2);
     }
 }

@@ -1,7 +1,8 @@
-//! `POST /v1/chat/completions`: checks the key (401 JSON, never SSE), parses the body (400 with OpenAI's
-//! error shape), applies the next fault (429/500/503 as JSON; mid-stream error, cut or hang inside the
-//! stream), then answers with a paced SSE stream or a whole `chat.completion`. The stream is a lazily
-//! polled body: when the client goes away actix drops it, and a guard records that in the log.
+//! `POST /v1/chat/completions` and `POST /{prefix}/v1/chat/completions`: checks the key (401 JSON, never
+//! SSE), parses the body (400 with OpenAI's error shape), applies the fault (the prefix's while it is down,
+//! else the next queued one: 429/500/503 as JSON; mid-stream error, cut or hang inside the stream), then
+//! answers with a paced SSE stream or a whole `chat.completion`. The stream is a lazily polled body: when the
+//! client goes away actix drops it, and a guard records that in the log.
 
 use std::time::Duration;
 
@@ -41,27 +42,31 @@ pub async fn chat_completions(
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .map(str::to_string);
-    let (index, settings, fault, scripted) = control.shared.update(|s| {
+    let prefix = req.match_info().get("prefix").map(str::to_string);
+    let (number, settings, fault, down) = control.shared.update(|s| {
+        let number = s.next_number();
+        // A down prefix fails every request without taking what is queued for the working base URL.
+        let down = prefix.as_ref().and_then(|p| s.down.get(p).cloned());
+        let is_down = down.is_some();
+        let fault = down.or_else(|| s.faults.pop_front());
         s.requests.push(ChatRequestLog {
-            number: s.requests.len() as u64 + 1,
+            number,
             request_id: request_id.clone(),
+            prefix: prefix.clone(),
             body: body_value,
             headers,
             stream: false,
             status: 0,
-            fault: None,
+            fault: fault.clone(),
+            usage: None,
             deltas_sent: 0,
             done_sent: false,
             completed: false,
             client_went_away: false,
         });
-        let fault = s.faults.pop_front();
-        if let Some(r) = s.requests.last_mut() {
-            r.fault.clone_from(&fault);
-        }
-        (s.requests.len() - 1, s.settings.clone(), fault, s.replies.pop_front())
+        (number, s.settings.clone(), fault, is_down)
     });
-    let log = |f: &dyn Fn(&mut ChatRequestLog)| control.shared.update(|s| f(&mut s.requests[index]));
+    let log = |f: &dyn Fn(&mut ChatRequestLog)| control.log(number, f);
     let fail = |status: u16, body: ApiErrorBody, extra: &[(&str, String)]| {
         log(&|r| {
             r.status = status;
@@ -117,6 +122,9 @@ pub async fn chat_completions(
         include_usage: chat.wants_usage(),
         prompt_tokens: prompt_tokens(&chat),
     };
+    // Only a request that gets an answer takes the scripted reply: a refused one (401, 400, a status fault)
+    // leaves it for the retry or the fallback.
+    let scripted = control.shared.update(|s| if down { s.replies.front().cloned() } else { s.replies.pop_front() });
     let reply = scripted.unwrap_or_else(|| default_reply(&chat));
     let stream = chat.is_streaming();
     log(&|r| {
@@ -124,7 +132,7 @@ pub async fn chat_completions(
         r.status = 200;
     });
     if !stream {
-        return whole(&completion, &reply, fault, &settings, &request_id, control.get_ref().clone(), index).await;
+        return whole(&completion, &reply, fault, &settings, &request_id, control.get_ref().clone(), number).await;
     }
 
     let payloads = completion.stream(&reply, &settings.torture);
@@ -167,7 +175,7 @@ pub async fn chat_completions(
         first: true,
         seen: ChatStreamDecoder::new(),
     };
-    let guard = Guard::new(control.get_ref().clone(), index);
+    let guard = Guard::new(control.get_ref().clone(), number);
     let body = futures_util::stream::unfold((plan, guard), next_write);
     HttpResponse::Ok()
         .insert_header(("x-request-id", request_id.as_str()))

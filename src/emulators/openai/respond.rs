@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use actix_web::HttpResponse;
 use bytes::Bytes;
 
-use super::control::{OpenAiControl, OpenAiFault, OpenAiSettings, Reply};
+use super::control::{ChatRequestLog, OpenAiControl, OpenAiFault, OpenAiSettings, Reply};
 use super::framing::Write;
 use super::reply::Completion;
 use crate::emulators::common::guard::Unfinished;
@@ -30,25 +30,35 @@ pub(super) struct Plan {
     pub(super) seen: ChatStreamDecoder,
 }
 
-/// Logs against request `index`; `unfinished` marks the client gone if the body is dropped early.
+/// Logs against request `number`; `unfinished` marks the client gone if the body is dropped early.
 pub(super) struct Guard {
     pub(super) control: OpenAiControl,
-    pub(super) index: usize,
+    pub(super) number: u64,
     pub(super) unfinished: Unfinished,
 }
 
 impl Guard {
-    /// A guard for request `index`.
-    pub(super) fn new(control: OpenAiControl, index: usize) -> Self {
+    /// A guard for request `number`.
+    pub(super) fn new(control: OpenAiControl, number: u64) -> Self {
         let c = control.clone();
-        let unfinished = Unfinished::new(move || c.shared.update(|s| s.requests[index].client_went_away = true));
-        Guard { control, index, unfinished }
+        let unfinished = Unfinished::new(move || c.log(number, |r| r.client_went_away = true));
+        Guard { control, number, unfinished }
     }
 
     fn complete(&mut self) {
         self.unfinished.finish();
-        let i = self.index;
-        self.control.shared.update(|s| s.requests[i].completed = true);
+        self.control.log(self.number, |r| r.completed = true);
+    }
+}
+
+impl OpenAiControl {
+    /// Changes the log entry of request `number`, unless `reset` dropped it.
+    pub(super) fn log(&self, number: u64, f: impl FnOnce(&mut ChatRequestLog)) {
+        self.shared.update(|s| {
+            if let Some(r) = s.log_mut(number) {
+                f(r);
+            }
+        });
     }
 }
 
@@ -73,10 +83,14 @@ pub(super) async fn next_write(
     let items = plan.seen.push(&write.bytes);
     let deltas = items.iter().filter(|i| is_delta(i)).count();
     let done = items.contains(&StreamItem::Done);
-    let i = guard.index;
-    guard.control.shared.update(|s| {
-        s.requests[i].deltas_sent += deltas;
-        s.requests[i].done_sent |= done;
+    let usage = items.iter().rev().find_map(|i| match i {
+        StreamItem::Chunk(c) => c.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens)),
+        _ => None,
+    });
+    guard.control.log(guard.number, |r| {
+        r.deltas_sent += deltas;
+        r.done_sent |= done;
+        r.usage = usage.or(r.usage);
     });
     Some((Ok(write.bytes), (plan, guard)))
 }
@@ -88,13 +102,10 @@ pub(super) async fn whole(
     settings: &OpenAiSettings,
     request_id: &str,
     control: OpenAiControl,
-    index: usize,
+    number: u64,
 ) -> HttpResponse {
-    let mut guard = Guard::new(control, index);
-    let n = match reply {
-        Reply::Text(t) => super::reply::tokens(t).len() as u32,
-        Reply::ToolCalls(_) => 1,
-    };
+    let mut guard = Guard::new(control, number);
+    let n = Completion::completion_tokens(reply, &settings.torture);
     let wait = settings.time_to_first_token + settings.inter_token_delay * n.saturating_sub(1);
     tokio::time::sleep(wait).await;
     if matches!(fault, Some(OpenAiFault::NeverEnds { .. })) {
@@ -102,14 +113,15 @@ pub(super) async fn whole(
     }
     guard.complete();
     if matches!(fault, Some(OpenAiFault::ErrorMidStream { .. } | OpenAiFault::CutAfter { .. })) {
-        guard.control.shared.update(|s| s.requests[index].status = 500);
+        guard.control.log(number, |r| r.status = 500);
         let body = ApiErrorBody::new("The server had an error while processing your request.", "server_error", None);
         return HttpResponse::InternalServerError()
             .insert_header(("x-request-id", request_id))
             .content_type("application/json")
             .body(body.to_json());
     }
-    HttpResponse::Ok().insert_header(("x-request-id", request_id)).json(completion.whole(reply))
+    guard.control.log(number, |r| r.usage = Some((completion.prompt_tokens, n)));
+    HttpResponse::Ok().insert_header(("x-request-id", request_id)).json(completion.whole(reply, n))
 }
 
 pub(super) fn is_delta(item: &StreamItem) -> bool {

@@ -64,8 +64,13 @@ pub async fn timed_bytes(authority: &str, request: &[u8]) -> Vec<(Duration, Vec<
 
 /// A POST with a JSON body and `Connection: close`.
 pub fn post(path: &str, host: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    request("POST", path, host, headers, body)
+}
+
+/// A request of any method with a JSON body (possibly empty) and `Connection: close`.
+pub fn request(method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     let mut r = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {

@@ -1,8 +1,9 @@
 //! OpenAI-compatible `POST /v1/chat/completions` over raw HTTP: the SSE stream byte for byte, the
-//! non-streaming body, tool calls and timing; `failures` has the error shapes and failure modes, `torture`
-//! the transport torture.
+//! non-streaming body, tool calls and timing; `failures` has the error shapes and failure modes, `scripting`
+//! the control API, scripted tool calls, down prefixes and usage, `torture` the transport torture.
 
 mod failures;
+mod scripting;
 mod torture;
 
 use std::time::{Duration, Instant};

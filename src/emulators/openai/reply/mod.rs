@@ -1,6 +1,11 @@
-//! What the OpenAI emulator answers, as data: the default reply that quotes the user, the chunk payloads of a
-//! streamed completion (role chunk, deltas, finish chunk, usage chunk) and the whole non-streaming
-//! completion. Pure, so the exact shapes are unit-tested.
+//! What the OpenAI emulator answers, as data: the default reply that quotes the user (or the tool results),
+//! the chunk payloads of a streamed completion (role chunk, deltas, finish chunk, usage chunk) and the whole
+//! non-streaming completion. Pure, so the exact shapes are unit-tested.
+//!
+//! Usage: `prompt_tokens` is, over every message, its whitespace-separated words + 3; `completion_tokens`
+//! is the number of deltas the streamed reply has (one per word-sized text token; per tool call one head
+//! delta plus one per 8-character argument fragment, or just the head with `whole-tool-arguments`), the
+//! same for a non-streaming reply.
 
 use serde_json::{Value, json};
 
@@ -24,9 +29,17 @@ pub struct Payload {
     pub is_delta: bool,
 }
 
-/// The deterministic default: quotes the last user message, three sentences (so sentence pipelining is
-/// exercised) and curly quotes (so multi-byte UTF-8 crosses the wire).
+/// The deterministic default. After tool results (the last messages are `role: tool`), one sentence per
+/// result, in order: `The tool said: <content>.`, so a scripted tool call followed by no more script ends in
+/// a spoken answer holding the results. Otherwise it quotes the last user message, three sentences (so
+/// sentence pipelining is exercised) and curly quotes (so multi-byte UTF-8 crosses the wire).
 pub fn default_reply(req: &ChatRequest) -> Reply {
+    let results: Vec<String> =
+        req.messages.iter().rev().take_while(|m| m.role == Role::Tool).map(|m| m.text()).collect();
+    if !results.is_empty() {
+        let sentences: Vec<String> = results.iter().rev().map(|r| format!("The tool said: {}.", r.trim())).collect();
+        return Reply::Text(sentences.join(" "));
+    }
     let said = req.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.text()).unwrap_or_default();
     Reply::Text(format!("You said: \u{201c}{}\u{201d}. That is worth talking about. Tell me more.", said.trim()))
 }
@@ -128,18 +141,21 @@ impl Completion {
         out
     }
 
+    /// The `completion_tokens` a reply reports: its number of deltas when streamed with torture `t`.
+    pub fn completion_tokens(reply: &Reply, t: &Torture) -> u32 {
+        Self::deltas(reply, t).iter().filter(|(_, _, is_delta)| *is_delta).count() as u32
+    }
+
     fn usage(&self, completion_tokens: u32) -> Value {
         json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": self.prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}})
     }
 
-    /// The whole non-streaming `chat.completion`.
-    pub fn whole(&self, reply: &Reply) -> Value {
-        let (message, finish, n) = match reply {
-            Reply::Text(text) => {
-                (json!({"role": "assistant", "content": text, "refusal": null}), "stop", tokens(text).len() as u32)
-            }
+    /// The whole non-streaming `chat.completion`, reporting `completion_tokens`.
+    pub fn whole(&self, reply: &Reply, completion_tokens: u32) -> Value {
+        let (message, finish) = match reply {
+            Reply::Text(text) => (json!({"role": "assistant", "content": text, "refusal": null}), "stop"),
             Reply::ToolCalls(calls) => {
                 let calls: Vec<Value> = calls
                     .iter()
@@ -149,13 +165,13 @@ impl Completion {
                             "function": {"name": name, "arguments": args}})
                     })
                     .collect();
-                (json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls", 1)
+                (json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls")
             }
         };
         json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
             "system_fingerprint": "fp_emulated",
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-            "usage": self.usage(n)})
+            "usage": self.usage(completion_tokens)})
     }
 }
 

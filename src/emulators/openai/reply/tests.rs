@@ -82,3 +82,48 @@ fn tool_calls_stream_in_fragments_that_reassemble_with_or_without_index() {
         assert_eq!(chunks.last().unwrap().finish_reason(), Some("tool_calls"));
     }
 }
+
+fn tool_result(call_id: &str, text: &str) -> ChatMessage {
+    ChatMessage { tool_call_id: Some(call_id.into()), ..ChatMessage::new(Role::Tool, text) }
+}
+
+#[test]
+fn after_tool_results_the_default_reply_quotes_each_result_in_order() {
+    let mut req = ChatRequest::streaming("m", vec![ChatMessage::new(Role::User, "where is order 1234?")]);
+    req.messages.push(ChatMessage { tool_calls: Some(vec![]), content: None, ..ChatMessage::new(Role::Assistant, "") });
+    req.messages.push(tool_result("call_emu_0", r#"{"status":"shipped"}"#));
+    assert_eq!(default_reply(&req), Reply::Text(r#"The tool said: {"status":"shipped"}."#.into()));
+    req.messages.push(tool_result("call_emu_1", " due Friday "));
+    let Reply::Text(t) = default_reply(&req) else { panic!() };
+    assert_eq!(t, r#"The tool said: {"status":"shipped"}. The tool said: due Friday."#);
+}
+
+#[test]
+fn offering_tools_does_not_change_the_default_reply_to_a_user_message() {
+    let mut req = ChatRequest::streaming("m", vec![ChatMessage::new(Role::User, "hi")]);
+    let plain = default_reply(&req);
+    req.tools = Some(vec![serde_json::from_value(json!({"type":"function","function":{"name":"f"}})).unwrap()]);
+    assert_eq!(default_reply(&req), plain);
+    let Reply::Text(t) = plain else { panic!() };
+    assert!(t.starts_with("You said: \u{201c}hi\u{201d}."));
+}
+
+#[test]
+fn completion_tokens_count_the_deltas_the_stream_carries_and_the_usage_chunk_reports_them() {
+    let reply = Reply::ToolCalls(vec![("f".into(), "0123456789".into()), ("g".into(), "{}".into())]);
+    // f: head + 2 fragments of 8 characters; g: head + 1 fragment.
+    assert_eq!(Completion::completion_tokens(&reply, &Torture::default()), 5);
+    let whole_args = Torture { whole_tool_arguments: true, ..Default::default() };
+    assert_eq!(Completion::completion_tokens(&reply, &whole_args), 2);
+    let text = Reply::Text("One two three.".into());
+    assert_eq!(Completion::completion_tokens(&text, &Torture::default()), 3);
+    for (r, t) in [(&reply, Torture::default()), (&reply, whole_args), (&text, Torture::default())] {
+        let payloads = completion(true).stream(r, &t);
+        let deltas = payloads.iter().filter(|p| p.is_delta).count() as u32;
+        let usage = parse(&payloads).last().unwrap().usage.clone().unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (10, deltas));
+        assert_eq!(usage.total_tokens, 10 + deltas);
+        assert_eq!(deltas, Completion::completion_tokens(r, &t));
+    }
+    assert_eq!(completion(false).whole(&reply, 5)["usage"]["completion_tokens"], 5);
+}
