@@ -166,6 +166,32 @@ async fn a_token_chooses_the_agent_and_fills_its_prompt() {
 }
 
 #[actix_web::test]
+async fn an_operator_mints_a_token_pinned_to_an_agent_with_its_variables() {
+    let (v, _dir) = spawn_with_agents(TestDb::Sqlite).await;
+    v.emulators.openai().push_reply(Reply::Text("Sure.".into()));
+    let body = json!({"userId": "jo", "agent": "support", "vars": {"customer": "Jo", "order": "B-2"}});
+    let (status, minted) = v.app.post_raw("/api/tokens", "application/json", &body.to_string()).await;
+    assert_eq!(status, 200, "{minted}");
+    let mut c = v.connect(&format!("token={}", minted["token"].as_str().unwrap())).await;
+    assert_eq!(c.session["agent"], "support");
+    c.expect("turnEnd").await;
+    c.say("Hello").await;
+    c.until("turn 1 to end", |e| matches!(e, Event::Json(j) if j["type"] == "turnEnd" && j["turnId"] == 1)).await;
+    let request = v.emulators.openai().requests().last().unwrap().body.clone();
+    assert_eq!(request["messages"][0]["content"], "You help Jo with order B-2. Be brief.");
+    c.close().await;
+    for (body, status, code) in [
+        (json!({"userId": "jo", "agent": "ghost"}), 404, "agent_not_found"),
+        (json!({"userId": "jo", "vars": {"order": 2}}), 400, "invalid_vars"),
+        (json!({"userId": "jo", "vars": ["x"]}), 400, "invalid_vars"),
+    ] {
+        let (got, answer) = v.app.post_raw("/api/tokens", "application/json", &body.to_string()).await;
+        assert_eq!((got, answer["error"].as_str()), (status, Some(code)), "{body}: {answer}");
+    }
+    v.stop().await;
+}
+
+#[actix_web::test]
 async fn an_unknown_agent_is_404_and_a_token_pinned_to_another_is_403() {
     let (v, _dir) = spawn_with_agents(TestDb::Sqlite).await;
     let (status, body) = refusal(&v, &format!("token={}&agent=ghost", token_for("ivy"))).await;
