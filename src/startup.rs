@@ -76,6 +76,15 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         // A bad agents file stops start-up before anything is bound or opened.
         let agents = Agents::load(config.agents_file.as_ref())?;
+        if let Some(file) = &config.agents_file {
+            let names: Vec<&str> = agents.profiles.keys().map(String::as_str).collect();
+            log::info!(
+                "agents from {}: {} (sessions that name none get {:?})",
+                file.path.display(),
+                names.join(", "),
+                agents.default_agent
+            );
+        }
         // Bind before anything else starts: a port in use must be a clean error, not actors left running.
         let address = (config.server.host, config.server.port);
         let listener =
