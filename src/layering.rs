@@ -11,7 +11,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["config"],
     &["crypto", "providers", "limits"],
     &["db", "tools"],
-    &["metrics", "api_error", "auth", "emulators"],
+    &["metrics", "api_error", "auth", "emulators", "agents"],
     &["persistence", "emulate"],
     &["recording", "registry"],
     &["session"],

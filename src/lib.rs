@@ -16,13 +16,14 @@
 //!  session                  voice sessions: conversation core, ClientSocket<Wire>, children, transports
 //!  recording  registry      audio to storage (Recorder, Uploader) · live sessions
 //!  persistence  emulate     ordered history writes (Persister, PendingWrites) · in-process emulators
-//!  metrics  api_error  auth  emulators
+//!  metrics  api_error  auth  emulators  agents    · agent profiles (the agents file, validated)
 //!  db  tools                Store over PostgreSQL or SQLite, tables, ids · tool definitions, argument checks
 //!  crypto  providers  limits    encryption · provider wire types, ProviderError · token buckets
 //!  config                   the one typed Config
 //!  audio  retry  telemetry  http_client
 //! ```
 
+pub mod agents;
 pub mod api_error;
 pub mod audio;
 pub mod auth;

@@ -1,6 +1,6 @@
 //! Building and running the application: [`Application::build`] binds the listener first (port 0 picks a free
 //! one; a port in use is a clean error before anything starts), reads this instance's id from the data
-//! directory (creating it on the first start), creates the singletons once (database store, metrics, registry,
+//! directory (creating it on the first start), loads the agent profiles (a bad agents file stops here), creates the singletons once (database store, metrics, registry,
 //! HTTP client settings, what sessions are given), deals with the recordings the last run left behind (orphan
 //! spool files first, then the waiting rows, before a connection is accepted) and wires the routes;
 //! [`Application::run_until_stopped`] serves until SIGINT/SIGTERM (or a [`ShutdownHandle`]) and then
@@ -23,6 +23,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
+use crate::agents::Agents;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::crypto::Cipher;
@@ -37,7 +38,7 @@ use crate::recording::spool::SPOOL_DIR;
 use crate::recording::uploader::{ResumeWaiting, Uploader};
 use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
 use crate::routes;
-use crate::session::settings::{RecordingDeps, SessionDeps, SessionSettings};
+use crate::session::settings::{AgentSettings, RecordingDeps, SessionDeps};
 use crate::state::Singletons;
 
 /// File name of the generated auth secret inside the data directory (embedded defaults only).
@@ -73,6 +74,17 @@ impl ShutdownHandle {
 impl Application {
     /// Binds the listener, connects the database (running migrations) and builds the singletons.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // A bad agents file stops start-up before anything is bound or opened.
+        let agents = Agents::load(config.agents_file.as_ref())?;
+        if let Some(file) = &config.agents_file {
+            let names: Vec<&str> = agents.profiles.keys().map(String::as_str).collect();
+            log::info!(
+                "agents from {}: {} (sessions that name none get {:?})",
+                file.path.display(),
+                names.join(", "),
+                agents.default_agent
+            );
+        }
         // Bind before anything else starts: a port in use must be a clean error, not actors left running.
         let address = (config.server.host, config.server.port);
         let listener =
@@ -126,7 +138,7 @@ impl Application {
             storage.spawn(async move { journal.start(store, Some(uploader)) });
         }
         let session = SessionDeps {
-            settings: Arc::new(SessionSettings::from_config(&config)),
+            agents: Arc::new(AgentSettings::new(&config, &agents)),
             metrics: metrics.clone(),
             registry: registry.clone(),
             store: store.clone(),

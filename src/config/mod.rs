@@ -60,8 +60,10 @@
 //! | `PARLEY_IDLE_TIMEOUT_SECS` | `300` | a session with no audio and no message for this long is closed |
 //! | `PARLEY_MAX_SESSION_SECS` | `14400` | the longest a session may last |
 //! | `PARLEY_REQUEST_TIMEOUT_SECS` | `10` | how long a request's head and body may take to arrive (408 after) |
+//! | `PARLEY_AGENTS_FILE` | unset | TOML file of agent profiles (see README "Agents"); unset = one `default` agent from the variables above |
 //! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
 
+mod agents_source;
 mod env;
 
 use std::net::IpAddr;
@@ -71,6 +73,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::audio::OutputFormat;
+pub use agents_source::{AgentsSource, placeholders};
 pub use env::{ConfigError, Env, Secret};
 
 /// The original system's system prompt.
@@ -89,6 +92,8 @@ pub struct Config {
     pub limits: Limits,
     pub turns: TurnTuning,
     pub auth: AuthConfig,
+    /// `PARLEY_AGENTS_FILE`, read with the variables it names (the `agents` module validates it).
+    pub agents_file: Option<AgentsSource>,
     /// True when the providers are parley's own emulators (`--emulate`); sessions tell the client so.
     pub emulated: bool,
 }
@@ -341,6 +346,7 @@ impl Config {
                 audio_lead: Duration::from_millis(env.int_in("PARLEY_AUDIO_LEAD_MS", 500, 50..=60_000)?),
             },
             auth,
+            agents_file: AgentsSource::read(&env)?,
             emulated: false,
         })
         .and_then(Config::validated)

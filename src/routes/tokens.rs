@@ -1,7 +1,8 @@
 //! Minting client tokens.
 //!
-//! - `POST /api/tokens {"userId", "ttlSeconds"?, "sessionId"?, "scope"?}` with `Authorization: Bearer <API
-//!   key>`: an app backend gets a token for one of its users (`ttlSeconds` default and cap
+//! - `POST /api/tokens {"userId", "ttlSeconds"?, "sessionId"?, "scope"?, "agent"?, "vars"?}` with
+//!   `Authorization: Bearer <API key>`: an app backend gets a token for one of its users (pinned to an agent,
+//!   and carrying the variables of its system prompt, when asked) (`ttlSeconds` default and cap
 //!   `PARLEY_TOKEN_MAX_TTL_SECS`). Backends can as well mint tokens themselves with any JWT library (HS256
 //!   under `PARLEY_AUTH_SECRET`); this route saves them the library.
 //! - `POST /api/dev/token {"credential", "userId"}`: only on a development server (no secret configured), the
@@ -24,6 +25,10 @@ pub struct MintBody {
     ttl_seconds: Option<i64>,
     session_id: Option<String>,
     scope: Option<String>,
+    /// The agent the token is for (its `agent` claim).
+    agent: Option<String>,
+    /// The system prompt's variables (its `vars` claim): an object of strings.
+    vars: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +45,7 @@ fn mint(
     ttl: Option<i64>,
     session: Option<SessionId>,
     scopes: Vec<Scope>,
+    extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let max = app.config.auth.token_max_ttl.as_secs() as i64;
     let ttl = match ttl {
@@ -48,8 +54,7 @@ fn mint(
         Some(t) => return Err(ApiError::bad_request("invalid_ttl", format!("ttlSeconds must be positive, got {t}"))),
     };
     let now = now_secs();
-    let claims =
-        Claims { user_id: user, exp: now + ttl, iat: Some(now), nbf: None, session, scopes, extra: Default::default() };
+    let claims = Claims { user_id: user, exp: now + ttl, iat: Some(now), nbf: None, session, scopes, extra };
     let token = app.auth.tokens.mint(&claims);
     let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
     Ok(HttpResponse::Ok().json(json!({"token": token, "expiresAt": expires_at, "ttlSeconds": ttl})))
@@ -79,7 +84,27 @@ pub async fn mint_for_user(
     guard::operator(&req, &app)?;
     let user = super::params::user_id(body.user_id.as_deref())?;
     let session = body.session_id.as_deref().map(|s| super::params::session_id(Some(s))).transpose()?;
-    mint(&app, user, body.ttl_seconds, session, scopes(body.scope.as_deref())?)
+    let extra = agent_claims(&app, &body)?;
+    mint(&app, user, body.ttl_seconds, session, scopes(body.scope.as_deref())?, extra)
+}
+
+/// The `agent` and `vars` claims asked for: an agent that exists, variables that are all strings.
+fn agent_claims(app: &AppState, body: &MintBody) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let mut extra = serde_json::Map::new();
+    if let Some(agent) = body.agent.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        if app.session.agents.get(agent).is_none() {
+            return Err(ApiError::not_found("agent_not_found", format!("no agent {agent:?}")));
+        }
+        extra.insert("agent".into(), agent.into());
+    }
+    match &body.vars {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(vars)) if vars.values().all(serde_json::Value::is_string) => {
+            extra.insert("vars".into(), serde_json::Value::Object(vars.clone()));
+        }
+        Some(_) => return Err(ApiError::bad_request("invalid_vars", "vars must be an object of strings")),
+    }
+    Ok(extra)
 }
 
 pub async fn development(
@@ -99,5 +124,5 @@ pub async fn development(
         ));
     }
     let user = super::params::user_id(body.user_id.as_deref())?;
-    mint(&app, user, None, None, vec![Scope::Voice, Scope::History])
+    mint(&app, user, None, None, vec![Scope::Voice, Scope::History], Default::default())
 }

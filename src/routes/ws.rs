@@ -1,4 +1,4 @@
-//! `GET /ws/chat-audio?token=…[&sessionId=…][&sampleRate=…]`: opens a voice session (see `session`).
+//! `GET /ws/chat-audio?token=…[&agent=…][&sessionId=…][&sampleRate=…]`: opens a voice session (see `session`).
 //!
 //! Everything that can be checked before the upgrade is, so a refusal is a plain HTTP error a client can read:
 //! a browser `Origin` that is not allowed (403); the credential, from `?token=` (browsers cannot set headers
@@ -8,7 +8,14 @@
 //! or not the one session the token is limited to (404 either way); the server at its session limit (503) or
 //! the user at theirs (429), counting sessions still being opened. The userId is the token's; an operator's
 //! API key names it with `userId`. Resuming loads the stored conversation into the session's memory.
+//!
+//! The agent is `?agent=`, else the token's `agent` claim, else the default agent; an unknown one is 404
+//! `agent_not_found`, and `?agent=` other than the token's claim is 403 `agent_mismatch`. The agent's system
+//! prompt is rendered with the token's `vars` claim (an object of strings, signed by the app's backend): the
+//! query string never fills it, since a browser can put anything there.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -16,15 +23,16 @@ use actix_web_actors::ws;
 use serde::Deserialize;
 
 use super::guard;
+use crate::agents::template;
 use crate::api_error::ApiError;
 use crate::audio::level::InputEncoding;
-use crate::auth::{Caller, Scope, TokenError, now_secs};
+use crate::auth::{Caller, Claims, Scope, TokenError, now_secs};
 use crate::db::{SessionId, UserId};
 use crate::registry::{RegistryFull, Reserve};
 use crate::session::browser::{BrowserWire, codec_frame_limit};
 use crate::session::client_socket::{ClientSocket, FrameGuard};
 use crate::session::conversation::remembered_reply;
-use crate::session::settings::{AudioIn, Remembered, SessionParams};
+use crate::session::settings::{AudioIn, Remembered, SessionParams, SessionSettings};
 use crate::state::AppState;
 
 const DEFAULT_SAMPLE_RATE: u32 = 16_000;
@@ -36,10 +44,77 @@ pub struct Params {
     user_id: Option<String>,
     session_id: Option<String>,
     sample_rate: Option<String>,
+    agent: Option<String>,
 }
 
-/// The user a session is for, and the one session the credential limits it to, if any.
-fn who(req: &HttpRequest, app: &AppState, params: &Params) -> Result<(UserId, Option<SessionId>), ApiError> {
+/// Who opens a session, as the credential says.
+struct Who {
+    user_id: UserId,
+    /// The one session the token is limited to.
+    only_session: Option<SessionId>,
+    /// The agent the token pins (`agent` claim).
+    agent: Option<String>,
+    /// The system prompt's variables (`vars` claim).
+    vars: BTreeMap<String, String>,
+}
+
+/// The token's `agent` and `vars` claims; anything but a string agent and an object of strings is an invalid
+/// token.
+fn agent_claims(claims: &Claims) -> Result<(Option<String>, BTreeMap<String, String>), ApiError> {
+    let agent = match claims.extra.get("agent") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(a)) => Some(a.clone()),
+        Some(_) => return Err(guard::refused(&TokenError::Invalid("agent: expected a string"))),
+    };
+    let vars = match claims.extra.get("vars") {
+        None | Some(serde_json::Value::Null) => BTreeMap::new(),
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| guard::refused(&TokenError::Invalid("vars: every value must be a string")))?,
+        Some(_) => return Err(guard::refused(&TokenError::Invalid("vars: expected an object of strings"))),
+    };
+    Ok((agent, vars))
+}
+
+/// The agent a session talks to, its system prompt rendered with the token's variables.
+fn agent_for(app: &AppState, asked: Option<&str>, who: &Who) -> Result<Arc<SessionSettings>, ApiError> {
+    let asked = asked.map(str::trim).filter(|a| !a.is_empty());
+    if let (Some(asked), Some(pinned)) = (asked, who.agent.as_deref()) {
+        if asked != pinned {
+            return Err(ApiError::forbidden(
+                "agent_mismatch",
+                format!("this token is for agent {pinned:?}, not {asked:?}; leave agent out"),
+            ));
+        }
+    }
+    let settings = match asked.or(who.agent.as_deref()) {
+        None => app.session.agents.default_agent().clone(),
+        Some(name) => app
+            .session
+            .agents
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("agent_not_found", format!("no agent {name:?}")))?,
+    };
+    let rendered = template::render(&settings.system_prompt, &who.vars);
+    if !rendered.missing.is_empty() {
+        log::debug!(
+            "user {}: agent {}: no value for {} in the system prompt (rendered empty)",
+            who.user_id,
+            settings.agent,
+            rendered.missing.join(", ")
+        );
+    }
+    if rendered.text == settings.system_prompt {
+        return Ok(settings);
+    }
+    Ok(Arc::new(SessionSettings { system_prompt: rendered.text, ..(*settings).clone() }))
+}
+
+/// The user a session is for, the one session the credential limits it to, and the token's agent claims.
+fn who(req: &HttpRequest, app: &AppState, params: &Params) -> Result<Who, ApiError> {
     let credential = params.token.as_deref().filter(|t| !t.is_empty()).or_else(|| guard::bearer(req));
     let Some(credential) = credential else {
         return Err(guard::refused(&TokenError::Missing));
@@ -51,7 +126,7 @@ fn who(req: &HttpRequest, app: &AppState, params: &Params) -> Result<(UserId, Op
             let user = asked.ok_or_else(|| {
                 ApiError::bad_request("missing_user_id", "with an API key, the userId query parameter names the user")
             })?;
-            Ok((user, None))
+            Ok(Who { user_id: user, only_session: None, agent: None, vars: BTreeMap::new() })
         }
         Caller::User(claims) => {
             if !claims.allows(Scope::Voice) {
@@ -60,7 +135,8 @@ fn who(req: &HttpRequest, app: &AppState, params: &Params) -> Result<(UserId, Op
             if asked.is_some_and(|u| u != claims.user_id) {
                 return Err(ApiError::forbidden("user_mismatch", "userId is not the token's user; leave it out"));
             }
-            Ok((claims.user_id, claims.session))
+            let (agent, vars) = agent_claims(&claims)?;
+            Ok(Who { user_id: claims.user_id, only_session: claims.session, agent, vars })
         }
     }
 }
@@ -74,7 +150,10 @@ pub async fn chat_audio(
     if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::busy("the server is shutting down; connect again in a moment"));
     }
-    let (user_id, only_session) = who(&req, &app, &params)?;
+    let who = who(&req, &app, &params)?;
+    // Checked before anything is counted or reserved: a session for an agent that is not there is a 404.
+    let settings = agent_for(&app, params.agent.as_deref(), &who)?;
+    let Who { user_id, only_session, .. } = who;
     if let Some(ip) = guard::client_ip(&req, &app) {
         app.connects.take(&ip, Instant::now()).map_err(|wait| {
             ApiError::too_many("rate_limited", "too many sessions opened from this address; try again later", wait)
@@ -133,7 +212,7 @@ pub async fn chat_audio(
     };
     let peer = req.peer_addr().map(|a| a.to_string());
     let params = SessionParams {
-        settings: app.session.settings.clone(),
+        settings,
         session_id,
         user_id,
         resumed,
@@ -143,11 +222,11 @@ pub async fn chat_audio(
         peer,
         reservation: Some(reservation),
     };
-    let settings = &app.session.settings;
-    let wire = BrowserWire::new(&params, settings);
+    let settings = params.settings.clone();
+    let wire = BrowserWire::new(&params, &settings);
     let actor = ClientSocket::new(wire, params, app.session.clone(), app.http.clone());
     // Frame sizes are checked at each header, before any payload is buffered (see `FrameGuard`).
-    let limit = codec_frame_limit(settings);
+    let limit = codec_frame_limit(&settings);
     ws::WsResponseBuilder::new(actor, &req, FrameGuard::new(stream, limit))
         .frame_size(limit)
         .start()

@@ -1,16 +1,18 @@
-//! What a session is given, and nothing more: [`SessionSettings`] (the configuration every session shares,
-//! taken from `Config` once at start-up), [`SessionDeps`] (the singletons a session talks to, built and
+//! What a session is given, and nothing more: [`SessionSettings`] (the configuration of one agent, taken from
+//! `Config` and the agent's profile once at start-up; [`AgentSettings`] holds every agent's), [`SessionDeps`] (the singletons a session talks to, built and
 //! injected by `startup`) and [`SessionParams`] (who this one session is, decided by its transport before it
 //! starts). A session never sees the whole application state.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::{Addr, ArbiterHandle, Recipient};
 
 use super::deepgram_link::SttSettings;
-use super::llm_worker::LlmSettings;
+use super::llm_worker::{LlmProvider, LlmSettings};
 use super::tts_link::TtsSettings;
+use crate::agents::{AgentProfile, Agents, DEFAULT_AGENT, LlmEndpoint};
 use crate::audio::OutputFormat;
 use crate::audio::level::InputEncoding;
 use crate::config::{Config, TurnTuning};
@@ -19,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, RecordingStored};
 use crate::registry::{Registry, Reservation};
 
-/// Configuration shared by every session.
+/// Configuration of the sessions of one agent.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     /// The agent profile these settings are (`default` without an agents file).
@@ -48,9 +50,10 @@ pub struct SessionSettings {
 }
 
 impl SessionSettings {
+    /// The `default` agent of the environment (no agents file, or one that does not define `default`).
     pub fn from_config(config: &Config) -> SessionSettings {
         SessionSettings {
-            agent: "default".to_string(),
+            agent: DEFAULT_AGENT.to_string(),
             greeting: None,
             turns: config.turns.clone(),
             history_max_chars: config.limits.history_max_chars,
@@ -70,6 +73,87 @@ impl SessionSettings {
             },
             emulated: config.emulated,
         }
+    }
+
+    /// The settings of `agent`: what its profile leaves out is the environment's.
+    pub fn for_agent(config: &Config, agent: &AgentProfile) -> SessionSettings {
+        let base = SessionSettings::from_config(config);
+        let or = |value: &Option<String>, default: &String| value.clone().unwrap_or_else(|| default.clone());
+        let mut providers = vec![provider(config, &agent.llm)];
+        providers.extend(agent.llm_fallback.iter().map(|l| provider(config, l)));
+        SessionSettings {
+            agent: agent.name.clone(),
+            greeting: agent.greeting.clone(),
+            system_prompt: agent.system_prompt.clone(),
+            stt: SttSettings {
+                model: or(&agent.stt_model, &base.stt.model),
+                language: or(&agent.stt_language, &base.stt.language),
+                ..base.stt
+            },
+            llm: LlmSettings { providers, tools: Arc::new(agent.tools.clone()), max_tool_steps: agent.max_tool_steps },
+            tts: TtsSettings {
+                voice_id: or(&agent.voice_id, &base.tts.voice_id),
+                model_id: or(&agent.tts_model, &base.tts.model_id),
+                ..base.tts
+            },
+            ..base
+        }
+    }
+}
+
+/// One LLM endpoint of a profile, the environment's `OPENAI_*` filling what it leaves out.
+fn provider(config: &Config, endpoint: &LlmEndpoint) -> LlmProvider {
+    let model = endpoint.model.clone().unwrap_or_else(|| config.openai.model.clone());
+    let (api_key, api_key_env) = match &endpoint.api_key_env {
+        Some(var) => (endpoint.api_key.clone(), var.clone()),
+        None => (config.openai.api_key.clone(), "OPENAI_API_KEY".to_string()),
+    };
+    LlmProvider {
+        name: endpoint.name.clone().unwrap_or_else(|| model.clone()),
+        base_url: endpoint.base_url.clone().unwrap_or_else(|| config.openai.base_url.clone()),
+        api_key,
+        api_key_env,
+        model,
+        first_token_timeout: endpoint.first_token_timeout,
+    }
+}
+
+/// Every agent's settings by name, built once at start-up; a transport picks one per session.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    by_name: BTreeMap<String, Arc<SessionSettings>>,
+    /// The agent of a session that names none.
+    default_agent: Arc<SessionSettings>,
+    /// Phone number (E.164) → agent name, from the agents file.
+    pub phone_numbers: BTreeMap<String, String>,
+}
+
+impl AgentSettings {
+    /// The environment's `default` agent, then the file's agents (which may replace it).
+    pub fn new(config: &Config, agents: &Agents) -> AgentSettings {
+        let env_default = Arc::new(SessionSettings::from_config(config));
+        let mut by_name = BTreeMap::from([(DEFAULT_AGENT.to_string(), env_default.clone())]);
+        for (name, profile) in &agents.profiles {
+            by_name.insert(name.clone(), Arc::new(SessionSettings::for_agent(config, profile)));
+        }
+        // `Agents::load` checked that the default agent exists.
+        let default_agent = by_name.get(&agents.default_agent).cloned().unwrap_or(env_default);
+        AgentSettings { by_name, default_agent, phone_numbers: agents.phone_numbers.clone() }
+    }
+
+    /// Only the environment's `default` agent (no agents file).
+    pub fn from_config(config: &Config) -> AgentSettings {
+        AgentSettings::new(config, &Agents { default_agent: DEFAULT_AGENT.to_string(), ..Agents::default() })
+    }
+
+    /// The settings of agent `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&Arc<SessionSettings>> {
+        self.by_name.get(name)
+    }
+
+    /// The agent of a session that names none (`default`, or the file's `default_agent`).
+    pub fn default_agent(&self) -> &Arc<SessionSettings> {
+        &self.default_agent
     }
 }
 
@@ -98,7 +182,8 @@ pub struct RecordingDeps {
 /// The singletons a session talks to.
 #[derive(Clone)]
 pub struct SessionDeps {
-    pub settings: Arc<SessionSettings>,
+    /// Every agent's settings; a transport picks one per session (into `SessionParams::settings`).
+    pub agents: Arc<AgentSettings>,
     pub metrics: Arc<Metrics>,
     pub registry: Addr<Registry>,
     pub store: Store,

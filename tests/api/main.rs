@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access_control;
+mod agents;
 mod bench;
 mod config_and_process;
 mod db_outage;

@@ -20,6 +20,8 @@ use super::settings::{SessionParams, SessionSettings};
 pub struct BrowserWire {
     session_id: String,
     user_id: String,
+    /// The agent the session talks to, as the `session` message names it.
+    agent: String,
     output_format: String,
     mime_type: String,
     sample_rate: u32,
@@ -33,6 +35,7 @@ impl BrowserWire {
         BrowserWire {
             session_id: params.session_id.to_string(),
             user_id: params.user_id.to_string(),
+            agent: settings.agent.clone(),
             output_format: params.output_format.to_string(),
             mime_type: settings.mime_type.clone(),
             sample_rate: params.audio_in.sample_rate,
@@ -121,6 +124,7 @@ impl Wire for BrowserWire {
                     &ServerMessage::Session {
                         session_id: self.session_id.clone(),
                         user_id: self.user_id.clone(),
+                        agent: self.agent.clone(),
                         output_format: self.output_format.clone(),
                         mime_type: self.mime_type.clone(),
                         sample_rate: self.sample_rate,

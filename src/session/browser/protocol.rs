@@ -53,6 +53,8 @@ pub enum ServerMessage {
     Session {
         session_id: String,
         user_id: String,
+        /// The agent this session talks to (`?agent=`, the token's `agent` claim, or the default agent).
+        agent: String,
         /// ElevenLabs output format of the binary audio frames, e.g. `mp3_44100_128`, `pcm_16000`.
         output_format: String,
         /// MIME type of those frames, e.g. `audio/mpeg`, `audio/pcm;rate=16000`.

@@ -11,10 +11,11 @@
 //!
 //! What it decides: when the user has finished speaking (`listening.rs`, with `utterance` and `barge_in`),
 //! when speech recognition is (re)started after an outage (its supervision), the assistant turn from commit
-//! to its end or interruption (`turns.rs`, with `segmenter`), what the LLM remembers (`memory`), what is
+//! to its end or interruption (`turns.rs`, with `segmenter`), the agent's greeting as turn 0 (`greeting`), what the LLM remembers (`memory`), what is
 //! stored and recorded, and the per-stage latency (`latency`).
 
 pub mod barge_in;
+mod greeting;
 pub mod latency;
 mod listening;
 pub mod memory;
@@ -438,6 +439,7 @@ impl Conversation {
         }
         out.send(Event::Started { resumed: self.resumed, history_messages: self.memory.len() });
         log::info!("session {} started for {} ({} from history)", self.session_id, self.user_id, self.memory.len());
+        self.greet(out);
     }
 
     /// The server is shutting down: the turn in progress may finish within `grace`; the session then ends once
