@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actix::{Addr, ArbiterHandle, Recipient};
 
 use super::deepgram_link::SttSettings;
-use super::llm_worker::{LlmProvider, LlmSettings};
+use super::llm_worker::{Breakers, LlmProvider, LlmSettings};
 use super::tts_link::TtsSettings;
 use crate::agents::{AgentProfile, Agents, DEFAULT_AGENT, LlmEndpoint};
 use crate::audio::OutputFormat;
@@ -90,7 +90,12 @@ impl SessionSettings {
                 language: or(&agent.stt_language, &base.stt.language),
                 ..base.stt
             },
-            llm: LlmSettings { providers, tools: Arc::new(agent.tools.clone()), max_tool_steps: agent.max_tool_steps },
+            llm: LlmSettings {
+                providers,
+                tools: Arc::new(agent.tools.clone()),
+                max_tool_steps: agent.max_tool_steps,
+                breakers: Arc::new(Breakers::default()),
+            },
             tts: TtsSettings {
                 voice_id: or(&agent.voice_id, &base.tts.voice_id),
                 model_id: or(&agent.tts_model, &base.tts.model_id),

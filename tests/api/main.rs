@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access_control;
+mod agent_tools;
 mod agents;
 mod bench;
 mod config_and_process;

@@ -6,8 +6,6 @@
 //! at 1.
 
 use super::latency::TurnTimes;
-use super::playback::Playback;
-use super::segmenter::Segmenter;
 use super::turns::ActiveTurn;
 use super::{Command, Conversation, Outbox};
 use crate::db::TurnId;
@@ -28,23 +26,10 @@ impl Conversation {
         };
         let id = GREETING_TURN;
         out.run(Command::Tts(TtsCommand::Start { turn_id: id }));
-        self.turn = Some(ActiveTurn {
-            id,
-            generated: String::new(),
-            segmenter: Segmenter::new(),
-            pieces: 0,
-            llm_done: false,
-            tts_done: false,
-            tts_failed: false,
-            times: TurnTimes::default(),
-            playback: Playback::new(self.settings.turns.audio_lead),
-            errors: Vec::new(),
-            broken: false,
-            outcome: None,
-            latency_sent: false,
-        });
+        self.turn = Some(ActiveTurn::new(id, TurnTimes::default(), self.settings.turns.audio_lead));
         self.on_llm(LlmEvent::Token { turn_id: id, text: greeting }, out);
-        self.on_llm(LlmEvent::Done { turn_id: id }, out);
+        // No LLM answered it and it used no tokens.
+        self.on_llm(LlmEvent::Done { turn_id: id, usage: Default::default(), provider: String::new() }, out);
     }
 }
 
@@ -143,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_resumed_session_or_an_agent_without_a_greeting_waits_for_the_user() {
-        let history = vec![Remembered { role: Role::User, text: "hello".into() }];
+        let history = vec![Remembered { role: Role::User, text: "hello".into(), tools: Vec::new() }];
         for mut c in [conversation(Some("Hi!"), history), conversation(None, Vec::new())] {
             let effects = feed(&mut c, Input::Start);
             assert!(tts(&effects).is_empty());

@@ -270,7 +270,7 @@ impl Conversation {
             }
             LlmEvent::Done { turn_id, usage, provider } if current == Some(turn_id) => {
                 if let Some(t) = self.turn.as_mut() {
-                    t.llm = Some(provider);
+                    t.llm = Some(provider).filter(|p| !p.is_empty());
                     t.usage.llm_prompt_tokens = usage.prompt_tokens;
                     t.usage.llm_completion_tokens = usage.completion_tokens;
                     t.usage.llm_tokens_estimated = usage.estimated;
