@@ -12,12 +12,10 @@
 //! session (from /proc of the parley process only), the sessions one core carries at that load, and the
 //! latency of every turn as the `latency` events report it.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::process::{self, parley};
+use crate::helpers::process::{self, EmulatorProcess, RssWatch, parley, rss_mib};
 use crate::helpers::voice::{Event, VoiceClient, utterance_pcm};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -32,41 +30,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / ticks
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    kib / 1024.0
-}
-
-/// Starts `parley emulate --realistic` and reads the environment it prints.
-fn start_emulators() -> (std::process::Child, Vec<(String, String)>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["emulate", "--realistic"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut env = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while env.len() < 6 {
-        let line = lines.next().expect("emulate prints its environment").unwrap();
-        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            env.push((k.to_string(), v.to_string()));
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (child, env)
 }
 
 #[derive(Default)]
@@ -131,9 +94,9 @@ fn bench() {
     let sessions = env_or("PARLEY_BENCH_SESSIONS", 100);
     let seconds = env_or("PARLEY_BENCH_SECONDS", 30);
     let threads = env_or("PARLEY_BENCH_CLIENT_THREADS", 2);
-    let (mut emulators, env) = start_emulators();
+    let emulators = EmulatorProcess::start(&["--realistic"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut pairs = emulators.vars();
     pairs.extend([("RUST_LOG", "warn,parley=info"), ("PARLEY_MAX_SESSIONS", "100000")]);
     let server = process::start(parley(&pairs, dir.path()));
     let (pid, port) = (server.child.id(), server.port);
@@ -141,19 +104,7 @@ fn bench() {
     let idle_rss = rss_mib(pid);
 
     let figures = Arc::new(Mutex::new(Figures::default()));
-    let peak = Arc::new(Mutex::new(idle_rss));
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        std::thread::spawn(move || {
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                let mut p = peak.lock().unwrap();
-                *p = p.max(rss_mib(pid));
-                drop(p);
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        })
-    };
+    let watch = RssWatch::start(pid);
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     let clients: Vec<_> = (0..threads)
@@ -180,12 +131,9 @@ fn bench() {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_before;
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = *peak.lock().unwrap();
+    let peak = watch.stop().max(idle_rss);
     let (status, log) = server.stop(libc::SIGTERM);
-    let _ = emulators.kill();
-    let _ = emulators.wait();
+    drop(emulators);
     assert!(status.success(), "{log}");
 
     let mut f = std::mem::take(&mut *figures.lock().unwrap());

@@ -13,6 +13,8 @@ use crate::db::TurnId;
 
 /// What a client sends as JSON text frames.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+// The tests write messages as a client would, to prove that every one of them reads back.
+#[cfg_attr(test, derive(Serialize))]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ClientMessage {
     /// End of microphone input: commit what was said now instead of waiting for a pause.
@@ -180,79 +182,4 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tool_results_parse_with_a_result_or_an_error() {
-        assert_eq!(
-            parse_client_message(r#"{"type":"toolResult","callId":"c1","result":{"shown":true}}"#),
-            Ok(ClientMessage::ToolResult {
-                call_id: "c1".into(),
-                result: Some(serde_json::json!({"shown": true})),
-                error: None
-            })
-        );
-        assert_eq!(
-            parse_client_message(r#"{"type":"toolResult","callId":"c1","error":"no map here"}"#),
-            Ok(ClientMessage::ToolResult { call_id: "c1".into(), result: None, error: Some("no map here".into()) })
-        );
-        assert!(parse_client_message(r#"{"type":"toolResult","callId":""}"#).is_err());
-        assert!(parse_client_message(r#"{"type":"toolResult","result":1}"#).is_err());
-    }
-
-    #[test]
-    fn client_messages_parse() {
-        assert_eq!(parse_client_message(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
-        assert_eq!(parse_client_message(r#"{"type":"closeMicrophone"}"#), Ok(ClientMessage::CloseMicrophone));
-        assert_eq!(parse_client_message(r#"{"type":"interrupt","extra":1}"#), Ok(ClientMessage::Interrupt));
-        assert_eq!(
-            parse_client_message(r#"{"type":"text","text":"hi"}"#),
-            Ok(ClientMessage::Text { text: "hi".into() })
-        );
-        assert_eq!(
-            parse_client_message(r#"{"type":"played","turnId":3,"ms":1250}"#),
-            Ok(ClientMessage::Played { turn_id: 3, ms: 1250 })
-        );
-    }
-
-    #[test]
-    fn bad_client_messages_are_told_apart() {
-        assert_eq!(parse_client_message("{nope").unwrap_err().code(), "invalid_json");
-        assert_eq!(parse_client_message(r#"{"type":"dance"}"#).unwrap_err().code(), "unknown_message_type");
-        assert_eq!(parse_client_message(r#"{"kind":"ping"}"#).unwrap_err().code(), "missing_type");
-        assert_eq!(parse_client_message(r#"{"type":7}"#).unwrap_err().code(), "missing_type");
-        assert_eq!(parse_client_message(r#"{"type":"text"}"#).unwrap_err().code(), "invalid_message");
-        assert_eq!(parse_client_message(r#"{"type":"text","text":5}"#).unwrap_err().code(), "invalid_message");
-        assert_eq!(parse_client_message(r#"{"type":"text","text":"  "}"#).unwrap_err().code(), "invalid_message");
-        assert_eq!(parse_client_message("[]").unwrap_err().code(), "missing_type");
-        assert_eq!(parse_client_message(r#"{"type":"played","turnId":3}"#).unwrap_err().code(), "invalid_message");
-        assert_eq!(
-            parse_client_message(r#"{"type":"played","turnId":3,"ms":-5}"#).unwrap_err().code(),
-            "invalid_message"
-        );
-    }
-
-    #[test]
-    fn server_messages_use_camel_case_fields_and_a_type_tag() {
-        let m = ServerMessage::Latency {
-            turn_id: 3,
-            stt_ms: Some(120),
-            llm_first_token_ms: None,
-            tts_first_byte_ms: Some(90),
-            first_audio_ms: Some(640),
-            heard_after_ms: None,
-        };
-        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"type":"latency","turnId":3,"sttMs":120,"llmFirstTokenMs":null,"ttsFirstByteMs":90,"firstAudioMs":640,"heardAfterMs":null})
-        );
-        let e: serde_json::Value =
-            serde_json::from_str(&ServerMessage::error("llm_unavailable", "no key", false).to_json()).unwrap();
-        assert_eq!(e, serde_json::json!({"type":"error","error":"no key","code":"llm_unavailable","retryable":false}));
-        let t: serde_json::Value =
-            serde_json::from_str(&ServerMessage::TurnEnd { turn_id: 1, interrupted: true }.to_json()).unwrap();
-        assert_eq!(t, serde_json::json!({"type":"turnEnd","turnId":1,"interrupted":true}));
-    }
-}
+mod tests;

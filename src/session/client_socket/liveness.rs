@@ -2,7 +2,10 @@
 //! once a second from plain facts (frames seen, bytes sent, pongs back), so memory per session stays bounded
 //! whatever the client does.
 //!
-//! - **Reading.** Every ping carries a sequence number; its pong says that everything sent before it was read.
+//! - **Reading.** Every ping carries a sequence number (masked with a per-session secret, so a client cannot
+//!   forge the pong of a ping it has not read: a pong claiming sequence 2^64-1 would otherwise confirm
+//!   everything, and a client that never reads could make parley hold its output without limit); its pong says
+//!   that everything sent before it was read.
 //!   While output is waiting to be confirmed a probe goes out every second (otherwise every heartbeat). More
 //!   than `max_unread` bytes unconfirmed, or a probe unanswered for `write_timeout`, ends the session (1008): a
 //!   client that sends but never reads cannot make parley hold its output.
@@ -56,6 +59,8 @@ pub struct Liveness {
     /// Probes not yet answered: (sequence, when sent, bytes sent before it).
     probes: VecDeque<(u64, Instant, u64)>,
     next_seq: u64,
+    /// XORed into every probe's sequence number on the wire: a pong counts only if it echoes a real probe.
+    mask: u64,
     last_probe: Instant,
 }
 
@@ -70,6 +75,7 @@ impl Liveness {
             confirmed: 0,
             probes: VecDeque::new(),
             next_seq: 1,
+            mask: uuid::Uuid::new_v4().as_u64_pair().0,
             last_probe: now,
         }
     }
@@ -91,8 +97,10 @@ impl Liveness {
 
     /// A pong: its probe, and everything sent before it, was read.
     pub fn pong(&mut self, payload: &[u8]) {
-        let Ok(seq) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
-            return; // a pong to someone else's ping, or unsolicited: it proves presence only
+        let seq = match <[u8; 8]>::try_from(payload).map(|p| u64::from_be_bytes(p) ^ self.mask) {
+            Ok(seq) if seq < self.next_seq => seq,
+            // A pong to someone else's ping, unsolicited or forged: it proves presence only.
+            _ => return,
         };
         while let Some(&(s, _, bytes)) = self.probes.front() {
             if s > seq {
@@ -142,7 +150,7 @@ impl Liveness {
             while self.probes.len() > 64 {
                 self.probes.pop_back();
             }
-            return vec![Action::Ping(seq.to_be_bytes().to_vec())];
+            return vec![Action::Ping((seq ^ self.mask).to_be_bytes().to_vec())];
         }
         Vec::new()
     }
@@ -241,5 +249,32 @@ mod tests {
         l.pong(b"");
         l.pong(&[1, 2, 3]);
         assert_eq!(l.unread(), 10);
+    }
+
+    #[test]
+    fn a_forged_pong_confirms_nothing_and_the_client_is_still_cut() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(limits(), t0);
+        l.sent(1000);
+        let real = ping(&l.tick(at(t0, 1)));
+        // Pongs a client could make up without reading its pings: the highest sequence, the first ones.
+        for forged in [u64::MAX, 1, 2, 0] {
+            l.pong(&forged.to_be_bytes());
+        }
+        assert_eq!(l.unread(), 1000);
+        for s in 2..=21 {
+            l.frame(at(t0, s));
+            l.activity(at(t0, s));
+            l.pong(&u64::MAX.to_be_bytes());
+            assert!(!matches!(l.tick(at(t0, s)).as_slice(), [Action::End(_)]), "{s}");
+        }
+        assert!(matches!(l.tick(at(t0, 22)).as_slice(), [Action::End(Ending::NotReading(_))]));
+        // The real pong still counts.
+        let mut honest = Liveness::new(limits(), t0);
+        honest.sent(1000);
+        let p = ping(&honest.tick(at(t0, 1)));
+        honest.pong(&p);
+        assert_eq!(honest.unread(), 0);
+        assert_ne!(real, p, "each session masks its probes with its own secret");
     }
 }

@@ -1,6 +1,8 @@
 //! Test harness: starts the real application on port 0 with a fresh database (embedded SQLite in a temporary
 //! directory, or a fresh PostgreSQL database from `postgres`) and talks to it over real sockets.
 
+pub mod fuzz_frames;
+pub mod fuzz_json;
 pub mod gcs;
 pub mod postgres;
 pub mod process;

@@ -1,4 +1,5 @@
-//! Running the real `parley` binary as a child process: its environment, its log, its port, its signals.
+//! Running the real `parley` binary as a child process: its environment, its log, its port, its signals, its
+//! resident memory; and its emulated providers in a process of their own.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -105,5 +106,95 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A process's resident memory, MiB (`VmRSS` of `/proc/<pid>/status`; 0 once it is gone).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Samples a process's resident memory every 20 ms on a thread of its own, so that a short spike between a
+/// test's own samples is seen too.
+pub struct RssWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl RssWatch {
+    pub fn start(pid: u32) -> RssWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0f64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mib(pid));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak.max(rss_mib(pid))
+        });
+        RssWatch { stop, thread }
+    }
+
+    /// Stops sampling; returns the peak, MiB.
+    pub fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The provider emulators in a process of their own (`parley emulate ARGS`), so that a test measuring
+/// parley's memory measures parley's alone.
+pub struct EmulatorProcess {
+    child: Child,
+    /// `DEEPGRAM_BASE_URL`, `OPENAI_API_KEY`, …: what points parley at them.
+    pub env: Vec<(String, String)>,
+}
+
+impl EmulatorProcess {
+    /// Starts them and reads the `export` lines they print.
+    #[allow(clippy::zombie_processes)] // killed and waited for on drop
+    pub fn start(args: &[&str]) -> EmulatorProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+            .arg("emulate")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut env = Vec::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        while env.len() < 6 {
+            let line = lines.next().expect("emulate prints its environment").unwrap();
+            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                env.push((k.to_string(), v.to_string()));
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        EmulatorProcess { child, env }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Their environment as `parley()` takes it.
+    pub fn vars(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -94,8 +94,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: web::Data<Mutex<State
     let answer = {
         let mut s = state.lock().unwrap();
         s.calls.push(Call { body, authorization });
-        let answer = s.script.get(&tool).cloned().unwrap_or_else(|| Answer::json(json!({"ok": true})));
-        answer
+        s.script.get(&tool).cloned().unwrap_or_else(|| Answer::json(json!({"ok": true})))
     };
     tokio::time::sleep(answer.delay).await;
     HttpResponse::build(actix_web::http::StatusCode::from_u16(answer.status).unwrap())
