@@ -8,7 +8,7 @@ use parley::emulators::Reply;
 use serde_json::{Value, json};
 
 use crate::helpers::TestDb;
-use crate::helpers::voice::{VoiceApp, VoiceClient, spawn_voice_app_with};
+use crate::helpers::voice::{VoiceApp, VoiceClient, spawn_voice_app_with, utterance_pcm};
 use crate::helpers::webhook::{Answer, ToolServer};
 
 /// The tools section every test's agents file has (the webhook URL filled in).
@@ -92,10 +92,13 @@ async fn a_spoken_question_calls_the_webhook_and_the_answer_uses_its_result() {
     let openai = v.emulators.openai();
     openai.push_reply(Reply::ToolCalls(vec![("lookup_order".into(), r#"{"order_id":"1234"}"#.into())]));
     openai.push_reply(Reply::Text("Order 1234 has shipped and arrives Tuesday.".into()));
+    v.emulators.deepgram().push_script(vec!["where is my order 1234".into()]);
     let mut c = v.connect("userId=tina").await;
-    c.say("Where is my order 1234?").await;
+    // Spoken: 1.2 s of speech and 1.5 s of silence (2.7 s of audio sent to speech recognition).
+    c.stream_audio(&utterance_pcm(1200, 1500)).await;
     let end = c.expect("turnEnd").await;
     assert_eq!(end["interrupted"], false, "{:?}", c.summary());
+    let latency = c.expect("latency").await;
 
     // The endpoint got the arguments as an object, who called, and the header with the secret substituted.
     let calls = hooks.calls();
@@ -132,7 +135,31 @@ async fn a_spoken_question_calls_the_webhook_and_the_answer_uses_its_result() {
     assert_eq!(reply["toolCalls"][0]["name"], "lookup_order");
     assert_eq!(reply["toolCalls"][0]["arguments"]["order_id"], "1234");
     assert_eq!(reply["toolCalls"][0]["result"]["status"], "shipped");
-    assert!(reply["usage"]["toolCalls"] == 1, "{reply}");
+    // Usage: the tokens the emulator reported for the turn's two requests, the characters spoken, one call.
+    let usage = &reply["usage"];
+    let reported = |i: usize| requests[i].usage.expect("the emulator sent usage");
+    assert_eq!(usage["llmPromptTokens"], u64::from(reported(0).0 + reported(1).0), "{usage}");
+    assert_eq!(usage["llmCompletionTokens"], u64::from(reported(0).1 + reported(1).1), "{usage}");
+    assert_eq!(usage["llmTokensEstimated"], false);
+    assert_eq!(usage["ttsCharacters"], said.chars().count() as u64, "{usage}");
+    assert_eq!(usage["toolCalls"], 1);
+    assert!(usage["sttSeconds"].as_f64().is_some_and(|s| s > 0.5 && s < 2.71), "{usage}");
+    let (_, sessions) = v.app.get_json("/api/sessions?userId=tina").await;
+    assert_eq!(&sessions["sessions"][0]["usage"], usage, "one turn: the session's sum is the turn's");
+    let (_, _, metrics) = v.app.get_text("/metrics").await;
+    let prompt =
+        format!(r#"parley_usage_llm_tokens_total{{agent="default",kind="prompt"}} {}"#, usage["llmPromptTokens"]);
+    assert!(metrics.contains(&prompt), "{prompt}");
+    assert!(metrics.contains(r#"parley_tool_calls_total{outcome="ok",tool="lookup_order"} 1"#));
+
+    // The turn as a user lived it, with its latency (printed for the record).
+    println!(
+        "tool turn: user {} | tool {}({}) -> {} | assistant {said:?} | latency {latency}",
+        c.events("userTurn")[0]["text"],
+        body["name"],
+        body["arguments"],
+        answers[0].1,
+    );
     hooks.stop().await;
     v.stop().await;
 }
