@@ -153,7 +153,7 @@ async fn a_spoken_question_calls_the_webhook_and_the_answer_uses_its_result() {
     assert!(metrics.contains(r#"parley_tool_calls_total{outcome="ok",tool="lookup_order"} 1"#));
 
     // The turn as a user lived it, with its latency (printed for the record).
-    println!(
+    eprintln!(
         "tool turn: user {} | tool {}({}) -> {} | assistant {said:?} | latency {latency}",
         c.events("userTurn")[0]["text"],
         body["name"],
