@@ -138,8 +138,8 @@ async fn a_token_chooses_the_agent_and_fills_its_prompt() {
         .as_array()
         .map(|t| t.iter().filter_map(|t| t["function"]["name"].as_str()).collect())
         .unwrap_or_default();
-    // The tools are offered once the tool-calling loop sends them; until then none are.
-    assert!(tools.is_empty() || tools == ["lookup_order", "end_conversation"], "{tools:?}");
+    // The agent's tools are offered, in its order.
+    assert_eq!(tools, ["lookup_order", "end_conversation"]);
     c.close().await;
 
     // The same agent asked for explicitly agrees with the pin; without vars the placeholders render empty.
