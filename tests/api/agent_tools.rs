@@ -165,24 +165,28 @@ async fn a_spoken_question_calls_the_webhook_and_the_answer_uses_its_result() {
 }
 
 #[actix_web::test]
-async fn parallel_calls_all_run_and_all_results_go_back() {
-    let (v, hooks, _dir) = tool_app("").await;
-    let openai = v.emulators.openai();
-    openai.push_reply(Reply::ToolCalls(vec![
-        ("lookup_order".into(), r#"{"order_id":"1"}"#.into()),
-        ("lookup_order".into(), r#"{"order_id":"2"}"#.into()),
-    ]));
-    openai.push_reply(Reply::Text("Both orders are fine.".into()));
-    let mut c = v.connect("userId=tia").await;
-    c.send_json(json!({"type": "text", "text": "Check orders 1 and 2."})).await;
-    c.expect("turnEnd").await;
-    let mut ids: Vec<String> =
-        hooks.calls().iter().map(|c| c.body["arguments"]["order_id"].as_str().unwrap().to_string()).collect();
-    ids.sort();
-    assert_eq!(ids, ["1", "2"]);
-    assert_eq!(tool_answers(&v, 1).len(), 2, "both results in the next request");
-    hooks.stop().await;
-    v.stop().await;
+async fn parallel_calls_all_run_and_all_results_go_back_with_or_without_index() {
+    for no_index in [false, true] {
+        let (v, hooks, _dir) = tool_app("").await;
+        let openai = v.emulators.openai();
+        // Some compatible servers leave `index` out of tool-call fragments.
+        openai.set_torture(parley::emulators::Torture { no_tool_index: no_index, ..Default::default() });
+        openai.push_reply(Reply::ToolCalls(vec![
+            ("lookup_order".into(), r#"{"order_id":"1"}"#.into()),
+            ("lookup_order".into(), r#"{"order_id":"2"}"#.into()),
+        ]));
+        openai.push_reply(Reply::Text("Both orders are fine.".into()));
+        let mut c = v.connect("userId=tia").await;
+        c.send_json(json!({"type": "text", "text": "Check orders 1 and 2."})).await;
+        c.expect("turnEnd").await;
+        let mut ids: Vec<String> =
+            hooks.calls().iter().map(|c| c.body["arguments"]["order_id"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        assert_eq!(ids, ["1", "2"], "no index: {no_index}");
+        assert_eq!(tool_answers(&v, 1).len(), 2, "both results in the next request (no index: {no_index})");
+        hooks.stop().await;
+        v.stop().await;
+    }
 }
 
 #[actix_web::test]
