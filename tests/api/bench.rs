@@ -97,7 +97,13 @@ fn bench() {
     let emulators = EmulatorProcess::start(&["--realistic"]);
     let dir = tempfile::tempdir().unwrap();
     let mut pairs = emulators.vars();
-    pairs.extend([("RUST_LOG", "warn,parley=info"), ("PARLEY_MAX_SESSIONS", "100000")]);
+    // Every client comes from 127.0.0.1: the per-address opening limit would refuse most of them.
+    pairs.extend([
+        ("RUST_LOG", "warn,parley=info"),
+        ("PARLEY_MAX_SESSIONS", "100000"),
+        ("PARLEY_CONNECT_RATE", "100000/min"),
+        ("PARLEY_CONNECT_BURST", "100000"),
+    ]);
     let server = process::start(parley(&pairs, dir.path()));
     let (pid, port) = (server.child.id(), server.port);
     std::thread::sleep(Duration::from_millis(500));
