@@ -44,6 +44,18 @@ pub struct NewSession {
     pub created_at: DateTime<Utc>,
     pub model_id: String,
     pub voice_id: String,
+    /// The phone call the conversation is (absent in journals written before calls existed).
+    #[serde(default)]
+    pub call: Option<PhoneCall>,
+}
+
+/// The phone call a session is: Twilio's id for it and the two numbers, as Twilio gave them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneCall {
+    pub call_sid: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// A stored conversation.

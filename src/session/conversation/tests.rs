@@ -36,6 +36,7 @@ fn params(history: Vec<memory::Remembered>) -> SessionParams {
         output_format: crate::audio::OutputFormat::ELEVENLABS_DEFAULT,
         peer: None,
         reservation: None,
+        call: None,
     }
 }
 
