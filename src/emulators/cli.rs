@@ -1,5 +1,6 @@
 //! `parley emulate [FLAGS]`: runs the three emulators standalone until SIGINT/SIGTERM, after printing the
-//! `export` lines a client needs. `run_cli` is what `main.rs` calls with the flags after `emulate`;
+//! `export` lines a client needs; with `--twilio-call URL` it instead places one emulated phone call (see
+//! `twilio::cli`) and prints its report. `run_cli` is what `main.rs` calls with the flags after `emulate`;
 //! `run_with` takes the output writer and the shutdown signal, so tests drive it without a process.
 
 use std::future::Future;
@@ -12,14 +13,17 @@ use super::deepgram::FinalizeReply;
 use super::openai::fault::parse_down;
 use super::options::EmulatorOptions;
 use super::running::Emulators;
+use super::twilio::cli::{self as twilio_cli, TwilioCall, TwilioFlags};
 
 /// The `--help` text.
 pub const HELP: &str = "\
 parley emulate: local emulators of Deepgram live STT, an OpenAI-compatible LLM and ElevenLabs TTS.
 
 Prints `export NAME=value` lines (base URLs and keys) and runs until Ctrl-C (SIGINT) or SIGTERM.
+With --twilio-call URL it is a fake phone caller instead: one call, a JSON report, exit (see Twilio below).
 
 USAGE: parley emulate [FLAGS]
+       parley emulate --twilio-call URL [--twilio-* FLAGS]
 
 General:
   --host ADDR                          bind address (default 127.0.0.1)
@@ -80,6 +84,8 @@ ElevenLabs (WebSocket stream-input / multi-stream-input, POST .../stream and ...
 #[derive(Debug)]
 pub enum Command {
     Run(Box<EmulatorOptions>),
+    /// Place one emulated Twilio call and print its report.
+    Call(Box<TwilioCall>),
     Help,
 }
 
@@ -87,6 +93,7 @@ pub enum Command {
 pub fn parse(args: &[String]) -> anyhow::Result<Command> {
     let mut o = EmulatorOptions::default();
     let mut keys: [Option<Vec<String>>; 3] = [None, None, None];
+    let mut twilio = TwilioFlags::default();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -120,8 +127,12 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
             "--elevenlabs-realtime" => o.elevenlabs.realtime_pacing = true,
             "--elevenlabs-inactivity-timeout-ms" => o.elevenlabs.inactivity_timeout = Some(ms(value()?)?),
             "--elevenlabs-fault" => o.elevenlabs.faults.push(value()?.parse().map_err(anyhow::Error::msg)?),
+            other if other.starts_with("--twilio-") && twilio.take(other, || value().cloned())? => {}
             other => bail!("unknown flag {other:?} (see parley emulate --help)"),
         }
+    }
+    if let Some(call) = twilio.finish(std::env::var("TWILIO_AUTH_TOKEN").ok())? {
+        return Ok(Command::Call(Box::new(call)));
     }
     let [dg, oa, el] = keys;
     if let Some(k) = dg {
@@ -146,8 +157,11 @@ pub async fn run_with(args: &[String], out: &mut impl Write, shutdown: impl Futu
     let opts = match parse(args)? {
         Command::Help => {
             out.write_all(HELP.as_bytes())?;
+            out.write_all(b"\n")?;
+            out.write_all(twilio_cli::HELP.as_bytes())?;
             return Ok(());
         }
+        Command::Call(call) => return twilio_cli::run(*call, out).await,
         Command::Run(o) => *o,
     };
     let emulators = Emulators::start(opts).await.context("starting the emulators")?;
