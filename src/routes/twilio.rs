@@ -117,7 +117,7 @@ pub async fn stream(
     let params = SessionParams {
         settings: agents.default_agent().clone(),
         session_id: SessionId::generate(),
-        user_id: call::user_id(None, ""),
+        user_id: call::user_id(None, "", ""),
         resumed: false,
         history: Vec::new(),
         audio_in: AudioIn { encoding: InputEncoding::Mulaw, sample_rate: 8000 },

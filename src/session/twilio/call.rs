@@ -23,13 +23,18 @@ pub fn e164(raw: &str) -> Option<String> {
 }
 
 /// The user a call belongs to: the `userId` stream parameter when the TwiML names one, else the caller's
-/// number as `tel:` and its E.164 digits (user ids cannot hold `+`), else `tel:unknown`.
-pub fn user_id(named: Option<&str>, from: &str) -> UserId {
+/// number as `tel:` and its E.164 digits (user ids cannot hold `+`). A caller without a number is
+/// `tel:unknown:<CallSid>`, one user per call, so that withheld numbers do not share one user's session
+/// limit (or history).
+pub fn user_id(named: Option<&str>, from: &str, call_sid: &str) -> UserId {
     if let Some(user) = named.and_then(|u| u.parse::<UserId>().ok()) {
         return user;
     }
-    let number = e164(from).map_or_else(|| "unknown".to_string(), |n| n.trim_start_matches('+').to_string());
-    format!("tel:{number}").parse().unwrap_or_else(|_| unknown())
+    let id = match e164(from) {
+        Some(number) => format!("tel:{}", number.trim_start_matches('+')),
+        None => format!("tel:unknown:{call_sid}"),
+    };
+    id.parse().unwrap_or_else(|_| unknown())
 }
 
 fn unknown() -> UserId {
@@ -48,9 +53,10 @@ mod tests {
         for bad in ["anonymous", "15551234567", "+0123", "+1", "+1234567890123456", "sip:a@b"] {
             assert_eq!(e164(bad), None, "{bad}");
         }
-        assert_eq!(user_id(None, "+1 555 123 4567").as_str(), "tel:15551234567");
-        assert_eq!(user_id(None, "anonymous").as_str(), "tel:unknown");
-        assert_eq!(user_id(Some("alice"), "+15551234567").as_str(), "alice");
-        assert_eq!(user_id(Some("bad id!"), "+15551234567").as_str(), "tel:15551234567");
+        assert_eq!(user_id(None, "+1 555 123 4567", "CA1").as_str(), "tel:15551234567");
+        assert_eq!(user_id(None, "anonymous", "CA1").as_str(), "tel:unknown:CA1");
+        assert_eq!(user_id(None, "anonymous", "not a sid").as_str(), "tel:unknown");
+        assert_eq!(user_id(Some("alice"), "+15551234567", "CA1").as_str(), "alice");
+        assert_eq!(user_id(Some("bad id!"), "+15551234567", "CA1").as_str(), "tel:15551234567");
     }
 }

@@ -104,7 +104,7 @@ impl TwilioWire {
         let call_sid = get(parameter::CALL_SID).unwrap_or(&start.call_sid).to_string();
         let opening = Opening {
             agent: get(parameter::AGENT).map(str::to_string),
-            user_id: call::user_id(get(parameter::USER_ID), &from),
+            user_id: call::user_id(get(parameter::USER_ID), &from, &call_sid),
             call: PhoneCall { call_sid, from, to },
         };
         log::info!(
