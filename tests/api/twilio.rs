@@ -260,3 +260,21 @@ async fn without_an_auth_token_the_phone_routes_say_they_are_not_configured() {
     assert_eq!((status, body["error"].as_str()), (404, Some("phone_not_configured")), "{body}");
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn behind_a_proxy_signatures_are_checked_against_parley_public_url() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("TWILIO_AUTH_TOKEN".into(), TOKEN.into());
+        env.insert("PARLEY_PUBLIC_URL".into(), "https://agent.example.com".into());
+    })
+    .await;
+    let mut o = CallOptions::new(v.app.url("/twilio/voice"), TOKEN);
+    o.signed_url_base = Some("https://agent.example.com".into());
+    let call = place_call(o).await.expect("signed as Twilio saw it, accepted");
+    assert_eq!(call.stream_url(), "wss://agent.example.com/ws/twilio");
+    call.hang_up().await;
+    // Signed over the address the server was reached at, not the public one: refused.
+    let direct = place_call(CallOptions::new(v.app.url("/twilio/voice"), TOKEN)).await;
+    assert!(matches!(direct, Err(CallError::WebhookStatus { status: 403, .. })), "{:?}", direct.err());
+    v.stop().await;
+}
