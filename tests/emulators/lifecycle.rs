@@ -98,7 +98,8 @@ async fn the_emulate_command_prints_working_export_lines_and_stops_on_its_signal
 async fn help_prints_the_usage_and_bad_flags_fail() {
     let mut out = Vec::new();
     run_with(&["--help".to_string()], &mut out, async {}).await.unwrap();
-    assert_eq!(String::from_utf8(out).unwrap(), HELP);
+    let twilio = parley::emulators::twilio::cli::HELP;
+    assert_eq!(String::from_utf8(out).unwrap(), format!("{HELP}\n{twilio}"));
     let mut out = Vec::new();
     assert!(run_with(&["--bogus".to_string()], &mut out, async {}).await.is_err());
 }

@@ -10,3 +10,4 @@ mod elevenlabs_ws;
 mod helpers;
 mod lifecycle;
 mod openai;
+mod twilio;
