@@ -30,7 +30,7 @@ pub const SESSION_LAYERS: &[&[&str]] = &[
     &["conversation"],
     &["children"],
     &["client_socket"],
-    &["browser"],
+    &["browser", "twilio"],
 ];
 
 #[cfg(test)]

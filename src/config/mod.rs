@@ -60,6 +60,9 @@
 //! | `PARLEY_IDLE_TIMEOUT_SECS` | `300` | a session with no audio and no message for this long is closed |
 //! | `PARLEY_MAX_SESSION_SECS` | `14400` | the longest a session may last |
 //! | `PARLEY_REQUEST_TIMEOUT_SECS` | `10` | how long a request's head and body may take to arrive (408 after) |
+//! | `TWILIO_AUTH_TOKEN` | unset | Twilio account Auth Token: verifies `X-Twilio-Signature`; unset = phone routes answer 503 |
+//! | `PARLEY_PUBLIC_URL` | derived from the request | `https://host[:port]` as Twilio sees parley (behind a proxy), for signatures and the stream URL |
+//! | `PARLEY_DTMF_TIMEOUT_MS` | `1500` | after the caller's last key press, when the digits become a user turn; `0` = keys ignored |
 //! | `PARLEY_AGENTS_FILE` | unset | TOML file of agent profiles (see README "Agents"); unset = one `default` agent from the variables above |
 //! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
 
@@ -92,6 +95,7 @@ pub struct Config {
     pub limits: Limits,
     pub turns: TurnTuning,
     pub auth: AuthConfig,
+    pub twilio: TwilioConfig,
     /// `PARLEY_AGENTS_FILE`, read with the variables it names (the `agents` module validates it).
     pub agents_file: Option<AgentsSource>,
     /// True when the providers are parley's own emulators (`--emulate`); sessions tell the client so.
@@ -222,6 +226,15 @@ pub struct AuthConfig {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
+/// Phone calls through Twilio (see README "Phone calls").
+#[derive(Debug, Clone, Default)]
+pub struct TwilioConfig {
+    /// Verifies Twilio's signatures; without it the phone routes are off (503).
+    pub auth_token: Option<Secret>,
+    /// `scheme://host[:port]` as Twilio reaches parley; `None` = taken from each request's host and scheme.
+    pub public_url: Option<String>,
+}
+
 /// How turns are taken: when an utterance is complete and what interrupts the assistant.
 #[derive(Debug, Clone)]
 pub struct TurnTuning {
@@ -234,6 +247,8 @@ pub struct TurnTuning {
     pub stt_replay: Duration,
     /// How far ahead of real time reply audio is sent.
     pub audio_lead: Duration,
+    /// After a phone caller's last key press, when the digits become a user turn; `None` = keys ignored.
+    pub dtmf_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -344,8 +359,21 @@ impl Config {
                 stt_restart_after: Duration::from_millis(env.int_in("PARLEY_STT_RESTART_MS", 10_000, 100..=600_000)?),
                 stt_replay: Duration::from_secs(env.int_in("PARLEY_STT_REPLAY_SECS", 15, 0..=120)?),
                 audio_lead: Duration::from_millis(env.int_in("PARLEY_AUDIO_LEAD_MS", 500, 50..=60_000)?),
+                dtmf_timeout: match env.int_in("PARLEY_DTMF_TIMEOUT_MS", 1500, 0..=60_000)? {
+                    0 => None,
+                    ms => Some(Duration::from_millis(ms)),
+                },
             },
             auth,
+            twilio: TwilioConfig {
+                auth_token: env.get("TWILIO_AUTH_TOKEN").filter(|t| !t.trim().is_empty()).map(Secret::new),
+                public_url: match env.get("PARLEY_PUBLIC_URL") {
+                    None => None,
+                    Some(_) => {
+                        Some(env.url("PARLEY_PUBLIC_URL", "", &["http", "https"])?.trim_end_matches('/').to_string())
+                    }
+                },
+            },
             agents_file: AgentsSource::read(&env)?,
             emulated: false,
         })

@@ -31,7 +31,7 @@ pub use messages::{
     TurnUsage,
 };
 pub use recordings::{NewRecording, RecordingRecord, RecordingStatus};
-pub use sessions::{NewSession, SessionCursor, SessionPage, SessionRecord};
+pub use sessions::{NewSession, PhoneCall, SessionCursor, SessionPage, SessionRecord};
 
 /// The embedded backend's connection type.
 pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;

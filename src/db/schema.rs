@@ -51,6 +51,9 @@ diesel::table! {
         last_activity_at -> Timestamp,
         model_id -> Text,
         voice_id -> Text,
+        call_sid -> Nullable<Text>,
+        call_from -> Nullable<Text>,
+        call_to -> Nullable<Text>,
     }
 }
 

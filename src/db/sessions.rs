@@ -22,6 +22,9 @@ struct SessionRow {
     last_activity_at: NaiveDateTime,
     model_id: String,
     voice_id: String,
+    call_sid: Option<String>,
+    call_from: Option<String>,
+    call_to: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -33,6 +36,9 @@ struct NewSessionRow<'a> {
     last_activity_at: NaiveDateTime,
     model_id: &'a str,
     voice_id: &'a str,
+    call_sid: Option<&'a str>,
+    call_from: Option<&'a str>,
+    call_to: Option<&'a str>,
 }
 
 /// A conversation to create.
@@ -44,6 +50,18 @@ pub struct NewSession {
     pub created_at: DateTime<Utc>,
     pub model_id: String,
     pub voice_id: String,
+    /// The phone call the conversation is (absent in journals written before calls existed).
+    #[serde(default)]
+    pub call: Option<PhoneCall>,
+}
+
+/// The phone call a session is: Twilio's id for it and the two numbers, as Twilio gave them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneCall {
+    pub call_sid: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// A stored conversation.
@@ -55,6 +73,8 @@ pub struct SessionRecord {
     pub last_activity_at: DateTime<Utc>,
     pub model_id: String,
     pub voice_id: String,
+    /// The phone call the conversation was, if it was one.
+    pub call: Option<PhoneCall>,
     /// Messages stored in the conversation (filled by listings, 0 otherwise).
     pub message_count: i64,
     /// What the conversation used, summed over its replies (filled by listings).
@@ -71,6 +91,11 @@ impl From<SessionRow> for SessionRecord {
             last_activity_at: from_db_time(r.last_activity_at),
             model_id: r.model_id,
             voice_id: r.voice_id,
+            call: r.call_sid.map(|call_sid| PhoneCall {
+                call_sid,
+                from: r.call_from.unwrap_or_default(),
+                to: r.call_to.unwrap_or_default(),
+            }),
             message_count: 0,
             usage: super::TurnUsage::default(),
         }
@@ -126,6 +151,9 @@ impl Store {
             last_activity_at: to_db_time(s.created_at),
             model_id: &s.model_id,
             voice_id: &s.voice_id,
+            call_sid: s.call.as_ref().map(|c| c.call_sid.as_str()),
+            call_from: s.call.as_ref().map(|c| c.from.as_str()),
+            call_to: s.call.as_ref().map(|c| c.to.as_str()),
         };
         let owner: Option<String> = with_conn!(self, conn => {
             let inserted = diesel::insert_into(sessions::table)

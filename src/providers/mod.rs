@@ -1,4 +1,4 @@
-//! Wire types of the three upstream providers, one module each, shared by parley's client actors
+//! Wire types of the upstream providers (and of Twilio, the phone carrier), one module each, shared by parley's client actors
 //! (`crate::session`) and the local emulators (`crate::emulators`). Parsing is pure code with unit tests; no
 //! socket is needed to test a parser.
 
@@ -6,5 +6,6 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod error;
 pub mod openai;
+pub mod twilio;
 
 pub use error::{FailureKind, Provider, ProviderError};

@@ -54,6 +54,9 @@ struct Message {
 struct History {
     session_id: SessionId,
     user_id: String,
+    /// The phone call (`callSid`, `from`, `to`) when the session was one; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<crate::db::PhoneCall>,
     messages: Vec<Message>,
 }
 
@@ -96,6 +99,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(History {
         session_id: session.id,
         user_id: session.user_id,
+        call: session.call,
         messages: messages.into_iter().map(|m| Message::new(m, &app)).collect(),
     }))
 }

@@ -11,6 +11,7 @@ mod params;
 mod recordings;
 mod sessions;
 mod tokens;
+mod twilio;
 mod ws;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -52,6 +53,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(pages::index))
     .route("/assets/{name}", web::get().to(pages::asset))
     .route("/ws/chat-audio", web::get().to(ws::chat_audio))
+    .route("/twilio/voice", web::post().to(twilio::voice))
+    .route(twilio::STREAM_PATH, web::get().to(twilio::stream))
     .default_service(web::to(not_found));
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::guard;
 use crate::api_error::ApiError;
 use crate::auth::{Caller, Scope};
-use crate::db::{SessionCursor, SessionId, SessionRecord, TurnUsage, UserId};
+use crate::db::{PhoneCall, SessionCursor, SessionId, SessionRecord, TurnUsage, UserId};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 20;
@@ -30,6 +30,9 @@ struct Session {
     last_activity_at: chrono::DateTime<chrono::Utc>,
     model_id: String,
     voice_id: String,
+    /// The phone call (`callSid`, `from`, `to`) when the session was one; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<PhoneCall>,
     message_count: i64,
     /// What the conversation used: speech seconds, LLM tokens (and whether any were estimated), synthesized
     /// characters and tool calls, summed over its replies.
@@ -52,6 +55,7 @@ impl From<SessionRecord> for Session {
             last_activity_at: s.last_activity_at,
             model_id: s.model_id,
             voice_id: s.voice_id,
+            call: s.call,
             message_count: s.message_count,
             usage: s.usage,
         }

@@ -221,6 +221,7 @@ pub async fn chat_audio(
         output_format: app.config.elevenlabs.output_format,
         peer,
         reservation: Some(reservation),
+        call: None,
     };
     let settings = params.settings.clone();
     let wire = BrowserWire::new(&params, &settings);

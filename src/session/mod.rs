@@ -2,7 +2,7 @@
 //! connection, so messages between them are cheap), around a conversation core that knows no transport:
 //!
 //! ```text
-//!   transport wire (browser: browser::BrowserWire; a phone stream later)   frames <-> conversation events
+//!   transport wire (browser::BrowserWire, twilio::TwilioWire)   frames <-> conversation events
 //!                                      │
 //!                       ClientSocket<W>  (the WebSocket; parent: registry, heartbeat, drain, timers)
 //!                                      │ owns
@@ -18,6 +18,7 @@
 //! - [`client_socket`]: the actor that runs a conversation over a WebSocket for any [`client_socket::Wire`];
 //!   [`children`] starts the child actors and carries the conversation's commands to them.
 //! - [`browser`]: parley's own JSON + binary protocol, a wire and nothing more.
+//! - [`twilio`]: a phone call's Twilio Media Stream (μ-law in and out, marks for what was heard), the same.
 //! - [`deepgram_link`], [`llm_worker`], [`tts_link`]: the provider clients (children), over
 //!   [`ws_upstream`] for sockets; the Recorder and Persister live in `recording` and `persistence`.
 //! - [`settings`]: what a session is given (settings, dependencies, parameters), built by `startup` and the
@@ -34,4 +35,5 @@ pub mod deepgram_link;
 pub mod llm_worker;
 pub mod settings;
 pub mod tts_link;
+pub mod twilio;
 pub mod ws_upstream;

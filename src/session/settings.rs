@@ -16,7 +16,7 @@ use crate::agents::{AgentProfile, Agents, DEFAULT_AGENT, LlmEndpoint};
 use crate::audio::OutputFormat;
 use crate::audio::level::InputEncoding;
 use crate::config::{Config, TurnTuning};
-use crate::db::{InstanceId, Role, SessionId, Store, ToolRecord, UserId};
+use crate::db::{InstanceId, PhoneCall, Role, SessionId, Store, ToolRecord, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, RecordingStored};
 use crate::registry::{Registry, Reservation};
@@ -243,4 +243,6 @@ pub struct SessionParams {
     pub peer: Option<String>,
     /// The place the registry holds for this session (taken before the upgrade).
     pub reservation: Option<Reservation>,
+    /// The phone call this session is (stored on its row), if it is one.
+    pub call: Option<PhoneCall>,
 }

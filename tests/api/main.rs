@@ -27,6 +27,7 @@ mod sessions_route;
 mod slow_readers;
 mod soak;
 mod store_transactions;
+mod twilio;
 mod voice_barge_in;
 mod voice_failures;
 mod voice_lifecycle;

@@ -15,6 +15,7 @@ pub fn new_session(user: &str, minutes_ago: i64) -> NewSession {
         created_at: parley::db::now() - chrono::Duration::minutes(minutes_ago),
         model_id: "model-a".into(),
         voice_id: "voice-a".into(),
+        call: None,
     }
 }
 

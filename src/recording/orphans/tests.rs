@@ -36,6 +36,7 @@ impl Fixture {
                 created_at: crate::db::now(),
                 model_id: "m".into(),
                 voice_id: "v".into(),
+                call: None,
             })
             .await
             .unwrap();

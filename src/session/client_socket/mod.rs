@@ -22,7 +22,7 @@ use actix_web_actors::ws;
 pub use frame_guard::FrameGuard;
 pub use liveness::LivenessLimits;
 use liveness::{Action, Ending, Liveness};
-pub use wire::{Wire, WireContext};
+pub use wire::{OPENING_TIMEOUT, Wire, WireContext};
 
 use super::children::{Children, Reporters};
 use super::conversation::{Command, Conversation, Effect, EndReason, Event, Input, Outbox, Timer};
@@ -39,6 +39,8 @@ pub struct ClientSocket<W: Wire> {
     /// Started once the registry admitted the session.
     children: Option<Children>,
     registration: Option<ConnectionId>,
+    /// The wire knows who the session is and registration has begun (see [`Wire::open`]).
+    opened: bool,
     liveness: Liveness,
     timers: [Option<SpawnHandle>; Timer::ALL.len()],
     /// Reused between inputs.
@@ -57,6 +59,7 @@ impl<W: Wire> ClientSocket<W> {
             conversation,
             children: None,
             registration: None,
+            opened: false,
             liveness,
             timers: Default::default(),
             outbox: Outbox::default(),
@@ -111,7 +114,12 @@ impl<W: Wire> ClientSocket<W> {
             EndReason::AgentEnded => {
                 let bytes = self.wire.send(Event::End(reason), ctx);
                 self.liveness.sent(bytes);
-                close(ctx, ws::CloseCode::Normal, "conversation ended");
+                match self.wire.close_after_goodbye() {
+                    None => close(ctx, ws::CloseCode::Normal, "conversation ended"),
+                    Some(at_most) => {
+                        ctx.run_later(at_most, |_, ctx| close(ctx, ws::CloseCode::Normal, "conversation ended"));
+                    }
+                }
             }
         }
     }
@@ -167,9 +175,51 @@ impl<W: Wire> ClientSocket<W> {
             }
             ws::Message::Continuation(_) => self.wire.continuation(ctx),
         };
+        if !self.opened {
+            self.open(ctx);
+            return; // nothing reaches the conversation before the session is known
+        }
         if let Some(input) = input {
             self.drive(input, ctx);
         }
+    }
+
+    /// Registers the session once the wire knows who it is (at once for the browser).
+    fn open(&mut self, ctx: &mut WireContext<W>) {
+        if self.opened || !self.wire.open(&mut self.params) {
+            return;
+        }
+        self.opened = true;
+        // Nothing has happened yet: the conversation starts over with what the wire has learnt.
+        self.conversation = Conversation::new(&self.params, self.deps.metrics.clone());
+        let info = LiveSession {
+            session_id: self.params.session_id.clone(),
+            user_id: self.params.user_id.clone(),
+            connected_at: chrono::Utc::now(),
+            peer: self.params.peer.clone(),
+        };
+        let drain = ctx.address().recipient::<Drain>().downgrade();
+        // Registration is short and must finish before the session is announced.
+        ctx.wait(
+            self.deps
+                .registry
+                .send(Register { info, drain, reservation: self.params.reservation })
+                .into_actor(self)
+                .map(|result, this, ctx| match result {
+                    Ok(Ok(id)) => {
+                        this.registration = Some(id);
+                        this.begin(ctx);
+                    }
+                    Ok(Err(full)) => {
+                        this.wire.send(
+                            Event::Error { code: "server_busy".into(), message: full.to_string(), retryable: true },
+                            ctx,
+                        );
+                        close(ctx, ws::CloseCode::Again, "server busy");
+                    }
+                    Err(_) => close(ctx, ws::CloseCode::Error, "registry unavailable"),
+                }),
+        );
     }
 
     /// Admitted by the registry: start the children and the conversation.
@@ -217,34 +267,15 @@ impl<W: Wire> Actor for ClientSocket<W> {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let info = LiveSession {
-            session_id: self.params.session_id.clone(),
-            user_id: self.params.user_id.clone(),
-            connected_at: chrono::Utc::now(),
-            peer: self.params.peer.clone(),
-        };
-        let drain = ctx.address().recipient::<Drain>().downgrade();
-        // Registration is short and must finish before the session is announced.
-        ctx.wait(
-            self.deps
-                .registry
-                .send(Register { info, drain, reservation: self.params.reservation })
-                .into_actor(self)
-                .map(|result, this, ctx| match result {
-                    Ok(Ok(id)) => {
-                        this.registration = Some(id);
-                        this.begin(ctx);
-                    }
-                    Ok(Err(full)) => {
-                        this.wire.send(
-                            Event::Error { code: "server_busy".into(), message: full.to_string(), retryable: true },
-                            ctx,
-                        );
-                        close(ctx, ws::CloseCode::Again, "server busy");
-                    }
-                    Err(_) => close(ctx, ws::CloseCode::Error, "registry unavailable"),
-                }),
-        );
+        self.open(ctx);
+        if !self.opened {
+            ctx.run_later(OPENING_TIMEOUT, |this, ctx| {
+                if !this.opened {
+                    log::info!("session {}: the client never said who it is; closing", this.session());
+                    close(ctx, ws::CloseCode::Policy, "no start message");
+                }
+            });
+        }
         ctx.run_interval(liveness::TICK, |this, ctx| {
             for action in this.liveness.tick(Instant::now()) {
                 match action {
@@ -303,6 +334,9 @@ impl<W: Wire> Handler<Drain> for ClientSocket<W> {
     type Result = ();
 
     fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) {
+        if self.children.is_none() {
+            return close(ctx, ws::CloseCode::Away, "server shutting down");
+        }
         self.drive(Input::Drain { grace: msg.grace }, ctx);
     }
 }

@@ -3,11 +3,14 @@
 //! conversation's [`Event`]s into frames. Turn-taking, children, timers, registration and heartbeats are the
 //! [`ClientSocket`]'s, the same for every wire.
 
+use std::time::Duration;
+
 use actix_web_actors::ws;
 use bytes::Bytes;
 
 use super::ClientSocket;
 use crate::session::conversation::{Event, Input};
+use crate::session::settings::SessionParams;
 
 /// The actor context a wire writes frames to.
 pub type WireContext<W> = ws::WebsocketContext<ClientSocket<W>>;
@@ -30,4 +33,22 @@ pub trait Wire: Unpin + Sized + 'static {
 
     /// The close reason when a frame was too large for the codec to read.
     fn overflow_reason(&self) -> String;
+
+    /// Whether the wire knows who the session is, completing `params` if it has just learnt it. The browser
+    /// knows at the upgrade (the default); a phone stream learns it from its `start` message. Until this says
+    /// true, the session is not registered and the conversation does not start; it is asked again after
+    /// every frame.
+    fn open(&mut self, _params: &mut SessionParams) -> bool {
+        true
+    }
+
+    /// When the agent has ended the conversation: the longest the wire needs before the socket closes (a
+    /// phone lets the goodbye play out and closes the stream itself once it has been heard); `None` closes at
+    /// once.
+    fn close_after_goodbye(&self) -> Option<Duration> {
+        None
+    }
 }
+
+/// How long a client that has to say who it is (see [`Wire::open`]) has to do so.
+pub const OPENING_TIMEOUT: Duration = Duration::from_secs(10);

@@ -64,6 +64,7 @@ mod tests {
             output_format: crate::audio::OutputFormat::ELEVENLABS_DEFAULT,
             peer: None,
             reservation: None,
+            call: None,
         };
         Conversation::new(&params, Arc::new(Metrics::new().unwrap()))
     }

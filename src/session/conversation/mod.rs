@@ -43,7 +43,7 @@ use super::deepgram_link::SttEvent;
 use super::llm_worker::{CancelCompletion, ClientToolAnswer, Complete, LlmEvent};
 use super::settings::{AudioIn, SessionParams, SessionSettings};
 use super::tts_link::{TtsCommand, TtsEvent};
-use crate::db::{NewSession, Role, SessionId, TurnId, UserId};
+use crate::db::{NewSession, PhoneCall, Role, SessionId, TurnId, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{Persisted, Write};
 use crate::recording::recorder::{AssistantAudio, AssistantTurnEnded, UserAudio, UserTurnCommitted};
@@ -59,6 +59,9 @@ pub enum Input {
     Text(String),
     /// The client asks to stop the assistant now.
     Interrupt,
+    /// A key a phone caller pressed (`0`-`9`, `*`, `#`, `A`-`D`): the keys pressed in a row become a user turn
+    /// after `PARLEY_DTMF_TIMEOUT_MS` without another.
+    Dtmf(char),
     /// The client's microphone is closed: commit what was said now.
     CloseMicrophone,
     /// The client's answer to a client-side tool call.
@@ -201,10 +204,12 @@ pub enum Timer {
     Pace,
     /// How long an interrupted reply waits for the listener's final position before it is stored.
     Settle,
+    /// The pause after a phone caller's last key press that ends the digits.
+    Dtmf,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 5] = [Timer::Commit, Timer::Finalize, Timer::Drain, Timer::Pace, Timer::Settle];
+    pub const ALL: [Timer; 6] = [Timer::Commit, Timer::Finalize, Timer::Drain, Timer::Pace, Timer::Settle, Timer::Dtmf];
 
     /// A dense index, for a timer table.
     pub fn index(self) -> usize {
@@ -294,6 +299,10 @@ enum Recognition {
 pub struct Conversation {
     session_id: SessionId,
     user_id: UserId,
+    /// The phone call this session is, if it is one.
+    call: Option<PhoneCall>,
+    /// Keys pressed by a phone caller, waiting for the pause that ends them.
+    dtmf: String,
     resumed: bool,
     audio_in: AudioIn,
     settings: Arc<SessionSettings>,
@@ -346,6 +355,8 @@ impl Conversation {
         Conversation {
             session_id: params.session_id.clone(),
             user_id: params.user_id.clone(),
+            call: params.call.clone(),
+            dtmf: String::new(),
             resumed: params.resumed,
             audio_in: params.audio_in,
             barge_in: BargeIn::new(tuning.barge_in_min_words, tuning.barge_in_min_speech),
@@ -395,6 +406,8 @@ impl Conversation {
                 self.typed_turn(text.trim().to_string(), out);
             }
             Input::Interrupt => self.interrupt(out),
+            Input::Dtmf(key) => self.on_dtmf(key, out),
+            Input::Timer(Timer::Dtmf) => self.dtmf_done(out),
             Input::CloseMicrophone => self.close_microphone(out),
             Input::Played { turn_id, ms } => self.on_played(turn_id, ms, out),
             Input::ToolResult { call_id, answer } => self.on_tool_result(call_id, answer, out),
@@ -435,6 +448,7 @@ impl Conversation {
                 created_at: now,
                 model_id: self.settings.llm.primary().model.clone(),
                 voice_id: self.settings.tts.voice_id.clone(),
+                call: self.call.clone(),
             })));
         }
         out.send(Event::Started { resumed: self.resumed, history_messages: self.memory.len() });
@@ -481,6 +495,28 @@ impl Conversation {
         }
         self.drain_overdue = true;
         out.run(Command::StartTimer(Timer::Drain, LAST_SAVES));
+    }
+
+    /// A phone key: kept until the caller pauses (ignored when `PARLEY_DTMF_TIMEOUT_MS` is 0).
+    fn on_dtmf(&mut self, key: char, out: &mut Outbox) {
+        let Some(pause) = self.settings.turns.dtmf_timeout else {
+            return;
+        };
+        if !self.started {
+            return;
+        }
+        self.dtmf.push(key);
+        out.run(Command::StartTimer(Timer::Dtmf, pause));
+    }
+
+    /// The caller stopped pressing keys: they become a user turn, as if typed.
+    fn dtmf_done(&mut self, out: &mut Outbox) {
+        if self.dtmf.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = self.dtmf.chars().map(String::from).collect();
+        self.dtmf.clear();
+        self.typed_turn(format!("The caller pressed {}", keys.join(" ")), out);
     }
 
     /// Sends an error event only the first time this code comes up in the session.

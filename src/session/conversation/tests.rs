@@ -36,6 +36,7 @@ fn params(history: Vec<memory::Remembered>) -> SessionParams {
         output_format: crate::audio::OutputFormat::ELEVENLABS_DEFAULT,
         peer: None,
         reservation: None,
+        call: None,
     }
 }
 
@@ -650,4 +651,30 @@ fn end_conversation_ends_the_session_once_the_goodbye_is_spoken_and_stored() {
     r.feed(710, saved(Role::User));
     let fx = r.feed(720, saved(Role::Assistant));
     assert_eq!(events(&fx).last(), Some(&&Event::End(EndReason::AgentEnded)));
+}
+
+#[test]
+fn phone_keys_become_one_user_turn_after_the_pause_and_are_ignored_when_off() {
+    let mut r = Rig::started();
+    let pause = r.c.settings.turns.dtmf_timeout.expect("on by default");
+    for (at, key) in [(10, '1'), (20, '2'), (30, '#')] {
+        let fx = r.feed(at, Input::Dtmf(key));
+        assert!(
+            commands(&fx).iter().any(|c| matches!(c, Command::StartTimer(Timer::Dtmf, d) if *d == pause)),
+            "each key restarts the pause"
+        );
+    }
+    let fx = r.feed(2000, Input::Timer(Timer::Dtmf));
+    assert!(
+        events(&fx).iter().any(|e| matches!(e, Event::UserTurn { text, .. } if text == "The caller pressed 1 2 #")),
+        "{:?}",
+        events(&fx)
+    );
+    assert!(r.feed(2100, Input::Timer(Timer::Dtmf)).is_empty(), "the keys make one turn only");
+
+    let mut off = settings();
+    off.turns.dtmf_timeout = None;
+    let mut r = Rig::with(params(Vec::new()), off);
+    r.feed(0, Input::Start);
+    assert!(r.feed(10, Input::Dtmf('5')).is_empty(), "keys are ignored when PARLEY_DTMF_TIMEOUT_MS is 0");
 }
