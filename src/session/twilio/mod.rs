@@ -8,8 +8,9 @@
 //! - Reply audio (`ulaw_8000` from the TTS) goes out in 20 ms `media` frames, each chunk followed by a `mark`
 //!   named after the turn and the milliseconds sent so far (`marks`); Twilio echoes a mark when the caller has
 //!   heard everything before it, which becomes `Input::Played`. On a barge-in (`Event::Interrupt`) a `clear`
-//!   drops the queued audio; Twilio then echoes the pending marks at once, and the last echoed mark is taken
-//!   as the heard position, as the conversation's last word from the listener.
+//!   drops the queued audio; Twilio then echoes the pending marks at once. Those marks name audio the caller
+//!   never heard: the first one back is taken as the listener's last word on the turn, at the position of the
+//!   last mark echoed before the `clear` (what was really played).
 //! - `dtmf` digits go to the conversation, which turns them into a user turn after a pause.
 //! - `stop` ends the session; the agent's goodbye (`Event::End`) is followed by a `GOODBYE` mark and the
 //!   stream is closed when it comes back (the call then hangs up: no TwiML follows `<Connect>`).
@@ -34,6 +35,8 @@ use crate::providers::twilio::stream::{FromTwilio, Start, ToTwilio, decode_paylo
 
 /// 20 ms of 8 kHz μ-law: the frame size Twilio streams in.
 pub const FRAME_BYTES: usize = 160;
+/// Reply audio between two marks: 200 ms of μ-law.
+pub const MARK_EVERY_BYTES: usize = 1600;
 
 /// The most a goodbye may take to play out before the stream is closed anyway.
 const GOODBYE_AT_MOST: Duration = Duration::from_secs(15);
@@ -67,6 +70,10 @@ pub struct TwilioWire {
     sending: Option<(TurnId, u64)>,
     /// The goodbye's mark was sent: the stream closes when it comes back.
     saying_goodbye: bool,
+    /// The position of the last mark echoed for a turn (what the caller heard of it).
+    heard: Option<(TurnId, u64)>,
+    /// A turn whose queued audio was cleared: its marks that come back after that were not played.
+    cleared: Option<TurnId>,
 }
 
 impl TwilioWire {
@@ -78,6 +85,8 @@ impl TwilioWire {
             opening: None,
             sending: None,
             saying_goodbye: false,
+            heard: None,
+            cleared: None,
         }
     }
 
@@ -126,22 +135,32 @@ impl TwilioWire {
         }
     }
 
-    /// Reply audio: 20 ms frames, then a mark saying how much of the turn has been sent.
+    /// Reply audio: 20 ms frames, with a mark saying how much of the turn has been sent every
+    /// [`MARK_EVERY_BYTES`] and at the end of the chunk (so the heard position is known to within 200 ms).
     fn audio(&mut self, turn_id: TurnId, bytes: &Bytes, ctx: &mut WireContext<Self>) -> usize {
         let Some(sid) = self.stream_sid.clone() else {
             return 0;
         };
-        let sent = match self.sending {
+        let mut sent = match self.sending {
             Some((turn, sent)) if turn == turn_id => sent,
             _ => 0,
         };
         let mut n = 0;
+        let mut since_mark = 0;
         for frame in bytes.chunks(FRAME_BYTES) {
             n += self.write(&ToTwilio::media(&sid, frame), ctx);
+            sent += frame.len() as u64;
+            since_mark += frame.len();
+            if since_mark >= MARK_EVERY_BYTES {
+                n += self.write(&ToTwilio::mark(&sid, marks::name(turn_id, marks::mulaw_ms(sent))), ctx);
+                since_mark = 0;
+            }
         }
-        let sent = sent + bytes.len() as u64;
         self.sending = Some((turn_id, sent));
-        n + self.write(&ToTwilio::mark(&sid, marks::name(turn_id, marks::mulaw_ms(sent))), ctx)
+        if since_mark > 0 {
+            n += self.write(&ToTwilio::mark(&sid, marks::name(turn_id, marks::mulaw_ms(sent))), ctx);
+        }
+        n
     }
 
     fn on_mark(&mut self, name: &str, ctx: &mut WireContext<Self>) -> Option<Input> {
@@ -150,7 +169,15 @@ impl TwilioWire {
             return None;
         }
         match marks::parse(name) {
-            Some((turn_id, ms)) => Some(Input::Played { turn_id, ms }),
+            Some((turn_id, _)) if self.cleared == Some(turn_id) => {
+                // Returned by the `clear`: not played. The caller heard up to the last mark before it.
+                let ms = self.heard.filter(|(t, _)| *t == turn_id).map_or(0, |(_, ms)| ms);
+                Some(Input::Played { turn_id, ms })
+            }
+            Some((turn_id, ms)) => {
+                self.heard = Some((turn_id, ms));
+                Some(Input::Played { turn_id, ms })
+            }
             None => {
                 log::debug!("twilio stream: unknown mark {name:?} ignored");
                 None
@@ -230,6 +257,7 @@ impl Wire for TwilioWire {
             }
             Event::Interrupt { turn_id } => {
                 log::debug!("twilio stream {sid}: turn {turn_id} interrupted; clearing the caller's queue");
+                self.cleared = Some(turn_id);
                 self.write(&ToTwilio::Clear { stream_sid: sid }, ctx)
             }
             Event::End(EndReason::AgentEnded) => {
