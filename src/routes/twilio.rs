@@ -13,8 +13,9 @@
 //! a proxy), else the request's own scheme and host (`Forwarded`/`X-Forwarded-*` included). Without
 //! `TWILIO_AUTH_TOKEN` both answer 404 `phone_not_configured`: no unsigned call ever reaches a session.
 //!
-//! The stream parameters are trusted because Twilio echoes what the webhook wrote and the handshake is
-//! signed; that signature covers the URL only, so it is the same for every call (see README on replay).
+//! The stream's `start` parameters are trusted only with parley's seal (`session::twilio::seal`, keyed with
+//! the Auth Token) that the webhook wrote beside them: the handshake's signature covers the URL only, the same
+//! for every call, so without the seal a replayed handshake could claim any caller.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
@@ -94,7 +95,7 @@ pub async fn voice(req: HttpRequest, body: web::Bytes, app: web::Data<AppState>)
     let (call_sid, from, to) = (get("CallSid"), get("From"), get("To"));
     let agent = call::agent_for_number(&app.session.agents, to).agent.clone();
     log::info!("twilio: call {call_sid} from {from} to {to}: agent {agent}");
-    let parameters = stream_parameters(call_sid, from, to, &agent);
+    let parameters = stream_parameters(token, call_sid, from, to, &agent);
     let parameters: Vec<(&str, &str)> = parameters.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let xml = twiml::connect_stream(&format!("{}{STREAM_PATH}", socket_base(&base)), &parameters);
     Ok(HttpResponse::Ok().content_type("text/xml; charset=utf-8").body(xml))
@@ -127,7 +128,7 @@ pub async fn stream(
         call: None,
     };
     let max_text = params.settings.max_text_frame_bytes;
-    let wire = TwilioWire::new(agents, max_text);
+    let wire = TwilioWire::new(agents, token.to_string(), max_text);
     let actor = ClientSocket::new(wire, params, app.session.clone(), app.http.clone());
     let limit = max_text * 4;
     ws::WsResponseBuilder::new(actor, &req, FrameGuard::new(payload, limit))

@@ -48,6 +48,8 @@ pub mod parameter {
     pub const TO: &str = "to";
     pub const CALL_SID: &str = "callSid";
     pub const USER_ID: &str = "userId";
+    /// parley's own seal over the others (see [`super::seal`]).
+    pub const SEAL: &str = "parleySeal";
 }
 
 /// Who the call is, learnt from `start`, waiting for the session to take it.
@@ -62,6 +64,8 @@ struct Opening {
 #[derive(Debug)]
 pub struct TwilioWire {
     agents: Arc<AgentSettings>,
+    /// `TWILIO_AUTH_TOKEN`: keys the seal on the stream parameters.
+    token: String,
     max_text_frame_bytes: usize,
     /// Known from `start`; every message to Twilio carries it.
     stream_sid: Option<String>,
@@ -77,9 +81,10 @@ pub struct TwilioWire {
 }
 
 impl TwilioWire {
-    pub fn new(agents: Arc<AgentSettings>, max_text_frame_bytes: usize) -> TwilioWire {
+    pub fn new(agents: Arc<AgentSettings>, token: String, max_text_frame_bytes: usize) -> TwilioWire {
         TwilioWire {
             agents,
+            token,
             max_text_frame_bytes,
             stream_sid: None,
             opening: None,
@@ -107,6 +112,10 @@ impl TwilioWire {
             return close(ctx, ws::CloseCode::Unsupported, "expected audio/x-mulaw at 8000 Hz, mono");
         }
         let p = &start.custom_parameters;
+        if !sealed(&self.token, p) {
+            log::warn!("twilio stream {stream_sid}: start parameters without a valid seal; refused");
+            return close(ctx, ws::CloseCode::Policy, "call parameters not written by this server");
+        }
         let get = |name: &str| p.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let from = get(parameter::FROM).unwrap_or_default().to_string();
         let to = get(parameter::TO).unwrap_or_default().to_string();
@@ -296,12 +305,83 @@ impl Wire for TwilioWire {
     }
 }
 
-/// The stream parameters the webhook writes for a call.
-pub fn stream_parameters(call_sid: &str, from: &str, to: &str, agent: &str) -> BTreeMap<&'static str, String> {
-    BTreeMap::from([
+/// The stream parameters the webhook writes for a call, sealed with `token`.
+pub fn stream_parameters(
+    token: &str,
+    call_sid: &str,
+    from: &str,
+    to: &str,
+    agent: &str,
+) -> BTreeMap<&'static str, String> {
+    let mut p = BTreeMap::from([
         (parameter::CALL_SID, call_sid.to_string()),
         (parameter::FROM, from.to_string()),
         (parameter::TO, to.to_string()),
         (parameter::AGENT, agent.to_string()),
-    ])
+    ]);
+    let fields: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let seal = seal(token, &fields);
+    p.insert(parameter::SEAL, seal);
+    p
+}
+
+/// parley's seal over stream parameters: HMAC-SHA256 keyed with the Auth Token over each `name=value`, sorted
+/// by name. The handshake's `X-Twilio-Signature` covers only the stream URL (the same for every call, so it
+/// could be replayed with other parameters); the seal binds who the call is to what the signed webhook said.
+pub fn seal(token: &str, fields: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    let tag = ring::hmac::sign(&seal_key(token), &sealed_message(fields));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+}
+
+fn seal_key(token: &str) -> ring::hmac::Key {
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes())
+}
+
+/// What the seal covers: every field but the seal, sorted, each name and value length-prefixed.
+fn sealed_message(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut sorted: Vec<&(&str, &str)> = fields.iter().filter(|(k, _)| *k != parameter::SEAL).collect();
+    sorted.sort();
+    let mut message = b"parley.twilio.v1\n".to_vec();
+    for (k, v) in sorted {
+        message.extend_from_slice(format!("{}:{k}\n{}:{v}\n", k.len(), v.len()).as_bytes());
+    }
+    message
+}
+
+/// True when `params` carry a valid seal (checked by ring in constant time).
+fn sealed(token: &str, params: &BTreeMap<String, String>) -> bool {
+    use base64::Engine as _;
+    let Some(tag) =
+        params.get(parameter::SEAL).and_then(|t| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok())
+    else {
+        return false;
+    };
+    let fields: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    ring::hmac::verify(&seal_key(token), &sealed_message(&fields), &tag).is_ok()
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    fn echoed(p: &BTreeMap<&'static str, String>) -> BTreeMap<String, String> {
+        p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn only_the_parameters_the_webhook_wrote_carry_a_valid_seal() {
+        let p = stream_parameters("token", "CA1", "+15550100001", "+15550100002", "support");
+        assert!(sealed("token", &echoed(&p)));
+        assert!(!sealed("another token", &echoed(&p)), "keyed with the Auth Token");
+        let mut forged = echoed(&p);
+        forged.insert("from".into(), "+15559999999".into());
+        assert!(!sealed("token", &forged), "another caller");
+        let mut added = echoed(&p);
+        added.insert("userId".into(), "alice".into());
+        assert!(!sealed("token", &added), "a parameter the webhook did not write");
+        let mut unsealed = echoed(&p);
+        unsealed.remove("parleySeal");
+        assert!(!sealed("token", &unsealed));
+    }
 }
