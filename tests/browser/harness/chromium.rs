@@ -98,6 +98,11 @@ impl Browser {
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
             "--autoplay-policy=no-user-gesture-required",
+            // Timers run on time even when the machine is busy or the tab counts as hidden: a page's own
+            // schedule (token renewal, playback reports) is what several tests check.
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows",
         ])
         .arg(format!("--user-data-dir={}", profile.path().join("profile").display()))
         .arg("about:blank")
