@@ -249,6 +249,8 @@ pub struct TurnTuning {
     pub audio_lead: Duration,
     /// After a phone caller's last key press, when the digits become a user turn; `None` = keys ignored.
     pub dtmf_timeout: Option<Duration>,
+    /// Start the reply's LLM request at `speech_final`, while the commit window runs (`PARLEY_PREEMPTIVE`).
+    pub preemptive: bool,
 }
 
 impl Config {
@@ -363,6 +365,7 @@ impl Config {
                     0 => None,
                     ms => Some(Duration::from_millis(ms)),
                 },
+                preemptive: env.bool("PARLEY_PREEMPTIVE", true)?,
             },
             auth,
             twilio: TwilioConfig {

@@ -18,6 +18,7 @@ mod history_route;
 mod metrics_routes;
 mod migrations;
 mod persistence;
+mod preemptive;
 mod probes_and_pages;
 mod recording_orphans;
 mod recording_ownership;
