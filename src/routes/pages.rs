@@ -85,6 +85,8 @@ pub const ASSETS: &[Asset] = &[
     asset!("playback-worklet.js", JS),
     asset!("player.js", JS),
     asset!("resampler.js", JS),
+    asset!("setup.js", JS),
+    asset!("status-figures.js", JS),
     asset!("status.js", JS),
     asset!("ui.js", JS),
 ];

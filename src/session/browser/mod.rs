@@ -10,7 +10,7 @@ pub mod protocol;
 
 use bytes::Bytes;
 
-use self::protocol::{ClientMessage, ServerMessage, parse_client_message};
+use self::protocol::{ClientMessage, ProviderState, Providers, ServerMessage, parse_client_message};
 use super::client_socket::{Wire, WireContext};
 use super::conversation::{EndReason, Event, Input, ToolStatus};
 use super::settings::{SessionParams, SessionSettings};
@@ -26,6 +26,7 @@ pub struct BrowserWire {
     mime_type: String,
     sample_rate: u32,
     emulated: bool,
+    providers: Providers,
     max_audio_frame_bytes: usize,
     max_text_frame_bytes: usize,
 }
@@ -40,6 +41,7 @@ impl BrowserWire {
             mime_type: settings.mime_type.clone(),
             sample_rate: params.audio_in.sample_rate,
             emulated: settings.emulated,
+            providers: providers(settings),
             max_audio_frame_bytes: settings.max_audio_frame_bytes,
             max_text_frame_bytes: settings.max_text_frame_bytes,
         }
@@ -55,6 +57,26 @@ impl BrowserWire {
 
     fn error(&self, ctx: &mut WireContext<Self>, code: &str, error: impl Into<String>, retryable: bool) {
         self.reply(ctx, &ServerMessage::error(code, error, retryable));
+    }
+}
+
+/// Which services the session's stages use and whether their keys are set (told in the `session` message).
+pub fn providers(settings: &SessionSettings) -> Providers {
+    let state = |provider, has_key: bool, key_variable: &str| ProviderState {
+        provider,
+        status: match (has_key, settings.emulated) {
+            (false, _) => "missing",
+            (true, true) => "emulated",
+            (true, false) => "configured",
+        },
+        key_variable: key_variable.to_string(),
+    };
+    let llm = &settings.llm.providers;
+    let llm_key_variable = llm.first().map_or("OPENAI_API_KEY", |p| p.api_key_env.as_str());
+    Providers {
+        stt: state("deepgram", settings.stt.api_key.is_some(), "DEEPGRAM_API_KEY"),
+        llm: state("openai", llm.iter().any(|p| p.api_key.is_some()), llm_key_variable),
+        tts: state("elevenlabs", settings.tts.api_key.is_some(), "ELEVENLABS_API_KEY"),
     }
 }
 
@@ -131,6 +153,7 @@ impl Wire for BrowserWire {
                         resumed,
                         history_messages,
                         emulated: self.emulated,
+                        providers: self.providers.clone(),
                     },
                 );
                 if !self.emulated {
