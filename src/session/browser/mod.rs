@@ -14,6 +14,7 @@ use self::protocol::{ClientMessage, ProviderState, Providers, ServerMessage, par
 use super::client_socket::{Wire, WireContext};
 use super::conversation::{EndReason, Event, Input, ToolStatus};
 use super::settings::{SessionParams, SessionSettings};
+use crate::providers::Provider;
 
 /// The browser protocol of one session.
 #[derive(Debug)]
@@ -62,8 +63,8 @@ impl BrowserWire {
 
 /// Which services the session's stages use and whether their keys are set (told in the `session` message).
 pub fn providers(settings: &SessionSettings) -> Providers {
-    let state = |provider, has_key: bool, key_variable: &str| ProviderState {
-        provider,
+    let state = |provider: Provider, has_key: bool, key_variable: &str| ProviderState {
+        provider: provider.label(),
         status: match (has_key, settings.emulated) {
             (false, _) => "missing",
             (true, true) => "emulated",
@@ -72,11 +73,12 @@ pub fn providers(settings: &SessionSettings) -> Providers {
         key_variable: key_variable.to_string(),
     };
     let llm = &settings.llm.providers;
-    let llm_key_variable = llm.first().map_or("OPENAI_API_KEY", |p| p.api_key_env.as_str());
+    // An agent's LLM may read its key from a variable of its own (`api_key_env`).
+    let llm_key_variable = llm.first().map_or(Provider::OpenAi.key_variable(), |p| p.api_key_env.as_str());
     Providers {
-        stt: state("deepgram", settings.stt.api_key.is_some(), "DEEPGRAM_API_KEY"),
-        llm: state("openai", llm.iter().any(|p| p.api_key.is_some()), llm_key_variable),
-        tts: state("elevenlabs", settings.tts.api_key.is_some(), "ELEVENLABS_API_KEY"),
+        stt: state(Provider::Deepgram, settings.stt.api_key.is_some(), Provider::Deepgram.key_variable()),
+        llm: state(Provider::OpenAi, llm.iter().any(|p| p.api_key.is_some()), llm_key_variable),
+        tts: state(Provider::ElevenLabs, settings.tts.api_key.is_some(), Provider::ElevenLabs.key_variable()),
     }
 }
 
@@ -153,7 +155,7 @@ impl Wire for BrowserWire {
                         resumed,
                         history_messages,
                         emulated: self.emulated,
-                        providers: self.providers.clone(),
+                        providers: Box::new(self.providers.clone()),
                     },
                 );
                 if !self.emulated {

@@ -71,7 +71,8 @@ pub enum ServerMessage {
         emulated: bool,
         /// Which service does each stage of this session, and whether it can: a client should not stream
         /// microphone audio while `stt` is `missing`, and can tell its user which variable the operator must set.
-        providers: Providers,
+        /// (Boxed: the first message of a session need not make every message as large.)
+        providers: Box<Providers>,
     },
     /// Live transcription of what the user is saying; `isFinal` parts will not change.
     Transcript { text: String, is_final: bool },

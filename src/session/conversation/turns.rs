@@ -323,6 +323,11 @@ impl Conversation {
                 }
                 self.maybe_finish(out);
             }
+            // A turn already over (its LLM failed before the voice did) still tells the listener what the
+            // operator must fix (a missing or refused key), once a session, rather than only the log.
+            TtsEvent::Failed { error, .. } if !error.retryable() => {
+                self.error_once(error.code(), error.user_message(), false, out);
+            }
             _ => {} // late audio of an interrupted turn: dropped
         }
     }
