@@ -151,6 +151,15 @@ async fn on_a_phone_the_controls_stay_in_reach_after_three_turns_and_a_skipped_s
             assert_eq!(page.eval(&in_reach(control)).await, true, "{control} is in reach after `{at}`");
         }
     }
+    // The docked controls keep one row whatever the microphone's label says, so nothing jumps under a finger.
+    let rows = page
+        .eval(
+            "import('/assets/ui.js').then(ui => { const h = () => document.querySelector('.controls').offsetHeight; \
+             ui.showMic('starting'); const starting = h(); ui.showMic(parley.mic.state); return [starting, h()]; })",
+        )
+        .await;
+    assert_eq!(rows[0], rows[1], "the same height while starting and on: {rows}");
+    assert!(rows[0].as_f64().unwrap() < 60.0, "one row: {rows}");
     // Typed turns skipped speech recognition: that figure is "—", the ones that happened are numbers.
     let latency = page.eval("document.querySelector('.turn[data-turn=\"3\"] .latency').textContent").await;
     let latency = latency.as_str().unwrap();
