@@ -415,6 +415,34 @@ impl Store {
         rows.into_iter().map(|r| self.open_row(r)).collect()
     }
 
+    /// The first thing the user said in each of `sessions` (opened), by session id, for labelling a list of
+    /// conversations; a session without a user message, or whose first one cannot be opened, is left out.
+    pub async fn first_user_messages(
+        &self,
+        sessions: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let firsts: Vec<Option<i64>> = with_conn!(self, conn => messages::table
+            .filter(messages::session_id.eq_any(sessions))
+            .filter(messages::role.eq(Role::User.as_str()))
+            .group_by(messages::session_id)
+            .select(diesel::dsl::min(messages::id))
+            .load(conn)
+            .await?);
+        let ids: Vec<i64> = firsts.into_iter().flatten().collect();
+        let rows: Vec<(String, Vec<u8>)> = with_conn!(self, conn => messages::table
+            .filter(messages::id.eq_any(&ids))
+            .select((messages::session_id, messages::content))
+            .load(conn)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(session, sealed)| {
+                let text = self.cipher.open_str(&sealed, &content_context(&session)).ok()?;
+                Some((session, text))
+            })
+            .collect())
+    }
+
     /// The user whose conversation message `id` belongs to, if there is such a message.
     pub async fn message_owner(&self, id: MessageId) -> Result<Option<String>, StoreError> {
         let owner = with_conn!(self, conn => messages::table

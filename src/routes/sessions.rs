@@ -13,6 +13,36 @@ use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
+/// The longest label `firstWords` gives, in characters (before the "…").
+pub const FIRST_WORDS_CHARS: usize = 60;
+
+/// The beginning of `text`, whitespace collapsed, cut at the last whole word within [`FIRST_WORDS_CHARS`]
+/// (a single longer word is cut inside); "…" marks that there was more. `None` for blank text.
+fn first_words(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let whole = words.join(" ");
+    if whole.is_empty() {
+        return None;
+    }
+    if whole.chars().count() <= FIRST_WORDS_CHARS {
+        return Some(whole);
+    }
+    let mut label = String::new();
+    for word in words {
+        let sep = usize::from(!label.is_empty());
+        if label.chars().count() + sep + word.chars().count() > FIRST_WORDS_CHARS {
+            break;
+        }
+        if sep == 1 {
+            label.push(' ');
+        }
+        label.push_str(word);
+    }
+    if label.is_empty() {
+        label = whole.chars().take(FIRST_WORDS_CHARS).collect();
+    }
+    Some(format!("{label}…"))
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +64,9 @@ struct Session {
     #[serde(skip_serializing_if = "Option::is_none")]
     call: Option<PhoneCall>,
     message_count: i64,
+    /// The first words the user said (or typed), up to [`FIRST_WORDS_CHARS`] characters cut at a word with
+    /// "…" when there was more: what a list of conversations is labelled by. Null before the user said anything.
+    first_words: Option<String>,
     /// What the conversation used: speech seconds, LLM tokens (and whether any were estimated), synthesized
     /// characters and tool calls, summed over its replies.
     usage: TurnUsage,
@@ -57,6 +90,7 @@ impl From<SessionRecord> for Session {
             voice_id: s.voice_id,
             call: s.call,
             message_count: s.message_count,
+            first_words: s.first_user_message.as_deref().and_then(first_words),
             usage: s.usage,
         }
     }
@@ -97,4 +131,22 @@ pub async fn list(
         sessions: page.sessions.into_iter().map(Session::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_words;
+
+    #[test]
+    fn first_words_are_cut_at_a_whole_word_and_marked_when_there_was_more() {
+        assert_eq!(first_words("  What is   the capital\nof France? "), Some("What is the capital of France?".into()));
+        assert_eq!(first_words(" \n "), None);
+        let long = "Tell me everything you know about the weather on the moon and why there is none at all";
+        let label = first_words(long).unwrap();
+        assert_eq!(label, "Tell me everything you know about the weather on the moon…");
+        assert!(label.chars().count() <= 61, "{label}");
+        let word = "x".repeat(100);
+        assert_eq!(first_words(&word).unwrap().chars().count(), 61, "one long word is cut inside");
+        assert_eq!(first_words("Ça coûte combien ?"), Some("Ça coûte combien ?".into()));
+    }
 }

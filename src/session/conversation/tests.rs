@@ -390,6 +390,24 @@ fn stored_messages_are_announced_and_provider_failures_reported() {
     assert!(!commands(&fx).iter().any(|c| matches!(c, Command::Persist(_))), "an empty reply is not stored");
 }
 
+#[test]
+fn a_voice_that_fails_after_its_turn_ended_still_says_what_to_fix_once_but_not_what_a_retry_may_cure() {
+    let mut r = Rig::started();
+    r.feed(10, Input::Text("hello".into()));
+    let error = ProviderError::not_configured(Provider::OpenAi, "OPENAI_API_KEY");
+    let fx = r.feed(20, Input::Llm(LlmEvent::Failed { turn_id: 1, error, after_tokens: false }));
+    assert!(events(&fx).contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
+    let missing = || ProviderError::not_configured(Provider::ElevenLabs, "ELEVENLABS_API_KEY");
+    let fx = r.feed(21, Input::Tts(TtsEvent::Failed { turn_id: 1, error: missing() }));
+    assert_eq!(error_codes(&fx), ["elevenlabs_not_configured"], "told, though its turn is over");
+    r.feed(30, Input::Text("again".into()));
+    let fx = r.feed(31, Input::Tts(TtsEvent::Failed { turn_id: 1, error: missing() }));
+    assert!(error_codes(&fx).is_empty(), "once a session");
+    let busy = ProviderError::new(Provider::ElevenLabs, FailureKind::RateLimited, "429");
+    let fx = r.feed(32, Input::Tts(TtsEvent::Failed { turn_id: 1, error: busy }));
+    assert!(error_codes(&fx).is_empty(), "a passing failure of a finished turn is not news");
+}
+
 fn persisted_reply(effects: &[Effect]) -> Option<(String, bool, Option<ReplyFacts>)> {
     commands(effects).into_iter().find_map(|c| match c {
         Command::Persist(Write::Message { role: Role::Assistant, content, interrupted, reply, .. }) => {

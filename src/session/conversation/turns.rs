@@ -128,8 +128,12 @@ impl Conversation {
         if spoken {
             out.run(Command::UserTurnCommitted(UserTurnCommitted { turn_id: id }));
         }
-        let times =
-            TurnTimes { speech_end: speech_end.or(Some(self.now)), committed: Some(self.now), ..TurnTimes::default() };
+        // A typed turn skipped speech recognition: its STT figure is null, not 0 ms.
+        let times = TurnTimes {
+            speech_end: speech_end.or(Some(self.now)),
+            committed: spoken.then_some(self.now),
+            ..TurnTimes::default()
+        };
         out.send(Event::UserTurn { turn_id: id, text: text.clone() });
         out.run(Command::Persist(Write::message(id, Role::User, text.clone(), false, crate::db::now(), None)));
         self.unsaved += 1;
@@ -330,6 +334,11 @@ impl Conversation {
                     t.errors.push(error);
                 }
                 self.maybe_finish(out);
+            }
+            // A turn already over (its LLM failed before the voice did) still tells the listener what the
+            // operator must fix (a missing or refused key), once a session, rather than only the log.
+            TtsEvent::Failed { error, .. } if !error.retryable() => {
+                self.error_once(error.code(), error.user_message(), false, out);
             }
             _ => {} // late audio of an interrupted turn: dropped
         }
