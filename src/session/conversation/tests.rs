@@ -724,16 +724,27 @@ fn a_reply_started_at_speech_final_becomes_the_turn_when_the_window_closes() {
     assert!(commands(&fx).iter().any(|c| matches!(c, Command::StartTimer(Timer::Commit, _))), "the window still runs");
 
     // What it streams before the commit is held: nothing reaches the client, TTS or the store.
-    assert!(r.feed(150, Input::Llm(LlmEvent::Requested { turn_id: spec, at: r.t0 + Duration::from_millis(120) })).is_empty());
+    assert!(
+        r.feed(150, Input::Llm(LlmEvent::Requested { turn_id: spec, at: r.t0 + Duration::from_millis(120) }))
+            .is_empty()
+    );
     assert!(r.feed(250, token(spec, "It is noon. And")).is_empty());
 
     let fx = r.feed(300, Input::Timer(Timer::Commit));
     let cmds = commands(&fx);
     assert!(!cmds.iter().any(|c| matches!(c, Command::Complete(_))), "not asked twice: {cmds:?}");
-    assert!(cmds.iter().any(|c| matches!(c, Command::ConfirmCompletion(ConfirmCompletion { turn_id }) if *turn_id == spec)));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::ConfirmCompletion(ConfirmCompletion { turn_id }) if *turn_id == spec))
+    );
     assert!(cmds.iter().any(|c| matches!(c, Command::Persist(Write::Message { role: Role::User, .. }))));
     let tts: Vec<_> = cmds.iter().filter(|c| matches!(c, Command::Tts(_))).collect();
-    assert!(matches!(tts[..], [Command::Tts(TtsCommand::Start { turn_id: 1 }), Command::Tts(TtsCommand::Text { turn_id: 1, .. })]), "{tts:?}");
+    assert!(
+        matches!(
+            tts[..],
+            [Command::Tts(TtsCommand::Start { turn_id: 1 }), Command::Tts(TtsCommand::Text { turn_id: 1, .. })]
+        ),
+        "{tts:?}"
+    );
     assert_eq!(
         events(&fx),
         [
@@ -760,7 +771,11 @@ fn a_user_who_goes_on_within_the_window_is_never_answered_early() {
 
     // More words: the early reply is cancelled silently and the utterance goes on.
     let fx = r.feed(250, transcript("for two", false, false));
-    assert!(commands(&fx).iter().any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == first)));
+    assert!(
+        commands(&fx)
+            .iter()
+            .any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == first))
+    );
     assert!(commands(&fx).iter().any(|c| matches!(c, Command::CancelTimer(Timer::Commit))));
     assert_eq!(events(&fx), [&Event::Transcript { text: "book a table for two".into(), is_final: false }]);
     assert_eq!(r.c.metrics.preemptive_discarded_total.get(), 1);
@@ -785,8 +800,15 @@ fn speech_starting_again_discards_the_early_reply() {
     let mut r = Rig::started();
     let (spec, _) = speculative(&r.feed(100, transcript("I want to", true, true))).unwrap();
     let fx = r.feed(180, Input::Stt(SttEvent::SpeechStarted { at: 1.2 }));
-    assert!(commands(&fx).iter().any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == spec)));
-    assert!(r.feed(200, Input::Llm(LlmEvent::Done { turn_id: spec, usage: Default::default(), provider: "m".into() })).is_empty());
+    assert!(
+        commands(&fx)
+            .iter()
+            .any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == spec))
+    );
+    assert!(
+        r.feed(200, Input::Llm(LlmEvent::Done { turn_id: spec, usage: Default::default(), provider: "m".into() }))
+            .is_empty()
+    );
     assert!(!r.c.assistant_speaking());
     assert_eq!(r.c.metrics.preemptive_discarded_total.get(), 1);
 }
@@ -798,7 +820,9 @@ fn an_early_reply_the_turn_would_not_ask_for_is_not_used() {
     let (spec, _) = speculative(&r.feed(100, transcript("what time is it", true, true))).unwrap();
     let fx = r.feed(150, Input::Text("tell me a joke".into()));
     let cmds = commands(&fx);
-    assert!(cmds.iter().any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == spec)));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == spec))
+    );
     assert!(cmds.iter().any(|c| matches!(c, Command::Complete(Complete { turn_id: 1, speculative: false, .. }))));
 
     // A failed early reply is asked again for real at the commit.
@@ -807,7 +831,9 @@ fn an_early_reply_the_turn_would_not_ask_for_is_not_used() {
     let error = ProviderError::new(Provider::OpenAi, FailureKind::Server, "boom");
     r.feed(150, Input::Llm(LlmEvent::Failed { turn_id: spec, error, after_tokens: false }));
     let fx = r.feed(300, Input::Timer(Timer::Commit));
-    assert!(commands(&fx).iter().any(|c| matches!(c, Command::Complete(Complete { turn_id: 1, speculative: false, .. }))));
+    assert!(
+        commands(&fx).iter().any(|c| matches!(c, Command::Complete(Complete { turn_id: 1, speculative: false, .. })))
+    );
     assert!(!error_codes(&fx).iter().any(|c| c.contains("server")), "the early failure is not the turn's");
 
     // Turned off: the LLM is asked at the commit only.

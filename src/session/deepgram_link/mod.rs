@@ -30,8 +30,8 @@ mod settings;
 pub use settings::SttSettings;
 
 use self::clock::AudioClock;
-use crate::audio::level::InputEncoding;
 use super::ws_upstream::{self, WsSink};
+use crate::audio::level::InputEncoding;
 use crate::metrics::Metrics;
 use crate::providers::deepgram::ClientMessage;
 use crate::providers::{Provider, ProviderError};

@@ -219,7 +219,16 @@ impl LlmWorker {
         metrics: Arc<Metrics>,
         caller: Caller,
     ) -> LlmWorker {
-        LlmWorker { settings, client, parent, metrics, caller, current: None, confirm: None, waiting: Default::default() }
+        LlmWorker {
+            settings,
+            client,
+            parent,
+            metrics,
+            caller,
+            current: None,
+            confirm: None,
+            waiting: Default::default(),
+        }
     }
 }
 
