@@ -2,33 +2,20 @@
 
 use std::process::ExitCode;
 
-use parley::cli::{Command, USAGE};
+use clap::Parser as _;
+use parley::cli::{Cli, Command, ServeArgs};
 use parley::config::Config;
 use parley::startup::Application;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match Command::parse(&args) {
-        Ok(c) => c,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    // `--help`/`--version` print to stdout and exit 0; a mistake prints the usage to stderr and exits 2.
+    let command = Cli::parse().into_command();
     parley::telemetry::init_logger();
     let result = match command {
-        Command::Help => {
-            eprintln!("{USAGE}");
-            Ok(())
-        }
-        Command::Version => {
-            eprintln!("parley {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        Command::Emulate(args) => parley::emulators::cli::run_cli(args).await,
+        Command::Emulate { args } => parley::emulators::cli::run_cli(args).await,
         Command::Token { user, ttl_secs, session } => print_token(&user, ttl_secs, session.as_deref()),
-        Command::Serve { emulate } => serve(emulate).await,
+        Command::Serve(args) => serve(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,9 +27,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(emulate: bool) -> anyhow::Result<()> {
-    let mut config = Config::from_env()?;
-    let _emulators = if emulate { Some(parley::emulate::start(&mut config).await?) } else { None };
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::from_env_with(&args.overrides())?;
+    let _emulators = if args.emulate { Some(parley::emulate::start(&mut config).await?) } else { None };
     for warning in config.warnings() {
         log::warn!("{warning}");
     }
