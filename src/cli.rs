@@ -57,6 +57,10 @@ pub enum Command {
         /// Limit the token to resuming this one session.
         #[arg(long, value_name = "UUID")]
         session: Option<String>,
+        /// The data directory whose generated secret signs the token when PARLEY_AUTH_SECRET is unset (the
+        /// server's --data-dir) [overrides PARLEY_DATA_DIR].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -88,11 +92,14 @@ impl ServeArgs {
         if let Some(host) = self.host {
             out.push(("HOST", host.to_string()));
         }
-        if let Some(dir) = &self.data_dir {
-            out.push(("PARLEY_DATA_DIR", dir.to_string_lossy().into_owned()));
-        }
+        out.extend(data_dir_override(self.data_dir.as_deref()));
         out
     }
+}
+
+/// `--data-dir` as the variable it overrides.
+pub fn data_dir_override(dir: Option<&std::path::Path>) -> Option<(&'static str, String)> {
+    dir.map(|d| ("PARLEY_DATA_DIR", d.to_string_lossy().into_owned()))
 }
 
 impl Cli {
@@ -173,11 +180,11 @@ mod tests {
     fn token_takes_a_user_and_a_duration() {
         assert_eq!(
             parse(&["token", "--user", "ada", "--ttl", "2h"]).unwrap(),
-            Command::Token { user: "ada".into(), ttl_secs: 7200, session: None }
+            Command::Token { user: "ada".into(), ttl_secs: 7200, session: None, data_dir: None }
         );
         assert_eq!(
-            parse(&["token", "--user", "ada"]).unwrap(),
-            Command::Token { user: "ada".into(), ttl_secs: 900, session: None }
+            parse(&["token", "--user", "ada", "--data-dir", "d"]).unwrap(),
+            Command::Token { user: "ada".into(), ttl_secs: 900, session: None, data_dir: Some("d".into()) }
         );
     }
 

@@ -14,7 +14,10 @@ async fn main() -> ExitCode {
     parley::telemetry::init_logger();
     let result = match command {
         Command::Emulate { args } => parley::emulators::cli::run_cli(args).await,
-        Command::Token { user, ttl_secs, session } => print_token(&user, ttl_secs, session.as_deref()),
+        Command::Token { user, ttl_secs, session, data_dir } => {
+            let overrides: Vec<_> = parley::cli::data_dir_override(data_dir.as_deref()).into_iter().collect();
+            print_token(&user, ttl_secs, session.as_deref(), &overrides)
+        }
         Command::Serve(args) => serve(args).await,
     };
     match result {
@@ -41,9 +44,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// `parley token`: a client token for `user`, as an app backend would mint it, on stdout.
-fn print_token(user: &str, ttl_secs: u64, session: Option<&str>) -> anyhow::Result<()> {
+fn print_token(
+    user: &str,
+    ttl_secs: u64,
+    session: Option<&str>,
+    overrides: &[(&'static str, String)],
+) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let config = Config::from_env()?;
+    let config = Config::from_env_with(overrides)?;
     let auth = parley::startup::build_auth(&config)?;
     let now = parley::auth::now_secs();
     let claims = parley::auth::Claims {

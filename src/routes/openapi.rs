@@ -4,6 +4,8 @@
 //! it describes every [`super::ROUTES`] entry of kind `Rest`, and checks live responses against it.
 
 use actix_web::HttpResponse;
+
+use crate::api_error::ApiError;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -84,19 +86,17 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The description, rendered once per process.
-pub fn json() -> &'static str {
-    static JSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    JSON.get_or_init(|| ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")))
-}
-
-/// This document.
+/// This document (rendered per request: it takes well under a millisecond, and nothing needs to hold it).
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
     tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 description of this API", content_type = "application/json")),
 )]
-pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(json())
+pub async fn document() -> Result<HttpResponse, ApiError> {
+    let json = ApiDoc::openapi().to_pretty_json().map_err(|e| {
+        log::error!("cannot render the OpenAPI description: {e}");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }

@@ -113,3 +113,18 @@ fn a_flag_value_is_checked_by_the_configuration_like_the_variable_it_overrides()
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("invalid configuration: PARLEY_AUTH_SECRET: required to listen on 0.0.0.0"), "{err}");
 }
+
+#[test]
+fn token_data_dir_names_the_directory_whose_secret_signs() {
+    // Without PARLEY_AUTH_SECRET the token is signed with the data directory's generated secret: the flag must
+    // pick the directory the server was started with, not PARLEY_DATA_DIR.
+    let env_dir = tempfile::tempdir().unwrap();
+    let flag_dir = tempfile::tempdir().unwrap();
+    let mut cmd = parley(&[], env_dir.path());
+    cmd.env_remove("PARLEY_AUTH_SECRET").args(["token", "--user", "ada", "--data-dir"]).arg(flag_dir.path());
+    let out = cmd.stdout(Stdio::piped()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim().split('.').count(), 3, "a JWT");
+    assert!(std::fs::read_dir(flag_dir.path()).unwrap().next().is_some(), "the secret is kept in --data-dir");
+    assert!(std::fs::read_dir(env_dir.path()).unwrap().next().is_none(), "PARLEY_DATA_DIR is not used");
+}
