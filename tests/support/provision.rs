@@ -36,16 +36,16 @@ pub fn ensure_with(
     if present() {
         return Ok(());
     }
-    let _held = Lock::exclusive(lock)?;
-    // Another test binary may have installed it while this one waited.
-    if present() {
-        return Ok(());
-    }
     if !root {
         return Err(format!(
             "{what} need the Debian package `{package}`, which is not installed, and the tests are not running as \
              root so they cannot install it: run `sudo apt-get update && sudo apt-get install -y {package}`"
         ));
+    }
+    let _held = Lock::exclusive(lock)?;
+    // Another test binary may have installed it while this one waited.
+    if present() {
+        return Ok(());
     }
     eprintln!("{what} need `{package}`: installing it with apt-get (once per machine)");
     run(&["apt-get", "update", "-qq"])?;
