@@ -18,7 +18,7 @@ use super::{MessageId, SessionId, Store, StoreError, from_db_time, to_db_time, w
 use crate::crypto::CryptoError;
 
 /// Who said it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -26,7 +26,7 @@ pub enum Role {
 }
 
 /// A rating of an assistant message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Feedback {
     Positive,
@@ -34,7 +34,7 @@ pub enum Feedback {
 }
 
 /// How an assistant reply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReplyOutcome {
     /// Generated and spoken to the end.
@@ -46,7 +46,7 @@ pub enum ReplyOutcome {
 }
 
 /// Where a heard position came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HeardSource {
     /// The client's `played` acknowledgements (or a phone's playback marks).
@@ -110,7 +110,7 @@ pub struct ReplyRecord {
 }
 
 /// One tool call of a reply: what the model asked for and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolRecord {
     pub call_id: String,
@@ -137,7 +137,7 @@ impl ToolRecord {
 }
 
 /// What one turn used, for metering.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnUsage {
     /// Seconds of the user's audio sent to speech recognition for this turn.

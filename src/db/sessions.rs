@@ -56,7 +56,7 @@ pub struct NewSession {
 }
 
 /// The phone call a session is: Twilio's id for it and the two numbers, as Twilio gave them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneCall {
     pub call_sid: String,

@@ -2,15 +2,51 @@
 //! database answers, so a load balancer stops routing to an instance whose database is gone.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::Backend;
 use crate::state::AppState;
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// `/healthz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
+/// `/readyz`'s answer while the database answers.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// Which database: `postgres` or `sqlite`.
+    #[schema(example = "sqlite")]
+    database: &'static str,
+}
+
+/// `/readyz`'s answer while the database does not answer: the `Error` shape, with the database named.
+#[derive(Serialize, ToSchema)]
+pub struct NotReady {
+    #[schema(example = "database_unavailable")]
+    error: &'static str,
+    message: &'static str,
+    database: &'static str,
+}
+
+/// Liveness: 200 while the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Readiness: 200 when the database answers, else 503 (take the instance out of the load balancer).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    responses((status = 200, body = Ready), (status = 503, body = NotReady)),
+)]
 pub async fn readyz(app: web::Data<AppState>) -> HttpResponse {
     let store = &app.store;
     let backend = match store.backend() {
@@ -18,14 +54,14 @@ pub async fn readyz(app: web::Data<AppState>) -> HttpResponse {
         Backend::Sqlite => "sqlite",
     };
     match store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": backend})),
+        Ok(()) => HttpResponse::Ok().json(Ready { status: "ready", database: backend }),
         Err(e) => {
             log::warn!("readiness check failed: {e}");
-            HttpResponse::ServiceUnavailable().json(json!({
-                "error": "database_unavailable",
-                "message": "the database does not answer",
-                "database": backend,
-            }))
+            HttpResponse::ServiceUnavailable().json(NotReady {
+                error: "database_unavailable",
+                message: "the database does not answer",
+                database: backend,
+            })
         }
     }
 }

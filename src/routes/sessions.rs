@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::guard;
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::auth::{Caller, Scope};
 use crate::db::{PhoneCall, SessionCursor, SessionId, SessionRecord, TurnUsage, UserId};
 use crate::state::AppState;
@@ -44,17 +44,23 @@ fn first_words(text: &str) -> Option<String> {
     Some(format!("{label}…"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Whose sessions: with a client token its own user (default), with an API key required.
     user_id: Option<String>,
+    /// Page size, 1-100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `nextCursor` of the page before.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A stored conversation, without its messages.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Session {
+pub struct Session {
     session_id: SessionId,
     created_at: chrono::DateTime<chrono::Utc>,
     last_activity_at: chrono::DateTime<chrono::Utc>,
@@ -72,11 +78,13 @@ struct Session {
     usage: TurnUsage,
 }
 
-#[derive(Serialize)]
+/// A page of conversations, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Page {
+pub struct Page {
     user_id: UserId,
     sessions: Vec<Session>,
+    /// Fetches the next page; null on the last one.
     next_cursor: Option<String>,
 }
 
@@ -96,6 +104,24 @@ impl From<SessionRecord> for Session {
     }
 }
 
+/// A user's conversations, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/sessions",
+    tag = "history",
+    params(Params),
+    security(("clientToken" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, body = Page),
+        (status = 400, description = "missing_user_id (API key), invalid_user_id, invalid_limit, invalid_cursor",
+         body = ErrorBody),
+        (status = 401, description = "token_missing, token_invalid, token_expired", body = ErrorBody),
+        (status = 403, description = "token_scope, origin_not_allowed", body = ErrorBody),
+        (status = 404, description = "user_not_found (a client token naming another user)", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "database_unavailable (see Retry-After)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     req: HttpRequest,
     app: web::Data<AppState>,

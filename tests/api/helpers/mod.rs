@@ -7,6 +7,8 @@ pub mod gcs;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+#[path = "../../support/provision.rs"]
+pub mod provision;
 pub mod raw_db;
 pub mod raw_ws;
 pub mod voice;
