@@ -76,6 +76,12 @@ async fn history(v: &VoiceApp, c: &VoiceClient) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (status, body) = v.app.get_json(&format!("/api/history?sessionId={session}")).await;
+        // On a busy machine SQLite may refuse a write for a moment; the journal stores it shortly after, so the
+        // session can be unknown (404) for that long.
+        if status == 404 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         assert_eq!(status, 200, "{body}");
         let messages = body["messages"].as_array().cloned().unwrap_or_default();
         if messages.iter().filter(|m| m["role"] == "assistant").count() >= 1 || tokio::time::Instant::now() > deadline {

@@ -160,11 +160,12 @@ async fn a_tts_socket_that_cannot_be_reopened_speaks_the_turn_over_http() {
     let v = spawn_voice_app_with(TestDb::Sqlite, |_| {}).await;
     let (tts, openai) = (v.emulators.elevenlabs(), v.emulators.openai());
     openai.push_reply(Reply::Text("First sentence here. And a second one.".into()));
-    let mut c = v.connect("userId=tts-http").await;
-    // Every socket the turn's text goes to drops before any audio: more drops than the socket retries.
+    // Every socket the turn's text goes to drops before any audio: more drops than the socket retries. Set
+    // before the session opens, so that a socket opened early (at the session's start) is one of them.
     for _ in 0..4 {
         tts.push_fault(ElevenLabsFault::DropBeforeAudio);
     }
+    let mut c = v.connect("userId=tts-http").await;
     c.say("Talk to me.").await;
     let end = c.expect("turnEnd").await;
     assert_eq!(end["interrupted"], false, "{:?}", c.summary());

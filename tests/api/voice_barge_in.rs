@@ -201,6 +201,9 @@ async fn a_short_noise_does_not_interrupt() {
 async fn late_audio_of_a_closed_context_never_reaches_the_client() {
     let v = spawn_voice_app(TestDb::Sqlite).await;
     v.emulators.elevenlabs().push_fault(ElevenLabsFault::LateAudioAfterClose);
+    // Audio at the pace of speech, as ElevenLabs streams it: on a busy machine an unpaced reply can arrive
+    // whole before the interrupt, and then no audio is left to come late.
+    v.emulators.elevenlabs().set_realtime_pacing(true);
     let mut c = v.connect("userId=lou").await;
     assistant_talking(&v, &mut c).await;
     c.send_json(json!({"type": "interrupt"})).await;
