@@ -137,8 +137,10 @@ impl Application {
             // On the storage thread, which outlives the HTTP workers.
             storage.spawn(async move { journal.start(store, Some(uploader)) });
         }
+        let agent_settings = Arc::new(AgentSettings::new(&config, &agents));
+        metrics.export_known(&agent_settings.metric_labels());
         let session = SessionDeps {
-            agents: Arc::new(AgentSettings::new(&config, &agents)),
+            agents: agent_settings,
             metrics: metrics.clone(),
             registry: registry.clone(),
             store: store.clone(),

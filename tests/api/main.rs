@@ -9,6 +9,7 @@ mod agents;
 mod bench;
 mod config_and_process;
 mod db_outage;
+mod deploy_files;
 mod encryption;
 mod exact_words;
 mod feedback_route;

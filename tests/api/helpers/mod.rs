@@ -7,6 +7,7 @@ pub mod gcs;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod promtool;
 pub mod raw_db;
 pub mod raw_ws;
 pub mod voice;
