@@ -1,5 +1,6 @@
 //! Liveness and readiness probes: `/healthz` answers while the process serves HTTP; `/readyz` also proves the
-//! database answers, so a load balancer stops routing to an instance whose database is gone.
+//! database answers, so a load balancer stops routing to an instance whose database is gone, and turns 503
+//! once a graceful shutdown has begun, so it stops routing new sessions to an instance that is draining.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -12,6 +13,12 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(app: web::Data<AppState>) -> HttpResponse {
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "error": "draining",
+            "message": "the server is shutting down and takes no new sessions",
+        }));
+    }
     let store = &app.store;
     let backend = match store.backend() {
         Backend::Postgres => "postgres",

@@ -1,8 +1,9 @@
 //! The files under deploy/ against a running parley: every metric the Grafana dashboard and the Prometheus
 //! alert rules name is exported by a real instance from its first scrape (label sets known in advance
 //! included, at zero), the dashboard uses the provisioned datasource and covers what an operator watches,
-//! `parley_database_up` follows the database, and the rules pass `promtool check rules` and their own unit
-//! tests (`promtool test rules`).
+//! `parley_database_up` follows the database, the rules pass `promtool check rules` and their own unit
+//! tests (`promtool test rules`), every supervisor's stop timeout leaves room for parley's drain, and the
+//! systemd unit passes `systemd-analyze verify`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -264,4 +265,58 @@ fn alert_rules_and_scrape_config_pass_promtool() {
 #[test]
 fn alert_rules_fire_on_their_unit_test_series() {
     run_promtool(&["test", "rules", "alerts.test.yml"]);
+}
+
+/// The number after `key` (`key: 60`, `key=60s`, `KEY=30` inside a line), in the first line that has it.
+fn number_after(text: &str, key: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains(key) && !l.trim_start().starts_with('#'))
+        .unwrap_or_else(|| panic!("no {key}"));
+    let rest = &line[line.find(key).unwrap() + key.len()..];
+    let digits: String = rest.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or_else(|_| panic!("no number after {key} in {line:?}"))
+}
+
+#[test]
+fn every_stop_timeout_leaves_room_for_the_drain_and_the_last_writes() {
+    let beyond = parley::startup::STOP_BEYOND_DRAIN.as_secs();
+    // Kubernetes: preStop pause + drain + the rest, inside terminationGracePeriodSeconds.
+    let k8s = read("kubernetes/deployment.yaml");
+    let (grace, drain) =
+        (number_after(&k8s, "terminationGracePeriodSeconds"), number_after(&k8s, "PARLEY_SHUTDOWN_DRAIN_SECS"));
+    let pause = number_after(&k8s, r#"command: ["sleep","#);
+    assert!(grace > pause + drain + beyond, "terminationGracePeriodSeconds {grace} <= {pause} + {drain} + {beyond}");
+    assert!(k8s.contains("path: /readyz") && k8s.contains("path: /healthz"), "probes");
+    assert!(read("kubernetes/pdb.yaml").contains("kind: PodDisruptionBudget"));
+    assert!(read("kubernetes/service.yaml").contains("kind: Service"));
+    // systemd.
+    let unit = read("systemd/parley.service");
+    let (stop, drain) = (number_after(&unit, "TimeoutStopSec="), number_after(&unit, "PARLEY_SHUTDOWN_DRAIN_SECS="));
+    assert!(stop > drain + beyond, "TimeoutStopSec {stop} <= {drain} + {beyond}");
+    // Compose, around the image's own drain time; plain `docker stop` (10 s) covers the drain itself.
+    let image_drain = number_after(&read("Dockerfile"), "PARLEY_SHUTDOWN_DRAIN_SECS=");
+    let compose = number_after(&read("compose/compose.yaml"), "stop_grace_period:");
+    assert!(image_drain < 10, "the image's drain ({image_drain} s) fits in docker stop's default 10 s");
+    assert!(compose > image_drain + beyond, "stop_grace_period {compose} <= {image_drain} + {beyond}");
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let Some(analyze) =
+        ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].into_iter().find(|p| Path::new(p).is_file())
+    else {
+        eprintln!("SKIPPED: systemd-analyze is not installed (Debian package systemd)");
+        return;
+    };
+    // verify wants ExecStart to exist: point it at the binary this test run built.
+    let dir = tempfile::tempdir().unwrap();
+    let unit = read("systemd/parley.service")
+        .replace("ExecStart=/usr/local/bin/parley", &format!("ExecStart={}", env!("CARGO_BIN_EXE_parley")));
+    let path = dir.path().join("parley.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new(analyze).arg("verify").arg(&path).output().expect("systemd-analyze runs");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // verify exits 0 on unknown keys and bad values too; a clean unit is one it says nothing about.
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}");
 }
