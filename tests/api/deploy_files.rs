@@ -118,7 +118,7 @@ async fn every_metric_the_dashboard_and_alerts_name_is_exported_from_the_first_s
             .find_map(|s| name.strip_suffix(s).filter(|f| families.get(*f).is_some_and(|t| t == "histogram")))
             .unwrap_or(name);
         assert!(families.contains_key(family), "{name} is named by deploy/ but parley exports no {family}:\n{text}");
-        assert!(has_sample(&text, name), "{name} has no sample on the first scrape:\n{text}");
+        assert!(has_sample(text, name), "{name} has no sample on the first scrape:\n{text}");
     }
 
     // What an operator watches, per issue 15: each is on the dashboard.
