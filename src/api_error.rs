@@ -48,10 +48,15 @@ pub enum ApiError {
     Internal,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: String,
+/// How every API error is rendered (the OpenAPI description's `Error` schema).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// A stable code to act on, e.g. `token_expired`, `session_not_found`, `rate_limited`.
+    #[schema(example = "session_not_found")]
+    pub error: &'a str,
+    /// parley's own sentence for a person.
+    pub message: String,
 }
 
 impl ApiError {
@@ -130,7 +135,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(Body { error: self.code(), message: self.to_string() })
+        res.json(ErrorBody { error: self.code(), message: self.to_string() })
     }
 }
 

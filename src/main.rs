@@ -2,33 +2,23 @@
 
 use std::process::ExitCode;
 
-use parley::cli::{Command, USAGE};
+use clap::Parser as _;
+use parley::cli::{Cli, Command, ServeArgs};
 use parley::config::Config;
 use parley::startup::Application;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match Command::parse(&args) {
-        Ok(c) => c,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    // `--help`/`--version` print to stdout and exit 0; a mistake prints the usage to stderr and exits 2.
+    let command = Cli::parse().into_command();
     parley::telemetry::init_logger();
     let result = match command {
-        Command::Help => {
-            eprintln!("{USAGE}");
-            Ok(())
+        Command::Emulate { args } => parley::emulators::cli::run_cli(args).await,
+        Command::Token { user, ttl_secs, session, data_dir } => {
+            let overrides: Vec<_> = parley::cli::data_dir_override(data_dir.as_deref()).into_iter().collect();
+            print_token(&user, ttl_secs, session.as_deref(), &overrides)
         }
-        Command::Version => {
-            eprintln!("parley {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        Command::Emulate(args) => parley::emulators::cli::run_cli(args).await,
-        Command::Token { user, ttl_secs, session } => print_token(&user, ttl_secs, session.as_deref()),
-        Command::Serve { emulate } => serve(emulate).await,
+        Command::Serve(args) => serve(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,9 +30,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(emulate: bool) -> anyhow::Result<()> {
-    let mut config = Config::from_env()?;
-    let _emulators = if emulate { Some(parley::emulate::start(&mut config).await?) } else { None };
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::from_env_with(&args.overrides())?;
+    let _emulators = if args.emulate { Some(parley::emulate::start(&mut config).await?) } else { None };
     for warning in config.warnings() {
         log::warn!("{warning}");
     }
@@ -54,9 +44,14 @@ async fn serve(emulate: bool) -> anyhow::Result<()> {
 }
 
 /// `parley token`: a client token for `user`, as an app backend would mint it, on stdout.
-fn print_token(user: &str, ttl_secs: u64, session: Option<&str>) -> anyhow::Result<()> {
+fn print_token(
+    user: &str,
+    ttl_secs: u64,
+    session: Option<&str>,
+    overrides: &[(&'static str, String)],
+) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let config = Config::from_env()?;
+    let config = Config::from_env_with(overrides)?;
     let auth = parley::startup::build_auth(&config)?;
     let now = parley::auth::now_secs();
     let claims = parley::auth::Claims {

@@ -7,6 +7,10 @@ use super::g711;
 /// below speech.
 pub const VOICED_RMS: f64 = 500.0;
 
+/// RMS on the 16-bit scale below which a chunk is as good as silence (about -60 dBFS, far below speech): kept
+/// for replay as its length only and replayed as digital silence.
+pub const QUIET_RMS: f64 = 32.0;
+
 /// The sample encodings parley accepts from a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputEncoding {
@@ -14,6 +18,16 @@ pub enum InputEncoding {
     Linear16,
     /// G.711 µ-law, one byte per sample (telephony).
     Mulaw,
+}
+
+impl InputEncoding {
+    /// The byte that, repeated, is digital silence.
+    pub fn silence_byte(self) -> u8 {
+        match self {
+            InputEncoding::Linear16 => 0,
+            InputEncoding::Mulaw => 0xFF,
+        }
+    }
 }
 
 impl InputEncoding {
@@ -63,6 +77,9 @@ mod tests {
         assert!((level - 8000.0).abs() < 8000.0 * 0.05, "µ-law keeps the level within its quantisation: {level}");
         assert!(level > VOICED_RMS);
         assert_eq!(rms(&[0xFF; 160], InputEncoding::Mulaw), 0.0, "0xFF is µ-law silence");
+        for e in [InputEncoding::Linear16, InputEncoding::Mulaw] {
+            assert_eq!(rms(&[e.silence_byte(); 160], e), 0.0, "{e:?}");
+        }
         assert_eq!(rms(&[1], InputEncoding::Linear16), 0.0, "a lone byte is no sample");
     }
 }

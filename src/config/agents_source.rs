@@ -28,7 +28,7 @@ impl AgentsSource {
             .map_err(|e| ConfigError::new(VAR, format!("cannot read the agents file {}: {e}", path.display())))?;
         let vars = referenced_vars(&text)
             .into_iter()
-            .filter_map(|name| env.get(&name).map(|value| (name, Secret::new(value))))
+            .filter_map(|name| env.named_by_operator(&name).map(|value| (name, Secret::new(value))))
             .collect();
         Ok(Some(AgentsSource { path, text, env: vars }))
     }

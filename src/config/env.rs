@@ -27,15 +27,34 @@ type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 /// A lookup of environment variables; a closure so tests can hand in a map instead of mutating the process.
 pub struct Env<'a> {
     lookup: Lookup<'a>,
+    /// Whether every name asked for must be in [`super::vars::VARS`] (checked in debug builds).
+    listed_only: bool,
 }
 
 impl<'a> Env<'a> {
+    /// A lookup of any names.
     pub fn new(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
-        Env { lookup: Box::new(lookup) }
+        Env { lookup: Box::new(lookup), listed_only: false }
+    }
+
+    /// A lookup of parley's own variables only: asking for a name that [`super::vars::VARS`] does not list is a
+    /// bug (a debug-build panic), so the table `--help` prints cannot fall behind what the configuration reads.
+    pub fn listed(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
+        Env { lookup: Box::new(lookup), listed_only: true }
     }
 
     /// The variable's value, with surrounding whitespace removed; empty counts as unset.
     pub fn get(&self, var: &str) -> Option<String> {
+        debug_assert!(
+            !self.listed_only || super::vars::find(var).is_some(),
+            "the configuration reads {var}, which config::vars::VARS does not list"
+        );
+        self.named_by_operator(var)
+    }
+
+    /// A variable the operator's own files name (the agents file's `api_key_env` and `${NAME}`), which is not
+    /// one of parley's.
+    pub fn named_by_operator(&self, var: &str) -> Option<String> {
         (self.lookup)(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 

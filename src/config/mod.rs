@@ -1,73 +1,13 @@
 //! parley's configuration: one typed [`Config`], read once from the environment at start-up and passed down
 //! by value (or inside an `Arc`). No other code reads the environment.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `PORT` | `8080` | HTTP port (0 picks a free one) |
-//! | `HOST` | `0.0.0.0`, or `127.0.0.1` without `PARLEY_AUTH_SECRET` | address to bind |
-//! | `PARLEY_WORKERS` | number of CPUs | actix-web worker threads |
-//! | `PARLEY_SHUTDOWN_DRAIN_SECS` | `10` | on SIGINT/SIGTERM, how long live sessions get to finish |
-//! | `PG_DB_URL` (or `DATABASE_URL`) | unset | PostgreSQL URL; unset = embedded SQLite in the data directory |
-//! | `PARLEY_DB_POOL_MAX` | `25` | maximum database connections |
-//! | `PARLEY_DATA_DIR` | `./data` | SQLite file, generated key, local recordings, write journal |
-//! | `PARLEY_JOURNAL_MAX_BYTES` | `67108864` | most the write journal holds while the database is unavailable |
-//! | `PARLEY_ENCRYPTION_KEY` | generated (SQLite only) | base64 of 32 bytes: AES-256-GCM key for message content |
-//! | `PARLEY_ENCRYPTION_KEY_ID` | `1` | 1–255: the id stamped on values sealed with the key above |
-//! | `PARLEY_ENCRYPTION_OLD_KEYS` | unset | `id:base64,id:base64`: retired keys still accepted for reading |
-//! | `DEEPGRAM_API_KEY` | unset | Deepgram key (sessions that need STT fail clearly without it) |
-//! | `DEEPGRAM_BASE_URL` | `wss://api.deepgram.com/v1` | Deepgram API root (`/listen` is appended) |
-//! | `DEEPGRAM_MODEL` | `nova-3` | STT model |
-//! | `DEEPGRAM_LANGUAGE` | `en-US` | STT language |
-//! | `DEEPGRAM_ENDPOINTING_MS` | `300` | silence before Deepgram marks `speech_final` |
-//! | `DEEPGRAM_UTTERANCE_END_MS` | `1000` | gap after the last word before `UtteranceEnd` |
-//! | `OPENAI_API_KEY` | unset | key for the OpenAI-compatible LLM |
-//! | `OPENAI_BASE_URL` | `https://api.cerebras.ai/v1` | LLM API root (`/chat/completions` is appended) |
-//! | `OPENAI_MODEL` | `llama-4-scout-17b-16e-instruct` | LLM model |
-//! | `OPENAI_SYSTEM_PROMPT` | see [`DEFAULT_SYSTEM_PROMPT`] | system prompt of every conversation |
-//! | `ELEVENLABS_API_KEY` | unset | ElevenLabs key |
-//! | `ELEVENLABS_BASE_URL` | `https://api.elevenlabs.io/v1` | ElevenLabs API root |
-//! | `ELEVENLABS_VOICE_ID` | `ecp3DWciuUyW7BYM7II1` | voice |
-//! | `ELEVENLABS_MODEL_ID` | `eleven_flash_v2_5` | TTS model |
-//! | `ELEVENLABS_OUTPUT_FORMAT` | `mp3_44100_128` | audio format sent to the client |
-//! | `ELEVENLABS_MIME_TYPE` | derived from the format | MIME type announced to the client |
-//! | `ELEVENLABS_USE_WEBSOCKET` | `true` | `false` = HTTP streaming per sentence |
-//! | `FIREBASE_STORAGE_BUCKET` (or `GCS_BUCKET`) | unset | Google Cloud Storage bucket for recordings |
-//! | `FIREBASE_SERVICE_ACCOUNT_KEY_PATH` | unset | service-account JSON for that bucket |
-//! | `PARLEY_MAX_SESSIONS` | `1000` | concurrent WebSocket sessions before new ones are refused |
-//! | `PARLEY_MAX_AUDIO_FRAME_BYTES` | `65536` | largest binary frame a client may send |
-//! | `PARLEY_MAX_TEXT_FRAME_BYTES` | `16384` | largest text frame a client may send |
-//! | `PARLEY_HISTORY_MAX_CHARS` | `24000` | conversation memory budget sent to the LLM (oldest turns go first) |
-//! | `PARLEY_COMMIT_DELAY_MS` | `200` | silence after Deepgram's `speech_final` before the utterance is committed |
-//! | `PARLEY_FINALIZE_TIMEOUT_MS` | `1500` | after `closeMicrophone`, how long to wait for Deepgram's finalize reply |
-//! | `PARLEY_BARGE_IN_MIN_WORDS` | `1` | words of user speech that interrupt the assistant |
-//! | `PARLEY_BARGE_IN_MIN_SPEECH_MS` | `500` | or this much continuous user speech |
-//! | `PARLEY_STT_RESTART_MS` | `10000` | after speech recognition gave up on an outage, when new audio restarts it |
-//! | `PARLEY_STT_REPLAY_SECS` | `15` | audio kept since Deepgram's last final result, replayed into a new connection after a drop |
-//! | `PARLEY_AUDIO_LEAD_MS` | `500` | how far ahead of real time reply audio is sent to the client |
-//! | `PARLEY_AUTH_SECRET` | generated (embedded only) | base64 of at least 32 bytes: signs client tokens and audio links |
-//! | `PARLEY_AUTH_OLD_SECRETS` | unset | comma-separated base64 secrets still accepted for verifying (rotation) |
-//! | `PARLEY_API_KEYS` | unset | comma-separated operator keys (server-to-server: minting tokens, any user's data) |
-//! | `PARLEY_TOKEN_MAX_TTL_SECS` | `3600` | longest lifetime of a token minted by `POST /api/tokens` |
-//! | `PARLEY_MEDIA_URL_TTL_SECS` | `3600` | lifetime of the signed audio links in history and recordings |
-//! | `PARLEY_ALLOWED_ORIGINS` | the server's own origin | comma-separated browser origins allowed to open sessions and call the API |
-//! | `PARLEY_TRUSTED_PROXIES` | unset | comma-separated proxy addresses whose `X-Forwarded-For` names the client |
-//! | `PARLEY_MAX_SESSIONS_PER_USER` | `3` | concurrent sessions of one user |
-//! | `PARLEY_CONNECT_RATE` | `10/min` | session openings per client address (token bucket), with a burst of `PARLEY_CONNECT_BURST` (`20`) |
-//! | `PARLEY_TURNS_PER_MINUTE` | `20` | assistant turns one session may start per minute |
-//! | `PARLEY_REST_RATE` | `300/min` | REST requests per token or API key, with a burst of `PARLEY_REST_BURST` (`60`) |
-//! | `PARLEY_CLIENT_WRITE_TIMEOUT_SECS` | `20` | a client that has not read for this long is closed (1008) |
-//! | `PARLEY_MAX_CLIENT_BUFFER_BYTES` | `2097152` | a client that lets more output than this wait unread is closed (1008) |
-//! | `PARLEY_IDLE_TIMEOUT_SECS` | `300` | a session with no audio and no message for this long is closed |
-//! | `PARLEY_MAX_SESSION_SECS` | `14400` | the longest a session may last |
-//! | `PARLEY_REQUEST_TIMEOUT_SECS` | `10` | how long a request's head and body may take to arrive (408 after) |
-//! | `TWILIO_AUTH_TOKEN` | unset | Twilio account Auth Token: verifies `X-Twilio-Signature`; unset = phone routes answer 503 |
-//! | `PARLEY_PUBLIC_URL` | derived from the request | `https://host[:port]` as Twilio sees parley (behind a proxy), for signatures and the stream URL |
-//! | `PARLEY_DTMF_TIMEOUT_MS` | `1500` | after the caller's last key press, when the digits become a user turn; `0` = keys ignored |
-//! | `PARLEY_AGENTS_FILE` | unset | TOML file of agent profiles (see README "Agents"); unset = one `default` agent from the variables above |
-//! | `RUST_LOG` | `info` | log filter (env_logger syntax) |
+//! Every variable, with its default and meaning, is listed once in [`vars::VARS`]: the configuration reads
+//! through that table (see [`Env::listed`]), `parley --help` prints it, and README's "Configuration" repeats it
+//! for readers of the repository.
 
 mod agents_source;
 mod env;
+pub mod vars;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -249,17 +189,27 @@ pub struct TurnTuning {
     pub audio_lead: Duration,
     /// After a phone caller's last key press, when the digits become a user turn; `None` = keys ignored.
     pub dtmf_timeout: Option<Duration>,
+    /// Start the reply's LLM request at `speech_final`, while the commit window runs (`PARLEY_PREEMPTIVE`).
+    pub preemptive: bool,
 }
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|k| std::env::var(k).ok())
+        Config::from_env_with(&[])
+    }
+
+    /// Reads the process environment, with `overrides` (the command line's flags) taking precedence over the
+    /// variables they name; their values are checked like any other.
+    pub fn from_env_with(overrides: &[(&'static str, String)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| {
+            overrides.iter().find(|(var, _)| *var == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok())
+        })
     }
 
     /// Reads configuration through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let env = Env::new(lookup);
+        let env = Env::listed(lookup);
         let output_format: OutputFormat = env.parse(
             "ELEVENLABS_OUTPUT_FORMAT",
             OutputFormat::ELEVENLABS_DEFAULT,
@@ -363,6 +313,7 @@ impl Config {
                     0 => None,
                     ms => Some(Duration::from_millis(ms)),
                 },
+                preemptive: env.bool("PARLEY_PREEMPTIVE", true)?,
             },
             auth,
             twilio: TwilioConfig {

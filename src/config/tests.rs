@@ -153,3 +153,59 @@ fn auth_settings_parse_and_bad_ones_name_their_variable() {
         assert_eq!(err.var, var, "{err}");
     }
 }
+
+/// Every name `Config::from_lookup` asks for, with `pairs` set.
+fn names_read(pairs: &[(&str, &str)]) -> std::collections::BTreeSet<String> {
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let _ = Config::from_lookup(|k| {
+        seen.borrow_mut().insert(k.to_string());
+        vars.get(k).cloned()
+    });
+    seen.into_inner()
+}
+
+#[test]
+fn the_variables_table_lists_exactly_what_the_configuration_reads() {
+    let read = names_read(&[]);
+    let listed: std::collections::BTreeSet<String> =
+        vars::VARS.iter().map(|v| v.name.to_string()).filter(|n| n != vars::LOG_FILTER).collect();
+    assert_eq!(read, listed, "config::vars::VARS and Config::from_lookup disagree");
+}
+
+#[test]
+fn a_variable_set_to_its_documented_default_changes_nothing() {
+    let unset = format!("{:?}", load(&[]).unwrap());
+    for var in vars::VARS.iter().filter(|v| v.name != vars::LOG_FILTER) {
+        if let vars::Fallback::Value(value) = var.fallback {
+            let set = format!("{:?}", load(&[(var.name, value)]).unwrap());
+            assert_eq!(set, unset, "{} documents the default {value:?}, which is not what unset gives", var.name);
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_variable_with_its_default() {
+    let help = vars::help_text();
+    for var in vars::VARS {
+        assert!(help.contains(&format!("{}  [default: {}]", var.name, var.fallback)), "{}", var.name);
+    }
+}
+
+#[test]
+fn command_line_overrides_win_over_the_environment_and_are_checked_the_same_way() {
+    let c = Config::from_env_with(&[("PORT", "9123".into()), ("PARLEY_DATA_DIR", "/tmp/elsewhere".into())]).unwrap();
+    assert_eq!(c.server.port, 9123);
+    assert_eq!(c.database.data_dir, std::path::PathBuf::from("/tmp/elsewhere"));
+    let err = Config::from_env_with(&[("HOST", "0.0.0.0".into())]).unwrap_err();
+    assert_eq!(err.var, "PARLEY_AUTH_SECRET", "{err}");
+}
+
+#[test]
+fn readme_configuration_lists_every_variable() {
+    let readme = include_str!("../../README.md");
+    let section = readme.split("## Configuration").nth(1).and_then(|s| s.split("\n## ").next()).unwrap();
+    for var in vars::VARS {
+        assert!(section.contains(&format!("`{}`", var.name)), "README \"Configuration\" lists {}", var.name);
+    }
+}

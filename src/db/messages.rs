@@ -18,7 +18,7 @@ use super::{MessageId, SessionId, Store, StoreError, from_db_time, to_db_time, w
 use crate::crypto::CryptoError;
 
 /// Who said it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -26,7 +26,7 @@ pub enum Role {
 }
 
 /// A rating of an assistant message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Feedback {
     Positive,
@@ -34,7 +34,7 @@ pub enum Feedback {
 }
 
 /// How an assistant reply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReplyOutcome {
     /// Generated and spoken to the end.
@@ -46,7 +46,7 @@ pub enum ReplyOutcome {
 }
 
 /// Where a heard position came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HeardSource {
     /// The client's `played` acknowledgements (or a phone's playback marks).
@@ -110,7 +110,7 @@ pub struct ReplyRecord {
 }
 
 /// One tool call of a reply: what the model asked for and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolRecord {
     pub call_id: String,
@@ -137,7 +137,7 @@ impl ToolRecord {
 }
 
 /// What one turn used, for metering.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnUsage {
     /// Seconds of the user's audio sent to speech recognition for this turn.
@@ -413,6 +413,34 @@ impl Store {
             .load(conn)
             .await?);
         rows.into_iter().map(|r| self.open_row(r)).collect()
+    }
+
+    /// The first thing the user said in each of `sessions` (opened), by session id, for labelling a list of
+    /// conversations; a session without a user message, or whose first one cannot be opened, is left out.
+    pub async fn first_user_messages(
+        &self,
+        sessions: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let firsts: Vec<Option<i64>> = with_conn!(self, conn => messages::table
+            .filter(messages::session_id.eq_any(sessions))
+            .filter(messages::role.eq(Role::User.as_str()))
+            .group_by(messages::session_id)
+            .select(diesel::dsl::min(messages::id))
+            .load(conn)
+            .await?);
+        let ids: Vec<i64> = firsts.into_iter().flatten().collect();
+        let rows: Vec<(String, Vec<u8>)> = with_conn!(self, conn => messages::table
+            .filter(messages::id.eq_any(&ids))
+            .select((messages::session_id, messages::content))
+            .load(conn)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(session, sealed)| {
+                let text = self.cipher.open_str(&sealed, &content_context(&session)).ok()?;
+                Some((session, text))
+            })
+            .collect())
     }
 
     /// The user whose conversation message `id` belongs to, if there is such a message.

@@ -19,7 +19,7 @@ use super::schema::{recordings, sessions};
 use super::{InstanceId, MessageId, Role, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
 
 /// Where a recording is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordingStatus {
     /// Complete on local disk, not stored yet.
@@ -106,7 +106,7 @@ pub struct NewRecording {
 }
 
 /// A recording as stored, with its owner.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingRecord {
     pub id: i64,

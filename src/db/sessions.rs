@@ -56,7 +56,7 @@ pub struct NewSession {
 }
 
 /// The phone call a session is: Twilio's id for it and the two numbers, as Twilio gave them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneCall {
     pub call_sid: String,
@@ -79,6 +79,8 @@ pub struct SessionRecord {
     pub message_count: i64,
     /// What the conversation used, summed over its replies (filled by listings).
     pub usage: super::TurnUsage,
+    /// The user's first message, whole (filled by listings; `None` before the user said anything).
+    pub first_user_message: Option<String>,
 }
 
 impl From<SessionRow> for SessionRecord {
@@ -98,6 +100,7 @@ impl From<SessionRow> for SessionRecord {
             }),
             message_count: 0,
             usage: super::TurnUsage::default(),
+            first_user_message: None,
         }
     }
 }
@@ -240,6 +243,7 @@ impl Store {
             .select((messages::session_id, messages::usage))
             .load(conn)
             .await?);
+        let mut firsts = self.first_user_messages(&ids).await?;
         let sessions = rows
             .into_iter()
             .map(|row| {
@@ -250,7 +254,8 @@ impl Store {
                         usage.add(&u);
                     }
                 }
-                SessionRecord { message_count: count, usage, ..SessionRecord::from(row) }
+                let first_user_message = firsts.remove(&row.session_id);
+                SessionRecord { message_count: count, usage, first_user_message, ..SessionRecord::from(row) }
             })
             .collect();
         Ok(SessionPage { sessions, next })

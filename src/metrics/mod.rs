@@ -160,6 +160,11 @@ metrics! {
     turns_total: IntCounterVec["outcome"],
     /// Assistant turns cut short by the user.
     interruptions_total: IntCounter,
+    /// Replies started early (at `speech_final`, PARLEY_PREEMPTIVE) that became the turn.
+    preemptive_used_total: IntCounter,
+    /// Replies started early that were thrown away unheard and unstored: the user went on speaking, or the
+    /// conversation changed before the commit.
+    preemptive_discarded_total: IntCounter,
     /// Turns answered by a fallback LLM, by the primary's name and the one that answered.
     llm_fallbacks_total: IntCounterVec["from", "to"],
     /// Tool calls by tool and outcome (ok, error, cancelled).

@@ -9,23 +9,27 @@ use serde::Serialize;
 use super::guard;
 use super::params::SessionQuery;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::auth::Scope;
 use crate::db::{
     Feedback, HeardSource, MessageId, ReplyOutcome, Role, SessionId, StoredMessage, ToolRecord, TurnUsage,
 };
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// A stored message of a conversation.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Message {
+pub struct Message {
     id: MessageId,
     role: Role,
+    /// What the listener heard; null when the row cannot be decrypted (see `contentError`).
     content: Option<String>,
+    /// Why `content` is null.
     #[serde(skip_serializing_if = "Option::is_none")]
     content_error: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
     feedback: Option<Feedback>,
+    /// A signed link to the message's recording (expires after `PARLEY_MEDIA_URL_TTL_SECS`).
     audio_url: Option<String>,
     /// An assistant reply cut short (by the listener, or by a provider failure).
     interrupted: bool,
@@ -49,9 +53,10 @@ struct Message {
     usage: Option<TurnUsage>,
 }
 
-#[derive(Serialize)]
+/// One conversation with its messages, in order.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct History {
+pub struct History {
     session_id: SessionId,
     user_id: String,
     /// The phone call (`callSid`, `from`, `to`) when the session was one; absent otherwise.
@@ -88,6 +93,24 @@ impl Message {
     }
 }
 
+/// The messages of one conversation of the caller's (any user's, with an API key).
+#[utoipa::path(
+    get,
+    path = "/api/history",
+    tag = "history",
+    params(SessionQuery),
+    security(("clientToken" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, body = History),
+        (status = 400, description = "missing_session_id, invalid_session_id, invalid_user_id, invalid_query",
+         body = ErrorBody),
+        (status = 401, description = "token_missing, token_invalid, token_expired", body = ErrorBody),
+        (status = 403, description = "token_scope, origin_not_allowed", body = ErrorBody),
+        (status = 404, description = "session_not_found (also another user's session)", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "database_unavailable (see Retry-After)", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     req: HttpRequest,
     app: web::Data<AppState>,

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::guard;
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::auth::Scope;
 use crate::metrics::alloc;
 use crate::registry::{Counts, GetCounts};
@@ -15,6 +15,14 @@ use crate::state::AppState;
 /// inside Prometheus's default 10 s scrape timeout).
 const DATABASE_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The Prometheus exposition (text format 0.0.4) of every parley metric.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "probes",
+    responses((status = 200, description = "Prometheus text format", body = String,
+               content_type = "text/plain; version=0.0.4; charset=utf-8")),
+)]
 pub async fn prometheus(app: web::Data<AppState>) -> HttpResponse {
     let up = tokio::time::timeout(DATABASE_PING_TIMEOUT, app.store.ping()).await.is_ok_and(|r| r.is_ok());
     app.metrics.database_up.set(i64::from(up));
@@ -24,8 +32,8 @@ pub async fn prometheus(app: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The figures of `/api/metrics`.
-#[derive(Serialize)]
-struct Figures {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Figures {
     timestamp: chrono::DateTime<chrono::Utc>,
     active_connections: usize,
     total_connections: u64,
@@ -44,6 +52,19 @@ struct Figures {
     last_collection_time: chrono::DateTime<chrono::Utc>,
 }
 
+/// Live server figures (what `/status` shows).
+#[utoipa::path(
+    get,
+    path = "/api/metrics",
+    tag = "probes",
+    security(("clientToken" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, body = Figures),
+        (status = 401, description = "token_missing, token_invalid, token_expired", body = ErrorBody),
+        (status = 403, description = "token_scope, origin_not_allowed", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+    ),
+)]
 pub async fn json(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     guard::caller(&req, &app, Scope::History)?;
     let metrics = &app.metrics;

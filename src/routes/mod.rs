@@ -6,6 +6,7 @@ pub mod guard;
 mod health;
 mod history;
 mod metrics;
+pub mod openapi;
 mod pages;
 mod params;
 mod recordings;
@@ -20,6 +21,60 @@ use crate::api_error::ApiError;
 
 /// Largest JSON body the API accepts.
 const MAX_JSON_BYTES: usize = 16 * 1024;
+
+/// What a route serves, which decides whether the OpenAPI description must describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A REST endpoint (JSON, or the Prometheus text, audio or TwiML it names): described in `/api/openapi.json`.
+    Rest,
+    /// An HTML page or one of its assets.
+    Page,
+    /// A WebSocket upgrade (its protocol is in README).
+    WebSocket,
+}
+
+/// A route as registered: its kind, method (lower case, as OpenAPI writes it) and path pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub kind: Kind,
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// Declares the routes once: [`ROUTES`] lists them (tests hold the OpenAPI description to it) and `register`
+/// adds exactly those to the application.
+macro_rules! routes {
+    ($($kind:ident $method:ident $path:expr => $handler:path;)*) => {
+        /// Every route parley serves.
+        pub const ROUTES: &[Route] =
+            &[$(Route { kind: Kind::$kind, method: stringify!($method), path: $path }),*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+    };
+}
+
+routes! {
+    Rest get "/healthz" => health::healthz;
+    Rest get "/readyz" => health::readyz;
+    Rest get "/metrics" => metrics::prometheus;
+    Rest get "/api/metrics" => metrics::json;
+    Rest get "/api/history" => history::get;
+    Rest get "/api/sessions" => sessions::list;
+    Rest post "/api/feedback" => feedback::post;
+    Rest post "/api/tokens" => tokens::mint_for_user;
+    Rest post "/api/dev/token" => tokens::development;
+    Rest get "/api/recordings" => recordings::list;
+    Rest get "/api/openapi.json" => openapi::document;
+    Rest get "/audio_recordings/{user}/{session}/{file}" => recordings::file;
+    Page get "/status" => pages::status;
+    Page get "/" => pages::index;
+    Page get "/assets/{name}" => pages::asset;
+    WebSocket get "/ws/chat-audio" => ws::chat_audio;
+    Rest post "/twilio/voice" => twilio::voice;
+    WebSocket get twilio::STREAM_PATH => twilio::stream;
+}
 
 /// Registers every route.
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -37,25 +92,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 ApiError::bad_request("invalid_json", format!("request body is not the expected JSON: {err}")).into()
             }
         }
-    }))
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(metrics::prometheus))
-    .route("/api/metrics", web::get().to(metrics::json))
-    .route("/api/history", web::get().to(history::get))
-    .route("/api/sessions", web::get().to(sessions::list))
-    .route("/api/feedback", web::post().to(feedback::post))
-    .route("/api/tokens", web::post().to(tokens::mint_for_user))
-    .route("/api/dev/token", web::post().to(tokens::development))
-    .route("/api/recordings", web::get().to(recordings::list))
-    .route("/audio_recordings/{user}/{session}/{file}", web::get().to(recordings::file))
-    .route("/status", web::get().to(pages::status))
-    .route("/", web::get().to(pages::index))
-    .route("/assets/{name}", web::get().to(pages::asset))
-    .route("/ws/chat-audio", web::get().to(ws::chat_audio))
-    .route("/twilio/voice", web::post().to(twilio::voice))
-    .route(twilio::STREAM_PATH, web::get().to(twilio::stream))
-    .default_service(web::to(not_found));
+    }));
+    register(cfg);
+    cfg.default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -85,6 +85,8 @@ pub const ASSETS: &[Asset] = &[
     asset!("playback-worklet.js", JS),
     asset!("player.js", JS),
     asset!("resampler.js", JS),
+    asset!("setup.js", JS),
+    asset!("status-figures.js", JS),
     asset!("status.js", JS),
     asset!("ui.js", JS),
 ];
@@ -120,7 +122,8 @@ pub async fn asset(req: HttpRequest, name: web::Path<String>) -> Result<HttpResp
         .ok_or_else(|| ApiError::not_found("not_found", format!("no asset {:?}", name.as_str())))
 }
 
-/// `GET /status`: live server figures, refreshed every 5 seconds from `/api/metrics`.
+/// `GET /status`: live server figures (the voice figures from `/metrics` and `/readyz`, the machine's from
+/// `/api/metrics`), refreshed every 5 seconds.
 pub async fn status(req: HttpRequest) -> HttpResponse {
     serve(&req, &STATUS)
 }

@@ -24,10 +24,14 @@ pub fn session_id(raw: Option<&str>) -> Result<SessionId, ApiError> {
 }
 
 /// `?sessionId=…[&userId=…]`: a stored session the caller may see (and, when `userId` is given, that user's).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct SessionQuery {
+    /// The conversation (required).
+    #[param(required = true, format = Uuid)]
     session_id: Option<String>,
+    /// Its user, when the caller wants that checked too (a mismatch is 404).
     user_id: Option<String>,
 }
 

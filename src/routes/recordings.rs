@@ -19,23 +19,26 @@ use serde::{Deserialize, Serialize};
 use super::guard;
 use super::params::SessionQuery;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::auth::{Scope, now_secs};
 use crate::db::{RecordingRecord, RecordingStatus, SessionId};
 use crate::recording::{self, Storage};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// A recording with a signed link to its audio.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Listed {
+pub struct Listed {
     #[serde(flatten)]
     record: RecordingRecord,
+    /// The audio, signed (expires after `PARLEY_MEDIA_URL_TTL_SECS`).
     url: String,
 }
 
-#[derive(Serialize)]
+/// A session's recordings.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Listing {
+pub struct Listing {
     session_id: SessionId,
     recordings: Vec<Listed>,
 }
@@ -49,6 +52,24 @@ pub fn signed(app: &AppState, link: &str) -> String {
     app.auth.media.sign(link, now_secs() + app.config.auth.media_url_ttl.as_secs() as i64)
 }
 
+/// A session's recordings, each with a signed link.
+#[utoipa::path(
+    get,
+    path = "/api/recordings",
+    tag = "history",
+    params(SessionQuery),
+    security(("clientToken" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, body = Listing),
+        (status = 400, description = "missing_session_id, invalid_session_id, invalid_user_id, invalid_query",
+         body = ErrorBody),
+        (status = 401, description = "token_missing, token_invalid, token_expired", body = ErrorBody),
+        (status = 403, description = "token_scope, origin_not_allowed", body = ErrorBody),
+        (status = 404, description = "session_not_found (also another user's session)", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "database_unavailable (see Retry-After)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     req: HttpRequest,
     app: web::Data<AppState>,
@@ -67,12 +88,40 @@ pub async fn list(
 }
 
 /// The signature of an audio link.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinkQuery {
+    /// When the link expires (Unix seconds).
+    #[param(value_type = i64, required = true)]
     exp: Option<String>,
+    /// The link's signature.
+    #[param(required = true)]
     sig: Option<String>,
 }
 
+/// The audio of a recording, by the signed link `/api/history` and `/api/recordings` give (no header needed, so
+/// it plays in an `<audio>` tag). Answers `Range` requests.
+#[utoipa::path(
+    get,
+    path = "/audio_recordings/{user}/{session}/{file}",
+    tag = "history",
+    params(
+        ("user" = String, Path, description = "The recording's user"),
+        ("session" = String, Path, description = "The recording's session"),
+        ("file" = String, Path, description = "The recording's file name"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023"),
+        LinkQuery,
+    ),
+    responses(
+        (status = 200, description = "The whole recording, as recorded (audio/mpeg, audio/wav, ...)",
+         body = String, content_type = "audio/*"),
+        (status = 206, description = "The range asked for", body = String, content_type = "audio/*"),
+        (status = 403, description = "link_invalid: unsigned, expired or altered", body = ErrorBody),
+        (status = 404, description = "recording_not_found", body = ErrorBody),
+        (status = 416, description = "the range lies outside the recording (empty body)"),
+        (status = 503, description = "recording_not_ready, database_unavailable (see Retry-After)", body = ErrorBody),
+    ),
+)]
 pub async fn file(
     req: HttpRequest,
     app: web::Data<AppState>,

@@ -9,33 +9,58 @@
 //!   bundled page exchanges the credential printed at start-up for a user token.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::guard;
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::auth::{Claims, Scope, now_secs};
 use crate::db::{SessionId, UserId};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+/// What an operator asks a token for.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TokenRequest)]
 pub struct MintBody {
+    /// The user the token is for.
+    #[schema(value_type = UserId, required = true)]
     user_id: Option<String>,
+    /// Lifetime in seconds (default and cap `PARLEY_TOKEN_MAX_TTL_SECS`).
+    #[schema(minimum = 1)]
     ttl_seconds: Option<i64>,
+    /// The one session the token may resume.
+    #[schema(format = Uuid)]
     session_id: Option<String>,
+    /// Space-separated scopes: `voice`, `history` (default both).
+    #[schema(example = "voice history")]
     scope: Option<String>,
     /// The agent the token is for (its `agent` claim).
     agent: Option<String>,
     /// The system prompt's variables (its `vars` claim): an object of strings.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     vars: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+/// The bundled page's exchange of the printed development credential.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DevTokenRequest)]
 pub struct DevBody {
+    /// The `dev` part of the address parley printed at start-up.
+    #[schema(required = true)]
     credential: Option<String>,
+    #[schema(value_type = UserId, required = true)]
     user_id: Option<String>,
+}
+
+/// A minted client token.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Minted {
+    /// The JWT, for `Authorization: Bearer` and the WebSocket's `?token=`.
+    token: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    ttl_seconds: i64,
 }
 
 /// A token for `user`, valid `ttl` seconds (capped), optionally limited to one session and some scopes.
@@ -57,7 +82,7 @@ fn mint(
     let claims = Claims { user_id: user, exp: now + ttl, iat: Some(now), nbf: None, session, scopes, extra };
     let token = app.auth.tokens.mint(&claims);
     let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
-    Ok(HttpResponse::Ok().json(json!({"token": token, "expiresAt": expires_at, "ttlSeconds": ttl})))
+    Ok(HttpResponse::Ok().json(Minted { token, expires_at, ttl_seconds: ttl }))
 }
 
 fn scopes(raw: Option<&str>) -> Result<Vec<Scope>, ApiError> {
@@ -76,6 +101,24 @@ fn scopes(raw: Option<&str>) -> Result<Vec<Scope>, ApiError> {
     }
 }
 
+/// A client token for one of the operator's users.
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    tag = "tokens",
+    request_body = MintBody,
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, body = Minted),
+        (status = 400, description = "missing_user_id, invalid_user_id, invalid_session_id, invalid_ttl, \
+                                      invalid_scope, invalid_vars, invalid_json", body = ErrorBody),
+        (status = 401, description = "token_missing, api_key_invalid (a client token is not enough)", body = ErrorBody),
+        (status = 403, description = "origin_not_allowed", body = ErrorBody),
+        (status = 404, description = "agent_not_found", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+    ),
+)]
 pub async fn mint_for_user(
     req: HttpRequest,
     app: web::Data<AppState>,
@@ -107,6 +150,20 @@ fn agent_claims(app: &AppState, body: &MintBody) -> Result<serde_json::Map<Strin
     Ok(extra)
 }
 
+/// Development server only (no `PARLEY_AUTH_SECRET`): the printed credential for a user's token.
+#[utoipa::path(
+    post,
+    path = "/api/dev/token",
+    tag = "tokens",
+    request_body = DevBody,
+    responses(
+        (status = 200, body = Minted),
+        (status = 400, description = "missing_user_id, invalid_user_id, invalid_json", body = ErrorBody),
+        (status = 401, description = "credential_invalid", body = ErrorBody),
+        (status = 404, description = "not_found: parley has a PARLEY_AUTH_SECRET", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+    ),
+)]
 pub async fn development(
     req: HttpRequest,
     app: web::Data<AppState>,

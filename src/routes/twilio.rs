@@ -20,7 +20,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::audio::OutputFormat;
 use crate::audio::level::InputEncoding;
 use crate::db::SessionId;
@@ -82,7 +82,33 @@ fn path_and_query(req: &HttpRequest) -> &str {
     req.uri().path_and_query().map_or(req.uri().path(), |p| p.as_str())
 }
 
+/// The webhook's form fields parley reads (Twilio sends more; all of them are covered by the signature).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the form for the OpenAPI description; the handler reads the raw pairs
+pub struct CallWebhook {
+    #[schema(rename = "CallSid")]
+    call_sid: String,
+    #[schema(rename = "From")]
+    from: String,
+    #[schema(rename = "To")]
+    to: String,
+}
+
 /// `POST /twilio/voice`: TwiML connecting the call to the stream.
+#[utoipa::path(
+    post,
+    path = "/twilio/voice",
+    tag = "phone",
+    request_body(content = CallWebhook, content_type = "application/x-www-form-urlencoded"),
+    security(("twilioSignature" = [])),
+    responses(
+        (status = 200, description = "TwiML: <Connect><Stream> to /ws/twilio with the call's sealed parameters",
+         body = String, content_type = "text/xml"),
+        (status = 403, description = "twilio_signature: missing or wrong X-Twilio-Signature", body = ErrorBody),
+        (status = 404, description = "phone_not_configured: no TWILIO_AUTH_TOKEN", body = ErrorBody),
+        (status = 503, description = "server_busy: shutting down", body = ErrorBody),
+    ),
+)]
 pub async fn voice(req: HttpRequest, body: web::Bytes, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let token = auth_token(&app)?;
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();

@@ -8,7 +8,7 @@
 //! message per block rather than one per 20 ms frame.
 
 use actix::prelude::*;
-use bytes::BytesMut;
+use bytes::Bytes;
 
 use super::conversation::Command;
 use super::deepgram_link::{DeepgramLink, SttAudio, SttEvent, SttFinalize, SttSettings, SttShutdown};
@@ -20,8 +20,9 @@ use crate::persistence::{Persist, Persisted, Persister};
 use crate::recording::recorder::{FinishRecording, Recorder, RecorderSetup, UserAudio};
 use crate::recording::spool::TrackFormat;
 
-/// Microphone audio handed to the recorder at once (about a second of 16 kHz PCM).
-pub const RECORDER_BLOCK_BYTES: usize = 32 * 1024;
+/// Microphone audio handed to the recorder at once (half a second of 16 kHz PCM, two of 8 kHz µ-law). The
+/// block is allocated when audio comes and handed over whole, so a session holds at most one.
+pub const RECORDER_BLOCK_BYTES: usize = 16 * 1024;
 
 /// Where the children report: the session's own recipients.
 #[derive(Clone)]
@@ -45,7 +46,7 @@ pub struct Children {
     persister: Addr<Persister>,
     recorder: Addr<Recorder>,
     /// Microphone audio not yet handed to the recorder.
-    microphone: BytesMut,
+    microphone: Vec<u8>,
 }
 
 impl Children {
@@ -100,7 +101,7 @@ impl Children {
             tts,
             persister,
             recorder,
-            microphone: BytesMut::new(),
+            microphone: Vec::new(),
         }
     }
 
@@ -118,9 +119,9 @@ impl Children {
                 // A previous link has already stopped itself (it reported its failure).
                 self.stt = Some(link.start());
             }
-            Command::SttAudio { pcm, arrived, at } => {
+            Command::SttAudio { pcm, arrived, at, quiet } => {
                 if let Some(stt) = &self.stt {
-                    stt.do_send(SttAudio { pcm, arrived, at });
+                    stt.do_send(SttAudio { pcm, arrived, at, quiet });
                 }
             }
             Command::SttFinalize => {
@@ -130,12 +131,20 @@ impl Children {
             }
             Command::Complete(m) => self.llm.do_send(m),
             Command::CancelCompletion(m) => self.llm.do_send(m),
+            Command::ConfirmCompletion(m) => self.llm.do_send(m),
             Command::ClientToolAnswer(m) => self.llm.do_send(m),
             Command::Tts(m) => self.tts.do_send(m),
             Command::RecordUser(UserAudio(pcm)) => {
-                self.microphone.extend_from_slice(&pcm);
-                if self.microphone.len() >= RECORDER_BLOCK_BYTES {
+                if self.microphone.len() + pcm.len() > RECORDER_BLOCK_BYTES {
                     self.flush_microphone();
+                }
+                if pcm.len() >= RECORDER_BLOCK_BYTES {
+                    self.recorder.do_send(UserAudio(pcm));
+                } else {
+                    if self.microphone.capacity() == 0 {
+                        self.microphone.reserve_exact(RECORDER_BLOCK_BYTES);
+                    }
+                    self.microphone.extend_from_slice(&pcm);
                 }
             }
             Command::UserTurnCommitted(m) => {
@@ -154,7 +163,7 @@ impl Children {
     /// Hands the gathered microphone audio to the recorder.
     fn flush_microphone(&mut self) {
         if !self.microphone.is_empty() {
-            self.recorder.do_send(UserAudio(self.microphone.split().freeze()));
+            self.recorder.do_send(UserAudio(Bytes::from(std::mem::take(&mut self.microphone))));
         }
     }
 

@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo test --release --test api bench -- --ignored --nocapture
 //! PARLEY_BENCH_SESSIONS=200 PARLEY_BENCH_SECONDS=60 cargo test --release --test api bench -- --ignored --nocapture
+//! PARLEY_BENCH_ENV="NAME=VALUE ..." cargo test ...   # extra environment for the parley process
 //! ```
 //!
 //! Three processes: the emulators (`parley emulate --realistic`: STT results 100 ms after the audio, first
@@ -104,6 +105,9 @@ fn bench() {
         ("PARLEY_CONNECT_RATE", "100000/min"),
         ("PARLEY_CONNECT_BURST", "100000"),
     ]);
+    // Extra settings for parley, e.g. PARLEY_BENCH_ENV="PARLEY_PREEMPTIVE=off MALLOC_ARENA_MAX=2".
+    let extra = std::env::var("PARLEY_BENCH_ENV").unwrap_or_default();
+    pairs.extend(extra.split_whitespace().filter_map(|kv| kv.split_once('=')));
     let server = process::start(parley(&pairs, dir.path()));
     let (pid, port) = (server.child.id(), server.port);
     std::thread::sleep(Duration::from_millis(500));

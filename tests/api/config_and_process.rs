@@ -128,6 +128,9 @@ async fn emulate_mode_runs_the_whole_loop_without_keys_and_says_so() {
     }
     assert_eq!(seen[0]["type"], "session");
     assert_eq!(seen[0]["emulated"], true);
+    for stage in ["stt", "llm", "tts"] {
+        assert_eq!(seen[0]["providers"][stage]["status"], "emulated", "{stage}: {}", seen[0]);
+    }
     assert!(seen.iter().any(|v| v["type"] == "status" && v["message"].as_str().unwrap().contains("emulated")));
     assert!(seen.iter().any(|v| v["type"] == "audioStart"), "{seen:?}");
     assert!(!seen.iter().any(|v| v["type"] == "error"), "{seen:?}");

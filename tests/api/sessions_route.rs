@@ -24,6 +24,7 @@ both_backends! {
         for field in ["createdAt", "lastActivityAt", "modelId", "voiceId", "messageCount"] {
             assert!(!s0[field].is_null(), "{field} missing: {s0}");
         }
+        assert!(s0["firstWords"].is_null(), "nothing said yet: {s0}");
         let cursor = first["nextCursor"].as_str().expect("a next page");
         let (status, second) = app.get_json(&format!("/api/sessions?userId=rita&limit=2&cursor={cursor}")).await;
         assert_eq!(status, 200);

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use parley::emulators::{DeepgramFault, ElevenLabsFault, OpenAiFault, Reply};
 
+use serde_json::json;
+
 use crate::helpers::TestDb;
 use crate::helpers::voice::{Event, VoiceClient, spawn_voice_app, spawn_voice_app_with, utterance_pcm};
 
@@ -92,6 +94,17 @@ async fn a_missing_provider_key_is_a_clear_error_for_the_session_that_needs_it()
     })
     .await;
     let mut c = v.connect("userId=ed").await;
+    // The session says so from the start, naming what the operator must set.
+    let providers = &c.session["providers"];
+    assert_eq!(
+        providers["stt"],
+        json!({"provider": "deepgram", "status": "configured", "keyVariable": "DEEPGRAM_API_KEY"})
+    );
+    assert_eq!(providers["llm"], json!({"provider": "openai", "status": "missing", "keyVariable": "OPENAI_API_KEY"}));
+    assert_eq!(
+        providers["tts"],
+        json!({"provider": "elevenlabs", "status": "missing", "keyVariable": "ELEVENLABS_API_KEY"})
+    );
     let errors = turn(&mut c, "hello").await;
     let codes: Vec<&str> = errors.iter().map(|e| e["code"].as_str().unwrap()).collect();
     assert!(codes.contains(&"openai_not_configured"), "{errors:?}");

@@ -49,11 +49,11 @@ async fn a_refused_speech_recognition_key_is_explained_and_typing_still_works() 
     rig.connect().await;
     let error = page.wait_for("the error", "parley.errors[0]", WAIT).await;
     assert_eq!(error["code"], "deepgram_auth");
-    let notice = page.eval("document.getElementById('notice').innerText").await;
-    let notice = notice.as_str().unwrap();
-    assert!(notice.contains("Speech recognition is unavailable"), "{notice}");
-    assert!(notice.contains("you can still type"), "{notice}");
-    assert_eq!(page.eval("document.getElementById('notice').getAttribute('role')").await, "alert");
+    let listed = page.eval("document.querySelector('#error-list li').innerText").await;
+    let listed = listed.as_str().unwrap();
+    assert!(listed.contains("Speech recognition is unavailable"), "{listed}");
+    assert!(listed.contains("you can still type"), "{listed}");
+    assert_eq!(page.eval("document.querySelector('#error-list li').getAttribute('role')").await, "alert");
 
     rig.say("Hello?").await;
     page.wait_for(

@@ -4,8 +4,9 @@
 //! own state (`window.parley`), its DOM, what the emulators received and what the REST API stored.
 //! Screenshots go to `target/browser-screenshots/` (not committed).
 //!
-//! Needs `/usr/bin/chromium` (`apt-get install -y chromium chromium-driver`); without it the tests fail
-//! saying so. The tests run one at a time (see `harness::ONE_AT_A_TIME`).
+//! Needs `/usr/bin/chromium` (or `PARLEY_CHROMIUM`): the harness installs Debian's `chromium` when it is
+//! missing and the tests run as root, and otherwise fails saying which package to install (see
+//! `harness::provision`). The tests run one at a time (see `harness::ONE_AT_A_TIME`).
 
 mod harness;
 
@@ -13,7 +14,9 @@ mod app_tokens;
 mod assets;
 mod bad_input;
 mod conversation;
+mod first_run;
 mod history;
+mod history_and_status;
 mod in_page;
 mod interrupt;
 mod other_formats;

@@ -76,6 +76,11 @@ export function getHistory(sessionId, userId) {
   return call(`/api/history?${new URLSearchParams({ sessionId, userId })}`, {}, userId);
 }
 
+/** A session's recordings: `{recordings: [{messageId, durationSeconds, ...}]}`, as the server registered them. */
+export function listRecordings(sessionId, userId) {
+  return call(`/api/recordings?${new URLSearchParams({ sessionId })}`, {}, userId);
+}
+
 /** Rates an assistant message: "positive", "negative" or null (clears). Resolves to the stored value. */
 export async function setFeedback(messageId, feedback) {
   const body = await call("/api/feedback", {

@@ -7,14 +7,23 @@
 // taken out of the address at once (auth.js). `window.parley.setToken(token)` does the same from script.
 
 import { authorize } from "./api.js";
-import { ensureAudio, flushPendingFrames, micOn, toggleMic } from "./audio.js";
+import { ensureAudio, flushPendingFrames, micOn, micUnavailable, toggleMic } from "./audio.js";
 import { Credentials } from "./auth.js";
 import { Connection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { handleServerMessage } from "./dispatch.js";
 import { explainRefusal } from "./errors.js";
 import { HistoryPanel } from "./history.js";
-import { els, hideNotice, showConnection, showMic, showNotice, showSession, showStatus } from "./ui.js";
+import {
+  dismissAllErrors,
+  els,
+  hideNotice,
+  showConnection,
+  showMic,
+  showNotice,
+  showSession,
+  showStatus,
+} from "./ui.js";
 
 // First, before anything can be copied or shared: the credential leaves the address bar.
 const auth = Credentials.fromPage({ onProblem: (e) => refused(e) });
@@ -33,6 +42,9 @@ const parley = {
     userId: null,
     resumed: false,
     emulated: false,
+    /** What the `session` message said of the providers (`{stt, llm, tts}`), and whether speech can be sent. */
+    providers: null,
+    canListen: true,
     mimeType: null,
     detail: "",
   },
@@ -184,8 +196,11 @@ function onConnectionState(state, detail) {
   showConnection(state, detail);
   if (state === "ready") {
     hideNotice();
-    flushPendingFrames(app);
-    if (app.micWanted && !(app.mic && app.mic.on)) micOn(app);
+    if (!c.canListen) micUnavailable(app);
+    else {
+      flushPendingFrames(app);
+      if (app.micWanted && !(app.mic && app.mic.on)) micOn(app);
+    }
   } else if (state === "reconnecting") {
     endAudioTurn();
     showNotice("info", detail.message || "Reconnecting…", detail.retryInMs ? `Trying again in ${Math.round(detail.retryInMs / 100) / 10} s.` : "", { reconnect: true });
@@ -274,6 +289,7 @@ els.compose.addEventListener("submit", (e) => {
 });
 els.reconnect.addEventListener("click", () => start(app.conn.sessionId));
 els.dismiss.addEventListener("click", () => hideNotice());
+els.errorsClear.addEventListener("click", () => dismissAllErrors());
 els.copySession.addEventListener("click", async () => {
   try {
     await navigator.clipboard.writeText(parley.connection.sessionId || "");

@@ -3,7 +3,7 @@
 
 import { Microphone, explainMicrophoneError } from "./capture.js";
 import { Player } from "./player.js";
-import { showLevel, showMic, showNotice } from "./ui.js";
+import { showError, showLevel, showMic } from "./ui.js";
 
 /** Microphone frames kept while the connection is not ready (sent once it is): 2 s of 20 ms frames. */
 const MAX_PENDING_FRAMES = 100;
@@ -19,8 +19,7 @@ export function ensureAudio(app) {
   }
   const AC = window.AudioContext || window.webkitAudioContext;
   if (!AC || !window.isSecureContext || typeof AudioWorkletNode === "undefined") {
-    showNotice(
-      "error",
+    showError(
       "This browser cannot play or record audio on this page.",
       window.isSecureContext
         ? "Use a recent Chrome, Edge, Firefox or Safari. You can still type."
@@ -36,7 +35,7 @@ export function ensureAudio(app) {
       app.player = new Player(app.ctx, {
         mp3: app.mp3Mode,
         onChange: () => app.onPlayback(),
-        onError: (text) => showNotice("error", text),
+        onError: (text) => showError(text),
         onPlayed: (turnId, ms) => app.conn.send({ type: "played", turnId, ms }),
       });
       await app.player.init();
@@ -46,7 +45,7 @@ export function ensureAudio(app) {
       if (app.ctx.state === "suspended") await app.ctx.resume();
       return true;
     } catch (e) {
-      showNotice("error", `Audio could not start (${e.message}).`, "Reload the page and try again. You can still type.");
+      showError(`Audio could not start (${e.message}).`, "Reload the page and try again. You can still type.");
       return false;
     }
   })();
@@ -62,6 +61,7 @@ export function flushPendingFrames(app) {
 
 function sendFrame(app, pcm) {
   const parley = app.parley;
+  if (!parley.connection.canListen) return;
   if (app.conn.sendAudio(pcm)) {
     parley.mic.framesSent++;
     parley.mic.bytesSent += pcm.byteLength;
@@ -76,6 +76,8 @@ function sendFrame(app, pcm) {
 export async function micOn(app) {
   const parley = app.parley;
   if (parley.mic.state === "starting") return;
+  // The server cannot recognise speech: sending it audio would only waste the listener's data.
+  if (!parley.connection.canListen) return micUnavailable(app);
   parley.mic.state = "starting";
   showMic("starting");
   if (!(await ensureAudio(app))) {
@@ -101,8 +103,17 @@ export async function micOn(app) {
     parley.mic.state = "error";
     app.micWanted = false;
     showMic("off");
-    showNotice("error", explainMicrophoneError(e));
+    showError(explainMicrophoneError(e));
   }
+}
+
+/** The session cannot take speech: the microphone is released and its button says why it is off. */
+export function micUnavailable(app) {
+  app.pendingFrames = [];
+  app.parley.mic.pending = 0;
+  if (app.mic && app.mic.on) app.mic.stop();
+  app.parley.mic.state = "unavailable";
+  showMic("unavailable");
 }
 
 function micStopped(app) {

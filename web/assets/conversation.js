@@ -1,6 +1,7 @@
 // The live conversation on screen: each turn's user text, the assistant's captions sentence by sentence,
-// its latency figures, how much of it was heard, whether it was cut short, and its rating buttons. Also the
-// interim transcript line. Rendering only; app.js decides what happens.
+// its latency figures ("—" for a stage that did not happen), how much of it was heard, whether it was cut
+// short, and its rating buttons (once there is an answer to rate: a turn that produced none has none). Also
+// the interim transcript line. Rendering only; app.js decides what happens.
 
 import { el } from "./dom.js";
 import { attach, feedbackWidget } from "./feedback.js";
@@ -47,6 +48,7 @@ export class ConversationView {
     const heard = el("span", "heard");
     meta.append(status, latency, heard);
     const feedback = feedbackWidget();
+    feedback.hidden = true; // until there is an answer to rate
     assistant.append(el("span", "who", "parley"), captions, meta, feedback);
     // Turn 0 is the agent's greeting: nobody spoke before it.
     if (turnId === 0) li.append(assistant);
@@ -69,6 +71,7 @@ export class ConversationView {
     const s = el("span", "sentence", text);
     if (t.captions.childNodes.length) t.captions.appendChild(document.createTextNode(" "));
     t.captions.appendChild(s);
+    t.feedback.hidden = false;
     if (t.status.textContent === "thinking…") t.status.textContent = "";
     this.scroll(t.li);
   }
@@ -92,7 +95,10 @@ export class ConversationView {
     const t = this.turn(turnId);
     t.li.classList.add("ended");
     if (interrupted) this.interrupted(turnId, false);
-    else if (!t.captions.childNodes.length) t.status.textContent = "no answer";
+    else if (!t.captions.childNodes.length) {
+      t.status.textContent = "no answer";
+      t.feedback.remove(); // nothing to rate
+    }
     else if (t.status.textContent === "thinking…") t.status.textContent = "";
   }
 

@@ -3,7 +3,8 @@
 // before it can touch any state.
 
 import { explainServerError } from "./errors.js";
-import { els, showNotice, showStatus } from "./ui.js";
+import { canListen, setupNotes } from "./setup.js";
+import { els, showError, showSetup, showStatus } from "./ui.js";
 
 const TURN_MESSAGES = new Set([
   "userTurn",
@@ -33,7 +34,10 @@ const HANDLERS = {
       emulated: !!m.emulated,
       mimeType: str(m.mimeType),
       outputFormat: str(m.outputFormat),
+      providers: m.providers && typeof m.providers === "object" ? m.providers : null,
+      canListen: canListen(m.providers),
     });
+    showSetup(setupNotes(m.providers));
     app.parley.turns = {};
     app.audioTurn = null;
     app.view.newConnection({ resumed: !!m.resumed, historyMessages: Number(m.historyMessages) || 0 });
@@ -41,7 +45,7 @@ const HANDLERS = {
     if (app.player) {
       app.player.newConnection();
       if (app.player.setFormat(c.mimeType) === "none") {
-        showNotice("info", `This server sends its voice as ${c.mimeType}, which this browser cannot play here.`, "The answers still appear as text.");
+        showError(`This server sends its voice as ${c.mimeType}, which this browser cannot play here.`, "The answers still appear as text.");
       }
     }
     app.sessionStarted(m);
@@ -124,7 +128,7 @@ const HANDLERS = {
   error(app, m) {
     const { message, advice } = explainServerError(m);
     app.parley.errors.push({ code: str(m.code), message, advice, retryable: !!m.retryable });
-    showNotice("error", message, advice);
+    showError(message, advice);
   },
 
   // A client-side tool: this page runs it and answers within the tool's timeout. The built-in demo tool is

@@ -1,9 +1,11 @@
-// The history panel: the user's sessions (GET /api/sessions, a page at a time), the messages of one
-// (GET /api/history) with their recordings (signed links the server made, played as they come) and ratings,
-// and a way to continue any of them. A reply the listener did not hear to the end shows what was heard, says
-// it was cut off, and keeps the whole generated text behind a disclosure.
+// The history panel: the user's sessions (GET /api/sessions, a page at a time), each labelled by the first
+// words the user said, the messages of one (GET /api/history) with their recordings (signed links the server
+// made, played as they come, each showing its duration before it plays: the server's figure from
+// GET /api/recordings, and the player's own from the file's metadata) and ratings, and a way to continue any
+// of them. A reply the listener did not hear to the end shows what was heard, says it was cut off, and keeps
+// the whole generated text behind a disclosure. A reply with nothing in it has no rating buttons.
 
-import { getHistory, listSessions } from "./api.js";
+import { getHistory, listRecordings, listSessions } from "./api.js";
 import { el } from "./dom.js";
 import { explainRefusal } from "./errors.js";
 import { feedbackWidget } from "./feedback.js";
@@ -15,6 +17,19 @@ function cutOff(m) {
   if (m.outcome === "partial") return "Cut off by an error";
   if (typeof m.heardMs !== "number") return "Cut off";
   return `Cut off after ${m.heardSource === "estimate" ? "about " : ""}${(m.heardMs / 1000).toFixed(1)} s`;
+}
+
+/** Seconds as m:ss (a recording's length). */
+export function clock(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** What a listed session is called: the user's first words, else what it was (a call, a greeting only). */
+function label(s) {
+  if (typeof s.firstWords === "string" && s.firstWords) return s.firstWords;
+  if (s.call && s.call.from) return `Call from ${s.call.from}`;
+  return s.messageCount ? "(nothing said by you)" : "(empty conversation)";
 }
 
 function when(iso) {
@@ -64,6 +79,7 @@ export class HistoryPanel {
         const item = this.items.get(s.sessionId);
         if (!item) continue;
         item.count.textContent = `${s.messageCount} messages`;
+        item.title.textContent = label(s);
         if (item.toggle.getAttribute("aria-expanded") === "true") this.openSession(s.sessionId, item.body);
       }
       if (this.state.sessions.length) this.els.status.textContent = "";
@@ -122,10 +138,13 @@ export class HistoryPanel {
     toggle.type = "button";
     toggle.setAttribute("aria-expanded", "false");
     const count = el("span", "count", `${s.messageCount} messages`);
-    toggle.append(el("span", "when", when(s.lastActivityAt)), count);
+    const title = el("span", "title", label(s));
+    const line = el("span", "when-line");
+    line.append(el("span", "when", when(s.lastActivityAt)), " · ", count);
+    toggle.append(title, line);
     const resume = el("button", "resume secondary", "Continue");
     resume.type = "button";
-    resume.setAttribute("aria-label", `Continue the conversation of ${when(s.lastActivityAt)}`);
+    resume.setAttribute("aria-label", `Continue “${label(s)}” (${when(s.lastActivityAt)})`);
     resume.addEventListener("click", () => this.hooks.onResume(s.sessionId));
     head.append(toggle, resume);
     const body = el("div", "session-body");
@@ -134,7 +153,7 @@ export class HistoryPanel {
     li.append(head, body);
     if (onTop) this.els.list.prepend(li);
     else this.els.list.appendChild(li);
-    this.items.set(s.sessionId, { toggle, count, body });
+    this.items.set(s.sessionId, { toggle, count, title, body });
   }
 
   /** Opens (loading its messages) or closes a listed session. */
@@ -151,9 +170,18 @@ export class HistoryPanel {
   async openSession(sessionId, body) {
     body.replaceChildren(el("p", "muted", "Loading…"));
     try {
-      const h = await getHistory(sessionId, this.hooks.userId());
+      const userId = this.hooks.userId();
+      // The recordings' durations are a nicety: without them the players still work.
+      const [h, recordings] = await Promise.all([
+        getHistory(sessionId, userId),
+        listRecordings(sessionId, userId).catch(() => ({ recordings: [] })),
+      ]);
+      const durations = new Map();
+      for (const r of recordings.recordings || []) {
+        if (Number.isInteger(r.messageId) && Number.isFinite(r.durationSeconds)) durations.set(r.messageId, r.durationSeconds);
+      }
       const list = el("ol", "messages");
-      for (const m of h.messages || []) list.appendChild(this.message(m));
+      for (const m of h.messages || []) list.appendChild(this.message(m, durations.get(m.id)));
       body.replaceChildren(list.childNodes.length ? list : el("p", "muted", "No messages in this conversation."));
       this.state.open[sessionId] = (h.messages || []).map((m) => ({
         id: m.id,
@@ -165,6 +193,7 @@ export class HistoryPanel {
         generatedContent: m.generatedContent ?? null,
         heardMs: m.heardMs ?? null,
         heardSource: m.heardSource ?? null,
+        durationSeconds: durations.get(m.id) ?? null,
       }));
     } catch (e) {
       const refusal = explainRefusal(e.code);
@@ -173,7 +202,8 @@ export class HistoryPanel {
     }
   }
 
-  message(m) {
+  /** One message; `seconds` is its recording's duration when the server knows it. */
+  message(m, seconds) {
     const li = el("li", `message ${m.role === "assistant" ? "assistant" : "user"}`);
     li.dataset.messageId = String(m.id);
     li.appendChild(el("span", "who", m.role === "assistant" ? "parley" : "You"));
@@ -190,12 +220,24 @@ export class HistoryPanel {
     if (typeof m.audioUrl === "string" && m.audioUrl) {
       const audio = el("audio");
       audio.controls = true;
-      audio.preload = "none";
+      // The player reads the length from the file's head (a ranged request), so it shows it before playing.
+      audio.preload = "metadata";
       audio.src = m.audioUrl;
-      audio.setAttribute("aria-label", `Recording of this ${m.role === "assistant" ? "answer" : "message"}`);
-      li.appendChild(audio);
+      const what = m.role === "assistant" ? "answer" : "message";
+      const length = Number.isFinite(seconds) ? clock(seconds) : null;
+      audio.setAttribute("aria-label", `Recording of this ${what}${length ? `, ${length} long` : ""}`);
+      const row = el("div", "recording");
+      row.appendChild(audio);
+      if (length) {
+        const d = el("span", "duration", length);
+        d.title = "Length of the recording";
+        row.appendChild(d);
+      }
+      li.appendChild(row);
     }
-    if (m.role === "assistant") li.appendChild(feedbackWidget(m.id, m.feedback ?? null));
+    // A reply with nothing in it (it failed before its first word) has nothing to rate.
+    const answered = (typeof m.content === "string" && m.content) || (typeof m.generatedContent === "string" && m.generatedContent);
+    if (m.role === "assistant" && answered) li.appendChild(feedbackWidget(m.id, m.feedback ?? null));
     return li;
   }
 }

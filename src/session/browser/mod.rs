@@ -10,10 +10,11 @@ pub mod protocol;
 
 use bytes::Bytes;
 
-use self::protocol::{ClientMessage, ServerMessage, parse_client_message};
+use self::protocol::{ClientMessage, ProviderState, Providers, ServerMessage, parse_client_message};
 use super::client_socket::{Wire, WireContext};
 use super::conversation::{EndReason, Event, Input, ToolStatus};
 use super::settings::{SessionParams, SessionSettings};
+use crate::providers::Provider;
 
 /// The browser protocol of one session.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ pub struct BrowserWire {
     mime_type: String,
     sample_rate: u32,
     emulated: bool,
+    providers: Providers,
     max_audio_frame_bytes: usize,
     max_text_frame_bytes: usize,
 }
@@ -40,6 +42,7 @@ impl BrowserWire {
             mime_type: settings.mime_type.clone(),
             sample_rate: params.audio_in.sample_rate,
             emulated: settings.emulated,
+            providers: providers(settings),
             max_audio_frame_bytes: settings.max_audio_frame_bytes,
             max_text_frame_bytes: settings.max_text_frame_bytes,
         }
@@ -55,6 +58,27 @@ impl BrowserWire {
 
     fn error(&self, ctx: &mut WireContext<Self>, code: &str, error: impl Into<String>, retryable: bool) {
         self.reply(ctx, &ServerMessage::error(code, error, retryable));
+    }
+}
+
+/// Which services the session's stages use and whether their keys are set (told in the `session` message).
+pub fn providers(settings: &SessionSettings) -> Providers {
+    let state = |provider: Provider, has_key: bool, key_variable: &str| ProviderState {
+        provider: provider.label(),
+        status: match (has_key, settings.emulated) {
+            (false, _) => "missing",
+            (true, true) => "emulated",
+            (true, false) => "configured",
+        },
+        key_variable: key_variable.to_string(),
+    };
+    let llm = &settings.llm.providers;
+    // An agent's LLM may read its key from a variable of its own (`api_key_env`).
+    let llm_key_variable = llm.first().map_or(Provider::OpenAi.key_variable(), |p| p.api_key_env.as_str());
+    Providers {
+        stt: state(Provider::Deepgram, settings.stt.api_key.is_some(), Provider::Deepgram.key_variable()),
+        llm: state(Provider::OpenAi, llm.iter().any(|p| p.api_key.is_some()), llm_key_variable),
+        tts: state(Provider::ElevenLabs, settings.tts.api_key.is_some(), Provider::ElevenLabs.key_variable()),
     }
 }
 
@@ -131,6 +155,7 @@ impl Wire for BrowserWire {
                         resumed,
                         history_messages,
                         emulated: self.emulated,
+                        providers: Box::new(self.providers.clone()),
                     },
                 );
                 if !self.emulated {

@@ -69,6 +69,10 @@ pub enum ServerMessage {
         history_messages: usize,
         /// True when the providers are parley's local emulators (`--emulate`), not the real services.
         emulated: bool,
+        /// Which service does each stage of this session, and whether it can: a client should not stream
+        /// microphone audio while `stt` is `missing`, and can tell its user which variable the operator must set.
+        /// (Boxed: the first message of a session need not make every message as large.)
+        providers: Box<Providers>,
     },
     /// Live transcription of what the user is saying; `isFinal` parts will not change.
     Transcript { text: String, is_final: bool },
@@ -115,6 +119,30 @@ pub enum ServerMessage {
     Tool { turn_id: TurnId, call_id: String, name: String, status: &'static str },
     /// The agent ended the conversation; a normal close (1000) follows.
     End { reason: &'static str },
+}
+
+/// The services behind one session's three stages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Providers {
+    /// Speech recognition (Deepgram).
+    pub stt: ProviderState,
+    /// The language model (an OpenAI-compatible API; configured when any of the agent's LLMs has its key).
+    pub llm: ProviderState,
+    /// Speech synthesis (ElevenLabs).
+    pub tts: ProviderState,
+}
+
+/// One stage's service, as the `session` message tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderState {
+    /// `deepgram`, `openai` or `elevenlabs`.
+    pub provider: &'static str,
+    /// `configured` (its key is set), `emulated` (parley's local emulator, `--emulate`) or `missing` (no key:
+    /// the stage fails with a `*_not_configured` error when it is needed).
+    pub status: &'static str,
+    /// The environment variable the key is read from: what the operator sets when `status` is `missing`.
+    pub key_variable: String,
 }
 
 impl ServerMessage {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::utterance::Next;
 use super::{Command, Conversation, Event, Outbox, Recognition, Timer};
-use crate::audio::level::{self, VOICED_RMS};
+use crate::audio::level::{self, QUIET_RMS, VOICED_RMS};
 use crate::recording::recorder::UserAudio;
 use crate::session::deepgram_link::{SttEvent, SttWord};
 
@@ -22,13 +22,14 @@ impl Conversation {
         }
         let at = self.audio_time;
         self.audio_time += self.audio_in.seconds(pcm.len());
-        let voiced = level::rms(&pcm, self.audio_in.encoding) > VOICED_RMS;
+        let level = level::rms(&pcm, self.audio_in.encoding);
+        let voiced = level > VOICED_RMS;
         if self.barge_in.on_audio(self.audio_time, voiced) && self.assistant_speaking() {
             self.interrupt(out);
         }
         out.run(Command::RecordUser(UserAudio(pcm.clone())));
         if self.recognition_available(out) {
-            out.run(Command::SttAudio { pcm, arrived: self.now, at });
+            out.run(Command::SttAudio { pcm, arrived: self.now, at, quiet: level < QUIET_RMS });
         }
     }
 
@@ -86,15 +87,20 @@ impl Conversation {
                     Next::StartCommitTimer => {
                         self.commit_speech_end = self.last_speech_end;
                         out.run(Command::StartTimer(Timer::Commit, self.settings.turns.commit_delay));
+                        self.speculate(out);
                     }
-                    // Speech goes on: a pending commit would cut the user off.
-                    Next::Wait if !text.is_empty() => out.run(Command::CancelTimer(Timer::Commit)),
+                    // Speech goes on: a pending commit would cut the user off, and an early reply is moot.
+                    Next::Wait if !text.is_empty() => {
+                        out.run(Command::CancelTimer(Timer::Commit));
+                        self.discard_speculation(out);
+                    }
                     Next::Wait => {}
                 }
             }
             SttEvent::SpeechStarted { at } => {
                 self.barge_in.on_speech_started(at);
                 out.run(Command::CancelTimer(Timer::Commit));
+                self.discard_speculation(out);
             }
             SttEvent::UtteranceEnd => {
                 if self.utterance.on_utterance_end() == Next::Commit {
@@ -145,7 +151,7 @@ impl Conversation {
         out.run(Command::CancelTimer(Timer::Finalize));
         self.commit_speech_end = None;
         let Some((text, words_end)) = self.utterance.take() else {
-            return;
+            return self.discard_speculation(out);
         };
         // Whatever recognition says later about audio up to here belongs to this utterance.
         if let Some(end) = words_end {
@@ -158,6 +164,7 @@ impl Conversation {
                 "session {}: ignoring {text:?} spoken over the reply (below the barge-in threshold)",
                 self.session_id
             );
+            self.discard_speculation(out);
             self.last_speech_end = None;
             return;
         }

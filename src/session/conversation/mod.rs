@@ -9,7 +9,8 @@
 //! transport (`browser`, later a phone stream) only translates between its wire format and these events. Unit
 //! tests drive it directly (`tests.rs`).
 //!
-//! What it decides: when the user has finished speaking (`listening.rs`, with `utterance` and `barge_in`),
+//! What it decides: when the user has finished speaking (`listening.rs`, with `utterance` and `barge_in`, and `preemptive` to
+//! start the reply's LLM request before the commit),
 //! when speech recognition is (re)started after an outage (its supervision), the assistant turn from commit
 //! to its end or interruption (`turns.rs`, with `segmenter`), the agent's greeting as turn 0 (`greeting`), what the LLM remembers (`memory`), what is
 //! stored and recorded, and the per-stage latency (`latency`).
@@ -20,6 +21,7 @@ pub mod latency;
 mod listening;
 pub mod memory;
 pub mod playback;
+mod preemptive;
 pub mod segmenter;
 mod turns;
 
@@ -40,7 +42,7 @@ use self::memory::Memory;
 use self::turns::ActiveTurn;
 use self::utterance::Utterance;
 use super::deepgram_link::SttEvent;
-use super::llm_worker::{CancelCompletion, ClientToolAnswer, Complete, LlmEvent};
+use super::llm_worker::{CancelCompletion, ClientToolAnswer, Complete, ConfirmCompletion, LlmEvent};
 use super::settings::{AudioIn, SessionParams, SessionSettings};
 use super::tts_link::{TtsCommand, TtsEvent};
 use crate::db::{NewSession, PhoneCall, Role, SessionId, TurnId, UserId};
@@ -227,11 +229,14 @@ pub enum Command {
         pcm: Bytes,
         arrived: Instant,
         at: f64,
+        /// As good as silence ([`crate::audio::level::QUIET_RMS`]).
+        quiet: bool,
     },
     /// Ask speech recognition to finalise what it has buffered.
     SttFinalize,
     Complete(Complete),
     CancelCompletion(CancelCompletion),
+    ConfirmCompletion(ConfirmCompletion),
     ClientToolAnswer(ClientToolAnswer),
     Tts(TtsCommand),
     /// Microphone audio for the recording.
@@ -331,6 +336,10 @@ pub struct Conversation {
     /// before it are old news (a late `Finalize` reply, a final after a fallback commit, a replay).
     committed_until: f64,
     next_turn: TurnId,
+    /// A reply started at `speech_final`, before the commit (preemptive generation).
+    speculation: Option<preemptive::Speculation>,
+    /// Speculative requests started, for their ids.
+    speculations: u64,
     turn: Option<ActiveTurn>,
     /// The last finished reply: still taking `played` positions, and waiting to be stored if it was cut short.
     finished: Option<ActiveTurn>,
@@ -375,6 +384,8 @@ impl Conversation {
             audio_time: 0.0,
             committed_until: 0.0,
             next_turn: 1,
+            speculation: None,
+            speculations: 0,
             turn: None,
             finished: None,
             reported: Vec::new(),
@@ -412,7 +423,11 @@ impl Conversation {
             Input::Played { turn_id, ms } => self.on_played(turn_id, ms, out),
             Input::ToolResult { call_id, answer } => self.on_tool_result(call_id, answer, out),
             Input::Stt(event) => self.on_stt(event, out),
-            Input::Llm(event) => self.on_llm(event, out),
+            Input::Llm(event) => {
+                if let Some(event) = self.route_llm_event(event) {
+                    self.on_llm(event, out);
+                }
+            }
             Input::Tts(event) => self.on_tts(event, out),
             Input::Saved(p) => {
                 self.unsaved = self.unsaved.saturating_sub(1);
@@ -428,7 +443,10 @@ impl Conversation {
             Input::Timer(Timer::Pace) => self.pace(out),
             Input::Timer(Timer::Settle) => self.settle(out),
             Input::Drain { grace } => self.drain(grace, out),
-            Input::Closed => self.abandon_turn(out),
+            Input::Closed => {
+                self.discard_speculation(out);
+                self.abandon_turn(out);
+            }
         }
     }
 

@@ -178,7 +178,10 @@ fn speech_final_waits_for_the_silence_and_more_speech_cancels_the_commit() {
 
 #[test]
 fn a_committed_turn_is_stored_asked_spoken_and_finished_in_order() {
-    let mut r = Rig::started();
+    let mut settings = settings();
+    settings.turns.preemptive = false;
+    let mut r = Rig::with(params(Vec::new()), settings);
+    r.feed(0, Input::Start);
     let fx = r.say(100, "what time is it");
     let cmds = commands(&fx);
     assert!(cmds.iter().any(|c| matches!(c, Command::UserTurnCommitted(UserTurnCommitted { turn_id: 1 }))));
@@ -385,6 +388,24 @@ fn stored_messages_are_announced_and_provider_failures_reported() {
     assert_eq!(error_codes(&fx), ["openai_rate_limited"]);
     assert!(events(&fx).contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
     assert!(!commands(&fx).iter().any(|c| matches!(c, Command::Persist(_))), "an empty reply is not stored");
+}
+
+#[test]
+fn a_voice_that_fails_after_its_turn_ended_still_says_what_to_fix_once_but_not_what_a_retry_may_cure() {
+    let mut r = Rig::started();
+    r.feed(10, Input::Text("hello".into()));
+    let error = ProviderError::not_configured(Provider::OpenAi, "OPENAI_API_KEY");
+    let fx = r.feed(20, Input::Llm(LlmEvent::Failed { turn_id: 1, error, after_tokens: false }));
+    assert!(events(&fx).contains(&&Event::TurnEnd { turn_id: 1, interrupted: false }));
+    let missing = || ProviderError::not_configured(Provider::ElevenLabs, "ELEVENLABS_API_KEY");
+    let fx = r.feed(21, Input::Tts(TtsEvent::Failed { turn_id: 1, error: missing() }));
+    assert_eq!(error_codes(&fx), ["elevenlabs_not_configured"], "told, though its turn is over");
+    r.feed(30, Input::Text("again".into()));
+    let fx = r.feed(31, Input::Tts(TtsEvent::Failed { turn_id: 1, error: missing() }));
+    assert!(error_codes(&fx).is_empty(), "once a session");
+    let busy = ProviderError::new(Provider::ElevenLabs, FailureKind::RateLimited, "429");
+    let fx = r.feed(32, Input::Tts(TtsEvent::Failed { turn_id: 1, error: busy }));
+    assert!(error_codes(&fx).is_empty(), "a passing failure of a finished turn is not news");
 }
 
 fn persisted_reply(effects: &[Effect]) -> Option<(String, bool, Option<ReplyFacts>)> {
@@ -677,4 +698,148 @@ fn phone_keys_become_one_user_turn_after_the_pause_and_are_ignored_when_off() {
     let mut r = Rig::with(params(Vec::new()), off);
     r.feed(0, Input::Start);
     assert!(r.feed(10, Input::Dtmf('5')).is_empty(), "keys are ignored when PARLEY_DTMF_TIMEOUT_MS is 0");
+}
+
+// Preemptive generation (PARLEY_PREEMPTIVE, on by default).
+
+/// The speculative request a `speech_final` started, if any: (id, messages).
+fn speculative(effects: &[Effect]) -> Option<(TurnId, Vec<crate::providers::openai::ChatMessage>)> {
+    commands(effects).into_iter().find_map(|c| match c {
+        Command::Complete(Complete { turn_id, messages, speculative: true }) => Some((*turn_id, messages.clone())),
+        _ => None,
+    })
+}
+
+fn token(turn_id: TurnId, text: &str) -> Input {
+    Input::Llm(LlmEvent::Token { turn_id, text: text.into() })
+}
+
+#[test]
+fn a_reply_started_at_speech_final_becomes_the_turn_when_the_window_closes() {
+    let mut r = Rig::started();
+    let fx = r.feed(100, transcript("what time is it", true, true));
+    let (spec, messages) = speculative(&fx).expect("the LLM is asked at speech_final");
+    assert!(spec >= preemptive::SPECULATIVE_IDS, "an id no turn has: {spec}");
+    assert_eq!(messages.last().unwrap().text(), "what time is it");
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::StartTimer(Timer::Commit, _))), "the window still runs");
+
+    // What it streams before the commit is held: nothing reaches the client, TTS or the store.
+    assert!(
+        r.feed(150, Input::Llm(LlmEvent::Requested { turn_id: spec, at: r.t0 + Duration::from_millis(120) }))
+            .is_empty()
+    );
+    assert!(r.feed(250, token(spec, "It is noon. And")).is_empty());
+
+    let fx = r.feed(300, Input::Timer(Timer::Commit));
+    let cmds = commands(&fx);
+    assert!(!cmds.iter().any(|c| matches!(c, Command::Complete(_))), "not asked twice: {cmds:?}");
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::ConfirmCompletion(ConfirmCompletion { turn_id }) if *turn_id == spec))
+    );
+    assert!(cmds.iter().any(|c| matches!(c, Command::Persist(Write::Message { role: Role::User, .. }))));
+    let tts: Vec<_> = cmds.iter().filter(|c| matches!(c, Command::Tts(_))).collect();
+    assert!(
+        matches!(
+            tts[..],
+            [Command::Tts(TtsCommand::Start { turn_id: 1 }), Command::Tts(TtsCommand::Text { turn_id: 1, .. })]
+        ),
+        "{tts:?}"
+    );
+    assert_eq!(
+        events(&fx),
+        [
+            &Event::UserTurn { turn_id: 1, text: "what time is it".into() },
+            &Event::AssistantText { turn_id: 1, text: "It is noon.".into() },
+        ]
+    );
+
+    // The rest streams on under the speculation's id and belongs to turn 1.
+    let fx = r.feed(350, Input::Llm(LlmEvent::Done { turn_id: spec, usage: Default::default(), provider: "m".into() }));
+    assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "And".into() }]);
+    let t = r.c.turn.as_ref().unwrap();
+    assert_eq!(t.times.llm_first_token, Some(r.t0 + Duration::from_millis(250)), "when the first token really came");
+    assert_eq!(t.times.llm_requested, Some(r.t0 + Duration::from_millis(120)));
+    assert_eq!(r.c.metrics.preemptive_used_total.get(), 1);
+    assert_eq!(r.c.metrics.preemptive_discarded_total.get(), 0);
+}
+
+#[test]
+fn a_user_who_goes_on_within_the_window_is_never_answered_early() {
+    let mut r = Rig::started();
+    let (first, _) = speculative(&r.feed(100, transcript("book a table", true, true))).unwrap();
+    assert!(r.feed(200, token(first, "Sure, for how many?")).is_empty());
+
+    // More words: the early reply is cancelled silently and the utterance goes on.
+    let fx = r.feed(250, transcript("for two", false, false));
+    assert!(
+        commands(&fx)
+            .iter()
+            .any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == first))
+    );
+    assert!(commands(&fx).iter().any(|c| matches!(c, Command::CancelTimer(Timer::Commit))));
+    assert_eq!(events(&fx), [&Event::Transcript { text: "book a table for two".into(), is_final: false }]);
+    assert_eq!(r.c.metrics.preemptive_discarded_total.get(), 1);
+    // Whatever it still streams is dropped, now and after the next turn starts.
+    assert!(r.feed(260, token(first, " Great.")).is_empty());
+
+    let fx = r.feed(500, transcript("for two", true, true));
+    let (second, messages) = speculative(&fx).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(messages.last().unwrap().text(), "book a table for two");
+    let fx = r.feed(700, Input::Timer(Timer::Commit));
+    assert_eq!(events(&fx), [&Event::UserTurn { turn_id: 1, text: "book a table for two".into() }]);
+    assert!(r.feed(720, token(first, "Sure, for how many?")).is_empty(), "the discarded reply is never heard");
+    let fx = r.feed(740, token(second, "Booked. For"));
+    assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "Booked.".into() }]);
+    // Stored: only the user's words so far; nothing of the discarded reply anywhere.
+    assert!(!format!("{:?}", r.feed(760, Input::Closed)).contains("for how many"));
+}
+
+#[test]
+fn speech_starting_again_discards_the_early_reply() {
+    let mut r = Rig::started();
+    let (spec, _) = speculative(&r.feed(100, transcript("I want to", true, true))).unwrap();
+    let fx = r.feed(180, Input::Stt(SttEvent::SpeechStarted { at: 1.2 }));
+    assert!(
+        commands(&fx)
+            .iter()
+            .any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == spec))
+    );
+    assert!(
+        r.feed(200, Input::Llm(LlmEvent::Done { turn_id: spec, usage: Default::default(), provider: "m".into() }))
+            .is_empty()
+    );
+    assert!(!r.c.assistant_speaking());
+    assert_eq!(r.c.metrics.preemptive_discarded_total.get(), 1);
+}
+
+#[test]
+fn an_early_reply_the_turn_would_not_ask_for_is_not_used() {
+    // A typed message first: the spoken words are not what is answered.
+    let mut r = Rig::started();
+    let (spec, _) = speculative(&r.feed(100, transcript("what time is it", true, true))).unwrap();
+    let fx = r.feed(150, Input::Text("tell me a joke".into()));
+    let cmds = commands(&fx);
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::CancelCompletion(CancelCompletion { turn_id }) if *turn_id == spec))
+    );
+    assert!(cmds.iter().any(|c| matches!(c, Command::Complete(Complete { turn_id: 1, speculative: false, .. }))));
+
+    // A failed early reply is asked again for real at the commit.
+    let mut r = Rig::started();
+    let (spec, _) = speculative(&r.feed(100, transcript("what time is it", true, true))).unwrap();
+    let error = ProviderError::new(Provider::OpenAi, FailureKind::Server, "boom");
+    r.feed(150, Input::Llm(LlmEvent::Failed { turn_id: spec, error, after_tokens: false }));
+    let fx = r.feed(300, Input::Timer(Timer::Commit));
+    assert!(
+        commands(&fx).iter().any(|c| matches!(c, Command::Complete(Complete { turn_id: 1, speculative: false, .. })))
+    );
+    assert!(!error_codes(&fx).iter().any(|c| c.contains("server")), "the early failure is not the turn's");
+
+    // Turned off: the LLM is asked at the commit only.
+    let mut settings = settings();
+    settings.turns.preemptive = false;
+    let mut r = Rig::with(params(Vec::new()), settings);
+    r.feed(0, Input::Start);
+    assert!(speculative(&r.feed(100, transcript("what time is it", true, true))).is_none());
 }

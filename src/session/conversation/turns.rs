@@ -59,6 +59,8 @@ pub(super) struct ActiveTurn {
     pub llm: Option<String>,
     /// What the turn used.
     pub usage: TurnUsage,
+    /// The speculative request this turn adopted (preemptive generation): its LLM events carry that id.
+    pub speculation: Option<TurnId>,
 }
 
 impl ActiveTurn {
@@ -83,6 +85,7 @@ impl ActiveTurn {
             client_calls: Vec::new(),
             llm: None,
             usage: TurnUsage::default(),
+            speculation: None,
         }
     }
 }
@@ -113,6 +116,7 @@ impl Conversation {
         self.settle(out);
         if !self.turn_allowed() {
             log::info!("session {}: turn refused, over {} a minute", self.session_id, self.settings.turns_per_minute);
+            self.discard_speculation(out);
             return out.error(
                 "rate_limited",
                 format!("more than {} turns a minute; wait a moment", self.settings.turns_per_minute),
@@ -124,21 +128,33 @@ impl Conversation {
         if spoken {
             out.run(Command::UserTurnCommitted(UserTurnCommitted { turn_id: id }));
         }
-        let times =
-            TurnTimes { speech_end: speech_end.or(Some(self.now)), committed: Some(self.now), ..TurnTimes::default() };
+        // A typed turn skipped speech recognition: its STT figure is null, not 0 ms.
+        let times = TurnTimes {
+            speech_end: speech_end.or(Some(self.now)),
+            committed: spoken.then_some(self.now),
+            ..TurnTimes::default()
+        };
         out.send(Event::UserTurn { turn_id: id, text: text.clone() });
         out.run(Command::Persist(Write::message(id, Role::User, text.clone(), false, crate::db::now(), None)));
         self.unsaved += 1;
         self.memory.push(Role::User, text);
-        out.run(Command::Complete(Complete { turn_id: id, messages: self.chat_messages() }));
+        let messages = self.chat_messages_of(&self.memory);
+        let adopted = self.adopt_speculation(id, &messages, out);
+        if adopted.is_none() {
+            out.run(Command::Complete(Complete { turn_id: id, messages, speculative: false }));
+        }
         out.run(Command::Tts(TtsCommand::Start { turn_id: id }));
         self.barge_in.reset();
         let mut turn = ActiveTurn::new(id, times, self.settings.turns.audio_lead);
         if spoken {
             turn.usage.stt_seconds = (self.audio_time - self.stt_metered_until).max(0.0);
         }
+        turn.speculation = adopted.as_ref().map(|s| s.id);
         self.stt_metered_until = self.audio_time;
         self.turn = Some(turn);
+        if let Some(s) = adopted {
+            self.replay_speculation(s.held, out);
+        }
     }
 
     /// Counts a turn against `PARLEY_TURNS_PER_MINUTE`; false when the last minute already had that many.
@@ -157,9 +173,9 @@ impl Conversation {
     /// System prompt, then the remembered conversation (which ends with the new user message). A reply that
     /// used tools is given as the calls (an assistant message with `tool_calls`), their answers (`tool`
     /// messages), then its text.
-    fn chat_messages(&self) -> Vec<ChatMessage> {
+    pub(super) fn chat_messages_of(&self, memory: &super::memory::Memory) -> Vec<ChatMessage> {
         let mut messages = vec![ChatMessage::new(ChatRole::System, self.settings.system_prompt.clone())];
-        for m in self.memory.messages() {
+        for m in memory.messages() {
             let role = match m.role {
                 Role::User => ChatRole::User,
                 Role::Assistant => ChatRole::Assistant,
@@ -318,6 +334,11 @@ impl Conversation {
                     t.errors.push(error);
                 }
                 self.maybe_finish(out);
+            }
+            // A turn already over (its LLM failed before the voice did) still tells the listener what the
+            // operator must fix (a missing or refused key), once a session, rather than only the log.
+            TtsEvent::Failed { error, .. } if !error.retryable() => {
+                self.error_once(error.code(), error.user_message(), false, out);
             }
             _ => {} // late audio of an interrupted turn: dropped
         }

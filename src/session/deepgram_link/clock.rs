@@ -5,8 +5,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// How many chunks are remembered (at 20–40 ms per chunk, over a minute of audio).
-const MAX_MARKS: usize = 4096;
+/// How many chunks are remembered (at 20–40 ms per chunk, 10–20 s of audio: results come well within that).
+/// A power of two minus one, so the ring never grows past a power-of-two allocation.
+const MAX_MARKS: usize = 511;
 
 /// Arrival times of the audio sent on the current upstream connection.
 #[derive(Debug)]
@@ -26,10 +27,10 @@ impl AudioClock {
     /// Records a chunk of `len` bytes that arrived from the client at `arrived`.
     pub fn record(&mut self, len: usize, arrived: Instant) {
         self.sent_bytes += len as u64;
-        self.marks.push_back((self.sent_bytes, arrived));
-        if self.marks.len() > MAX_MARKS {
+        if self.marks.len() >= MAX_MARKS {
             self.marks.pop_front();
         }
+        self.marks.push_back((self.sent_bytes, arrived));
     }
 
     /// Audio time at the end of everything sent so far.

@@ -31,6 +31,7 @@ pub use settings::SttSettings;
 
 use self::clock::AudioClock;
 use super::ws_upstream::{self, WsSink};
+use crate::audio::level::InputEncoding;
 use crate::metrics::Metrics;
 use crate::providers::deepgram::ClientMessage;
 use crate::providers::{Provider, ProviderError};
@@ -59,6 +60,8 @@ pub struct SttAudio {
     pub pcm: Bytes,
     pub arrived: Instant,
     pub at: f64,
+    /// As good as silence: kept for replay as its length only.
+    pub quiet: bool,
 }
 
 /// A recognised word, in session audio time.
@@ -107,12 +110,37 @@ pub enum SttEvent {
 
 /// A chunk of audio kept for replay.
 struct Chunk {
-    pcm: Bytes,
+    pcm: Audio,
     arrived: Instant,
     /// Session audio time of its first sample.
     at: f64,
     /// Written to some connection.
     sent: bool,
+}
+
+/// A chunk's audio as kept. What was sent is copied out of the client's read buffer (a kept slice of it would
+/// pin the whole buffer) or, when it is as good as silence, reduced to its length.
+#[derive(Debug)]
+enum Audio {
+    Bytes(Bytes),
+    Silence(usize),
+}
+
+impl Audio {
+    fn len(&self) -> usize {
+        match self {
+            Audio::Bytes(b) => b.len(),
+            Audio::Silence(n) => *n,
+        }
+    }
+
+    /// The bytes to send (digital silence in `encoding` for a chunk kept as its length).
+    fn bytes(&self, encoding: InputEncoding) -> Bytes {
+        match self {
+            Audio::Bytes(b) => b.clone(),
+            Audio::Silence(n) => Bytes::from(vec![encoding.silence_byte(); *n]),
+        }
+    }
 }
 
 enum State {
@@ -243,14 +271,14 @@ impl DeepgramLink {
     /// Writes a chunk to the open connection; the first chunk of a connection fixes its time origin.
     fn send_audio(&mut self, chunk: &mut Chunk) {
         if let State::Open(sink) = &mut self.state {
-            if chunk.pcm.is_empty() {
+            if chunk.pcm.len() == 0 {
                 return; // an empty binary frame means "close stream" to Deepgram
             }
             if self.clock.now() == 0.0 {
                 self.offset = chunk.at;
             }
             self.clock.record(chunk.pcm.len(), chunk.arrived);
-            let _ = sink.write(WsMessage::Binary(chunk.pcm.clone()));
+            let _ = sink.write(WsMessage::Binary(chunk.pcm.bytes(self.settings.encoding)));
             chunk.sent = true;
             self.last_sent = Instant::now();
         }
@@ -274,7 +302,20 @@ impl DeepgramLink {
     fn keep(&mut self, chunk: Chunk) {
         let bytes_per_second = self.settings.bytes_per_second();
         let limit = self.settings.replay_secs.max(MIN_BUFFERED_SECS);
-        self.unsettled.push_back(chunk);
+        // A pause is one entry however long it lasts.
+        let mut merged = false;
+        if let (Some(last), Audio::Silence(more)) = (self.unsettled.back_mut(), &chunk.pcm) {
+            let contiguous = (last.at + last.pcm.len() as f64 / bytes_per_second - chunk.at).abs() < 1e-6;
+            if let Audio::Silence(n) = &mut last.pcm {
+                if contiguous && last.sent == chunk.sent {
+                    *n += more;
+                    merged = true;
+                }
+            }
+        }
+        if !merged {
+            self.unsettled.push_back(chunk);
+        }
         while let (Some(first), Some(last)) = (self.unsettled.front(), self.unsettled.back()) {
             let span = last.at + last.pcm.len() as f64 / bytes_per_second - first.at;
             if span <= limit {
@@ -330,15 +371,18 @@ impl Handler<SttAudio> for DeepgramLink {
     type Result = ();
 
     fn handle(&mut self, msg: SttAudio, _: &mut Context<Self>) {
-        let mut chunk = Chunk { pcm: msg.pcm, arrived: msg.arrived, at: msg.at, sent: false };
+        let mut chunk = Chunk { pcm: Audio::Bytes(msg.pcm), arrived: msg.arrived, at: msg.at, sent: false };
         match self.state {
-            State::Open(_) => {
-                self.send_audio(&mut chunk);
-                self.keep(chunk);
-            }
-            State::Idle | State::Connecting | State::Waiting => self.keep(chunk),
-            State::Closing | State::Failed => {}
+            State::Open(_) => self.send_audio(&mut chunk),
+            State::Idle | State::Connecting | State::Waiting => {}
+            State::Closing | State::Failed => return,
         }
+        chunk.pcm = match chunk.pcm {
+            Audio::Bytes(b) if msg.quiet => Audio::Silence(b.len()),
+            Audio::Bytes(b) => Audio::Bytes(Bytes::copy_from_slice(&b)),
+            silence => silence,
+        };
+        self.keep(chunk);
     }
 }
 

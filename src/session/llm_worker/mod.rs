@@ -104,6 +104,16 @@ impl LlmSettings {
 pub struct Complete {
     pub turn_id: TurnId,
     pub messages: Vec<ChatMessage>,
+    /// Started before the turn is certain (preemptive generation): its text streams as usual, but no tool runs
+    /// until [`ConfirmCompletion`] says the turn is real (tools act on the world; a discarded reply must not).
+    pub speculative: bool,
+}
+
+/// The speculative reply `turn_id` became the turn: its tools may run.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ConfirmCompletion {
+    pub turn_id: TurnId,
 }
 
 /// Stop the reply of `turn_id` now (barge-in, or the session ending); its tool calls in flight are dropped.
@@ -157,6 +167,37 @@ pub enum LlmEvent {
     Failed { turn_id: TurnId, error: ProviderError, after_tokens: bool },
 }
 
+impl LlmEvent {
+    /// The request the event is about.
+    pub fn turn_id(&self) -> TurnId {
+        match self {
+            LlmEvent::Requested { turn_id, .. }
+            | LlmEvent::Token { turn_id, .. }
+            | LlmEvent::ToolStarted { turn_id, .. }
+            | LlmEvent::ToolFinished { turn_id, .. }
+            | LlmEvent::Filler { turn_id, .. }
+            | LlmEvent::EndConversation { turn_id }
+            | LlmEvent::Done { turn_id, .. }
+            | LlmEvent::Failed { turn_id, .. } => *turn_id,
+        }
+    }
+
+    /// The same event, about turn `id` (a speculative request's events once it became the turn).
+    pub fn for_turn(mut self, id: TurnId) -> LlmEvent {
+        match &mut self {
+            LlmEvent::Requested { turn_id, .. }
+            | LlmEvent::Token { turn_id, .. }
+            | LlmEvent::ToolStarted { turn_id, .. }
+            | LlmEvent::ToolFinished { turn_id, .. }
+            | LlmEvent::Filler { turn_id, .. }
+            | LlmEvent::EndConversation { turn_id }
+            | LlmEvent::Done { turn_id, .. }
+            | LlmEvent::Failed { turn_id, .. } => *turn_id = id,
+        }
+        self
+    }
+}
+
 /// The LLM client actor of one session.
 pub struct LlmWorker {
     settings: LlmSettings,
@@ -165,6 +206,8 @@ pub struct LlmWorker {
     metrics: Arc<Metrics>,
     caller: Caller,
     current: Option<(TurnId, SpawnHandle)>,
+    /// Opens the tools of the latest request (closed while it is speculative).
+    confirm: Option<(TurnId, tokio::sync::watch::Sender<bool>)>,
     waiting: tool_runner::Waiting,
 }
 
@@ -176,7 +219,16 @@ impl LlmWorker {
         metrics: Arc<Metrics>,
         caller: Caller,
     ) -> LlmWorker {
-        LlmWorker { settings, client, parent, metrics, caller, current: None, waiting: Default::default() }
+        LlmWorker {
+            settings,
+            client,
+            parent,
+            metrics,
+            caller,
+            current: None,
+            confirm: None,
+            waiting: Default::default(),
+        }
     }
 }
 
@@ -193,6 +245,8 @@ impl Handler<Complete> for LlmWorker {
             ctx.cancel_future(handle);
         }
         let turn_id = msg.turn_id;
+        let (confirm, confirmed) = tokio::sync::watch::channel(!msg.speculative);
+        self.confirm = Some((turn_id, confirm));
         let worker = Worker {
             settings: self.settings.clone(),
             client: self.client.clone(),
@@ -201,6 +255,7 @@ impl Handler<Complete> for LlmWorker {
             caller: self.caller.clone(),
             turn_id,
             waiting: self.waiting.clone(),
+            confirmed,
         };
         let work = async move {
             let parent = worker.parent.clone();
@@ -223,6 +278,18 @@ impl Handler<Complete> for LlmWorker {
             }
         }));
         self.current = Some((turn_id, handle));
+    }
+}
+
+impl Handler<ConfirmCompletion> for LlmWorker {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConfirmCompletion, _: &mut Context<Self>) {
+        if let Some((turn, confirm)) = &self.confirm {
+            if *turn == msg.turn_id {
+                confirm.send_replace(true);
+            }
+        }
     }
 }
 
@@ -276,9 +343,20 @@ struct Worker {
     caller: Caller,
     turn_id: TurnId,
     waiting: tool_runner::Waiting,
+    /// True once the request is the turn's (at once unless it is speculative).
+    confirmed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Worker {
+    /// Waits until the request is the turn's before anything acts on the world. A request that never is gets
+    /// cancelled meanwhile (superseded, interrupted or discarded), so waiting forever is never seen.
+    async fn until_confirmed(&self) {
+        let mut confirmed = self.confirmed.clone();
+        if confirmed.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The reply's steps: stream, run the tools the model asked for, stream again with their results.
     async fn reply(&self, mut messages: Vec<ChatMessage>) -> Result<(LlmUsage, String), Failure<ProviderError>> {
         let tools = self.settings.tools.clone();
@@ -337,6 +415,7 @@ impl Worker {
                     c
                 })
                 .collect();
+            self.until_confirmed().await;
             let records = self.run_tools(&calls).await;
             let mut assistant = ChatMessage::new(ChatRole::Assistant, output.text);
             if assistant.text().is_empty() {

@@ -8,6 +8,8 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod promtool;
+#[path = "../../support/provision.rs"]
+pub mod provision;
 pub mod raw_db;
 pub mod raw_ws;
 pub mod voice;

@@ -3,8 +3,8 @@
 //! The throwaway cluster is initialised in a temporary directory on first use (`initdb --no-sync`, about half a
 //! second) and started as a child of a tiny shell that holds a pipe from this process: when the test process
 //! exits for any reason the pipe closes, the shell stops PostgreSQL and deletes the directory. Each test gets a
-//! fresh database on that server. Nothing skips: if PostgreSQL cannot be found or started, the test fails
-//! saying why.
+//! fresh database on that server. PostgreSQL's binaries are installed on first use when missing (see
+//! `provision`). Nothing skips: if PostgreSQL cannot be found, installed or started, the test fails saying why.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,20 +85,24 @@ fn start() -> Result<Server, String> {
     Ok(Server { admin_url, _watchdog: Some(Mutex::new(child)) })
 }
 
+/// `PG_BIN`, else Debian's newest server binaries, installed first (package `postgresql`) when missing.
 fn find_binaries() -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var("PG_BIN") {
         return Ok(PathBuf::from(dir));
     }
+    super::provision::ensure("postgresql", "the PostgreSQL tests", || installed_binaries().is_some())
+        .map_err(|e| format!("{e} (or set TEST_DATABASE_URL to a server, or PG_BIN to its binaries)"))?;
+    installed_binaries().ok_or_else(|| "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin".to_string())
+}
+
+fn installed_binaries() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| {
-            "no /usr/lib/postgresql: install PostgreSQL (apt-get install postgresql) or set TEST_DATABASE_URL or PG_BIN"
-                .to_string()
-        })?
+        .ok()?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("postgres").exists() && p.join("initdb").exists())
         .collect();
     candidates.sort();
-    candidates.pop().ok_or_else(|| "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin".to_string())
+    candidates.pop()
 }
 
 fn user_command(as_root: bool, program: &Path) -> Command {

@@ -8,8 +8,18 @@ use std::time::Duration;
 
 /// The binary with a clean environment: loopback, port 0, `data_dir`, the tests' auth secret and operator key,
 /// plus `env`.
+/// `PARLEY_BENCH_WRAP` (e.g. `heaptrack -o /tmp/parley` or `strace -fc -o /tmp/sys`) runs it under a profiler.
 pub fn parley(env: &[(&str, &str)], data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
+    let bin = env!("CARGO_BIN_EXE_parley");
+    let wrap = std::env::var("PARLEY_BENCH_WRAP").unwrap_or_default();
+    let mut cmd = match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")

@@ -147,6 +147,15 @@ impl VoiceClient {
         }
     }
 
+    /// Sends `pcm` in 20 ms frames, one every 20 ms, as a microphone does.
+    pub async fn stream_audio_in_real_time(&mut self, pcm: &[u8]) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for chunk in pcm.chunks(640) {
+            tick.tick().await;
+            self.send_audio(chunk).await;
+        }
+    }
+
     /// A typed turn.
     pub async fn say(&mut self, text: &str) {
         self.send_json(serde_json::json!({"type": "text", "text": text})).await;

@@ -1,8 +1,9 @@
 //! Debian's Chromium, headless, with a fake microphone that plays a committed speech recording and a fake
 //! permission prompt that says yes; driven over the DevTools protocol (`cdp`). One fresh profile per browser.
 //!
-//! The binary is `/usr/bin/chromium` (`apt-get install -y chromium chromium-driver`), or `PARLEY_CHROMIUM`.
-//! A missing browser fails the test with that instruction: the browser tests never skip.
+//! The binary is `PARLEY_CHROMIUM`, else Debian's `/usr/bin/chromium`, installed on first use when missing
+//! (package `chromium`, see `provision`). A browser that cannot be found or installed fails the test saying
+//! why: the browser tests never skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -54,14 +55,19 @@ fn silent_wav(dir: &Path) -> String {
 }
 
 fn chromium_path() -> PathBuf {
-    let path = std::env::var_os("PARLEY_CHROMIUM").map_or_else(|| PathBuf::from(DEFAULT_CHROMIUM), PathBuf::from);
-    assert!(
-        path.exists(),
-        "the browser tests need Chromium at {}: install it with `apt-get install -y chromium chromium-driver` \
-         (or set PARLEY_CHROMIUM to a Chromium binary)",
-        path.display()
-    );
-    path
+    if let Some(path) = std::env::var_os("PARLEY_CHROMIUM").map(PathBuf::from) {
+        assert!(path.exists(), "PARLEY_CHROMIUM names {}, which does not exist", path.display());
+        return path;
+    }
+    // Once per test process: a failed installation is reported by every test, not retried by each.
+    static PROVISIONED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let provisioned = PROVISIONED.get_or_init(|| {
+        super::provision::ensure("chromium", "the browser tests", || Path::new(DEFAULT_CHROMIUM).exists())
+    });
+    if let Err(e) = provisioned {
+        panic!("{e} (or set PARLEY_CHROMIUM to a Chromium binary)");
+    }
+    PathBuf::from(DEFAULT_CHROMIUM)
 }
 
 /// A running headless Chromium.
@@ -98,6 +104,11 @@ impl Browser {
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
             "--autoplay-policy=no-user-gesture-required",
+            // Timers run on time even when the machine is busy or the tab counts as hidden: a page's own
+            // schedule (token renewal, playback reports) is what several tests check.
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows",
         ])
         .arg(format!("--user-data-dir={}", profile.path().join("profile").display()))
         .arg("about:blank")

@@ -4,6 +4,8 @@
 pub mod cdp;
 pub mod chromium;
 pub mod page;
+#[path = "../../support/provision.rs"]
+pub mod provision;
 pub mod rig;
 pub mod server;
 

@@ -179,7 +179,24 @@ impl Page {
         self.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
     }
 
+    /// Shows the page as a phone does (390 × 844 CSS pixels, touch-sized) until [`Page::desktop_size`].
+    pub async fn phone_size(&self) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+        )
+        .await;
+    }
+
+    /// Back to the browser's own window size.
+    pub async fn desktop_size(&self) {
+        self.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
+    }
+
     async fn save_png(&self, path: &std::path::Path) {
+        // Scrolled to the end, a sticky element (the page's docked controls) sits where the layout puts it,
+        // not over the middle of the full-page picture.
+        self.eval("window.scrollTo(0, document.documentElement.scrollHeight); true").await;
         let shot = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true})).await;
         let png =
             base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("data")).expect("base64");

@@ -20,6 +20,11 @@ use serde_json::Value;
 /// The operator API key the tests' own REST calls carry (the page never sees it).
 pub const OPERATOR_KEY: &str = "browser-test-operator-key";
 
+/// Set in a test's environment (any value) to start parley as `parley --emulate` does: the provider
+/// settings already point at the emulators, and sessions say their providers are emulated. parley itself
+/// never reads this name.
+pub const EMULATE: &str = "HARNESS_EMULATE";
+
 /// parley and its emulators.
 pub struct Server {
     /// `http://127.0.0.1:PORT`
@@ -65,7 +70,8 @@ pub async fn start(tweak: impl FnOnce(&mut HashMap<String, String>)) -> Server {
 }
 
 async fn run(env: &HashMap<String, String>) -> Running {
-    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid");
+    let mut config = Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid");
+    config.emulated = env.contains_key(EMULATE);
     let app = Application::build(config).await.expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let page_url = app.page_url();
