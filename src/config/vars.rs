@@ -186,6 +186,11 @@ pub const VARS: &[Var] = &[
         meaning: "silence after Deepgram's speech_final before the utterance is committed",
     },
     Var {
+        name: "PARLEY_PREEMPTIVE",
+        fallback: Fallback::Value("true"),
+        meaning: "ask the LLM at speech_final, during the commit window (a discarded early reply is never heard or stored)",
+    },
+    Var {
         name: "PARLEY_FINALIZE_TIMEOUT_MS",
         fallback: Fallback::Value("1500"),
         meaning: "after closeMicrophone, how long to wait for Deepgram's finalize reply",

@@ -2,8 +2,6 @@
 //! early reply becomes the turn when the user has finished, and when the user goes on within the window it is
 //! cancelled without a trace (never shown, spoken, stored or counted as a turn).
 
-use std::time::Duration;
-
 use parley::emulators::Reply;
 use serde_json::Value;
 
