@@ -7,7 +7,7 @@
 
 /// Top-level modules, lowest layer first. A module may use modules of lower layers only.
 pub const LAYERS: &[&[&str]] = &[
-    &["audio", "retry", "telemetry", "http_client"],
+    &["audio", "retry", "telemetry", "http_client", "build_info"],
     &["config"],
     &["crypto", "providers", "limits"],
     &["db", "tools"],

@@ -20,13 +20,14 @@
 //!  db  tools                Store over PostgreSQL or SQLite, tables, ids · tool definitions, argument checks
 //!  crypto  providers  limits    encryption · provider wire types, ProviderError · token buckets
 //!  config                   the one typed Config
-//!  audio  retry  telemetry  http_client
+//!  audio  retry  telemetry  http_client  build_info    · version and commit of this binary
 //! ```
 
 pub mod agents;
 pub mod api_error;
 pub mod audio;
 pub mod auth;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -51,6 +51,12 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_millis(100);
 /// Time queued database writes get to finish once the server has stopped.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the drain time, how long sessions still get for their last saves and closes.
+const DRAIN_SAVE_GRACE: Duration = Duration::from_secs(3);
+/// The longest a graceful stop takes beyond `PARLEY_SHUTDOWN_DRAIN_SECS`: what a supervisor's stop timeout
+/// (Docker, systemd, Kubernetes' terminationGracePeriodSeconds) must leave on top of the drain time.
+pub const STOP_BEYOND_DRAIN: Duration =
+    Duration::from_secs(DRAIN_SAVE_GRACE.as_secs() + SERVER_STOP_TIMEOUT.as_secs() + FLUSH_TIMEOUT.as_secs());
 
 /// A built, listening application.
 pub struct Application {
@@ -137,8 +143,10 @@ impl Application {
             // On the storage thread, which outlives the HTTP workers.
             storage.spawn(async move { journal.start(store, Some(uploader)) });
         }
+        let agent_settings = Arc::new(AgentSettings::new(&config, &agents));
+        metrics.export_known(&agent_settings.metric_labels());
         let session = SessionDeps {
-            agents: Arc::new(AgentSettings::new(&config, &agents)),
+            agents: agent_settings,
             metrics: metrics.clone(),
             registry: registry.clone(),
             store: store.clone(),
@@ -267,7 +275,7 @@ async fn graceful_stop(state: &Singletons, handle: &ServerHandle) {
         log::info!("draining {live} live session(s) for up to {}s", grace.as_secs());
         let _ = state.registry.send(DrainAll { grace }).await;
         // The grace, then a moment for the last messages to be saved and the closes to go out.
-        let drained = tokio::time::timeout(grace + Duration::from_secs(3), state.registry.send(WaitUntilEmpty)).await;
+        let drained = tokio::time::timeout(grace + DRAIN_SAVE_GRACE, state.registry.send(WaitUntilEmpty)).await;
         if drained.is_err() {
             log::warn!("sessions still live after the drain time; closing them");
         }

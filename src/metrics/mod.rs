@@ -7,6 +7,7 @@
 
 pub mod alloc;
 mod http;
+mod known;
 pub mod system;
 
 use std::sync::Mutex;
@@ -18,6 +19,7 @@ use prometheus::{
 };
 
 pub use http::track_requests;
+pub use known::{KnownLabels, TOOL_OUTCOMES};
 pub use system::{SystemSampler, SystemSnapshot};
 
 use crate::db::PoolStatus;
@@ -127,6 +129,10 @@ impl Family for HistogramVec {
 }
 
 metrics! {
+    /// Always 1; the labels say which build this instance runs (version, git_sha).
+    build_info: IntGaugeVec["version", "git_sha"],
+    /// 1 when the database answered a ping at this scrape, 0 when it did not (within 2 s).
+    database_up: IntGauge,
     /// Live WebSocket sessions.
     connections_active: IntGauge,
     /// WebSocket sessions accepted since start.
@@ -208,24 +214,7 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let m = Metrics::declare(Registry::new())?;
         // Label values known up front are exported at zero from the first scrape.
-        for outcome in ["completed", "interrupted", "failed"] {
-            m.turns_total.with_label_values(&[outcome]);
-        }
-        for provider in Provider::ALL {
-            m.provider_reconnects_total.with_label_values(&[provider.label()]);
-        }
-        for outcome in ["appended", "replayed"] {
-            m.journal_writes_total.with_label_values(&[outcome]);
-        }
-        for kind in ["session", "message", "activity", "recording", "link", "journal"] {
-            m.persist_writes_lost_total.with_label_values(&[kind]);
-        }
-        for outcome in ["uploaded", "retried", "failed"] {
-            m.recording_uploads_total.with_label_values(&[outcome]);
-        }
-        for outcome in ["registered", "quarantined", "removed"] {
-            m.recordings_orphaned_total.with_label_values(&[outcome]);
-        }
+        known::export_fixed(&m);
         // Standard process_* families (CPU seconds, resident memory, open fds, threads, start time).
         m.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(m)

@@ -68,6 +68,20 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, so `provider_errors_total` can export each provider × kind at zero from the start.
+    pub const ALL: [FailureKind; 10] = [
+        FailureKind::NotConfigured,
+        FailureKind::Auth,
+        FailureKind::BadRequest,
+        FailureKind::Policy,
+        FailureKind::RateLimited,
+        FailureKind::Server,
+        FailureKind::Connect,
+        FailureKind::Timeout,
+        FailureKind::Truncated,
+        FailureKind::Protocol,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             FailureKind::NotConfigured => "not_configured",
@@ -181,6 +195,25 @@ fn capitalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_kinds_all_lists_every_kind_once() {
+        // A new variant breaks this match until it is added here and to ALL.
+        let index = |k: FailureKind| match k {
+            FailureKind::NotConfigured => 0,
+            FailureKind::Auth => 1,
+            FailureKind::BadRequest => 2,
+            FailureKind::Policy => 3,
+            FailureKind::RateLimited => 4,
+            FailureKind::Server => 5,
+            FailureKind::Connect => 6,
+            FailureKind::Timeout => 7,
+            FailureKind::Truncated => 8,
+            FailureKind::Protocol => 9,
+        };
+        let indexes: Vec<usize> = FailureKind::ALL.iter().map(|k| index(*k)).collect();
+        assert_eq!(indexes, (0..FailureKind::ALL.len()).collect::<Vec<_>>());
+    }
 
     #[test]
     fn auth_and_policy_never_retry_but_busy_and_broken_do() {

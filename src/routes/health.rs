@@ -1,5 +1,6 @@
 //! Liveness and readiness probes: `/healthz` answers while the process serves HTTP; `/readyz` also proves the
-//! database answers, so a load balancer stops routing to an instance whose database is gone.
+//! database answers, so a load balancer stops routing to an instance whose database is gone, and turns 503
+//! once a graceful shutdown has begun, so it stops routing new sessions to an instance that is draining.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -25,7 +26,8 @@ pub struct Ready {
     database: &'static str,
 }
 
-/// `/readyz`'s answer while the database does not answer: the `Error` shape, with the database named.
+/// `/readyz`'s answer while the database does not answer (`database_unavailable`) or the server drains
+/// (`draining`): the `Error` shape, with the database named.
 #[derive(Serialize, ToSchema)]
 pub struct NotReady {
     #[schema(example = "database_unavailable")]
@@ -40,7 +42,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Readiness: 200 when the database answers, else 503 (take the instance out of the load balancer).
+/// Readiness: 200 when the database answers, else 503 (take the instance out of the load balancer); 503
+/// `draining` too once a graceful stop has begun.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -53,6 +56,13 @@ pub async fn readyz(app: web::Data<AppState>) -> HttpResponse {
         Backend::Postgres => "postgres",
         Backend::Sqlite => "sqlite",
     };
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().json(NotReady {
+            error: "draining",
+            message: "the server is shutting down and takes no new sessions",
+            database: backend,
+        });
+    }
     match store.ping().await {
         Ok(()) => HttpResponse::Ok().json(Ready { status: "ready", database: backend }),
         Err(e) => {

@@ -1,4 +1,4 @@
-//! `GET /metrics` (Prometheus text format) and `GET /api/metrics` (the original system's JSON figures, from
+//! `GET /metrics` (Prometheus text format, with the database pinged first for `parley_database_up`) and `GET /api/metrics` (the original system's JSON figures, from
 //! real operating-system readings; `threads` takes the place of Go's goroutine count).
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,6 +11,10 @@ use crate::metrics::alloc;
 use crate::registry::{Counts, GetCounts};
 use crate::state::AppState;
 
+/// How long the scrape waits for the database to answer its ping before `parley_database_up` reads 0 (well
+/// inside Prometheus's default 10 s scrape timeout).
+const DATABASE_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The Prometheus exposition (text format 0.0.4) of every parley metric.
 #[utoipa::path(
     get,
@@ -20,6 +24,8 @@ use crate::state::AppState;
                content_type = "text/plain; version=0.0.4; charset=utf-8")),
 )]
 pub async fn prometheus(app: web::Data<AppState>) -> HttpResponse {
+    let up = tokio::time::timeout(DATABASE_PING_TIMEOUT, app.store.ping()).await.is_ok_and(|r| r.is_ok());
+    app.metrics.database_up.set(i64::from(up));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(app.metrics.render(Some(app.store.pool_status())))

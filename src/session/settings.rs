@@ -151,6 +151,28 @@ impl AgentSettings {
         AgentSettings::new(config, &Agents { default_agent: DEFAULT_AGENT.to_string(), ..Agents::default() })
     }
 
+    /// The agents' names, LLM fallback pairs and tools, for the metrics to export at zero from the start.
+    pub fn metric_labels(&self) -> crate::metrics::KnownLabels {
+        let mut known = crate::metrics::KnownLabels::default();
+        for settings in self.by_name.values() {
+            known.agents.push(settings.agent.clone());
+            let providers = &settings.llm.providers;
+            if let Some(primary) = providers.first() {
+                for fallback in &providers[1..] {
+                    known.fallbacks.push((primary.name.clone(), fallback.name.clone()));
+                }
+            }
+            known.tools.extend(settings.llm.tools.iter().map(|t| t.name.clone()));
+        }
+        for list in [&mut known.agents, &mut known.tools] {
+            list.sort();
+            list.dedup();
+        }
+        known.fallbacks.sort();
+        known.fallbacks.dedup();
+        known
+    }
+
     /// The settings of agent `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<&Arc<SessionSettings>> {
         self.by_name.get(name)

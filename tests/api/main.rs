@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod config_and_process;
 mod db_outage;
+mod deploy_files;
 mod encryption;
 mod exact_words;
 mod feedback_route;

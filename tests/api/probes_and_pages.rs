@@ -58,3 +58,35 @@ async fn readiness_fails_with_503_when_the_database_goes_away() {
     assert_eq!(body["error"], "database_unavailable");
     app.stop().await.unwrap();
 }
+
+#[actix_web::test]
+async fn readiness_fails_with_503_while_the_server_drains_and_liveness_holds() {
+    use std::time::Duration;
+
+    use crate::helpers::voice::spawn_voice_app_with;
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("PARLEY_SHUTDOWN_DRAIN_SECS".into(), "2".into());
+    })
+    .await;
+    // A reply long enough to outlast the drain keeps the server draining while the probes are asked.
+    v.emulators.openai().set_timing(Duration::from_millis(10), Duration::from_millis(150));
+    let mut c = v.connect("userId=drained").await;
+    c.say("Tell me a long story.").await;
+    c.expect("assistantText").await;
+    let (status, _) = v.app.get_json("/readyz").await;
+    assert_eq!(status, 200, "ready before the shutdown");
+    let client = v.app.client.clone();
+    let (readyz, healthz) = (v.app.url("/readyz"), v.app.url("/healthz"));
+    let crate::helpers::voice::VoiceApp { app, emulators } = v;
+    let stopping = actix_web::rt::spawn(app.stop());
+    // The session is told about the drain: the shutdown has begun.
+    c.expect("status").await;
+    let mut res = client.get(&readyz).send().await.expect("readyz answered during the drain");
+    assert_eq!(res.status().as_u16(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "draining", "{body}");
+    let res = client.get(&healthz).send().await.expect("healthz answered during the drain");
+    assert_eq!(res.status().as_u16(), 200, "a draining server is alive: no restart while it drains");
+    stopping.await.unwrap().expect("clean exit");
+    emulators.stop().await;
+}

@@ -7,6 +7,7 @@ pub mod gcs;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod promtool;
 #[path = "../../support/provision.rs"]
 pub mod provision;
 pub mod raw_db;
