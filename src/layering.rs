@@ -170,10 +170,11 @@ mod tests {
                 }
                 if *used == top && top == "session" && module.len() > 1 && target.len() > 1 {
                     let (from, to) = (&module[1], &target[1]);
-                    if let (Some(a), Some(b)) = (layer_of(SESSION_LAYERS, from), layer_of(SESSION_LAYERS, to)) {
-                        if from != to && b >= a {
-                            violations.push(format!("{}: session::{from} uses session::{to}", file.display()));
-                        }
+                    if let (Some(a), Some(b)) = (layer_of(SESSION_LAYERS, from), layer_of(SESSION_LAYERS, to))
+                        && from != to
+                        && b >= a
+                    {
+                        violations.push(format!("{}: session::{from} uses session::{to}", file.display()));
                     }
                 }
             }

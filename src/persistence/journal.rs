@@ -475,7 +475,7 @@ impl Journal {
                     log::error!("journal: cannot empty the log after replaying it: {e}");
                 }
             }
-        } else if item.end > 0 && state.queue.len() % 256 == 0 {
+        } else if item.end > 0 && state.queue.len().is_multiple_of(256) {
             log::info!("journal: replaying, {} write(s) left", state.queue.len());
         }
     }

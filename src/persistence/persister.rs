@@ -190,12 +190,12 @@ impl Persister {
 
     /// After a message or recording of `slot` is queued: queue their link when both are (behind both).
     fn link_if_paired(&mut self, slot: (TurnId, Role), ctx: &mut Context<Self>) {
-        if self.messages.contains_key(&slot) && self.recordings.contains_key(&slot) {
-            if let (Some(message_key), Some(object_key)) = (self.messages.remove(&slot), self.recordings.remove(&slot))
-            {
-                let url = super::playback_url(&object_key);
-                self.enqueue(Write::Link { object_key, message_key, url }, ctx);
-            }
+        if self.messages.contains_key(&slot)
+            && self.recordings.contains_key(&slot)
+            && let (Some(message_key), Some(object_key)) = (self.messages.remove(&slot), self.recordings.remove(&slot))
+        {
+            let url = super::playback_url(&object_key);
+            self.enqueue(Write::Link { object_key, message_key, url }, ctx);
         }
         // A message without a recording (a typed turn, a reply with no audio) is never paired: forget turns well
         // behind the newest, so a long session does not accumulate them.

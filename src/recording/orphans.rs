@@ -169,10 +169,11 @@ impl OrphanScan<'_> {
         let Some(content_type) = content_type_of(&spool.extension) else {
             return Fate::Quarantined("not a file type parley records");
         };
-        if spool.partial && spool.extension == "wav" {
-            if let Err(e) = patch_wav(path) {
-                return Fate::Left(format!("cannot patch its WAV header: {e}"));
-            }
+        if spool.partial
+            && spool.extension == "wav"
+            && let Err(e) = patch_wav(path)
+        {
+            return Fate::Left(format!("cannot patch its WAV header: {e}"));
         }
         let duration_seconds = crate::audio::file_duration_seconds(Some(content_type), path);
         let wav_without_audio = spool.extension == "wav" && duration_seconds.is_none_or(|d| d <= 0.0);

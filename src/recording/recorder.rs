@@ -117,12 +117,12 @@ impl Recorder {
                 Err(e) => return self.lost(what, &e),
             }
         }
-        if let Some(t) = track.as_mut() {
-            if let Err(e) = t.append(bytes) {
-                self.lost(what, &e);
-                if let Some(t) = track.take() {
-                    t.discard();
-                }
+        if let Some(t) = track.as_mut()
+            && let Err(e) = t.append(bytes)
+        {
+            self.lost(what, &e);
+            if let Some(t) = track.take() {
+                t.discard();
             }
         }
     }

@@ -149,11 +149,11 @@ async fn upload(store: Store, storage: Arc<Storage>, instance: InstanceId, id: i
                 // Stored, but the row still says pending: the next attempt finds the object and says so again.
                 return Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") };
             }
-            if !storage.moves_files() {
-                if let Err(e) = tokio::fs::remove_file(&spool).await {
-                    // Stored and linked; only disk space is lost until someone cleans the spool.
-                    log::warn!("recording {id}: stored, but its spool file {} stays: {e}", spool.display());
-                }
+            if !storage.moves_files()
+                && let Err(e) = tokio::fs::remove_file(&spool).await
+            {
+                // Stored and linked; only disk space is lost until someone cleans the spool.
+                log::warn!("recording {id}: stored, but its spool file {} stays: {e}", spool.display());
             }
             Outcome::Stored
         }

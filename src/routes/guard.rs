@@ -41,13 +41,10 @@ pub fn caller(req: &HttpRequest, app: &AppState, scope: Scope) -> Result<Caller,
     };
     limit_requests(app, credential)?;
     let caller = app.auth.caller(credential, now_secs()).map_err(|e| refused(&e))?;
-    if let Caller::User(claims) = &caller {
-        if !claims.allows(scope) {
-            return Err(ApiError::forbidden(
-                "token_scope",
-                "this token does not allow this; ask for a token that does",
-            ));
-        }
+    if let Caller::User(claims) = &caller
+        && !claims.allows(scope)
+    {
+        return Err(ApiError::forbidden("token_scope", "this token does not allow this; ask for a token that does"));
     }
     Ok(caller)
 }

@@ -81,13 +81,13 @@ fn agent_claims(claims: &Claims) -> Result<(Option<String>, BTreeMap<String, Str
 /// The agent a session talks to, its system prompt rendered with the token's variables.
 fn agent_for(app: &AppState, asked: Option<&str>, who: &Who) -> Result<Arc<SessionSettings>, ApiError> {
     let asked = asked.map(str::trim).filter(|a| !a.is_empty());
-    if let (Some(asked), Some(pinned)) = (asked, who.agent.as_deref()) {
-        if asked != pinned {
-            return Err(ApiError::forbidden(
-                "agent_mismatch",
-                format!("this token is for agent {pinned:?}, not {asked:?}; leave agent out"),
-            ));
-        }
+    if let (Some(asked), Some(pinned)) = (asked, who.agent.as_deref())
+        && asked != pinned
+    {
+        return Err(ApiError::forbidden(
+            "agent_mismatch",
+            format!("this token is for agent {pinned:?}, not {asked:?}; leave agent out"),
+        ));
     }
     let settings = match asked.or(who.agent.as_deref()) {
         None => app.session.agents.default_agent().clone(),

@@ -40,20 +40,20 @@ pub fn check(value: &Value, schema: &Value, path: &str) -> Result<(), Invalid> {
             return Err(Invalid(format!("{path} must be {}", allowed.join(" or "))));
         }
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            let list: Vec<String> = options.iter().map(Value::to_string).collect();
-            return Err(Invalid(format!("{path} must be one of {}", list.join(", "))));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        let list: Vec<String> = options.iter().map(Value::to_string).collect();
+        return Err(Invalid(format!("{path} must be one of {}", list.join(", "))));
     }
     match value {
         Value::Object(map) => {
             let properties = schema.get("properties").and_then(Value::as_object);
             for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(name) = name.as_str() {
-                    if map.get(name).is_none_or(Value::is_null) {
-                        return Err(Invalid(format!("{} is required", join(path, name))));
-                    }
+                if let Some(name) = name.as_str()
+                    && map.get(name).is_none_or(Value::is_null)
+                {
+                    return Err(Invalid(format!("{} is required", join(path, name))));
                 }
             }
             for (name, v) in map {

@@ -152,11 +152,11 @@ async fn lane(port: u16, seed: u64, lane: u64, budget: u64, tally: &mut Tally) -
             sent += 1;
             tally.frames += 1;
             kinds.push(shot.kind);
-            if let Err(e) = write(&mut ws, &shot).await {
-                if shot.verdict == Verdict::Stays {
-                    let why = closing_code(&mut ws).await.map(|c| format!("closed with {c}")).unwrap_or_else(|e| e);
-                    return Err(at(n, &kinds, format!("the write failed ({e}): {why}")));
-                }
+            if let Err(e) = write(&mut ws, &shot).await
+                && shot.verdict == Verdict::Stays
+            {
+                let why = closing_code(&mut ws).await.map(|c| format!("closed with {c}")).unwrap_or_else(|e| e);
+                return Err(at(n, &kinds, format!("the write failed ({e}): {why}")));
             }
             match shot.verdict {
                 Verdict::Stays => drain(&mut ws).await.map_err(|e| at(n, &kinds, e))?,

@@ -72,10 +72,10 @@ impl Abort {
 
     /// Cuts the connection once the body ends (bytes already produced are still written first).
     pub fn trigger(&self) {
-        if !self.flag.swap(true, Ordering::SeqCst) {
-            if let Some(s) = self.socket {
-                s.reset_on_close();
-            }
+        if !self.flag.swap(true, Ordering::SeqCst)
+            && let Some(s) = self.socket
+        {
+            s.reset_on_close();
         }
     }
 

@@ -150,14 +150,13 @@ impl DeepgramSession {
             self.last_activity = Instant::now();
             return self.close_stream(ctx);
         }
-        if bytes.first() == Some(&b'{') {
-            if let Ok(ClientMessage::KeepAlive | ClientMessage::Finalize { .. } | ClientMessage::CloseStream) =
+        if bytes.first() == Some(&b'{')
+            && let Ok(ClientMessage::KeepAlive | ClientMessage::Finalize { .. } | ClientMessage::CloseStream) =
                 serde_json::from_slice::<ClientMessage>(&bytes)
-            {
-                // A control message sent as binary is not a control message (and not a keepalive).
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                return self.log(|l| l.binary_control_frames.push(text));
-            }
+        {
+            // A control message sent as binary is not a control message (and not a keepalive).
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            return self.log(|l| l.binary_control_frames.push(text));
         }
         self.last_activity = Instant::now();
         if self.closing {

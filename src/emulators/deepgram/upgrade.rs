@@ -100,17 +100,17 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
 /// The key and how it was sent.
 fn credentials(req: &HttpRequest) -> (AuthMethod, Option<String>) {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some((scheme, key)) = header("authorization").and_then(|v| v.trim().split_once(' ')) {
-        if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
-            return (AuthMethod::Header(scheme.to_string()), Some(key.trim().to_string()));
-        }
+    if let Some((scheme, key)) = header("authorization").and_then(|v| v.trim().split_once(' '))
+        && (scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
+    {
+        return (AuthMethod::Header(scheme.to_string()), Some(key.trim().to_string()));
     }
     if let Some(protocols) = header("sec-websocket-protocol") {
         let parts: Vec<&str> = protocols.split(',').map(str::trim).collect();
-        if let [first, key, ..] = parts.as_slice() {
-            if first.eq_ignore_ascii_case("token") {
-                return (AuthMethod::Subprotocol, Some((*key).to_string()));
-            }
+        if let [first, key, ..] = parts.as_slice()
+            && first.eq_ignore_ascii_case("token")
+        {
+            return (AuthMethod::Subprotocol, Some((*key).to_string()));
         }
     }
     (AuthMethod::None, None)

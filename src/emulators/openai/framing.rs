@@ -69,10 +69,10 @@ pub fn writes(events: &[Event], t: &Torture) -> Vec<Write> {
 
 /// Where to cut a write: inside the first multi-byte character (split_utf8), else mid-line (split_lines).
 fn cut_point(text: &str, t: &Torture) -> Option<usize> {
-    if t.split_utf8 {
-        if let Some((i, c)) = text.char_indices().find(|(_, c)| c.len_utf8() > 1) {
-            return Some(i + c.len_utf8() / 2);
-        }
+    if t.split_utf8
+        && let Some((i, c)) = text.char_indices().find(|(_, c)| c.len_utf8() > 1)
+    {
+        return Some(i + c.len_utf8() / 2);
     }
     if t.split_lines || t.split_utf8 {
         let first_line = text.find(['\r', '\n']).unwrap_or(text.len());

@@ -146,11 +146,12 @@ pub async fn chat_completions(
             Some(OpenAiFault::NeverEnds { after_deltas }) => Some((*after_deltas, End::Hang)),
             _ => None,
         };
-        if let Some((n, how)) = cutoff {
-            if p.is_delta && deltas == n {
-                end = how;
-                break;
-            }
+        if let Some((n, how)) = cutoff
+            && p.is_delta
+            && deltas == n
+        {
+            end = how;
+            break;
         }
         let delay = match (events.is_empty(), p.is_delta) {
             (true, _) => settings.time_to_first_token,

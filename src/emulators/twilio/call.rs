@@ -103,10 +103,10 @@ impl Call {
         self.line.send(Out::Stop);
         self.line.send(Out::Close(CloseReason { code: CloseCode::Normal, description: None }, Some(done)));
         let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
-        if let Some(mut reader) = take(&self.reader) {
-            if tokio::time::timeout(Duration::from_secs(2), &mut reader).await.is_err() {
-                reader.abort();
-            }
+        if let Some(mut reader) = take(&self.reader)
+            && tokio::time::timeout(Duration::from_secs(2), &mut reader).await.is_err()
+        {
+            reader.abort();
         }
     }
 

@@ -196,15 +196,15 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
     }
     let message: ClientMessage = serde_json::from_value(value)
         .map_err(|e| ProtocolError::Invalid { kind: kind.clone(), reason: e.to_string() })?;
-    if let ClientMessage::Text { text } = &message {
-        if text.trim().is_empty() {
-            return Err(ProtocolError::Invalid { kind, reason: "text is empty".into() });
-        }
+    if let ClientMessage::Text { text } = &message
+        && text.trim().is_empty()
+    {
+        return Err(ProtocolError::Invalid { kind, reason: "text is empty".into() });
     }
-    if let ClientMessage::ToolResult { call_id, .. } = &message {
-        if call_id.is_empty() {
-            return Err(ProtocolError::Invalid { kind, reason: "callId is empty".into() });
-        }
+    if let ClientMessage::ToolResult { call_id, .. } = &message
+        && call_id.is_empty()
+    {
+        return Err(ProtocolError::Invalid { kind, reason: "callId is empty".into() });
     }
     Ok(message)
 }

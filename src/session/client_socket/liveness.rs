@@ -124,11 +124,12 @@ impl Liveness {
             let why = format!("the client is not reading (over {} bytes waiting for it)", l.max_unread);
             return vec![Action::End(Ending::NotReading(why))];
         }
-        if let Some(&(_, at, bytes)) = self.probes.front() {
-            if bytes > self.confirmed && since(at) > l.write_timeout {
-                let why = format!("the client has not read for {} s", l.write_timeout.as_secs());
-                return vec![Action::End(Ending::NotReading(why))];
-            }
+        if let Some(&(_, at, bytes)) = self.probes.front()
+            && bytes > self.confirmed
+            && since(at) > l.write_timeout
+        {
+            let why = format!("the client has not read for {} s", l.write_timeout.as_secs());
+            return vec![Action::End(Ending::NotReading(why))];
         }
         if since(self.last_frame) > CLIENT_TIMEOUT {
             return vec![Action::End(Ending::Silent)];

@@ -96,10 +96,11 @@ impl Segmenter {
         }
         let pending = &buf[chars[start].0..];
         let len = pending.chars().count();
-        if !self.emitted_any && len > FIRST_CLAUSE_AFTER {
-            if let Some(cut) = last_clause_boundary(pending) {
-                return Some(chars[start].0 + cut);
-            }
+        if !self.emitted_any
+            && len > FIRST_CLAUSE_AFTER
+            && let Some(cut) = last_clause_boundary(pending)
+        {
+            return Some(chars[start].0 + cut);
         }
         if len > MAX_PIECE {
             let limit = pending.char_indices().nth(MAX_PIECE).map_or(pending.len(), |(b, _)| b);

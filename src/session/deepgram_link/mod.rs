@@ -306,11 +306,12 @@ impl DeepgramLink {
         let mut merged = false;
         if let (Some(last), Audio::Silence(more)) = (self.unsettled.back_mut(), &chunk.pcm) {
             let contiguous = (last.at + last.pcm.len() as f64 / bytes_per_second - chunk.at).abs() < 1e-6;
-            if let Audio::Silence(n) = &mut last.pcm {
-                if contiguous && last.sent == chunk.sent {
-                    *n += more;
-                    merged = true;
-                }
+            if let Audio::Silence(n) = &mut last.pcm
+                && contiguous
+                && last.sent == chunk.sent
+            {
+                *n += more;
+                merged = true;
             }
         }
         if !merged {

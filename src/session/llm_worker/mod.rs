@@ -285,10 +285,10 @@ impl Handler<ConfirmCompletion> for LlmWorker {
     type Result = ();
 
     fn handle(&mut self, msg: ConfirmCompletion, _: &mut Context<Self>) {
-        if let Some((turn, confirm)) = &self.confirm {
-            if *turn == msg.turn_id {
-                confirm.send_replace(true);
-            }
+        if let Some((turn, confirm)) = &self.confirm
+            && *turn == msg.turn_id
+        {
+            confirm.send_replace(true);
         }
     }
 }

@@ -91,10 +91,10 @@ impl TtsLink {
             let e = ProviderError::not_configured(Provider::ElevenLabs, "ELEVENLABS_API_KEY");
             return self.failed(turn_id, e);
         }
-        if let Some(old) = self.http.turn.take() {
-            if let Some(h) = old.in_flight {
-                ctx.cancel_future(h);
-            }
+        if let Some(old) = self.http.turn.take()
+            && let Some(h) = old.in_flight
+        {
+            ctx.cancel_future(h);
         }
         self.http.turn = Some(HttpTurn {
             turn_id,
@@ -125,10 +125,10 @@ impl TtsLink {
     }
 
     fn http_cancel(&mut self, turn_id: TurnId, ctx: &mut Context<Self>) {
-        if self.http.turn.as_ref().is_some_and(|t| t.turn_id == turn_id) {
-            if let Some(h) = self.http.turn.take().and_then(|t| t.in_flight) {
-                ctx.cancel_future(h);
-            }
+        if self.http.turn.as_ref().is_some_and(|t| t.turn_id == turn_id)
+            && let Some(h) = self.http.turn.take().and_then(|t| t.in_flight)
+        {
+            ctx.cancel_future(h);
         }
     }
 

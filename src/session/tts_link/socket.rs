@@ -364,13 +364,12 @@ impl TtsLink {
                 Err(e) => log::warn!("session {}: undecodable audio from ElevenLabs: {e}", self.session),
             }
         }
-        if m.is_final() {
-            if let Some(c) = self.socket.contexts.remove(&id) {
-                if !c.cancelled {
-                    self.socket.by_turn.remove(&c.turn_id);
-                    self.report(TtsEvent::Done { turn_id: c.turn_id });
-                }
-            }
+        if m.is_final()
+            && let Some(c) = self.socket.contexts.remove(&id)
+            && !c.cancelled
+        {
+            self.socket.by_turn.remove(&c.turn_id);
+            self.report(TtsEvent::Done { turn_id: c.turn_id });
         }
     }
 

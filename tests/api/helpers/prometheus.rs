@@ -78,10 +78,10 @@ fn family_of(sample: &str, types: &Families) -> Option<String> {
         return Some(sample.to_string());
     }
     for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(base) = sample.strip_suffix(suffix) {
-            if matches!(types.get(base).map(String::as_str), Some("histogram" | "summary")) {
-                return Some(base.to_string());
-            }
+        if let Some(base) = sample.strip_suffix(suffix)
+            && matches!(types.get(base).map(String::as_str), Some("histogram" | "summary"))
+        {
+            return Some(base.to_string());
         }
     }
     None

@@ -164,11 +164,11 @@ impl Engine {
                 out.push(Event::Result(self.finalize_utterance(speech_final, false)));
             }
         }
-        if let (Some(last), Some(gap)) = (self.pending_utterance_end, self.cfg.utterance_end_ms) {
-            if end >= last + f64::from(gap) / 1000.0 {
-                self.pending_utterance_end = None;
-                out.push(Event::UtteranceEnd { last_word_end: last });
-            }
+        if let (Some(last), Some(gap)) = (self.pending_utterance_end, self.cfg.utterance_end_ms)
+            && end >= last + f64::from(gap) / 1000.0
+        {
+            self.pending_utterance_end = None;
+            out.push(Event::UtteranceEnd { last_word_end: last });
         }
     }
 
@@ -193,10 +193,11 @@ impl Engine {
         if self.cfg.empty_finals {
             timed.clear();
         }
-        if let Some(last) = timed.last() {
-            if self.cfg.interim_results && self.cfg.utterance_end_ms.is_some() {
-                self.pending_utterance_end = Some(last.end);
-            }
+        if let Some(last) = timed.last()
+            && self.cfg.interim_results
+            && self.cfg.utterance_end_ms.is_some()
+        {
+            self.pending_utterance_end = Some(last.end);
         }
         let t = Transcript {
             start: ms(self.window_start),

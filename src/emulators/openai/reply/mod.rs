@@ -113,10 +113,10 @@ impl Completion {
         }
         if t.finish_with_content && out.len() > 2 {
             // The finish reason rides on the last delta instead of an empty chunk of its own.
-            if let Some((_, finish, _)) = out.pop() {
-                if let Some(last) = out.last_mut() {
-                    last.1 = finish;
-                }
+            if let Some((_, finish, _)) = out.pop()
+                && let Some(last) = out.last_mut()
+            {
+                last.1 = finish;
             }
         }
         out
