@@ -65,6 +65,9 @@ pub struct Application {
     state: Singletons,
     shutdown: Arc<Notify>,
     storage: actix::Arbiter,
+    /// SIGTERM and SIGINT, taken over when the application is built: from the moment it says it is ready, a
+    /// signal stops it gracefully rather than by the default action.
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
 /// Triggers the same graceful shutdown as SIGTERM (tests use it; so could an admin endpoint).
@@ -197,7 +200,8 @@ impl Application {
             .listen(listener)?
             .run()
         };
-        Ok(Application { port, server, state, shutdown: Arc::new(Notify::new()), storage })
+        let signals = install_signal_handlers();
+        Ok(Application { port, server, state, shutdown: Arc::new(Notify::new()), storage, signals })
     }
 
     /// Where the bundled web page can be opened, with the development credential when there is one.
@@ -228,7 +232,7 @@ impl Application {
 
     /// Serves until a signal or [`ShutdownHandle::shutdown`], then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, state, shutdown, storage, .. } = self;
+        let Application { server, state, shutdown, storage, signals, .. } = self;
         let handle = server.handle();
         let mut serving = actix_web::rt::spawn(server);
         tokio::select! {
@@ -236,7 +240,7 @@ impl Application {
                 // The server ended on its own (it only does so on a fatal error).
                 return result.context("server task failed")?.context("server failed");
             }
-            signal = shutdown_signal() => log::info!("{signal}: shutting down"),
+            signal = shutdown_signal(signals) => log::info!("{signal}: shutting down"),
             _ = shutdown.notified() => log::info!("shutdown requested"),
         }
         graceful_stop(&state, &handle).await;
@@ -283,11 +287,21 @@ async fn graceful_stop(state: &Singletons, handle: &ServerHandle) {
     handle.stop(true).await;
 }
 
-/// Resolves on SIGINT or SIGTERM, naming which.
-async fn shutdown_signal() -> &'static str {
+/// Takes over SIGTERM and SIGINT (`None`, logged, when the system refuses).
+fn install_signal_handlers() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        log::error!("cannot install signal handlers; stop parley with SIGKILL");
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            log::error!("cannot install signal handlers; stop parley with SIGKILL");
+            None
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, naming which.
+async fn shutdown_signal(signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>) -> &'static str {
+    let Some((mut term, mut int)) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -298,8 +298,12 @@ impl DeepgramLink {
         self.unsettled = chunks;
     }
 
-    /// Keeps a chunk until a final result covers it, within the replay bound.
+    /// Keeps a chunk until a final result covers it, within the replay bound. Without replay, only audio not
+    /// yet sent is kept (for the connection being opened).
     fn keep(&mut self, chunk: Chunk) {
+        if chunk.sent && self.settings.replay_secs <= 0.0 {
+            return;
+        }
         let bytes_per_second = self.settings.bytes_per_second();
         let limit = self.settings.replay_secs.max(MIN_BUFFERED_SECS);
         // A pause is one entry however long it lasts.
