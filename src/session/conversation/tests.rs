@@ -21,8 +21,12 @@ struct Rig {
     out: Outbox,
 }
 
+/// The defaults, with preemptive generation off: most tests drive the plain commit-then-ask path, whose LLM
+/// events carry the turn's id (the preemptive tests at the end turn it on).
 fn settings() -> SessionSettings {
-    SessionSettings::from_config(&Config::from_lookup(|_| None).expect("defaults are valid"))
+    let mut s = SessionSettings::from_config(&Config::from_lookup(|_| None).expect("defaults are valid"));
+    s.turns.preemptive = false;
+    s
 }
 
 fn params(history: Vec<memory::Remembered>) -> SessionParams {
@@ -178,10 +182,7 @@ fn speech_final_waits_for_the_silence_and_more_speech_cancels_the_commit() {
 
 #[test]
 fn a_committed_turn_is_stored_asked_spoken_and_finished_in_order() {
-    let mut settings = settings();
-    settings.turns.preemptive = false;
-    let mut r = Rig::with(params(Vec::new()), settings);
-    r.feed(0, Input::Start);
+    let mut r = Rig::started();
     let fx = r.say(100, "what time is it");
     let cmds = commands(&fx);
     assert!(cmds.iter().any(|c| matches!(c, Command::UserTurnCommitted(UserTurnCommitted { turn_id: 1 }))));
@@ -710,13 +711,22 @@ fn speculative(effects: &[Effect]) -> Option<(TurnId, Vec<crate::providers::open
     })
 }
 
+/// A started conversation with preemptive generation on (the default).
+fn preemptive_rig() -> Rig {
+    let mut settings = settings();
+    settings.turns.preemptive = true;
+    let mut r = Rig::with(params(Vec::new()), settings);
+    r.feed(0, Input::Start);
+    r
+}
+
 fn token(turn_id: TurnId, text: &str) -> Input {
     Input::Llm(LlmEvent::Token { turn_id, text: text.into() })
 }
 
 #[test]
 fn a_reply_started_at_speech_final_becomes_the_turn_when_the_window_closes() {
-    let mut r = Rig::started();
+    let mut r = preemptive_rig();
     let fx = r.feed(100, transcript("what time is it", true, true));
     let (spec, messages) = speculative(&fx).expect("the LLM is asked at speech_final");
     assert!(spec >= preemptive::SPECULATIVE_IDS, "an id no turn has: {spec}");
@@ -765,7 +775,7 @@ fn a_reply_started_at_speech_final_becomes_the_turn_when_the_window_closes() {
 
 #[test]
 fn a_user_who_goes_on_within_the_window_is_never_answered_early() {
-    let mut r = Rig::started();
+    let mut r = preemptive_rig();
     let (first, _) = speculative(&r.feed(100, transcript("book a table", true, true))).unwrap();
     assert!(r.feed(200, token(first, "Sure, for how many?")).is_empty());
 
@@ -797,7 +807,7 @@ fn a_user_who_goes_on_within_the_window_is_never_answered_early() {
 
 #[test]
 fn speech_starting_again_discards_the_early_reply() {
-    let mut r = Rig::started();
+    let mut r = preemptive_rig();
     let (spec, _) = speculative(&r.feed(100, transcript("I want to", true, true))).unwrap();
     let fx = r.feed(180, Input::Stt(SttEvent::SpeechStarted { at: 1.2 }));
     assert!(
@@ -816,7 +826,7 @@ fn speech_starting_again_discards_the_early_reply() {
 #[test]
 fn an_early_reply_the_turn_would_not_ask_for_is_not_used() {
     // A typed message first: the spoken words are not what is answered.
-    let mut r = Rig::started();
+    let mut r = preemptive_rig();
     let (spec, _) = speculative(&r.feed(100, transcript("what time is it", true, true))).unwrap();
     let fx = r.feed(150, Input::Text("tell me a joke".into()));
     let cmds = commands(&fx);
@@ -826,7 +836,7 @@ fn an_early_reply_the_turn_would_not_ask_for_is_not_used() {
     assert!(cmds.iter().any(|c| matches!(c, Command::Complete(Complete { turn_id: 1, speculative: false, .. }))));
 
     // A failed early reply is asked again for real at the commit.
-    let mut r = Rig::started();
+    let mut r = preemptive_rig();
     let (spec, _) = speculative(&r.feed(100, transcript("what time is it", true, true))).unwrap();
     let error = ProviderError::new(Provider::OpenAi, FailureKind::Server, "boom");
     r.feed(150, Input::Llm(LlmEvent::Failed { turn_id: spec, error, after_tokens: false }));
@@ -842,4 +852,21 @@ fn an_early_reply_the_turn_would_not_ask_for_is_not_used() {
     let mut r = Rig::with(params(Vec::new()), settings);
     r.feed(0, Input::Start);
     assert!(speculative(&r.feed(100, transcript("what time is it", true, true))).is_none());
+}
+
+#[test]
+fn interrupting_a_turn_that_adopted_an_early_reply_cancels_that_request() {
+    let mut r = preemptive_rig();
+    let (spec, _) = speculative(&r.feed(100, transcript("tell me a story", true, true))).unwrap();
+    r.feed(300, Input::Timer(Timer::Commit));
+    r.feed(350, token(spec, "Once upon a time. There"));
+    let fx = r.feed(400, Input::Interrupt);
+    let cancelled: Vec<TurnId> = commands(&fx)
+        .iter()
+        .filter_map(
+            |c| if let Command::CancelCompletion(CancelCompletion { turn_id }) = c { Some(*turn_id) } else { None },
+        )
+        .collect();
+    assert_eq!(cancelled, [spec], "the request the turn streams from is the one stopped");
+    assert!(r.feed(450, token(spec, " was a king.")).is_empty(), "nothing of it after the interrupt");
 }

@@ -217,6 +217,11 @@ impl Conversation {
         self.turn.as_ref().map(|t| t.id)
     }
 
+    /// The LLM request the current turn streams from: its own id, or the speculative request it adopted.
+    fn llm_request_of_turn(&self) -> TurnId {
+        self.turn.as_ref().map_or(0, |t| t.speculation.unwrap_or(t.id))
+    }
+
     pub(super) fn on_llm(&mut self, event: LlmEvent, out: &mut Outbox) {
         let current = self.current_turn();
         match event {
@@ -554,7 +559,7 @@ impl Conversation {
         let Some(id) = self.current_turn() else {
             return;
         };
-        out.run(Command::CancelCompletion(CancelCompletion { turn_id: id }));
+        out.run(Command::CancelCompletion(CancelCompletion { turn_id: self.llm_request_of_turn() }));
         out.run(Command::Tts(TtsCommand::Cancel { turn_id: id }));
         self.cancel_tools(out);
         self.metrics.interruptions_total.inc();
@@ -568,7 +573,7 @@ impl Conversation {
     pub(super) fn abandon_turn(&mut self, out: &mut Outbox) {
         self.cancel_tools(out);
         if let Some(mut turn) = self.turn.take() {
-            out.run(Command::CancelCompletion(CancelCompletion { turn_id: turn.id }));
+            out.run(Command::CancelCompletion(CancelCompletion { turn_id: turn.speculation.unwrap_or(turn.id) }));
             turn.playback.stop(self.now);
             turn.outcome = Some(ReplyOutcome::Interrupted);
             self.metrics.turns_total.with_label_values(&["interrupted"]).inc();
