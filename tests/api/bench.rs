@@ -23,6 +23,16 @@ fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Read and write system calls of a process so far (`syscr` + `syscw` of /proc/PID/io: the socket and file
+/// I/O calls, not every system call).
+fn io_syscalls(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .filter_map(|l| l.strip_prefix("syscr: ").or_else(|| l.strip_prefix("syscw: ")))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// utime+stime of a process, seconds.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -116,6 +126,7 @@ fn bench() {
     let figures = Arc::new(Mutex::new(Figures::default()));
     let watch = RssWatch::start(pid);
     let cpu_before = cpu_seconds(pid);
+    let syscalls_before = io_syscalls(pid);
     let started = Instant::now();
     let clients: Vec<_> = (0..threads)
         .map(|t| {
@@ -141,6 +152,7 @@ fn bench() {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_before;
+    let syscalls = io_syscalls(pid).saturating_sub(syscalls_before);
     let peak = watch.stop().max(idle_rss);
     let (status, log) = server.stop(libc::SIGTERM);
     drop(emulators);
@@ -157,6 +169,14 @@ fn bench() {
         core_share * 100.0,
         per_session * 100.0,
         1.0 / per_session.max(1e-9)
+    );
+    // Every session sends a 20 ms frame 50 times a second.
+    let frames = (sessions * seconds * 50).max(1) as f64;
+    eprintln!(
+        "  per incoming audio frame ({frames:.0} frames): {:.1} µs of parley CPU (all its work), {:.2} read/write \
+         system calls",
+        cpu * 1e6 / frames,
+        syscalls as f64 / frames
     );
     eprintln!(
         "  parley memory: {idle_rss:.1} MiB idle, {peak:.1} MiB peak -> {:.0} KiB per session",
