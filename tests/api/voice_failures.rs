@@ -225,14 +225,22 @@ async fn an_http_tts_body_cut_short_is_never_taken_as_complete() {
         let last_audio = log.iter().rposition(|e| matches!(e, Event::Audio(_))).unwrap();
         assert!(last_audio < error_at, "{fault:?}");
     }
-    let (_, history) = v.app.get_json(&format!("/api/history?sessionId={}", c.session_id())).await;
-    let outcomes: Vec<&str> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "assistant")
-        .map(|m| m["outcome"].as_str().unwrap_or("?"))
-        .collect();
+    // A reply cut short is stored once it settles (the client's last `played`, or a second): wait for all five.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (outcomes, history) = loop {
+        let (_, history) = v.app.get_json(&format!("/api/history?sessionId={}", c.session_id())).await;
+        let outcomes: Vec<String> = history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "assistant")
+            .map(|m| m["outcome"].as_str().unwrap_or("?").to_string())
+            .collect();
+        if outcomes.len() >= 5 || tokio::time::Instant::now() > deadline {
+            break (outcomes, history);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(outcomes, ["completed", "completed", "partial", "partial", "partial"], "{history}");
     assert!(turn(&mut c, "still fine?").await.is_empty());
     v.stop().await;
