@@ -101,6 +101,15 @@ impl Storage {
         }
     }
 
+    /// Whether a moving backend already holds `key`: an earlier `put` moved the spool file into place (a GCS
+    /// upload leaves the spool file, so this is false there).
+    pub async fn holds_moved(&self, key: &str) -> bool {
+        match self {
+            Storage::Local { root } => tokio::fs::try_exists(root.join(key)).await.unwrap_or(false),
+            Storage::Gcs(_) => false,
+        }
+    }
+
     /// True when `put` consumed the spool file (so there is nothing left to delete).
     pub fn moves_files(&self) -> bool {
         matches!(self, Storage::Local { .. })

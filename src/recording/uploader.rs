@@ -139,6 +139,15 @@ async fn upload(store: Store, storage: Arc<Storage>, instance: InstanceId, id: i
         return failed(&store, id, "no spool file recorded".into()).await;
     };
     if !spool.exists() {
+        if storage.holds_moved(&record.object_key).await {
+            // An earlier attempt moved the file into place but could not mark the row (the database was down):
+            // only the row is left to do.
+            let url = super::playback_url(&record.object_key);
+            return match store.recording_uploaded(id, &url, crate::db::now()).await {
+                Ok(()) => Outcome::Stored,
+                Err(e) => Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") },
+            };
+        }
         log::warn!("recording {id}: spool file {} is missing", spool.display());
         return failed(&store, id, "its spool file is missing".into()).await;
     }
