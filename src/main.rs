@@ -18,7 +18,10 @@ async fn main() -> ExitCode {
             let overrides: Vec<_> = parley::cli::data_dir_override(data_dir.as_deref()).into_iter().collect();
             print_token(&user, ttl_secs, session.as_deref(), &overrides)
         }
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => {
+            parley::metrics::alloc::limit_arenas();
+            serve(args).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

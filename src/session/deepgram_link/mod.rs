@@ -15,7 +15,6 @@
 //! has from new ones. "End of speech" is mapped back to the instant that audio arrived from the client
 //! ([`AudioClock`], `clock.rs`). `frames.rs` handles what Deepgram sends; `settings.rs` builds the URL.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,13 +24,14 @@ use bytes::Bytes;
 
 mod clock;
 mod frames;
+mod replay;
 mod settings;
 
 pub use settings::SttSettings;
 
 use self::clock::AudioClock;
+use self::replay::ReplayBuffer;
 use super::ws_upstream::{self, WsSink};
-use crate::audio::level::InputEncoding;
 use crate::metrics::Metrics;
 use crate::providers::deepgram::ClientMessage;
 use crate::providers::{Provider, ProviderError};
@@ -108,41 +108,6 @@ pub enum SttEvent {
     Failed(ProviderError),
 }
 
-/// A chunk of audio kept for replay.
-struct Chunk {
-    pcm: Audio,
-    arrived: Instant,
-    /// Session audio time of its first sample.
-    at: f64,
-    /// Written to some connection.
-    sent: bool,
-}
-
-/// A chunk's audio as kept. What was sent is copied out of the client's read buffer (a kept slice of it would
-/// pin the whole buffer) or, when it is as good as silence, reduced to its length.
-#[derive(Debug)]
-enum Audio {
-    Bytes(Bytes),
-    Silence(usize),
-}
-
-impl Audio {
-    fn len(&self) -> usize {
-        match self {
-            Audio::Bytes(b) => b.len(),
-            Audio::Silence(n) => *n,
-        }
-    }
-
-    /// The bytes to send (digital silence in `encoding` for a chunk kept as its length).
-    fn bytes(&self, encoding: InputEncoding) -> Bytes {
-        match self {
-            Audio::Bytes(b) => b.clone(),
-            Audio::Silence(n) => Bytes::from(vec![encoding.silence_byte(); *n]),
-        }
-    }
-}
-
 enum State {
     Idle,
     Connecting,
@@ -163,7 +128,7 @@ pub struct DeepgramLink {
     generation: u64,
     attempts: u32,
     /// Audio since the last final result (sent or not yet), oldest first: replayed into a new connection.
-    unsettled: VecDeque<Chunk>,
+    unsettled: ReplayBuffer,
     clock: AudioClock,
     /// Session audio time at which the current connection's audio time 0 lies.
     offset: f64,
@@ -180,6 +145,8 @@ impl DeepgramLink {
         session: String,
     ) -> DeepgramLink {
         let clock = AudioClock::new(settings.bytes_per_second());
+        let limit = settings.replay_secs.max(MIN_BUFFERED_SECS);
+        let unsettled = ReplayBuffer::new(settings.encoding, settings.bytes_per_second(), limit);
         DeepgramLink {
             settings,
             client,
@@ -189,7 +156,7 @@ impl DeepgramLink {
             state: State::Idle,
             generation: 0,
             attempts: 0,
-            unsettled: VecDeque::new(),
+            unsettled,
             clock,
             offset: 0.0,
             last_sent: Instant::now(),
@@ -268,74 +235,42 @@ impl DeepgramLink {
         });
     }
 
-    /// Writes a chunk to the open connection; the first chunk of a connection fixes its time origin.
-    fn send_audio(&mut self, chunk: &mut Chunk) {
-        if let State::Open(sink) = &mut self.state {
-            if chunk.pcm.len() == 0 {
-                return; // an empty binary frame means "close stream" to Deepgram
-            }
-            if self.clock.now() == 0.0 {
-                self.offset = chunk.at;
-            }
-            self.clock.record(chunk.pcm.len(), chunk.arrived);
-            let _ = sink.write(WsMessage::Binary(chunk.pcm.bytes(self.settings.encoding)));
-            chunk.sent = true;
-            self.last_sent = Instant::now();
+    /// Writes audio that starts at session time `at` and arrived at `arrived` to the open connection (the first
+    /// audio of a connection fixes its time origin). Whether it was written.
+    fn send_audio(&mut self, pcm: Bytes, arrived: Instant, at: f64) -> bool {
+        let State::Open(sink) = &mut self.state else { return false };
+        if pcm.is_empty() {
+            return false; // an empty binary frame means "close stream" to Deepgram
         }
+        if self.clock.now() == 0.0 {
+            self.offset = at;
+        }
+        self.clock.record(pcm.len(), arrived);
+        let _ = sink.write(WsMessage::Binary(pcm));
+        self.last_sent = Instant::now();
+        true
     }
 
     /// A new connection: everything kept is sent again (or, without replay, what was never sent), oldest first.
     fn replay(&mut self) {
         let replay = self.settings.replay_secs > 0.0;
-        let mut chunks = std::mem::take(&mut self.unsettled);
-        let resent = chunks.iter().filter(|c| c.sent && replay).count();
-        for chunk in chunks.iter_mut().filter(|c| replay || !c.sent) {
-            self.send_audio(chunk);
+        let encoding = self.settings.encoding;
+        let mut kept = std::mem::replace(&mut self.unsettled, ReplayBuffer::new(encoding, 1.0, 0.0));
+        let mut resent = 0;
+        for k in kept.iter_mut().filter(|k| replay || !k.sent) {
+            resent += usize::from(k.sent);
+            k.sent |= self.send_audio(k.bytes(encoding), k.arrived, k.at);
         }
         if resent > 0 {
-            log::info!("session {}: replayed {resent} chunk(s) of audio into the new connection", self.session);
+            log::info!("session {}: replayed {resent} stretch(es) of audio into the new connection", self.session);
         }
-        self.unsettled = chunks;
-    }
-
-    /// Keeps a chunk until a final result covers it, within the replay bound. Without replay, only audio not
-    /// yet sent is kept (for the connection being opened).
-    fn keep(&mut self, chunk: Chunk) {
-        if chunk.sent && self.settings.replay_secs <= 0.0 {
-            return;
-        }
-        let bytes_per_second = self.settings.bytes_per_second();
-        let limit = self.settings.replay_secs.max(MIN_BUFFERED_SECS);
-        // A pause is one entry however long it lasts.
-        let mut merged = false;
-        if let (Some(last), Audio::Silence(more)) = (self.unsettled.back_mut(), &chunk.pcm) {
-            let contiguous = (last.at + last.pcm.len() as f64 / bytes_per_second - chunk.at).abs() < 1e-6;
-            if let Audio::Silence(n) = &mut last.pcm
-                && contiguous
-                && last.sent == chunk.sent
-            {
-                *n += more;
-                merged = true;
-            }
-        }
-        if !merged {
-            self.unsettled.push_back(chunk);
-        }
-        while let (Some(first), Some(last)) = (self.unsettled.front(), self.unsettled.back()) {
-            let span = last.at + last.pcm.len() as f64 / bytes_per_second - first.at;
-            if span <= limit {
-                break;
-            }
-            self.unsettled.pop_front();
-        }
+        self.unsettled = kept;
     }
 
     /// Deepgram settled the audio up to session time `end`: it will not be needed again.
     fn settled(&mut self, end: f64) {
-        let bytes_per_second = self.settings.bytes_per_second();
-        while self.unsettled.front().is_some_and(|c| c.sent && c.at + c.pcm.len() as f64 / bytes_per_second <= end) {
-            self.unsettled.pop_front();
-        }
+        self.unsettled.settled(end);
+        self.clock.forget_before(end - self.offset);
     }
 
     fn send_text(&mut self, message: &ClientMessage) {
@@ -376,18 +311,15 @@ impl Handler<SttAudio> for DeepgramLink {
     type Result = ();
 
     fn handle(&mut self, msg: SttAudio, _: &mut Context<Self>) {
-        let mut chunk = Chunk { pcm: Audio::Bytes(msg.pcm), arrived: msg.arrived, at: msg.at, sent: false };
-        match self.state {
-            State::Open(_) => self.send_audio(&mut chunk),
-            State::Idle | State::Connecting | State::Waiting => {}
+        let sent = match self.state {
+            State::Open(_) => self.send_audio(msg.pcm.clone(), msg.arrived, msg.at),
+            State::Idle | State::Connecting | State::Waiting => false,
             State::Closing | State::Failed => return,
-        }
-        chunk.pcm = match chunk.pcm {
-            Audio::Bytes(b) if msg.quiet => Audio::Silence(b.len()),
-            Audio::Bytes(b) => Audio::Bytes(Bytes::copy_from_slice(&b)),
-            silence => silence,
         };
-        self.keep(chunk);
+        // Without replay, only audio not yet sent is kept (for the connection being opened).
+        if !sent || self.settings.replay_secs > 0.0 {
+            self.unsettled.keep(&msg.pcm, msg.quiet, msg.arrived, msg.at, sent);
+        }
     }
 }
 

@@ -167,10 +167,10 @@ pub enum LlmEvent {
     Failed { turn_id: TurnId, error: ProviderError, after_tokens: bool },
 }
 
-impl LlmEvent {
-    /// The request the event is about.
-    pub fn turn_id(&self) -> TurnId {
-        match self {
+/// The `turn_id` field of any [`LlmEvent`] (every variant has one), by reference or by mutable reference.
+macro_rules! turn_id_of {
+    ($event:expr) => {
+        match $event {
             LlmEvent::Requested { turn_id, .. }
             | LlmEvent::Token { turn_id, .. }
             | LlmEvent::ToolStarted { turn_id, .. }
@@ -178,22 +178,20 @@ impl LlmEvent {
             | LlmEvent::Filler { turn_id, .. }
             | LlmEvent::EndConversation { turn_id }
             | LlmEvent::Done { turn_id, .. }
-            | LlmEvent::Failed { turn_id, .. } => *turn_id,
+            | LlmEvent::Failed { turn_id, .. } => turn_id,
         }
+    };
+}
+
+impl LlmEvent {
+    /// The request the event is about.
+    pub fn turn_id(&self) -> TurnId {
+        *turn_id_of!(self)
     }
 
     /// The same event, about turn `id` (a speculative request's events once it became the turn).
     pub fn for_turn(mut self, id: TurnId) -> LlmEvent {
-        match &mut self {
-            LlmEvent::Requested { turn_id, .. }
-            | LlmEvent::Token { turn_id, .. }
-            | LlmEvent::ToolStarted { turn_id, .. }
-            | LlmEvent::ToolFinished { turn_id, .. }
-            | LlmEvent::Filler { turn_id, .. }
-            | LlmEvent::EndConversation { turn_id }
-            | LlmEvent::Done { turn_id, .. }
-            | LlmEvent::Failed { turn_id, .. } => *turn_id = id,
-        }
+        *turn_id_of!(&mut self) = id;
         self
     }
 }
