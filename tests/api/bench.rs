@@ -19,6 +19,12 @@ use std::time::{Duration, Instant};
 use crate::helpers::process::{self, EmulatorProcess, RssWatch, parley, rss_mib};
 use crate::helpers::voice::{Event, VoiceClient, utterance_pcm};
 
+/// What `parley emulate --realistic` is told to take: STT results after the audio, the first token, the first
+/// audio byte (milliseconds).
+const EMULATED_STT_MS: u64 = 100;
+const EMULATED_FIRST_TOKEN_MS: u64 = 300;
+const EMULATED_TTS_FIRST_BYTE_MS: u64 = 150;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -196,6 +202,27 @@ fn bench() {
             percentile(list, 0.5),
             percentile(list, 0.95),
             percentile(list, 0.99)
+        );
+    }
+    // What parley adds to each stage: the measured figure minus what the emulators were told to take (and, for
+    // the STT stage, Deepgram's endpointing silence and parley's commit window, both waits by design).
+    let told = |name: &str, default: u64| {
+        let set = extra.split_whitespace().filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name);
+        set.and_then(|(_, v)| v.parse().ok()).unwrap_or(default)
+    };
+    let stt_told = told("DEEPGRAM_ENDPOINTING_MS", 300) + EMULATED_STT_MS + told("PARLEY_COMMIT_DELAY_MS", 200);
+    eprintln!("  server-added latency ms (p50 / p95 / p99): measured minus what the emulators were told");
+    for (name, list, minus) in [
+        (format!("STT stage (sttMs - {stt_told})"), &mut f.stt_ms, stt_told),
+        (format!("LLM first token (- {EMULATED_FIRST_TOKEN_MS})"), &mut f.llm_ms, EMULATED_FIRST_TOKEN_MS),
+        (format!("TTS first byte (- {EMULATED_TTS_FIRST_BYTE_MS})"), &mut f.tts_ms, EMULATED_TTS_FIRST_BYTE_MS),
+    ] {
+        let mut added: Vec<u64> = list.iter().map(|ms| ms.saturating_sub(minus)).collect();
+        eprintln!(
+            "    {name:<45} {:>6} / {:>6} / {:>6}",
+            percentile(&mut added, 0.5),
+            percentile(&mut added, 0.95),
+            percentile(&mut added, 0.99)
         );
     }
     assert!(f.turns > 0, "no turn completed");

@@ -124,6 +124,10 @@ async fn an_utterance_cut_by_a_dropped_deepgram_connection_is_transcribed_whole_
         let user = c.expect("userTurn").await;
         assert_eq!(user["text"], sentence, "{fault:?}: {:?}", c.summary());
         assert_eq!(dg.connections().len(), 2, "{fault:?}: reconnected once");
+        for conn in dg.connections() {
+            // Audio kept for replay (or while connecting) goes out in 20 ms frames, as the client sent it.
+            assert_eq!(conn.audio_bytes, 640 * conn.audio_frames, "{fault:?}: frames of 640 bytes");
+        }
         c.expect("turnEnd").await;
         let users = last_user_messages(&v.emulators.openai().requests());
         assert_eq!(users, [sentence], "{fault:?}");

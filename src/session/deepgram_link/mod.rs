@@ -256,10 +256,21 @@ impl DeepgramLink {
         let replay = self.settings.replay_secs > 0.0;
         let encoding = self.settings.encoding;
         let mut kept = std::mem::replace(&mut self.unsettled, ReplayBuffer::new(encoding, 1.0, 0.0));
+        let bytes_per_second = self.settings.bytes_per_second();
+        // Sent again in 20 ms frames, the size the client's audio came in, not as one burst per kept block.
+        let sample = encoding.bytes_per_sample();
+        let frame = ((bytes_per_second / 50.0) as usize / sample).max(1) * sample;
         let mut resent = 0;
         for k in kept.iter_mut().filter(|k| replay || !k.sent) {
             resent += usize::from(k.sent);
-            k.sent |= self.send_audio(k.bytes(encoding), k.arrived, k.at);
+            let bytes = k.bytes(encoding);
+            let mut start = 0;
+            while start < bytes.len() {
+                let end = (start + frame).min(bytes.len());
+                let at = k.at + start as f64 / bytes_per_second;
+                k.sent |= self.send_audio(bytes.slice(start..end), k.arrival_of(end), at);
+                start = end;
+            }
         }
         if resent > 0 {
             log::info!("session {}: replayed {resent} stretch(es) of audio into the new connection", self.session);

@@ -20,8 +20,10 @@ pub const BLOCK: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Kept {
     audio: Audio,
+    /// When its first chunk arrived from the client.
+    first_arrived: Instant,
     /// When the last of it arrived from the client.
-    pub arrived: Instant,
+    arrived: Instant,
     /// Session audio time of its first sample.
     pub at: f64,
     /// Written to the current or an earlier connection.
@@ -40,6 +42,14 @@ impl Kept {
             Audio::Voiced(b) => b.len(),
             Audio::Silence(n) => *n,
         }
+    }
+
+    /// When the audio up to byte `end` of it arrived: between its first and last arrival, in proportion (exact
+    /// for audio that came at the pace it plays).
+    pub fn arrival_of(&self, end: usize) -> Instant {
+        let span = self.arrived.saturating_duration_since(self.first_arrived);
+        let share = if self.len() == 0 { 1.0 } else { (end as f64 / self.len() as f64).clamp(0.0, 1.0) };
+        self.first_arrived + span.mul_f64(share)
     }
 
     /// The bytes to send again (digital silence in `encoding` for audio kept as its length).
@@ -94,7 +104,7 @@ impl ReplayBuffer {
                     b.extend_from_slice(pcm);
                     Audio::Voiced(b)
                 };
-                self.kept.push_back(Kept { audio, arrived, at, sent });
+                self.kept.push_back(Kept { audio, first_arrived: arrived, arrived, at, sent });
             }
         }
         while let (Some(first), Some(last)) = (self.kept.front(), self.kept.back()) {
@@ -119,6 +129,7 @@ impl ReplayBuffer {
             let (bps, sample) = (self.bytes_per_second, self.sample_bytes);
             let first = self.kept.front_mut().expect("checked above");
             let cut = (((end - first.at) * bps) as usize / sample) * sample;
+            first.first_arrived = first.arrival_of(cut);
             match &mut first.audio {
                 Audio::Voiced(b) => drop(b.drain(..cut.min(b.len()))),
                 Audio::Silence(n) => *n -= cut.min(*n),
@@ -149,6 +160,7 @@ impl ReplayBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const BPS: f64 = 32_000.0;
 
@@ -174,6 +186,21 @@ mod tests {
         let expected: Vec<u8> = (0..100).flat_map(frame).collect();
         assert!(replayed(&mut r, InputEncoding::Linear16) == expected, "replayed audio differs");
         assert_eq!(r.entries(), 64_000usize.div_ceil(BLOCK / 640 * 640), "two seconds in a handful of blocks");
+    }
+
+    #[test]
+    fn a_block_knows_when_each_part_of_it_arrived() {
+        let mut r = ReplayBuffer::new(InputEncoding::Linear16, BPS, 15.0);
+        let t0 = Instant::now();
+        for i in 0..10u32 {
+            r.keep(&frame(i as usize), false, t0 + Duration::from_millis(20 * u64::from(i)), f64::from(i) * 0.02, true);
+        }
+        let k = r.iter_mut().next().unwrap();
+        assert_eq!(k.arrival_of(640), t0 + Duration::from_millis(18), "the first frame, in proportion");
+        assert_eq!(k.arrival_of(6400), t0 + Duration::from_millis(180), "the last frame's arrival");
+        r.settled(0.1);
+        let k = r.iter_mut().next().unwrap();
+        assert_eq!(k.arrival_of(0), t0 + Duration::from_millis(90), "a cut block starts where the cut was");
     }
 
     #[test]
