@@ -83,8 +83,7 @@ async fn one_turn(c: &mut VoiceClient, emulators: &Emulators, audio: &[u8], sent
 async fn quiet_heap(client: &awc::Client, server: &process::Running, turns: u64) -> u64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let mut res = client.get(server.url("/metrics")).send().await.unwrap();
-        let text = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+        let text = String::from_utf8(get(client, &server.url("/metrics")).await).unwrap();
         let stored = sample(&text, "parley_recording_uploads_total{outcome=\"uploaded\"}").unwrap_or(0.0);
         let waiting = sample(&text, "parley_recordings_pending").unwrap_or(1.0)
             + sample(&text, "parley_persist_pending_writes").unwrap_or(1.0);
@@ -94,9 +93,29 @@ async fn quiet_heap(client: &awc::Client, server: &process::Running, turns: u64)
         assert!(tokio::time::Instant::now() < deadline, "{stored} of {} recordings stored", 2 * turns);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut res = client.get(server.url("/api/metrics")).send().await.unwrap();
-    let m: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&get(client, &server.url("/api/metrics")).await).unwrap();
     m["allocated_memory_bytes"].as_u64().unwrap()
+}
+
+/// The body of a GET, asked again when the kept-alive connection was closed under it: the server closes an
+/// idle connection (its keep-alive timeout runs out during a turn), and a request written at that moment is
+/// answered with a reset, which is the client's to retry (the GET is idempotent).
+async fn get(client: &awc::Client, url: &str) -> Vec<u8> {
+    for attempt in 1.. {
+        let result = match client.get(url).send().await {
+            Ok(mut res) => res.body().limit(1 << 20).await.map(|b| b.to_vec()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(body) => return body,
+            Err(e) if attempt < 3 => {
+                eprintln!("GET {url} failed ({e}); asking again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("GET {url} failed {attempt} times: {e}"),
+        }
+    }
+    unreachable!()
 }
 
 /// Theil–Sen: the median of the slopes between every pair of samples, in bytes per sample.
