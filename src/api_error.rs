@@ -59,6 +59,31 @@ pub struct ErrorBody<'a> {
     pub message: String,
 }
 
+/// The error responses of a route that reads one conversation of the caller's (`?session_id=`), described once
+/// for the OpenAPI document (`responses(..., SessionReadErrors)`); never built.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum SessionReadErrors {
+    /// missing_session_id, invalid_session_id, invalid_user_id, invalid_query
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'static>),
+    /// token_missing, token_invalid, token_expired
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'static>),
+    /// token_scope, origin_not_allowed
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'static>),
+    /// session_not_found (also another user's session)
+    #[response(status = 404)]
+    NotFound(ErrorBody<'static>),
+    /// rate_limited (see Retry-After)
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody<'static>),
+    /// database_unavailable (see Retry-After)
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
+}
+
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::BadRequest { code, message: message.into() }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::guard;
 use super::params::SessionQuery;
 
-use crate::api_error::{ApiError, ErrorBody};
+use crate::api_error::{ApiError, ErrorBody, SessionReadErrors};
 use crate::auth::{Scope, now_secs};
 use crate::db::{RecordingRecord, RecordingStatus, SessionId};
 use crate::recording::{self, Storage};
@@ -61,13 +61,7 @@ pub fn signed(app: &AppState, link: &str) -> String {
     security(("clientToken" = []), ("apiKey" = [])),
     responses(
         (status = 200, body = Listing),
-        (status = 400, description = "missing_session_id, invalid_session_id, invalid_user_id, invalid_query",
-         body = ErrorBody),
-        (status = 401, description = "token_missing, token_invalid, token_expired", body = ErrorBody),
-        (status = 403, description = "token_scope, origin_not_allowed", body = ErrorBody),
-        (status = 404, description = "session_not_found (also another user's session)", body = ErrorBody),
-        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
-        (status = 503, description = "database_unavailable (see Retry-After)", body = ErrorBody),
+        SessionReadErrors,
     ),
 )]
 pub async fn list(

@@ -101,7 +101,9 @@ async fn quiet_heap(client: &awc::Client, server: &process::Running, turns: u64)
 /// idle connection (its keep-alive timeout runs out during a turn), and a request written at that moment is
 /// answered with a reset, which is the client's to retry (the GET is idempotent).
 async fn get(client: &awc::Client, url: &str) -> Vec<u8> {
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let result = match client.get(url).send().await {
             Ok(mut res) => res.body().limit(1 << 20).await.map(|b| b.to_vec()).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -115,7 +117,6 @@ async fn get(client: &awc::Client, url: &str) -> Vec<u8> {
             Err(e) => panic!("GET {url} failed {attempt} times: {e}"),
         }
     }
-    unreachable!()
 }
 
 /// Theil–Sen: the median of the slopes between every pair of samples, in bytes per sample.
