@@ -134,6 +134,7 @@ impl Application {
         .run()
         .await;
         let storage = actix::Arbiter::new();
+        storage.spawn(async { name_this_thread(c"parley-storage") });
         let uploader = {
             let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
             let instance = instance.clone();
@@ -250,6 +251,13 @@ impl Application {
             log::error!("{unwritten} database write(s) still pending at exit; they are lost");
         }
         storage.stop();
+        // Spool and local recordings are not synced file by file; a clean stop puts them on disk.
+        let data_dir = state.config.database.data_dir.clone();
+        match tokio::task::spawn_blocking(move || crate::recording::spool::sync_filesystem(&data_dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!("could not sync recordings to disk: {e}"),
+            Err(e) => log::warn!("could not sync recordings to disk: {e}"),
+        }
         state.store.close();
         log::info!("stopped");
         Ok(())
@@ -307,5 +315,14 @@ async fn shutdown_signal(signals: Option<(tokio::signal::unix::Signal, tokio::si
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Names the calling thread as `top`, `ps -L` and /proc show it (the storage arbiter would otherwise look like an
+/// HTTP worker). At most 15 bytes are kept.
+fn name_this_thread(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `name` is, and changes only this thread's name.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
     }
 }

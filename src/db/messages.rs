@@ -363,7 +363,7 @@ impl Store {
             llm_provider: m.reply.and_then(|r| r.llm.as_deref()),
             usage: m.reply.and_then(|r| r.usage.as_ref()).and_then(|u| serde_json::to_string(u).ok()),
         };
-        let id: i64 = with_conn!(self, conn => {
+        let id: i64 = with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<i64, StoreError, _>(async |conn| {
                 let inserted: Option<i64> = diesel::insert_into(messages::table)
@@ -460,7 +460,7 @@ impl Store {
     /// outcome describes the row the update saw.
     pub async fn set_feedback(&self, id: MessageId, feedback: Option<Feedback>) -> Result<FeedbackOutcome, StoreError> {
         let value = feedback.map(Feedback::as_str);
-        let outcome = with_conn!(self, conn => {
+        let outcome = with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<FeedbackOutcome, StoreError, _>(async |conn| {
                 let n = diesel::update(messages::table.find(id.0).filter(messages::role.eq(Role::Assistant.as_str())))
@@ -482,7 +482,7 @@ impl Store {
     /// Records where a message's audio was stored; false when there is no such message. One transaction:
     /// the link is sealed under the message's own session, read and written on the same locked row.
     pub async fn set_audio_url(&self, id: MessageId, url: &str) -> Result<bool, StoreError> {
-        let set = with_conn!(self, conn => {
+        let set = with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<bool, StoreError, _>(async |conn| Ok(set_audio_url_in!(self, conn, id, url)))
                 .await?

@@ -5,7 +5,8 @@
 //! Query code is written once per operation and compiled for both backends by [`with_conn!`]; it lives with its
 //! table (`sessions`, `messages`). Message content and recording links are sealed with [`crate::crypto`] before
 //! they reach SQL and opened on the way out, so nothing else in parley handles ciphertext. Every function is
-//! async and runs its SQL off the caller's thread (tokio-postgres I/O, or a blocking-pool thread for SQLite).
+//! async and runs its SQL off the caller's thread: tokio-postgres I/O; for SQLite, a blocking-pool thread for
+//! reads and the one writer thread for writes ([`writer`]).
 //! An operation made of several statements runs them as one transaction on one connection
 //! (`AsyncConnection::transaction` inside [`with_conn!`]), so a failure part-way leaves nothing half-written.
 
@@ -16,6 +17,7 @@ mod pool;
 pub mod recordings;
 pub mod schema;
 pub mod sessions;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -46,7 +48,11 @@ pub enum Backend {
 #[derive(Clone)]
 pub(crate) enum DbPool {
     Postgres(pool::Pool<AsyncPgConnection>),
-    Sqlite(pool::Pool<SqliteConnection>),
+    /// Readers, and the one writer ([`writer`]).
+    Sqlite {
+        read: pool::Pool<SqliteConnection>,
+        write: pool::Pool<writer::SqliteWriteConnection>,
+    },
 }
 
 /// Handle to the database: cheap to clone, shared by every request handler and session.
@@ -113,18 +119,25 @@ pub struct PoolStatus {
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend the store uses. The body is
-/// compiled once per backend, so it may use any diesel query both backends support.
+/// compiled once per backend, so it may use any diesel query both backends support. `write` marks a body that
+/// writes: on SQLite it gets the one write connection ([`writer`]); on PostgreSQL any pooled connection.
 macro_rules! with_conn {
     ($store:expr, $conn:ident => $body:expr) => {
+        $crate::db::with_conn!(@on $store, read, $crate::db::SqliteConnection, $conn => $body)
+    };
+    ($store:expr, write $conn:ident => $body:expr) => {
+        $crate::db::with_conn!(@on $store, write, $crate::db::writer::SqliteWriteConnection, $conn => $body)
+    };
+    (@on $store:expr, $sqlite:ident, $sqlite_conn:ty, $conn:ident => $body:expr) => {
         match &$store.pool {
             $crate::db::DbPool::Postgres(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::pool::unavailable)?;
                 let $conn: &mut diesel_async::AsyncPgConnection = &mut guard;
                 $body
             }
-            $crate::db::DbPool::Sqlite(pool) => {
-                let mut guard = pool.get().await.map_err($crate::db::pool::unavailable)?;
-                let $conn: &mut $crate::db::SqliteConnection = &mut guard;
+            $crate::db::DbPool::Sqlite { $sqlite, .. } => {
+                let mut guard = $sqlite.get().await.map_err($crate::db::pool::unavailable)?;
+                let $conn: &mut $sqlite_conn = &mut guard;
                 $body
             }
         }
@@ -148,7 +161,7 @@ impl Store {
                 let path = config.data_dir.join("parley.sqlite3");
                 let path = path.to_string_lossy().into_owned();
                 migrate::run_sqlite(path.clone()).await?;
-                DbPool::Sqlite(pool::sqlite(&path, config.pool_max)?)
+                DbPool::Sqlite { read: pool::sqlite(&path, config.pool_max)?, write: pool::sqlite_writer(&path)? }
             }
         };
         Ok(Store { pool, cipher: Arc::new(cipher) })
@@ -162,14 +175,14 @@ impl Store {
     pub fn backend(&self) -> Backend {
         match self.pool {
             DbPool::Postgres(_) => Backend::Postgres,
-            DbPool::Sqlite(_) => Backend::Sqlite,
+            DbPool::Sqlite { .. } => Backend::Sqlite,
         }
     }
 
     pub fn pool_status(&self) -> PoolStatus {
         let s = match &self.pool {
             DbPool::Postgres(p) => p.status(),
-            DbPool::Sqlite(p) => p.status(),
+            DbPool::Sqlite { read, .. } => read.status(),
         };
         PoolStatus { max_size: s.max_size, size: s.size, available: s.available, waiting: s.waiting }
     }
@@ -189,9 +202,32 @@ impl Store {
     pub fn close(&self) {
         match &self.pool {
             DbPool::Postgres(p) => p.close(),
-            DbPool::Sqlite(p) => p.close(),
+            DbPool::Sqlite { read, write } => {
+                read.close();
+                write.close();
+            }
         }
     }
+}
+
+/// A store in an embedded database in `dir` holding one conversation of `user` (for unit tests).
+#[cfg(test)]
+pub(crate) async fn embedded_for_tests(dir: &std::path::Path, user: &str) -> (Store, SessionId) {
+    let config =
+        DatabaseConfig { postgres_url: None, pool_max: 2, data_dir: dir.to_path_buf(), journal_max_bytes: 1 << 20 };
+    let cipher = Cipher::new(1, &crate::config::KeyBytes([7; 32]), &[]);
+    let store = Store::connect(&config, cipher).await.expect("an embedded database opens");
+    let session = SessionId::generate();
+    let row = NewSession {
+        id: session.clone(),
+        user_id: user.parse().expect("a valid user id"),
+        created_at: now(),
+        model_id: "m".into(),
+        voice_id: "v".into(),
+        call: None,
+    };
+    store.create_session(&row).await.expect("the session is stored");
+    (store, session)
 }
 
 /// Now, at the precision both backends store (microseconds), so a value reads back exactly as written.

@@ -175,7 +175,7 @@ impl Store {
             created_at: to_db_time(r.created_at),
             instance_id: Some(r.instance_id.as_str()),
         };
-        let id = with_conn!(self, conn => {
+        let id = with_conn!(self, write conn => {
             let inserted: Option<i64> = diesel::insert_into(recordings::table)
                 .values(&row)
                 .on_conflict(recordings::object_key)
@@ -251,7 +251,7 @@ impl Store {
     /// Notes a failed storage attempt; `give_up` marks the recording failed (it stays in the spool).
     pub async fn recording_attempt_failed(&self, id: i64, error: &str, give_up: bool) -> Result<(), StoreError> {
         let status = if give_up { RecordingStatus::Failed } else { RecordingStatus::Pending };
-        with_conn!(self, conn => diesel::update(recordings::table.find(id))
+        with_conn!(self, write conn => diesel::update(recordings::table.find(id))
             .set((
                 recordings::attempts.eq(recordings::attempts + 1),
                 recordings::last_error.eq(Some(error)),
@@ -266,7 +266,7 @@ impl Store {
     /// the message is known. One transaction: a recording is never left marked stored (and so never
     /// retried) while its message still lacks the link.
     pub async fn recording_uploaded(&self, id: i64, url: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        with_conn!(self, conn => {
+        with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<(), StoreError, _>(async |conn| {
                 // Returned by the update itself, under the row's lock: a concurrent `link_recording` either
@@ -296,7 +296,7 @@ impl Store {
     /// Links a recording to its message; sets the message's link at once when the recording is stored. One
     /// transaction, like [`Store::recording_uploaded`], which it may race with.
     pub async fn link_recording(&self, id: i64, message: MessageId, url: &str) -> Result<(), StoreError> {
-        with_conn!(self, conn => {
+        with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<(), StoreError, _>(async |conn| {
                 let status: Option<String> = diesel::update(recordings::table.find(id))
@@ -324,7 +324,7 @@ impl Store {
         url: &str,
     ) -> Result<bool, StoreError> {
         use super::schema::messages;
-        let linked = with_conn!(self, conn => {
+        let linked = with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<bool, StoreError, _>(async |conn| {
                 let message: Option<i64> = messages::table

@@ -158,7 +158,7 @@ impl Store {
             call_from: s.call.as_ref().map(|c| c.from.as_str()),
             call_to: s.call.as_ref().map(|c| c.to.as_str()),
         };
-        let owner: Option<String> = with_conn!(self, conn => {
+        let owner: Option<String> = with_conn!(self, write conn => {
             let inserted = diesel::insert_into(sessions::table)
                 .values(&row)
                 .on_conflict(sessions::session_id)
@@ -192,7 +192,7 @@ impl Store {
 
     /// Records activity in a conversation; false when it does not exist.
     pub async fn touch_session(&self, id: &SessionId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let n = with_conn!(self, conn => diesel::update(sessions::table.find(id.as_str()))
+        let n = with_conn!(self, write conn => diesel::update(sessions::table.find(id.as_str()))
             .set(sessions::last_activity_at.eq(to_db_time(at)))
             .execute(conn)
             .await?);

@@ -76,16 +76,31 @@ impl Storage {
         match self {
             Storage::Local { root } => {
                 let target = root.join(key);
-                if let Some(dir) = target.parent() {
-                    // What is stored with the recording (and shown by the API) names no server path; the log does.
-                    tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                        log::warn!("cannot create {}: {e}", dir.display());
-                        StorageError::transient(format!("cannot create the recording's directory: {e}"))
-                    })?;
+                let file = file.to_path_buf();
+                // One blocking call, and the directory is made only when it is missing (a session's first).
+                let moved = tokio::task::spawn_blocking(move || match std::fs::rename(&file, &target) {
+                    Err(e)
+                        if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+                            && file.exists() =>
+                    {
+                        let dir = target.parent().unwrap_or(Path::new("."));
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            // What is stored with the recording (and shown by the API) names no server path; the
+                            // log does.
+                            log::warn!("cannot create {}: {e}", dir.display());
+                            format!("cannot create the recording's directory: {e}")
+                        })?;
+                        std::fs::rename(&file, &target)
+                            .map_err(|e| format!("cannot move the recording into place: {e}"))
+                    }
+                    other => other.map_err(|e| format!("cannot move the recording into place: {e}")),
+                })
+                .await;
+                match moved {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(StorageError::transient(e)),
+                    Err(e) => Err(StorageError::transient(format!("cannot move the recording into place: {e}"))),
                 }
-                tokio::fs::rename(file, &target)
-                    .await
-                    .map_err(|e| StorageError::transient(format!("cannot move the recording into place: {e}")))
             }
             Storage::Gcs(gcs) => gcs.put(key, file, meta).await,
         }

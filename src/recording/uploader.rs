@@ -13,7 +13,7 @@
 //! from before instances were recorded): another instance sharing the database keeps its files in a spool this
 //! one cannot see, so it must neither store nor fail them.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,14 +50,21 @@ pub struct Uploader {
     instance: InstanceId,
     queue: VecDeque<i64>,
     running: usize,
+    /// Recordings queued, being stored or waiting to be retried: one announced again meanwhile (a repeated
+    /// write, the journal and a resume both naming it) is not stored twice at once.
+    known: HashSet<i64>,
 }
 
 impl Uploader {
     pub fn new(store: Store, storage: Arc<Storage>, metrics: Arc<Metrics>, instance: InstanceId) -> Uploader {
-        Uploader { store, storage, metrics, instance, queue: VecDeque::new(), running: 0 }
+        Uploader { store, storage, metrics, instance, queue: VecDeque::new(), running: 0, known: HashSet::new() }
     }
 
     fn enqueue(&mut self, id: i64, ctx: &mut Context<Self>) {
+        if !self.known.insert(id) {
+            log::debug!("recording {id}: announced again while already on its way; not queued twice");
+            return;
+        }
         self.metrics.recordings_pending.inc();
         self.queue.push_back(id);
         self.pump(ctx);
@@ -79,6 +86,9 @@ impl Uploader {
     }
 
     fn finished(&mut self, id: i64, outcome: Outcome, ctx: &mut Context<Self>) {
+        if !matches!(outcome, Outcome::Retry { .. }) {
+            self.known.remove(&id);
+        }
         let count = |o: &str| self.metrics.recording_uploads_total.with_label_values(&[o]).inc();
         match outcome {
             Outcome::Stored | Outcome::Gone => {
@@ -236,5 +246,55 @@ impl Handler<ResumeWaiting> for Uploader {
                 }
             },
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{NewRecording, Role};
+
+    #[actix::test]
+    async fn a_recording_announced_twice_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = crate::db::embedded_for_tests(dir.path(), "alice").await;
+        let instance = InstanceId::generate();
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let key = super::super::object_key("alice", session.as_str(), Role::User, "wav", crate::db::now());
+        let file = spool.join(super::super::spool::SpoolName::for_key(&key));
+        std::fs::write(&file, b"RIFF....WAVE").unwrap();
+        let id = store
+            .insert_recording(&NewRecording {
+                session_id: session.clone(),
+                role: Role::User,
+                turn_id: 1,
+                object_key: key.clone(),
+                content_type: "audio/wav".into(),
+                size_bytes: 12,
+                duration_seconds: Some(0.0),
+                backend: "local",
+                spool_path: file.to_string_lossy().into_owned(),
+                created_at: crate::db::now(),
+                instance_id: instance.clone(),
+            })
+            .await
+            .unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let storage = Arc::new(Storage::Local { root: dir.path().to_path_buf() });
+        let uploader = Uploader::new(store.clone(), storage, metrics.clone(), instance).start();
+        uploader.do_send(RecordingStored(id));
+        uploader.do_send(RecordingStored(id));
+        let count = |outcome: &str| metrics.recording_uploads_total.with_label_values(&[outcome]).get();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count("uploaded") == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Give a second upload, if one was started, the time to finish too.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!((count("uploaded"), count("retried"), count("failed")), (1, 0, 0));
+        assert_eq!(metrics.recordings_pending.get(), 0);
+        assert!(dir.path().join(&key).exists(), "stored in place");
+        assert_eq!(store.find_recording(id).await.unwrap().unwrap().status, RecordingStatus::Uploaded);
     }
 }

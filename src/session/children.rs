@@ -3,7 +3,8 @@
 //! Started when the session is admitted: LlmWorker and TtsLink on the connection's thread, Persister and
 //! Recorder on the storage arbiter; DeepgramLink only when the conversation asks for it (first audio, or a
 //! restart after an outage). Children report to the session through the [`Reporters`] it hands over
-//! (`Recipient`s), never through its concrete address. Microphone audio for the recorder is gathered here
+//! (`Recipient`s), never through its concrete address. Microphone audio for speech recognition goes straight
+//! into the link's [`SttFeed`] (no message per frame). Microphone audio for the recorder is gathered here
 //! into blocks of [`RECORDER_BLOCK_BYTES`] (and at each turn boundary), so the storage thread gets one
 //! message per block rather than one per 20 ms frame.
 
@@ -11,7 +12,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::conversation::Command;
-use super::deepgram_link::{DeepgramLink, SttAudio, SttEvent, SttFinalize, SttSettings, SttShutdown};
+use super::deepgram_link::{DeepgramLink, SttEvent, SttFeed, SttFinalize, SttSettings, SttShutdown};
 use super::llm_worker::Caller;
 use super::llm_worker::{LlmEvent, LlmWorker, StopWorker};
 use super::settings::{SessionDeps, SessionParams};
@@ -40,7 +41,8 @@ pub struct Children {
     client: awc::Client,
     stt_settings: SttSettings,
     reporters: Reporters,
-    stt: Option<Addr<DeepgramLink>>,
+    /// Speech recognition, once started: the link, and the feed the audio goes into directly.
+    stt: Option<(Addr<DeepgramLink>, SttFeed)>,
     llm: Addr<LlmWorker>,
     tts: Addr<TtsLink>,
     persister: Addr<Persister>,
@@ -109,23 +111,26 @@ impl Children {
     pub fn run(&mut self, command: Command) {
         match command {
             Command::StartStt => {
+                let feed = SttFeed::new(&self.stt_settings);
                 let link = DeepgramLink::new(
                     self.stt_settings.clone(),
                     self.client.clone(),
                     self.reporters.stt.clone(),
                     self.deps.metrics.clone(),
                     self.session.clone(),
+                    feed.clone(),
                 );
-                // A previous link has already stopped itself (it reported its failure).
-                self.stt = Some(link.start());
+                // A previous link has already stopped itself (it reported its failure). Started on this thread,
+                // which the feed relies on.
+                self.stt = Some((link.start(), feed));
             }
             Command::SttAudio { pcm, arrived, at, quiet } => {
-                if let Some(stt) = &self.stt {
-                    stt.do_send(SttAudio { pcm, arrived, at, quiet });
+                if let Some((_, feed)) = &self.stt {
+                    feed.push(pcm, arrived, at, quiet);
                 }
             }
             Command::SttFinalize => {
-                if let Some(stt) = &self.stt {
+                if let Some((stt, _)) = &self.stt {
                     stt.do_send(SttFinalize);
                 }
             }
@@ -171,7 +176,7 @@ impl Children {
     /// its queue is written and no address of it is left.
     pub fn shut_down(mut self) {
         self.flush_microphone();
-        if let Some(stt) = self.stt.take() {
+        if let Some((stt, _)) = self.stt.take() {
             stt.do_send(SttShutdown);
         }
         self.tts.do_send(TtsShutdown);

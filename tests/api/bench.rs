@@ -49,6 +49,23 @@ fn cpu_seconds(pid: u32) -> f64 {
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / ticks
 }
 
+/// CPU seconds of each live thread of a process, summed by thread name (the kernel keeps 15 characters of it).
+fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return by_name };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_string();
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let cpu = (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / ticks;
+        *by_name.entry(name).or_insert(0.0) += cpu;
+    }
+    by_name
+}
+
 #[derive(Default)]
 struct Figures {
     turns: u64,
@@ -132,6 +149,7 @@ fn bench() {
     let figures = Arc::new(Mutex::new(Figures::default()));
     let watch = RssWatch::start(pid);
     let cpu_before = cpu_seconds(pid);
+    let threads_before = cpu_by_thread(pid);
     let syscalls_before = io_syscalls(pid);
     let started = Instant::now();
     let clients: Vec<_> = (0..threads)
@@ -158,6 +176,7 @@ fn bench() {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_before;
+    let threads_after = cpu_by_thread(pid);
     let syscalls = io_syscalls(pid).saturating_sub(syscalls_before);
     let peak = watch.stop().max(idle_rss);
     let (status, log) = server.stop(libc::SIGTERM);
@@ -184,6 +203,21 @@ fn bench() {
         cpu * 1e6 / frames,
         syscalls as f64 / frames
     );
+    // Where the CPU went, by thread: the HTTP workers and the storage arbiter are `actix-rt|system`, the
+    // storage one also named `parley-storage` once started; `sqlite-writer` is the embedded database's writer,
+    // `tokio-runtime-w` the blocking pool (SQLite reads, file moves), whose idle threads exit (their time is in
+    // "exited threads").
+    let mut by_thread: Vec<(String, f64)> = threads_after
+        .iter()
+        .map(|(name, after)| (name.clone(), after - threads_before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, spent)| *spent > 0.0)
+        .collect();
+    let live: f64 = by_thread.iter().map(|(_, spent)| spent).sum();
+    by_thread.push(("exited threads".into(), (cpu - live).max(0.0)));
+    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let shares: Vec<String> =
+        by_thread.iter().map(|(name, spent)| format!("{name} {:.0} %", spent * 100.0 / cpu.max(1e-9))).collect();
+    eprintln!("  parley CPU by thread: {}", shares.join(", "));
     eprintln!(
         "  parley memory: {idle_rss:.1} MiB idle, {peak:.1} MiB peak -> {:.0} KiB per session",
         (peak - idle_rss).max(0.0) * 1024.0 / sessions as f64

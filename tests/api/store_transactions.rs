@@ -93,4 +93,44 @@ both_backends! {
         assert_eq!(audio_url(&app.store, &session).await.as_deref(), Some(URL));
         app.stop().await.unwrap();
     }
+
+    async fn many_writers_at_once_all_land_while_others_read(db: TestDb) {
+        // Sessions writing at the same moment, as a busy server's Persisters do, with readers beside them: on
+        // SQLite every write queues for the one writer, none fails on the file lock ("database is locked").
+        let app = spawn_app(db).await;
+        let mut sessions = Vec::new();
+        for i in 0..8 {
+            let s = new_session(&format!("busy-{i}"), 0);
+            app.store.create_session(&s).await.unwrap();
+            sessions.push(s.id);
+        }
+        let writers = sessions.iter().map(|id| {
+            let store = app.store.clone();
+            async move {
+                for n in 0..25 {
+                    let m = add(&store, id, Role::Assistant, &format!("reply {n}")).await;
+                    let rated = store.set_feedback(m, Some(parley::db::Feedback::Positive)).await.unwrap();
+                    assert_eq!(rated, parley::db::FeedbackOutcome::Updated);
+                    store.touch_session(id, parley::db::now()).await.unwrap();
+                }
+            }
+        });
+        let readers = sessions.iter().map(|id| {
+            let store = app.store.clone();
+            async move {
+                for _ in 0..25 {
+                    store.session_messages(id).await.unwrap();
+                }
+            }
+        });
+        tokio::join!(futures_util::future::join_all(writers), futures_util::future::join_all(readers));
+        for id in &sessions {
+            let messages = app.store.session_messages(id).await.unwrap();
+            let texts: Vec<String> = messages.iter().map(|m| m.content.clone().unwrap()).collect();
+            let expected: Vec<String> = (0..25).map(|n| format!("reply {n}")).collect();
+            assert_eq!(texts, expected, "every write, in order");
+            assert!(messages.iter().all(|m| m.feedback == Some(parley::db::Feedback::Positive)));
+        }
+        app.stop().await.unwrap();
+    }
 }

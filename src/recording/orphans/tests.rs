@@ -4,9 +4,7 @@ use std::io::Write as _;
 
 use super::*;
 use crate::audio::wav::{DataLen, WavEncoding, WavFormat};
-use crate::config::{DatabaseConfig, KeyBytes};
-use crate::crypto::Cipher;
-use crate::db::{NewSession, Role, SessionId};
+use crate::db::{Role, SessionId};
 use crate::recording::spool::PARTIAL;
 
 struct Fixture {
@@ -21,25 +19,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let config = DatabaseConfig {
-            postgres_url: None,
-            pool_max: 2,
-            data_dir: dir.path().to_path_buf(),
-            journal_max_bytes: 1 << 20,
-        };
-        let store = Store::connect(&config, Cipher::new(1, &KeyBytes([7; 32]), &[])).await.unwrap();
-        let session = SessionId::generate();
-        store
-            .create_session(&NewSession {
-                id: session.clone(),
-                user_id: "alice".parse().unwrap(),
-                created_at: crate::db::now(),
-                model_id: "m".into(),
-                voice_id: "v".into(),
-                call: None,
-            })
-            .await
-            .unwrap();
+        let (store, session) = crate::db::embedded_for_tests(dir.path(), "alice").await;
         fs::create_dir_all(dir.path().join("spool")).unwrap();
         Fixture {
             dir,

@@ -15,7 +15,7 @@ impl DeepgramLink {
         match ServerMessage::parse(text) {
             Ok(ServerMessage::Results(r)) => self.on_results(&r),
             Ok(ServerMessage::SpeechStarted(s)) => {
-                self.report(SttEvent::SpeechStarted { at: self.offset + s.timestamp })
+                self.report(SttEvent::SpeechStarted { at: self.feed.get().offset + s.timestamp })
             }
             Ok(ServerMessage::UtteranceEnd(_)) => self.report(SttEvent::UtteranceEnd),
             Ok(ServerMessage::Metadata(_)) => {}
@@ -30,26 +30,26 @@ impl DeepgramLink {
         let words_end = alternative.and_then(|a| a.words.last()).map(|w| w.end);
         let end_conn = words_end.unwrap_or(r.start + r.duration);
         let text = r.transcript().trim().to_string();
-        let (end, speech_end) = if text.is_empty() {
-            (None, None)
-        } else {
-            (Some(self.offset + end_conn), self.clock.instant_at(end_conn))
+        let (offset, arrived_at_end) = {
+            let feed = self.feed.get();
+            (feed.offset, feed.clock.instant_at(end_conn))
         };
+        let (end, speech_end) = if text.is_empty() { (None, None) } else { (Some(offset + end_conn), arrived_at_end) };
         let words = alternative
             .map(|a| {
                 a.words
                     .iter()
                     .map(|w| SttWord {
                         text: w.punctuated_word.clone().unwrap_or_else(|| w.word.clone()),
-                        start: self.offset + w.start,
-                        end: self.offset + w.end,
+                        start: offset + w.start,
+                        end: offset + w.end,
                     })
                     .collect()
             })
             .unwrap_or_default();
         if r.is_final {
             // Audio up to here is transcribed for good: it will not be replayed into a new connection.
-            self.settled(self.offset + r.start + r.duration);
+            self.settled(offset + r.start + r.duration);
         }
         self.report(SttEvent::Transcript {
             text,
@@ -74,7 +74,7 @@ impl StreamHandler<Upstream> for DeepgramLink {
                 Err(_) => log::warn!("session {}: Deepgram sent invalid UTF-8", self.session),
             },
             Some(Ok(Frame::Ping(p))) => {
-                if let State::Open(sink) = &mut self.state {
+                if let (State::Open, Some(sink)) = (&self.state, &mut self.feed.get().sink) {
                     let _ = sink.write(WsMessage::Pong(p));
                 }
             }
@@ -97,7 +97,7 @@ impl StreamHandler<Upstream> for DeepgramLink {
             None => {
                 if self.shutting_down {
                     ctx.stop();
-                } else if matches!(self.state, State::Open(_)) {
+                } else if matches!(self.state, State::Open) {
                     let e = ProviderError::new(Provider::Deepgram, FailureKind::Connect, "connection dropped (1006)");
                     self.connection_lost(e, ctx);
                 }

@@ -1,7 +1,9 @@
 //! DeepgramLink: streams the session's microphone audio to Deepgram live STT and reports what it hears.
 //!
-//! Parent: the session (`client_socket`, through `children`), which sends [`SttAudio`], [`SttFinalize`] and [`SttShutdown`] and receives
-//! [`SttEvent`]s through a `Recipient`. Owns: the Deepgram WebSocket and the audio waiting while it connects.
+//! Parent: the session (`client_socket`, through `children`), which writes the audio into the link's
+//! [`SttFeed`] (`feed.rs`: no actor message per frame), sends [`SttFinalize`] and [`SttShutdown`], and receives
+//! [`SttEvent`]s through a `Recipient`. Owns: the Deepgram WebSocket, whose writer it puts into the feed while
+//! the connection is open; the feed keeps the audio waiting while it connects.
 //!
 //! Keeps the socket alive with `KeepAlive` text frames whenever no audio has flowed for a few seconds (Deepgram
 //! closes an idle socket after ~10 s), reconnects with backoff after an abnormal close and says so, and treats
@@ -19,19 +21,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use awc::ws::Message as WsMessage;
-use bytes::Bytes;
 
 mod clock;
+mod feed;
 mod frames;
 mod replay;
 mod settings;
 
+pub use feed::SttFeed;
 pub use settings::SttSettings;
 
-use self::clock::AudioClock;
-use self::replay::ReplayBuffer;
-use super::ws_upstream::{self, WsSink};
+use super::ws_upstream;
 use crate::metrics::Metrics;
 use crate::providers::deepgram::ClientMessage;
 use crate::providers::{Provider, ProviderError};
@@ -48,21 +48,8 @@ pub const RECONNECT: RetryPolicy = RetryPolicy {
     deadline: None,
     max_retry_after: Duration::ZERO,
 };
-/// Audio kept while (re)connecting when no replay is configured, in seconds; older audio is dropped.
-const MIN_BUFFERED_SECS: f64 = 10.0;
 /// How long to wait for Deepgram's close after `CloseStream`.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// A chunk of the client's audio, with when it arrived and where it starts in session audio time (seconds).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SttAudio {
-    pub pcm: Bytes,
-    pub arrived: Instant,
-    pub at: f64,
-    /// As good as silence: kept for replay as its length only.
-    pub quiet: bool,
-}
 
 /// A recognised word, in session audio time.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,7 +98,8 @@ pub enum SttEvent {
 enum State {
     Idle,
     Connecting,
-    Open(WsSink),
+    /// Connected: the connection's writer is in the feed.
+    Open,
     Waiting,
     Closing,
     Failed,
@@ -127,12 +115,8 @@ pub struct DeepgramLink {
     state: State,
     generation: u64,
     attempts: u32,
-    /// Audio since the last final result (sent or not yet), oldest first: replayed into a new connection.
-    unsettled: ReplayBuffer,
-    clock: AudioClock,
-    /// Session audio time at which the current connection's audio time 0 lies.
-    offset: f64,
-    last_sent: Instant,
+    /// The audio path, shared with the session.
+    feed: SttFeed,
     shutting_down: bool,
 }
 
@@ -143,10 +127,8 @@ impl DeepgramLink {
         parent: Recipient<SttEvent>,
         metrics: Arc<Metrics>,
         session: String,
+        feed: SttFeed,
     ) -> DeepgramLink {
-        let clock = AudioClock::new(settings.bytes_per_second());
-        let limit = settings.replay_secs.max(MIN_BUFFERED_SECS);
-        let unsettled = ReplayBuffer::new(settings.encoding, settings.bytes_per_second(), limit);
         DeepgramLink {
             settings,
             client,
@@ -156,10 +138,7 @@ impl DeepgramLink {
             state: State::Idle,
             generation: 0,
             attempts: 0,
-            unsettled,
-            clock,
-            offset: 0.0,
-            last_sent: Instant::now(),
+            feed,
             shutting_down: false,
         }
     }
@@ -173,7 +152,10 @@ impl DeepgramLink {
         log::warn!("session {}: speech recognition failed: {error}", self.session);
         self.metrics.provider_error(&error);
         self.state = State::Failed;
-        self.unsettled.clear();
+        let mut feed = self.feed.get();
+        feed.stop();
+        feed.sink = None;
+        drop(feed);
         self.report(SttEvent::Failed(error));
         ctx.stop();
     }
@@ -197,13 +179,19 @@ impl DeepgramLink {
                 }
                 this.generation += 1;
                 let sink = ws_upstream::attach::<Self>(framed, this.generation, ctx);
-                this.clock.restart();
-                this.state = State::Open(sink);
+                this.state = State::Open;
                 if this.attempts > 0 {
                     this.report(SttEvent::Status("speech recognition reconnected".into()));
                 }
                 this.attempts = 0;
-                this.replay();
+                let mut feed = this.feed.get();
+                feed.clock.restart();
+                feed.sink = Some(sink);
+                let again = feed.replay(this.settings.encoding);
+                drop(feed);
+                if again > 0 {
+                    log::info!("session {}: replayed {again} frame(s) of audio into the new connection", this.session);
+                }
             }
             Err(e) if e.retryable() => this.retry(e, ctx),
             Err(e) => this.fail(e, ctx),
@@ -235,64 +223,19 @@ impl DeepgramLink {
         });
     }
 
-    /// Writes audio that starts at session time `at` and arrived at `arrived` to the open connection (the first
-    /// audio of a connection fixes its time origin). Whether it was written.
-    fn send_audio(&mut self, pcm: Bytes, arrived: Instant, at: f64) -> bool {
-        let State::Open(sink) = &mut self.state else { return false };
-        if pcm.is_empty() {
-            return false; // an empty binary frame means "close stream" to Deepgram
-        }
-        if self.clock.now() == 0.0 {
-            self.offset = at;
-        }
-        self.clock.record(pcm.len(), arrived);
-        let _ = sink.write(WsMessage::Binary(pcm));
-        self.last_sent = Instant::now();
-        true
-    }
-
-    /// A new connection: everything kept is sent again (or, without replay, what was never sent), oldest first.
-    fn replay(&mut self) {
-        let replay = self.settings.replay_secs > 0.0;
-        let encoding = self.settings.encoding;
-        let mut kept = std::mem::replace(&mut self.unsettled, ReplayBuffer::new(encoding, 1.0, 0.0));
-        let bytes_per_second = self.settings.bytes_per_second();
-        // Sent again in 20 ms frames, the size the client's audio came in, not as one burst per kept block.
-        let sample = encoding.bytes_per_sample();
-        let frame = ((bytes_per_second / 50.0) as usize / sample).max(1) * sample;
-        let mut resent = 0;
-        for k in kept.iter_mut().filter(|k| replay || !k.sent) {
-            resent += usize::from(k.sent);
-            let bytes = k.bytes(encoding);
-            let mut start = 0;
-            while start < bytes.len() {
-                let end = (start + frame).min(bytes.len());
-                let at = k.at + start as f64 / bytes_per_second;
-                k.sent |= self.send_audio(bytes.slice(start..end), k.arrival_of(end), at);
-                start = end;
-            }
-        }
-        if resent > 0 {
-            log::info!("session {}: replayed {resent} stretch(es) of audio into the new connection", self.session);
-        }
-        self.unsettled = kept;
-    }
-
     /// Deepgram settled the audio up to session time `end`: it will not be needed again.
     fn settled(&mut self, end: f64) {
-        self.unsettled.settled(end);
-        self.clock.forget_before(end - self.offset);
+        self.feed.get().settled(end);
     }
 
     fn send_text(&mut self, message: &ClientMessage) {
-        if let State::Open(sink) = &mut self.state {
-            let _ = sink.write(WsMessage::Text(message.to_json().into()));
-            self.last_sent = Instant::now();
+        if matches!(self.state, State::Open) {
+            self.feed.get().send_text(message.to_json());
         }
     }
 
     fn connection_lost(&mut self, error: ProviderError, ctx: &mut Context<Self>) {
-        if let State::Open(sink) = &mut self.state {
+        if let Some(mut sink) = self.feed.get().sink.take() {
             sink.close();
         }
         if self.shutting_down {
@@ -311,26 +254,10 @@ impl Actor for DeepgramLink {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.connect(ctx);
         ctx.run_interval(Duration::from_secs(1), |this, _| {
-            if matches!(this.state, State::Open(_)) && this.last_sent.elapsed() >= KEEPALIVE_AFTER {
+            if matches!(this.state, State::Open) && this.feed.get().last_sent.elapsed() >= KEEPALIVE_AFTER {
                 this.send_text(&ClientMessage::KeepAlive);
             }
         });
-    }
-}
-
-impl Handler<SttAudio> for DeepgramLink {
-    type Result = ();
-
-    fn handle(&mut self, msg: SttAudio, _: &mut Context<Self>) {
-        let sent = match self.state {
-            State::Open(_) => self.send_audio(msg.pcm.clone(), msg.arrived, msg.at),
-            State::Idle | State::Connecting | State::Waiting => false,
-            State::Closing | State::Failed => return,
-        };
-        // Without replay, only audio not yet sent is kept (for the connection being opened).
-        if !sent || self.settings.replay_secs > 0.0 {
-            self.unsettled.keep(&msg.pcm, msg.quiet, msg.arrived, msg.at, sent);
-        }
     }
 }
 
@@ -347,15 +274,16 @@ impl Handler<SttShutdown> for DeepgramLink {
 
     fn handle(&mut self, _: SttShutdown, ctx: &mut Context<Self>) {
         self.shutting_down = true;
-        if matches!(self.state, State::Open(_)) {
+        self.feed.get().accepting = false;
+        if matches!(self.state, State::Open) {
             self.send_text(&ClientMessage::CloseStream);
-            if let State::Open(sink) = std::mem::replace(&mut self.state, State::Closing) {
-                // Keep the sink until Deepgram closes (it sends the remaining finals and Metadata first).
-                ctx.run_later(CLOSE_GRACE, move |_, ctx| {
-                    drop(sink);
-                    ctx.stop();
-                });
-            }
+            self.state = State::Closing;
+            // Keep the writer until Deepgram closes (it sends the remaining finals and Metadata first).
+            let sink = self.feed.get().sink.take();
+            ctx.run_later(CLOSE_GRACE, move |_, ctx| {
+                drop(sink);
+                ctx.stop();
+            });
         } else {
             ctx.stop();
         }

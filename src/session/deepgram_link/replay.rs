@@ -61,6 +61,16 @@ impl Kept {
     }
 }
 
+/// A frame of kept audio to write again, from [`ReplayBuffer::frames`].
+#[derive(Debug)]
+pub struct ResendFrame {
+    pub pcm: Bytes,
+    pub arrived: Instant,
+    pub at: f64,
+    /// Sent to an earlier connection (a replay) rather than never sent.
+    pub again: bool,
+}
+
 /// The kept audio of one link.
 #[derive(Debug)]
 pub struct ReplayBuffer {
@@ -146,9 +156,34 @@ impl ReplayBuffer {
         self.kept = VecDeque::new();
     }
 
-    /// All kept audio, oldest first.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Kept> {
-        self.kept.iter_mut()
+    /// The kept audio to write into a new connection, oldest first, in 20 ms frames (the size the client's audio
+    /// came in, not one burst per kept block), each with its share of its stretch's arrival time and its session
+    /// time: everything when `replay`, otherwise only what was never sent. Then [`ReplayBuffer::mark_sent`].
+    pub fn frames(&self, encoding: InputEncoding, replay: bool) -> Vec<ResendFrame> {
+        let frame = ((self.bytes_per_second / 50.0) as usize / self.sample_bytes).max(1) * self.sample_bytes;
+        let mut out = Vec::new();
+        for k in self.kept.iter().filter(|k| replay || !k.sent) {
+            let bytes = k.bytes(encoding);
+            let mut start = 0;
+            while start < bytes.len() {
+                let end = (start + frame).min(bytes.len());
+                out.push(ResendFrame {
+                    pcm: bytes.slice(start..end),
+                    arrived: k.arrival_of(end),
+                    at: k.at + start as f64 / self.bytes_per_second,
+                    again: k.sent,
+                });
+                start = end;
+            }
+        }
+        out
+    }
+
+    /// Everything kept has now been written to the connection.
+    pub fn mark_sent(&mut self) {
+        for k in &mut self.kept {
+            k.sent = true;
+        }
     }
 
     #[cfg(test)]
@@ -176,7 +211,10 @@ mod tests {
     }
 
     fn replayed(r: &mut ReplayBuffer, encoding: InputEncoding) -> Vec<u8> {
-        r.iter_mut().flat_map(|k| k.bytes(encoding).to_vec()).collect()
+        let frames = r.frames(encoding, true);
+        let frame = (r.bytes_per_second / 50.0) as usize;
+        assert!(frames.iter().rev().skip(1).all(|f| f.pcm.len() == frame), "sent again in 20 ms frames");
+        frames.into_iter().flat_map(|f| f.pcm.to_vec()).collect()
     }
 
     #[test]
@@ -195,11 +233,11 @@ mod tests {
         for i in 0..10u32 {
             r.keep(&frame(i as usize), false, t0 + Duration::from_millis(20 * u64::from(i)), f64::from(i) * 0.02, true);
         }
-        let k = r.iter_mut().next().unwrap();
+        let k = r.kept.front().unwrap();
         assert_eq!(k.arrival_of(640), t0 + Duration::from_millis(18), "the first frame, in proportion");
         assert_eq!(k.arrival_of(6400), t0 + Duration::from_millis(180), "the last frame's arrival");
         r.settled(0.1);
-        let k = r.iter_mut().next().unwrap();
+        let k = r.kept.front().unwrap();
         assert_eq!(k.arrival_of(0), t0 + Duration::from_millis(90), "a cut block starts where the cut was");
     }
 
@@ -234,7 +272,7 @@ mod tests {
         assert_eq!(r.entries(), 2);
         r.settled(10.0);
         assert_eq!(r.entries(), 1, "only the sent stretch goes");
-        assert!(r.iter_mut().all(|k| !k.sent));
+        assert!(r.kept.iter().all(|k| !k.sent));
     }
 
     #[test]
@@ -244,6 +282,6 @@ mod tests {
         r.keep(&frame(0), false, t, 0.0, true);
         r.keep(&frame(1), false, t, 5.0, true);
         assert_eq!(r.entries(), 1, "the stretch before the gap is beyond the bound");
-        assert_eq!(r.iter_mut().next().unwrap().at, 5.0);
+        assert_eq!(r.kept.front().unwrap().at, 5.0);
     }
 }

@@ -1,0 +1,174 @@
+//! [`SttFeed`]: the path the session's microphone audio takes into the Deepgram connection, without an actor
+//! message per 20 ms frame.
+//!
+//! The session (`children`) writes every chunk straight in with [`SttFeed::push`]; its [`super::DeepgramLink`]
+//! puts the connection's writer in when a connection opens and takes it out when it is lost, settles what
+//! Deepgram has transcribed, and reads the clock to map results back to arrival times. Both run on the
+//! session's thread (the link is started there), so the feed is shared as an `Rc<RefCell<_>>` and each chunk
+//! costs a borrow, not a mailbox envelope and a handler call. The link still decides everything else:
+//! connecting, replaying, keep-alives, finalising and closing.
+
+use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
+use std::time::Instant;
+
+use awc::ws::Message as WsMessage;
+use bytes::Bytes;
+
+use super::clock::AudioClock;
+use super::replay::ReplayBuffer;
+use super::settings::SttSettings;
+use crate::session::ws_upstream::WsSink;
+
+/// Audio kept while (re)connecting when no replay is configured, in seconds; older audio is dropped.
+const MIN_BUFFERED_SECS: f64 = 10.0;
+
+/// The audio path of one DeepgramLink, shared with the session that feeds it.
+#[derive(Clone)]
+pub struct SttFeed(Rc<RefCell<Feed>>);
+
+/// What the feed holds.
+pub(super) struct Feed {
+    /// The open connection's writer; `None` while connecting, waiting to reconnect, or after the end.
+    pub sink: Option<WsSink>,
+    /// False once the link is closing or has failed: audio is then dropped.
+    pub accepting: bool,
+    /// Audio since the last final result (sent or not yet), oldest first: replayed into a new connection.
+    pub unsettled: ReplayBuffer,
+    pub clock: AudioClock,
+    /// Session audio time at which the current connection's audio time 0 lies.
+    pub offset: f64,
+    pub last_sent: Instant,
+    /// Whether sent audio is kept for replay (`PARLEY_STT_REPLAY_SECS` > 0).
+    replay: bool,
+}
+
+impl SttFeed {
+    pub fn new(settings: &SttSettings) -> SttFeed {
+        let limit = settings.replay_secs.max(MIN_BUFFERED_SECS);
+        SttFeed(Rc::new(RefCell::new(Feed {
+            sink: None,
+            accepting: true,
+            unsettled: ReplayBuffer::new(settings.encoding, settings.bytes_per_second(), limit),
+            clock: AudioClock::new(settings.bytes_per_second()),
+            offset: 0.0,
+            last_sent: Instant::now(),
+            replay: settings.replay_secs > 0.0,
+        })))
+    }
+
+    /// A chunk of the client's audio, starting at session time `at`, that arrived at `arrived`; `quiet` (as good
+    /// as silence) is kept for replay as its length only. Written to the connection when one is open, and kept
+    /// until Deepgram settles it (or, without replay, until a connection takes it).
+    pub fn push(&self, pcm: Bytes, arrived: Instant, at: f64, quiet: bool) {
+        let mut feed = self.0.borrow_mut();
+        if !feed.accepting {
+            return;
+        }
+        let sent = feed.send_audio(pcm.clone(), arrived, at);
+        if !sent || feed.replay {
+            feed.unsettled.keep(&pcm, quiet, arrived, at, sent);
+        }
+    }
+
+    pub(super) fn get(&self) -> RefMut<'_, Feed> {
+        self.0.borrow_mut()
+    }
+}
+
+impl Feed {
+    /// Writes audio that starts at session time `at` and arrived at `arrived` to the open connection (the first
+    /// audio of a connection fixes its time origin). Whether it was written.
+    pub fn send_audio(&mut self, pcm: Bytes, arrived: Instant, at: f64) -> bool {
+        let Some(sink) = &mut self.sink else { return false };
+        if pcm.is_empty() {
+            return false; // an empty binary frame means "close stream" to Deepgram
+        }
+        if self.clock.now() == 0.0 {
+            self.offset = at;
+        }
+        self.clock.record(pcm.len(), arrived);
+        let _ = sink.write(WsMessage::Binary(pcm));
+        self.last_sent = Instant::now();
+        true
+    }
+
+    /// Writes a text message to the open connection, if there is one.
+    pub fn send_text(&mut self, text: String) {
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(WsMessage::Text(text.into()));
+            self.last_sent = Instant::now();
+        }
+    }
+
+    /// A new connection: everything kept is sent again (or, without replay, what was never sent), oldest
+    /// first. How many frames went out again.
+    pub fn replay(&mut self, encoding: crate::audio::level::InputEncoding) -> usize {
+        let frames = self.unsettled.frames(encoding, self.replay);
+        let mut again = 0;
+        let mut sent = false;
+        for f in frames {
+            again += usize::from(f.again);
+            sent |= self.send_audio(f.pcm, f.arrived, f.at);
+        }
+        if sent {
+            self.unsettled.mark_sent();
+        }
+        again
+    }
+
+    /// Deepgram settled the audio up to session time `end`: it will not be needed again.
+    pub fn settled(&mut self, end: f64) {
+        self.unsettled.settled(end);
+        self.clock.forget_before(end - self.offset);
+    }
+
+    /// The link is done: nothing more is accepted or kept.
+    pub fn stop(&mut self) {
+        self.accepting = false;
+        self.unsettled.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::level::InputEncoding;
+
+    fn settings(replay_secs: f64) -> SttSettings {
+        SttSettings {
+            base_url: "ws://127.0.0.1:9/v1".into(),
+            api_key: None,
+            model: "nova-3".into(),
+            language: "en-US".into(),
+            endpointing_ms: 300,
+            utterance_end_ms: 1000,
+            encoding: InputEncoding::Linear16,
+            replay_secs,
+            sample_rate: 16000,
+        }
+    }
+
+    fn kept(feed: &SttFeed) -> Vec<u8> {
+        let frames = feed.get().unsettled.frames(InputEncoding::Linear16, true);
+        frames.into_iter().flat_map(|f| f.pcm.to_vec()).collect()
+    }
+
+    #[test]
+    fn audio_before_a_connection_is_kept_unsent_and_nothing_once_stopped() {
+        for replay_secs in [15.0, 0.0] {
+            let feed = SttFeed::new(&settings(replay_secs));
+            let t = Instant::now();
+            feed.push(Bytes::from(vec![7u8; 640]), t, 0.0, false);
+            feed.push(Bytes::from(vec![9u8; 640]), t, 0.02, false);
+            let expected: Vec<u8> = [vec![7u8; 640], vec![9u8; 640]].concat();
+            assert_eq!(kept(&feed), expected, "kept for the connection being opened (replay {replay_secs})");
+            assert_eq!(feed.get().unsettled.frames(InputEncoding::Linear16, false).len(), 2, "not sent yet");
+            assert_eq!(feed.get().replay(InputEncoding::Linear16), 0, "no connection: nothing goes out");
+            assert_eq!(feed.get().clock.now(), 0.0);
+            feed.get().stop();
+            feed.push(Bytes::from(vec![1u8; 640]), t, 0.04, false);
+            assert!(kept(&feed).is_empty(), "a stopped link keeps and takes nothing");
+        }
+    }
+}
