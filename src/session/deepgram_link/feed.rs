@@ -136,17 +136,7 @@ mod tests {
     use crate::audio::level::InputEncoding;
 
     fn settings(replay_secs: f64) -> SttSettings {
-        SttSettings {
-            base_url: "ws://127.0.0.1:9/v1".into(),
-            api_key: None,
-            model: "nova-3".into(),
-            language: "en-US".into(),
-            endpointing_ms: 300,
-            utterance_end_ms: 1000,
-            encoding: InputEncoding::Linear16,
-            replay_secs,
-            sample_rate: 16000,
-        }
+        super::super::settings::for_tests("ws://127.0.0.1:9/v1", replay_secs)
     }
 
     fn kept(feed: &SttFeed) -> Vec<u8> {

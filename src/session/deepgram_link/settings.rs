@@ -69,23 +69,29 @@ impl SttSettings {
     }
 }
 
+/// Settings for unit tests: 16 kHz PCM to `base_url`, keeping `replay_secs` for replay.
+#[cfg(test)]
+pub(super) fn for_tests(base_url: &str, replay_secs: f64) -> SttSettings {
+    SttSettings {
+        base_url: base_url.into(),
+        api_key: None,
+        model: "nova-3".into(),
+        language: "en-US".into(),
+        endpointing_ms: 300,
+        utterance_end_ms: 1000,
+        encoding: InputEncoding::Linear16,
+        replay_secs,
+        sample_rate: 16000,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_listen_url_asks_for_what_the_session_needs() {
-        let s = SttSettings {
-            base_url: "https://api.deepgram.com/v1".into(),
-            api_key: None,
-            model: "nova-3".into(),
-            language: "en-US".into(),
-            endpointing_ms: 300,
-            utterance_end_ms: 1000,
-            encoding: InputEncoding::Linear16,
-            replay_secs: 15.0,
-            sample_rate: 16000,
-        };
+        let s = for_tests("https://api.deepgram.com/v1", 15.0);
         let url = s.url();
         assert!(url.starts_with("wss://api.deepgram.com/v1/listen?"), "{url}");
         for part in [
