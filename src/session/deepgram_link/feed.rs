@@ -136,7 +136,7 @@ mod tests {
     use crate::audio::level::InputEncoding;
 
     fn settings(replay_secs: f64) -> SttSettings {
-        super::super::settings::for_tests("ws://127.0.0.1:9/v1", replay_secs)
+        crate::session::deepgram_link::settings::for_tests("ws://127.0.0.1:9/v1", replay_secs)
     }
 
     fn kept(feed: &SttFeed) -> Vec<u8> {
