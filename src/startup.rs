@@ -134,7 +134,11 @@ impl Application {
         .run()
         .await;
         let storage = actix::Arbiter::new();
-        storage.spawn(async { name_this_thread(c"parley-storage") });
+        storage.spawn(async {
+            name_this_thread(c"parley-storage");
+            // The Persister, Uploader and journal write from here: their statements run here, without a hop.
+            crate::db::writer::run_writes_here();
+        });
         let uploader = {
             let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
             let instance = instance.clone();

@@ -4,9 +4,9 @@
 //! Recorder on the storage arbiter; DeepgramLink only when the conversation asks for it (first audio, or a
 //! restart after an outage). Children report to the session through the [`Reporters`] it hands over
 //! (`Recipient`s), never through its concrete address. Microphone audio for speech recognition goes straight
-//! into the link's [`SttFeed`] (no message per frame). Microphone audio for the recorder is gathered here
-//! into blocks of [`RECORDER_BLOCK_BYTES`] (and at each turn boundary), so the storage thread gets one
-//! message per block rather than one per 20 ms frame.
+//! into the link's [`SttFeed`] (no message per frame). Audio for the recorder, the microphone's and the
+//! replies' alike, is gathered here into blocks of [`RECORDER_BLOCK_BYTES`] (and handed over at each turn
+//! boundary), so the storage thread gets one message per block rather than one per frame or per TTS chunk.
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -17,13 +17,43 @@ use super::llm_worker::Caller;
 use super::llm_worker::{LlmEvent, LlmWorker, StopWorker};
 use super::settings::{SessionDeps, SessionParams};
 use super::tts_link::{TtsEvent, TtsLink, TtsSettings, TtsShutdown};
+use crate::db::TurnId;
 use crate::persistence::{Persist, Persisted, Persister};
-use crate::recording::recorder::{FinishRecording, Recorder, RecorderSetup, UserAudio};
+use crate::recording::recorder::{AssistantAudio, FinishRecording, Recorder, RecorderSetup, UserAudio};
 use crate::recording::spool::TrackFormat;
 
-/// Microphone audio handed to the recorder at once (half a second of 16 kHz PCM, two of 8 kHz µ-law). The
-/// block is allocated when audio comes and handed over whole, so a session holds at most one.
+/// Audio handed to the recorder at once (half a second of 16 kHz PCM, two of 8 kHz µ-law, four of 32 kbit/s
+/// MP3). A block is allocated when audio comes and handed over whole, so a session holds at most one a side.
 pub const RECORDER_BLOCK_BYTES: usize = 16 * 1024;
+
+/// Audio gathered for the recorder until a block is full or a turn boundary hands it over.
+#[derive(Default)]
+struct Gathered(Vec<u8>);
+
+impl Gathered {
+    /// Adds `bytes`, first handing over what is gathered when they would overfill it; a chunk of a block or more
+    /// is handed over as it is. Order is kept.
+    fn add(&mut self, bytes: Bytes, mut hand_over: impl FnMut(Bytes)) {
+        if self.0.len() + bytes.len() > RECORDER_BLOCK_BYTES {
+            self.flush(&mut hand_over);
+        }
+        if bytes.len() >= RECORDER_BLOCK_BYTES {
+            hand_over(bytes);
+        } else {
+            if self.0.capacity() == 0 {
+                self.0.reserve_exact(RECORDER_BLOCK_BYTES);
+            }
+            self.0.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Hands over what is gathered, if anything.
+    fn flush(&mut self, mut hand_over: impl FnMut(Bytes)) {
+        if !self.0.is_empty() {
+            hand_over(Bytes::from(std::mem::take(&mut self.0)));
+        }
+    }
+}
 
 /// Where the children report: the session's own recipients.
 #[derive(Clone)]
@@ -48,7 +78,9 @@ pub struct Children {
     persister: Addr<Persister>,
     recorder: Addr<Recorder>,
     /// Microphone audio not yet handed to the recorder.
-    microphone: Vec<u8>,
+    microphone: Gathered,
+    /// Reply audio not yet handed to the recorder, and the turn it belongs to.
+    reply: (Option<TurnId>, Gathered),
 }
 
 impl Children {
@@ -103,7 +135,8 @@ impl Children {
             tts,
             persister,
             recorder,
-            microphone: Vec::new(),
+            microphone: Gathered::default(),
+            reply: (None, Gathered::default()),
         }
     }
 
@@ -140,24 +173,25 @@ impl Children {
             Command::ClientToolAnswer(m) => self.llm.do_send(m),
             Command::Tts(m) => self.tts.do_send(m),
             Command::RecordUser(UserAudio(pcm)) => {
-                if self.microphone.len() + pcm.len() > RECORDER_BLOCK_BYTES {
-                    self.flush_microphone();
-                }
-                if pcm.len() >= RECORDER_BLOCK_BYTES {
-                    self.recorder.do_send(UserAudio(pcm));
-                } else {
-                    if self.microphone.capacity() == 0 {
-                        self.microphone.reserve_exact(RECORDER_BLOCK_BYTES);
-                    }
-                    self.microphone.extend_from_slice(&pcm);
-                }
+                let recorder = &self.recorder;
+                self.microphone.add(pcm, |block| recorder.do_send(UserAudio(block)));
             }
             Command::UserTurnCommitted(m) => {
                 self.flush_microphone();
                 self.recorder.do_send(m);
             }
-            Command::RecordAssistant(m) => self.recorder.do_send(m),
-            Command::AssistantTurnEnded(m) => self.recorder.do_send(m),
+            Command::RecordAssistant(AssistantAudio { turn_id, bytes }) => {
+                if self.reply.0 != Some(turn_id) {
+                    self.flush_reply();
+                    self.reply.0 = Some(turn_id);
+                }
+                let recorder = &self.recorder;
+                self.reply.1.add(bytes, |block| recorder.do_send(AssistantAudio { turn_id, bytes: block }));
+            }
+            Command::AssistantTurnEnded(m) => {
+                self.flush_reply();
+                self.recorder.do_send(m);
+            }
             Command::Persist(write) => self.persister.do_send(Persist(write)),
             Command::StartTimer(..) | Command::CancelTimer(_) => {
                 log::error!("session {}: a timer command reached the children", self.session);
@@ -167,8 +201,16 @@ impl Children {
 
     /// Hands the gathered microphone audio to the recorder.
     fn flush_microphone(&mut self) {
-        if !self.microphone.is_empty() {
-            self.recorder.do_send(UserAudio(Bytes::from(std::mem::take(&mut self.microphone))));
+        let recorder = &self.recorder;
+        self.microphone.flush(|block| recorder.do_send(UserAudio(block)));
+    }
+
+    /// Hands the gathered reply audio to the recorder, under its turn.
+    fn flush_reply(&mut self) {
+        let recorder = &self.recorder;
+        if let (Some(turn_id), gathered) = &mut self.reply {
+            let turn_id = *turn_id;
+            gathered.flush(|bytes| recorder.do_send(AssistantAudio { turn_id, bytes }));
         }
     }
 
@@ -176,6 +218,7 @@ impl Children {
     /// its queue is written and no address of it is left.
     pub fn shut_down(mut self) {
         self.flush_microphone();
+        self.flush_reply();
         if let Some((stt, _)) = self.stt.take() {
             stt.do_send(SttShutdown);
         }
@@ -188,5 +231,34 @@ impl Children {
 impl std::fmt::Debug for Children {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Children").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gathered_audio_goes_over_in_full_blocks_in_order_with_nothing_lost() {
+        let mut gathered = Gathered::default();
+        let mut handed: Vec<Bytes> = Vec::new();
+        let chunk = |n: usize, value: u8| Bytes::from(vec![value; n]);
+        // 3,000-byte chunks: five fit in a block, the sixth hands the five over first.
+        for i in 0..6u8 {
+            gathered.add(chunk(3000, i), |b| handed.push(b));
+        }
+        assert_eq!(handed.iter().map(Bytes::len).collect::<Vec<_>>(), [15_000]);
+        // A chunk of a block or more goes over as it is, after what was gathered before it.
+        gathered.add(chunk(RECORDER_BLOCK_BYTES, 9), |b| handed.push(b));
+        assert_eq!(handed.iter().map(Bytes::len).collect::<Vec<_>>(), [15_000, 3000, RECORDER_BLOCK_BYTES]);
+        gathered.add(chunk(10, 10), |b| handed.push(b));
+        gathered.flush(|b| handed.push(b));
+        gathered.flush(|b| handed.push(b));
+        assert_eq!(handed.len(), 4, "a second flush hands over nothing");
+        let all: Vec<u8> = handed.iter().flat_map(|b| b.iter().copied()).collect();
+        let mut expected: Vec<u8> = (0..6u8).flat_map(|i| vec![i; 3000]).collect();
+        expected.extend(vec![9; RECORDER_BLOCK_BYTES]);
+        expected.extend(vec![10; 10]);
+        assert_eq!(all, expected, "every byte, in order");
     }
 }

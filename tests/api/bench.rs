@@ -29,14 +29,58 @@ fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Read and write system calls of a process so far (`syscr` + `syscw` of /proc/PID/io: the socket and file
-/// I/O calls, not every system call).
+/// Read and write system calls of a process so far (`syscr` + `syscw` of /proc/PID/io): those made through the
+/// file interface (files, eventfd wake-ups, `read`/`write` on a socket), not `send`/`recv` on sockets.
 fn io_syscalls(pid: u32) -> u64 {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
     io.lines()
         .filter_map(|l| l.strip_prefix("syscr: ").or_else(|| l.strip_prefix("syscw: ")))
         .filter_map(|v| v.trim().parse::<u64>().ok())
         .sum()
+}
+
+/// Context switches (voluntary and not) of a process's live threads so far, from /proc/PID/task/*/status.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("voluntary_ctxt_switches:").or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                })
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// Every system call a process makes, counted by `perf stat` (the kernel's `raw_syscalls:sys_enter`
+/// tracepoint) while it runs; `None` when perf is missing or not allowed to trace.
+struct SyscallCount(Option<std::process::Child>);
+
+impl SyscallCount {
+    fn start(pid: u32) -> SyscallCount {
+        let child = std::process::Command::new("perf")
+            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok();
+        SyscallCount(child)
+    }
+
+    fn stop(self) -> Option<u64> {
+        let child = self.0?;
+        // SAFETY: kill has no memory preconditions; the pid is our own child's.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        // CSV: count,unit,event,...
+        text.lines().find(|l| l.contains("raw_syscalls:sys_enter")).and_then(|l| l.split(',').next()?.parse().ok())
+    }
 }
 
 /// utime+stime of a process, seconds.
@@ -151,6 +195,8 @@ fn bench() {
     let cpu_before = cpu_seconds(pid);
     let threads_before = cpu_by_thread(pid);
     let syscalls_before = io_syscalls(pid);
+    let switches_before = context_switches(pid);
+    let all_syscalls = SyscallCount::start(pid);
     let started = Instant::now();
     let clients: Vec<_> = (0..threads)
         .map(|t| {
@@ -178,6 +224,8 @@ fn bench() {
     let cpu = cpu_seconds(pid) - cpu_before;
     let threads_after = cpu_by_thread(pid);
     let syscalls = io_syscalls(pid).saturating_sub(syscalls_before);
+    let switches = context_switches(pid).saturating_sub(switches_before);
+    let all_syscalls = all_syscalls.stop();
     let peak = watch.stop().max(idle_rss);
     let (status, log) = server.stop(libc::SIGTERM);
     drop(emulators);
@@ -198,10 +246,12 @@ fn bench() {
     // Every session sends a 20 ms frame 50 times a second.
     let frames = (sessions * seconds * 50).max(1) as f64;
     eprintln!(
-        "  per incoming audio frame ({frames:.0} frames): {:.1} µs of parley CPU (all its work), {:.2} read/write \
-         system calls",
+        "  per incoming audio frame ({frames:.0} frames): {:.1} µs of parley CPU (all its work), {} system calls \
+         ({:.2} of them file-style read/write), {:.2} context switches",
         cpu * 1e6 / frames,
-        syscalls as f64 / frames
+        all_syscalls.map_or("n/a (no perf)".to_string(), |n| format!("{:.2}", n as f64 / frames)),
+        syscalls as f64 / frames,
+        switches as f64 / frames
     );
     // Where the CPU went, by thread: the HTTP workers and the storage arbiter are `actix-rt|system`, the
     // storage one also named `parley-storage` once started; `sqlite-writer` is the embedded database's writer,
