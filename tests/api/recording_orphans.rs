@@ -88,6 +88,14 @@ both_backends! {
             let session = c.session_id();
             c.stream_audio(&utterance_pcm(1200, 1500)).await;
             c.until("turn end", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd" && v["turnId"] == 1)).await;
+            for role in ["user", "assistant"] {
+                let saved = |e: &Event| {
+                    matches!(e, Event::Json(v) if v["type"] == "messageSaved" && v["turnId"] == 1 && v["role"] == role)
+                };
+                if !c.log.iter().any(saved) {
+                    c.until("messageSaved", saved).await;
+                }
+            }
             stored(&server, &session, 2).await;
             c.stream_audio(&utterance_pcm(3000, 0)).await;
             open_recording_on_disk(&spool, 44 + 32 * 1024).await;
@@ -105,6 +113,20 @@ both_backends! {
             assert_eq!(count("removed"), Some(0.0));
             registered += count("registered").unwrap();
             quarantined += count("quarantined").unwrap();
+
+            // Both messages confirmed (`messageSaved`) before the kill are in the history, in order, with their text.
+            let (status, history) = get(&server, &format!("/api/history?sessionId={session}")).await;
+            assert_eq!(status, 200);
+            let history: Value = serde_json::from_slice(&history).unwrap();
+            let said: Vec<(&str, &str)> = history["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+                .collect();
+            let question = format!("question number {round}");
+            let answer = format!("Answer number {round}.");
+            assert_eq!(said, [("user", question.as_str()), ("assistant", answer.as_str())], "round {round}");
 
             // The cut utterance is a recording of its session: turn 0, no message, stored and playable.
             let all = stored(&server, &session, 3).await;

@@ -44,6 +44,13 @@ async fn two_spoken_turns(v: &VoiceApp, user: &str) -> (VoiceClient, f64) {
     (c, sent_seconds)
 }
 
+/// The audio of a WAV file: the bytes of its `data` chunk.
+fn wav_data(wav: &[u8]) -> &[u8] {
+    let at = wav.windows(4).position(|w| w == b"data").expect("a data chunk");
+    let len = u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()) as usize;
+    &wav[at + 8..at + 8 + len]
+}
+
 /// A signed link without its signature: links signed by two requests differ in their expiry when a second
 /// passes between them, and name the same recording.
 fn unsigned(url: &str) -> &str {
@@ -68,6 +75,18 @@ both_backends! {
         let user: Vec<f64> = (1..=2).map(|t| recording(&all, "user", t)["durationSeconds"].as_f64().unwrap()).collect();
         for d in &user {
             assert!((1.2..=5.4).contains(d), "a user recording holds its utterance: {user:?}");
+        }
+        // Byte for byte: the user's recordings, in turn order, are the start of what the client sent (audio
+        // after the last commit belongs to no turn), and each reply's is exactly the audio the client received.
+        let file = |r: &Value| std::fs::read(v.app.data_dir.path().join(r["objectKey"].as_str().unwrap())).unwrap();
+        let user_audio: Vec<u8> =
+            (1..=2).flat_map(|t| wav_data(&file(recording(&all, "user", t))).to_vec()).collect();
+        let sent = utterance_pcm(1200, 1500).repeat(2);
+        assert!(!user_audio.is_empty() && sent.starts_with(&user_audio), "the user's audio, unchanged and in order");
+        for turn in 1..=2u64 {
+            let stored = file(recording(&all, "assistant", turn));
+            assert!(wav_data(&stored) == c.audio_of_turn(turn).as_slice(), "turn {turn}: the reply as it was heard");
+            assert_eq!(recording(&all, "assistant", turn)["sizeBytes"].as_u64(), Some(stored.len() as u64));
         }
         let total: f64 = user.iter().sum();
         assert!(
