@@ -8,7 +8,7 @@
 //! with `.part` appended while it is being written. See [`SpoolName`] and `recording::orphans`.
 
 use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::audio::level::InputEncoding;
@@ -21,10 +21,6 @@ pub const SPOOL_DIR: &str = "spool";
 
 /// Appended to the name of a file still being written.
 pub const PARTIAL: &str = ".part";
-
-/// Write buffer per open recording: a few hundred milliseconds of audio, so a session costs little memory
-/// and the disk sees few writes.
-const BUFFER_BYTES: usize = 16 * 1024;
 
 /// How a recording's bytes are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +128,10 @@ impl SpoolName {
 }
 
 enum Sink {
-    Wav(WavWriter<BufWriter<File>>),
-    Raw(BufWriter<File>),
+    // Unbuffered: the session hands audio over in blocks of many frames already (`session::children`), so a
+    // buffer here would only hold a second copy of a block per open recording.
+    Wav(WavWriter<File>),
+    Raw(File),
 }
 
 /// A recording being written.
@@ -174,7 +172,6 @@ impl Track {
             }
             other => other?,
         };
-        let file = BufWriter::with_capacity(BUFFER_BYTES, file);
         let sink = match format {
             TrackFormat::Wav(wav) => Sink::Wav(WavWriter::new(file, wav).map_err(std::io::Error::other)?),
             TrackFormat::Container { .. } => Sink::Raw(file),
@@ -204,12 +201,9 @@ impl Track {
         let (file, duration_seconds) = match self.sink {
             Sink::Wav(w) => {
                 let seconds = w.duration_seconds();
-                (w.finish().map_err(std::io::Error::other)?.into_inner().map_err(|e| e.into_error())?, Some(seconds))
+                (w.finish().map_err(std::io::Error::other)?, Some(seconds))
             }
-            Sink::Raw(w) => {
-                let file = w.into_inner().map_err(|e| e.into_error())?;
-                (file, crate::audio::file_duration_seconds(Some(self.format.content_type()), &self.path))
-            }
+            Sink::Raw(file) => (file, crate::audio::file_duration_seconds(Some(self.format.content_type()), &self.path)),
         };
         let size_bytes = file.metadata()?.len();
         drop(file);
