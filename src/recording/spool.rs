@@ -203,7 +203,9 @@ impl Track {
                 let seconds = w.duration_seconds();
                 (w.finish().map_err(std::io::Error::other)?, Some(seconds))
             }
-            Sink::Raw(file) => (file, crate::audio::file_duration_seconds(Some(self.format.content_type()), &self.path)),
+            Sink::Raw(file) => {
+                (file, crate::audio::file_duration_seconds(Some(self.format.content_type()), &self.path))
+            }
         };
         let size_bytes = file.metadata()?.len();
         drop(file);
