@@ -216,7 +216,9 @@ struct MessageRow {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = messages)]
+// `None` is NULL (no column here has another default): the SQL is then the same for every row, so the
+// prepared statement is cached instead of being prepared again for each insert.
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 struct NewMessageRow<'a> {
     session_id: &'a str,
     role: &'a str,
@@ -527,5 +529,39 @@ impl Store {
             content,
             audio_url,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::query_builder::QueryFragment as _;
+
+    use super::*;
+
+    #[test]
+    fn a_message_insert_is_the_same_sql_every_time_so_its_statement_is_cached() {
+        let row = NewMessageRow {
+            session_id: "s",
+            role: "user",
+            content: vec![1],
+            audio_url: None,
+            created_at: NaiveDateTime::default(),
+            interrupted: false,
+            generated_content: None,
+            heard_ms: None,
+            heard_source: None,
+            outcome: None,
+            write_key: None,
+            tool_calls: None,
+            llm_provider: None,
+            usage: None,
+        };
+        let insert = diesel::insert_into(messages::table)
+            .values(&row)
+            .on_conflict(messages::write_key)
+            .do_nothing()
+            .returning(messages::id);
+        assert!(insert.is_safe_to_cache_prepared(&diesel::sqlite::Sqlite).unwrap());
+        assert!(insert.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
     }
 }

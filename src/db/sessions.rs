@@ -28,7 +28,9 @@ struct SessionRow {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = sessions)]
+// `None` is NULL (no column here has another default): the SQL is then the same for every row, so the
+// prepared statement is cached instead of being prepared again for each insert.
+#[diesel(table_name = sessions, treat_none_as_default_value = false)]
 struct NewSessionRow<'a> {
     session_id: &'a str,
     user_id: &'a str,
@@ -259,5 +261,30 @@ impl Store {
             })
             .collect();
         Ok(SessionPage { sessions, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::query_builder::QueryFragment as _;
+
+    use super::*;
+
+    #[test]
+    fn a_session_insert_is_the_same_sql_every_time_so_its_statement_is_cached() {
+        let row = NewSessionRow {
+            session_id: "s",
+            user_id: "u",
+            created_at: NaiveDateTime::default(),
+            last_activity_at: NaiveDateTime::default(),
+            model_id: "m",
+            voice_id: "v",
+            call_sid: None,
+            call_from: None,
+            call_to: None,
+        };
+        let insert = diesel::insert_into(sessions::table).values(&row).on_conflict(sessions::session_id).do_nothing();
+        assert!(insert.is_safe_to_cache_prepared(&diesel::sqlite::Sqlite).unwrap());
+        assert!(insert.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
     }
 }
