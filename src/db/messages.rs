@@ -534,8 +534,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use diesel::query_builder::QueryFragment as _;
-
     use super::*;
 
     #[test]
@@ -561,7 +559,6 @@ mod tests {
             .on_conflict(messages::write_key)
             .do_nothing()
             .returning(messages::id);
-        assert!(insert.is_safe_to_cache_prepared(&diesel::sqlite::Sqlite).unwrap());
-        assert!(insert.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
+        crate::db::assert_statement_cached(&insert);
     }
 }

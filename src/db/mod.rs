@@ -210,6 +210,20 @@ impl Store {
     }
 }
 
+/// Asserts that `query` builds the same SQL every time on both databases, so its prepared statement is cached.
+#[cfg(test)]
+pub(crate) fn assert_statement_cached<Q>(query: &Q)
+where
+    Q: diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
+        + diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+{
+    use diesel::query_builder::QueryFragment;
+    assert!(
+        QueryFragment::<diesel::sqlite::Sqlite>::is_safe_to_cache_prepared(query, &diesel::sqlite::Sqlite).unwrap()
+    );
+    assert!(QueryFragment::<diesel::pg::Pg>::is_safe_to_cache_prepared(query, &diesel::pg::Pg).unwrap());
+}
+
 /// A store in an embedded database in `dir` holding one conversation of `user` (for unit tests).
 #[cfg(test)]
 pub(crate) async fn embedded_for_tests(dir: &std::path::Path, user: &str) -> (Store, SessionId) {

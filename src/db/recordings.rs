@@ -362,8 +362,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use diesel::query_builder::QueryFragment as _;
-
     use super::*;
 
     #[test]
@@ -387,7 +385,6 @@ mod tests {
             .on_conflict(recordings::object_key)
             .do_nothing()
             .returning(recordings::id);
-        assert!(insert.is_safe_to_cache_prepared(&diesel::sqlite::Sqlite).unwrap());
-        assert!(insert.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
+        crate::db::assert_statement_cached(&insert);
     }
 }

@@ -266,8 +266,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use diesel::query_builder::QueryFragment as _;
-
     use super::*;
 
     #[test]
@@ -284,7 +282,6 @@ mod tests {
             call_to: None,
         };
         let insert = diesel::insert_into(sessions::table).values(&row).on_conflict(sessions::session_id).do_nothing();
-        assert!(insert.is_safe_to_cache_prepared(&diesel::sqlite::Sqlite).unwrap());
-        assert!(insert.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
+        crate::db::assert_statement_cached(&insert);
     }
 }
