@@ -40,15 +40,54 @@ impl HttpClients {
     /// A client for the current thread. Requests have no overall timeout: streams (SSE, audio) last as long as
     /// a reply does, and the session actors apply their own deadlines.
     pub fn build(&self) -> awc::Client {
+        let connector = awc::Connector::new().connector(tcp_connector());
         awc::Client::builder()
-            .connector(awc::Connector::new().rustls_0_23(self.tls.clone()).timeout(CONNECT_TIMEOUT).limit(0))
+            .connector(connector.rustls_0_23(self.tls.clone()).timeout(CONNECT_TIMEOUT).limit(0))
             .disable_timeout()
             .finish()
     }
 }
 
+/// awc's TCP connector with `TCP_NODELAY` set on every connection. Audio goes out in small frames (640 bytes
+/// every 20 ms to Deepgram) on sockets that also carry replies the other way; with Nagle's algorithm on, a
+/// frame written while the previous one is unacknowledged waits for that acknowledgement, which the peer may
+/// delay by up to 40 ms. The frame that held the end of an utterance then reaches Deepgram late, and so does
+/// the end of the turn. Real-time traffic wants each frame on the wire when it is written.
+pub fn tcp_connector() -> impl actix_service::Service<
+    actix_tls::connect::ConnectInfo<awc::http::Uri>,
+    Response = actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>,
+    Error = actix_tls::connect::ConnectError,
+> + Clone {
+    use actix_service::ServiceExt as _;
+    actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default()).service().map(
+        |connection: actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>| {
+            // Failing only costs latency; the connection itself is fine.
+            let _ = connection.io_ref().set_nodelay(true);
+            connection
+        },
+    )
+}
+
 impl Default for HttpClients {
     fn default() -> Self {
         HttpClients::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_service::Service as _;
+
+    #[actix::test]
+    async fn provider_connections_are_opened_with_nagle_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let uri: awc::http::Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let connector = super::tcp_connector();
+        let connection = connector.call(actix_tls::connect::ConnectInfo::new(uri)).await.unwrap();
+        assert!(connection.io_ref().nodelay().unwrap(), "TCP_NODELAY is set");
+        // What awc's own connector would have given (what this guards against).
+        let plain = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        assert!(!plain.nodelay().unwrap());
     }
 }

@@ -19,8 +19,12 @@ use bytes::Bytes;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnSocket(#[cfg(unix)] std::os::fd::RawFd);
 
-/// Records the socket of every accepted plain-TCP connection; give it to `HttpServer::on_connect`.
+/// Records the socket of every accepted plain-TCP connection, with Nagle's algorithm off as a provider's
+/// real-time endpoint has it (results and audio go out as they are made); give it to `HttpServer::on_connect`.
 pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let _ = tcp.set_nodelay(true);
+    }
     #[cfg(unix)]
     if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
         use std::os::fd::AsRawFd as _;

@@ -117,7 +117,12 @@ impl VoiceClient {
             })
             .collect();
         let url = format!("ws://127.0.0.1:{port}/ws/chat-audio?{}", query.join("&"));
-        let (_, framed) = awc::Client::new().ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| match e {
+        // Nagle's algorithm off, as a browser has it (Chromium sets TCP_NODELAY on every socket): 20 ms frames
+        // go out as they are written.
+        let client = awc::Client::builder()
+            .connector(awc::Connector::new().connector(parley::http_client::tcp_connector()))
+            .finish();
+        let (_, framed) = client.ws(url).max_frame_size(8 << 20).connect().await.map_err(|e| match e {
             awc::error::WsClientError::InvalidResponseStatus(status) => format!("refused with HTTP {status}"),
             other => other.to_string(),
         })?;

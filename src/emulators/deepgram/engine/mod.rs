@@ -237,7 +237,10 @@ fn spread(words: &[ScriptWord], start: f64, end: f64) -> Vec<TimedWord> {
         .enumerate()
         .map(|(i, w)| {
             let s = start + i as f64 * slot;
-            TimedWord { word: w.clone(), start: ms(s), end: ms(s + slot * 0.9) }
+            // A short gap after each word, but the last one ends with the speech, as Deepgram's does: the
+            // endpointing silence is counted from there.
+            let e = if i + 1 == words.len() { end } else { s + slot * 0.9 };
+            TimedWord { word: w.clone(), start: ms(s), end: ms(e) }
         })
         .collect()
 }
