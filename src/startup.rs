@@ -202,7 +202,6 @@ impl Application {
             .client_disconnect_timeout(LINGER)
             .client_request_timeout(config.limits.request_timeout)
             .shutdown_timeout(SERVER_STOP_TIMEOUT.as_secs())
-            .on_connect(no_delay)
             .listen(listener)?
             .run()
         };
@@ -329,28 +328,5 @@ fn name_this_thread(name: &std::ffi::CStr) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `name` is, and changes only this thread's name.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-    }
-}
-
-/// Turns Nagle's algorithm off on an accepted connection: the reply audio goes to the client in small frames
-/// as it is synthesised, and a frame should not wait for the client to acknowledge the one before it.
-fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        // Failing only costs latency.
-        let _ = tcp.set_nodelay(true);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[actix::test]
-    async fn accepted_connections_get_nagle_off() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let _client = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        assert!(!accepted.nodelay().unwrap());
-        super::no_delay(&accepted, &mut actix_web::dev::Extensions::new());
-        assert!(accepted.nodelay().unwrap());
     }
 }

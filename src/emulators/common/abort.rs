@@ -19,8 +19,8 @@ use bytes::Bytes;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnSocket(#[cfg(unix)] std::os::fd::RawFd);
 
-/// Records the socket of every accepted plain-TCP connection, with Nagle's algorithm off as a provider's
-/// real-time endpoint has it (results and audio go out as they are made); give it to `HttpServer::on_connect`.
+/// Records the socket of every accepted plain-TCP connection, with Nagle's algorithm off so that results and
+/// audio go out as they are made, as a streaming endpoint sends them; give it to `HttpServer::on_connect`.
 pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
     if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
         let _ = tcp.set_nodelay(true);
