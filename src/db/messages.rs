@@ -333,6 +333,17 @@ macro_rules! set_audio_url_in {
 }
 pub(crate) use set_audio_url_in;
 
+/// The insert of a message row, which stores nothing when its write key is stored already. One statement for the store and for the test that checks diesel caches it.
+macro_rules! insert_message_row {
+    ($row:expr) => {
+        diesel::insert_into(messages::table)
+            .values($row)
+            .on_conflict(messages::write_key)
+            .do_nothing()
+            .returning(messages::id)
+    };
+}
+
 impl Store {
     /// Stores a message and marks its conversation active at the message's time, atomically.
     pub async fn insert_message(&self, m: &NewMessage<'_>) -> Result<MessageId, StoreError> {
@@ -368,11 +379,7 @@ impl Store {
         let id: i64 = with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<i64, StoreError, _>(async |conn| {
-                let inserted: Option<i64> = diesel::insert_into(messages::table)
-                    .values(&row)
-                    .on_conflict(messages::write_key)
-                    .do_nothing()
-                    .returning(messages::id)
+                let inserted: Option<i64> = insert_message_row!(&row)
                     .get_result(conn)
                     .await
                     .optional()?;
@@ -554,11 +561,6 @@ mod tests {
             llm_provider: None,
             usage: None,
         };
-        let insert = diesel::insert_into(messages::table)
-            .values(&row)
-            .on_conflict(messages::write_key)
-            .do_nothing()
-            .returning(messages::id);
-        crate::db::assert_statement_cached(&insert);
+        crate::db::assert_statement_cached(&insert_message_row!(&row));
     }
 }

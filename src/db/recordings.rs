@@ -159,6 +159,17 @@ impl RecordingRow {
     }
 }
 
+/// The insert of a recording row, which stores nothing when its object key is stored already. One statement for the store and for the test that checks diesel caches it.
+macro_rules! insert_recording_row {
+    ($row:expr) => {
+        diesel::insert_into(recordings::table)
+            .values($row)
+            .on_conflict(recordings::object_key)
+            .do_nothing()
+            .returning(recordings::id)
+    };
+}
+
 impl Store {
     /// Registers a finished recording waiting in the spool; returns its id. Registering an object key that is
     /// already registered returns that row's id (a repeated write).
@@ -178,11 +189,7 @@ impl Store {
             instance_id: Some(r.instance_id.as_str()),
         };
         let id = with_conn!(self, write conn => {
-            let inserted: Option<i64> = diesel::insert_into(recordings::table)
-                .values(&row)
-                .on_conflict(recordings::object_key)
-                .do_nothing()
-                .returning(recordings::id)
+            let inserted: Option<i64> = insert_recording_row!(&row)
                 .get_result(conn)
                 .await
                 .optional()?;
@@ -380,11 +387,6 @@ mod tests {
             created_at: NaiveDateTime::default(),
             instance_id: None,
         };
-        let insert = diesel::insert_into(recordings::table)
-            .values(&row)
-            .on_conflict(recordings::object_key)
-            .do_nothing()
-            .returning(recordings::id);
-        crate::db::assert_statement_cached(&insert);
+        crate::db::assert_statement_cached(&insert_recording_row!(&row));
     }
 }

@@ -145,6 +145,13 @@ pub struct SessionPage {
     pub next: Option<SessionCursor>,
 }
 
+/// The insert of a session row, which stores nothing when the session exists already. One statement for the store and for the test that checks diesel caches it.
+macro_rules! insert_session_row {
+    ($row:expr) => {
+        diesel::insert_into(sessions::table).values($row).on_conflict(sessions::session_id).do_nothing()
+    };
+}
+
 impl Store {
     /// Stores a new conversation; storing one that is already there does nothing (a repeated write), unless it
     /// belongs to someone else.
@@ -161,10 +168,7 @@ impl Store {
             call_to: s.call.as_ref().map(|c| c.to.as_str()),
         };
         let owner: Option<String> = with_conn!(self, write conn => {
-            let inserted = diesel::insert_into(sessions::table)
-                .values(&row)
-                .on_conflict(sessions::session_id)
-                .do_nothing()
+            let inserted = insert_session_row!(&row)
                 .execute(conn)
                 .await?;
             if inserted == 1 {
@@ -281,7 +285,6 @@ mod tests {
             call_from: None,
             call_to: None,
         };
-        let insert = diesel::insert_into(sessions::table).values(&row).on_conflict(sessions::session_id).do_nothing();
-        crate::db::assert_statement_cached(&insert);
+        crate::db::assert_statement_cached(&insert_session_row!(&row));
     }
 }
