@@ -14,7 +14,10 @@ use diesel_async::RunQueryDsl as _;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{messages, sessions};
-use super::{MessageId, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
+use super::{
+    MessageId, SessionId, Store, StoreError, WriteConn, from_db_time, on_write_conn, to_db_time, with_conn,
+    with_write_conn,
+};
 use crate::crypto::CryptoError;
 
 /// Who said it.
@@ -347,6 +350,15 @@ macro_rules! insert_message_row {
 impl Store {
     /// Stores a message and marks its conversation active at the message's time, atomically.
     pub async fn insert_message(&self, m: &NewMessage<'_>) -> Result<MessageId, StoreError> {
+        with_write_conn!(self, wc => self.insert_message_in(wc, m).await)
+    }
+
+    /// [`Store::insert_message`] on a given write connection.
+    pub(crate) async fn insert_message_in(
+        &self,
+        wc: &mut WriteConn<'_>,
+        m: &NewMessage<'_>,
+    ) -> Result<MessageId, StoreError> {
         let sid = m.session_id.as_str();
         let row = NewMessageRow {
             session_id: sid,
@@ -376,7 +388,7 @@ impl Store {
             llm_provider: m.reply.and_then(|r| r.llm.as_deref()),
             usage: m.reply.and_then(|r| r.usage.as_ref()).and_then(|u| serde_json::to_string(u).ok()),
         };
-        let id: i64 = with_conn!(self, write conn => {
+        let id: i64 = on_write_conn!(wc, conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<i64, StoreError, _>(async |conn| {
                 let inserted: Option<i64> = insert_message_row!(&row)

@@ -10,6 +10,7 @@
 //! An operation made of several statements runs them as one transaction on one connection
 //! (`AsyncConnection::transaction` inside [`with_conn!`]), so a failure part-way leaves nothing half-written.
 
+pub mod batch;
 pub mod ids;
 pub mod messages;
 pub mod migrate;
@@ -27,6 +28,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 
 use crate::config::DatabaseConfig;
 use crate::crypto::{Cipher, CryptoError};
+pub use batch::{WriteDone, WriteOp};
 pub use ids::{IdError, InstanceId, MessageId, SessionId, TurnId, UserId};
 pub use messages::{
     Feedback, FeedbackOutcome, HeardSource, NewMessage, ReplyOutcome, ReplyRecord, Role, StoredMessage, ToolRecord,
@@ -144,6 +146,55 @@ macro_rules! with_conn {
     };
 }
 pub(crate) use with_conn;
+
+/// The write connection of either backend, for code that runs several writes on one connection (one
+/// transaction: [`batch`]). Its bodies are compiled once per backend by [`on_write_conn!`].
+pub(crate) enum WriteConn<'c> {
+    Postgres(&'c mut AsyncPgConnection),
+    Sqlite(&'c mut writer::SqliteWriteConnection),
+}
+
+impl<'c> From<&'c mut AsyncPgConnection> for WriteConn<'c> {
+    fn from(conn: &'c mut AsyncPgConnection) -> Self {
+        WriteConn::Postgres(conn)
+    }
+}
+
+impl<'c> From<&'c mut writer::SqliteWriteConnection> for WriteConn<'c> {
+    fn from(conn: &'c mut writer::SqliteWriteConnection) -> Self {
+        WriteConn::Sqlite(conn)
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the connection inside a [`WriteConn`], compiled once per backend.
+macro_rules! on_write_conn {
+    ($wc:expr, $conn:ident => $body:expr) => {
+        match $wc {
+            $crate::db::WriteConn::Postgres(c) => {
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut **c;
+                $body
+            }
+            $crate::db::WriteConn::Sqlite(c) => {
+                let $conn: &mut $crate::db::writer::SqliteWriteConnection = &mut **c;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_write_conn;
+
+/// Runs `$body` with `$wc` bound to a [`WriteConn`] on the store's write connection (SQLite's one writer, or a
+/// pooled PostgreSQL connection).
+macro_rules! with_write_conn {
+    ($store:expr, $wc:ident => $body:expr) => {
+        $crate::db::with_conn!($store, write conn => {
+            let mut wc = $crate::db::WriteConn::from(conn);
+            let $wc = &mut wc;
+            $body
+        })
+    };
+}
+pub(crate) use with_write_conn;
 
 impl Store {
     /// Connects to the configured backend and brings its schema up to date (on a separate thread: diesel's

@@ -16,7 +16,10 @@ use serde::Serialize;
 
 use super::messages::set_audio_url_in;
 use super::schema::{recordings, sessions};
-use super::{InstanceId, MessageId, Role, SessionId, Store, StoreError, from_db_time, to_db_time, with_conn};
+use super::{
+    InstanceId, MessageId, Role, SessionId, Store, StoreError, WriteConn, from_db_time, on_write_conn, to_db_time,
+    with_conn, with_write_conn,
+};
 
 /// Where a recording is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -174,6 +177,15 @@ impl Store {
     /// Registers a finished recording waiting in the spool; returns its id. Registering an object key that is
     /// already registered returns that row's id (a repeated write).
     pub async fn insert_recording(&self, r: &NewRecording) -> Result<i64, StoreError> {
+        with_write_conn!(self, wc => self.insert_recording_in(wc, r).await)
+    }
+
+    /// [`Store::insert_recording`] on a given write connection.
+    pub(crate) async fn insert_recording_in(
+        &self,
+        wc: &mut WriteConn<'_>,
+        r: &NewRecording,
+    ) -> Result<i64, StoreError> {
         let row = NewRecordingRow {
             session_id: r.session_id.as_str(),
             role: r.role.as_str(),
@@ -188,7 +200,7 @@ impl Store {
             created_at: to_db_time(r.created_at),
             instance_id: Some(r.instance_id.as_str()),
         };
-        let id = with_conn!(self, write conn => {
+        let id = on_write_conn!(wc, conn => {
             let inserted: Option<i64> = insert_recording_row!(&row)
                 .get_result(conn)
                 .await
@@ -332,8 +344,19 @@ impl Store {
         message_key: &str,
         url: &str,
     ) -> Result<bool, StoreError> {
+        with_write_conn!(self, wc => self.link_recording_by_keys_in(wc, object_key, message_key, url).await)
+    }
+
+    /// [`Store::link_recording_by_keys`] on a given write connection.
+    pub(crate) async fn link_recording_by_keys_in(
+        &self,
+        wc: &mut WriteConn<'_>,
+        object_key: &str,
+        message_key: &str,
+        url: &str,
+    ) -> Result<bool, StoreError> {
         use super::schema::messages;
-        let linked = with_conn!(self, write conn => {
+        let linked = on_write_conn!(wc, conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<bool, StoreError, _>(async |conn| {
                 let message: Option<i64> = messages::table

@@ -11,7 +11,10 @@ use diesel::{
 use diesel_async::RunQueryDsl as _;
 
 use super::schema::{messages, sessions};
-use super::{SessionId, Store, StoreError, UserId, from_db_time, to_db_time, with_conn};
+use super::{
+    SessionId, Store, StoreError, UserId, WriteConn, from_db_time, on_write_conn, to_db_time, with_conn,
+    with_write_conn,
+};
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
@@ -156,6 +159,11 @@ impl Store {
     /// Stores a new conversation; storing one that is already there does nothing (a repeated write), unless it
     /// belongs to someone else.
     pub async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        with_write_conn!(self, wc => self.create_session_in(wc, s).await)
+    }
+
+    /// [`Store::create_session`] on a given write connection (one of a batch's writes).
+    pub(crate) async fn create_session_in(&self, wc: &mut WriteConn<'_>, s: &NewSession) -> Result<(), StoreError> {
         let row = NewSessionRow {
             session_id: s.id.as_str(),
             user_id: s.user_id.as_str(),
@@ -167,7 +175,7 @@ impl Store {
             call_from: s.call.as_ref().map(|c| c.from.as_str()),
             call_to: s.call.as_ref().map(|c| c.to.as_str()),
         };
-        let owner: Option<String> = with_conn!(self, write conn => {
+        let owner: Option<String> = on_write_conn!(wc, conn => {
             let inserted = insert_session_row!(&row)
                 .execute(conn)
                 .await?;
@@ -198,7 +206,17 @@ impl Store {
 
     /// Records activity in a conversation; false when it does not exist.
     pub async fn touch_session(&self, id: &SessionId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let n = with_conn!(self, write conn => diesel::update(sessions::table.find(id.as_str()))
+        with_write_conn!(self, wc => self.touch_session_in(wc, id, at).await)
+    }
+
+    /// [`Store::touch_session`] on a given write connection.
+    pub(crate) async fn touch_session_in(
+        &self,
+        wc: &mut WriteConn<'_>,
+        id: &SessionId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = on_write_conn!(wc, conn => diesel::update(sessions::table.find(id.as_str()))
             .set(sessions::last_activity_at.eq(to_db_time(at)))
             .execute(conn)
             .await?);

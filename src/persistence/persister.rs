@@ -25,12 +25,19 @@ use chrono::{DateTime, Utc};
 
 use super::PendingWrites;
 use super::journal::{Journal, is_outage};
-use crate::db::{MessageId, NewMessage, NewRecording, NewSession, Role, SessionId, Store, StoreError, TurnId};
+use crate::db::{
+    MessageId, NewMessage, NewRecording, NewSession, Role, SessionId, Store, StoreError, TurnId, WriteDone, WriteOp,
+};
 use crate::metrics::Metrics;
 use crate::retry::{AttemptError, Backoff, RetryPolicy};
 
 /// Writes waiting in one session's queue beyond this are given up on (and counted).
 pub const MAX_QUEUE: usize = 512;
+/// How long a write that finds the queue idle waits for the rest of its turn (the recording the Recorder is
+/// finishing, the link behind both) so that they are committed together, in one transaction.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// The most writes committed in one transaction.
+pub const MAX_BATCH: usize = 64;
 /// How many turns back a message and its recording may still be paired.
 const PAIRING_WINDOW: TurnId = 8;
 /// How a write is retried before it goes to the journal (a blip, such as a connection recycled under it, is
@@ -185,7 +192,11 @@ impl Persister {
         if let Some(slot) = slot {
             self.link_if_paired(slot, ctx);
         }
-        self.pump(ctx);
+        if !self.busy {
+            // Idle: give the rest of the turn a moment to join this write's transaction.
+            self.busy = true;
+            ctx.run_later(BATCH_WINDOW, |this, ctx| this.write_queued(ctx));
+        }
     }
 
     /// After a message or recording of `slot` is queued: queue their link when both are (behind both).
@@ -211,42 +222,43 @@ impl Persister {
         self.metrics.persist_writes_lost_total.with_label_values(&[write.kind()]).inc();
     }
 
-    /// Starts the next write if none is running.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
+    /// Writes what is queued (up to [`MAX_BATCH`] writes, in one transaction), then goes on with what was
+    /// queued meanwhile. Runs with `busy` set.
+    fn write_queued(&mut self, ctx: &mut Context<Self>) {
+        let batch: Vec<Write> = self.queue.drain(..self.queue.len().min(MAX_BATCH)).collect();
+        if batch.is_empty() {
+            self.busy = false;
             return;
         }
-        let Some(write) = self.queue.pop_front() else {
-            return;
-        };
-        self.busy = true;
         let store = self.store.clone();
         let session = self.session_id.clone();
         let metrics = self.metrics.clone();
         let journal = self.journal.clone();
         let parent = self.parent.clone();
         let work = async move {
-            let outcome = store_or_journal(&store, &journal, &session, &write, parent, &metrics).await;
-            (write, outcome)
+            let outcomes = store_or_journal_all(&store, &journal, &session, &batch, parent, &metrics).await;
+            (batch, outcomes)
         };
-        ctx.spawn(work.into_actor(self).map(|(write, outcome), this, ctx| {
-            match (outcome, write) {
-                (Outcome::Stored(Written::Message(message_id)), Write::Message { turn_id, role, .. }) => {
-                    // The parent may be gone (session over); the write itself is done.
-                    this.parent.do_send(Persisted { turn_id, role, message_id });
-                }
-                (Outcome::Stored(Written::Recording(id)), Write::Recording { .. }) => {
-                    if let Some(uploader) = &this.uploader {
-                        uploader.do_send(RecordingStored(id));
+        ctx.spawn(work.into_actor(self).map(|(batch, outcomes), this, ctx| {
+            for (write, outcome) in batch.into_iter().zip(outcomes) {
+                match (outcome, write) {
+                    (Outcome::Stored(Written::Message(message_id)), Write::Message { turn_id, role, .. }) => {
+                        // The parent may be gone (session over); the write itself is done.
+                        this.parent.do_send(Persisted { turn_id, role, message_id });
                     }
+                    (Outcome::Stored(Written::Recording(id)), Write::Recording { .. }) => {
+                        if let Some(uploader) = &this.uploader {
+                            uploader.do_send(RecordingStored(id));
+                        }
+                    }
+                    (Outcome::Stored(_) | Outcome::Journaled, _) => {}
+                    (Outcome::Lost(why), write) => this.lost(&write, &why),
                 }
-                (Outcome::Stored(_) | Outcome::Journaled, _) => {}
-                (Outcome::Lost(why), write) => this.lost(&write, &why),
+                this.pending.done();
+                this.metrics.persist_pending_writes.dec();
             }
-            this.busy = false;
-            this.pending.done();
-            this.metrics.persist_pending_writes.dec();
-            this.pump(ctx);
+            // What was queued meanwhile has waited already: on at once.
+            this.write_queued(ctx);
         }));
     }
 }
@@ -259,6 +271,42 @@ enum Outcome {
     Lost(String),
 }
 
+/// Stores `writes` in order, in one transaction when there are several, or journals them when the database
+/// cannot take them. One outcome per write, in order.
+async fn store_or_journal_all(
+    store: &Store,
+    journal: &Journal,
+    session: &SessionId,
+    writes: &[Write],
+    parent: Recipient<Persisted>,
+    metrics: &Metrics,
+) -> Vec<Outcome> {
+    if writes.len() > 1 && !journal.is_active() {
+        let ops: Vec<WriteOp> = writes.iter().map(|w| op(session, w)).collect();
+        let what = format!("batch of {} writes", ops.len());
+        match with_retry(session, &what, metrics, || store.write_batch(&ops)).await {
+            Ok(done) => {
+                metrics.persist_transactions_total.inc();
+                return writes.iter().zip(done).map(|(w, d)| Outcome::Stored(written(session, w, d))).collect();
+            }
+            Err(e) if is_outage(&e) => {
+                let mut outcomes = Vec::with_capacity(writes.len());
+                for write in writes {
+                    outcomes.push(journal_write(journal, session, write, parent.clone(), Some(&e)).await);
+                }
+                return outcomes;
+            }
+            // Nothing of the batch was kept: one by one, so that only the write refused is lost.
+            Err(e) => log::warn!("session {session}: the database refused a {what} ({e}); writing them one by one"),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(writes.len());
+    for write in writes {
+        outcomes.push(store_or_journal(store, journal, session, write, parent.clone(), metrics).await);
+    }
+    outcomes
+}
+
 /// Stores `write` now, or journals it when the database cannot take it (or the journal already holds writes
 /// it must follow).
 async fn store_or_journal(
@@ -269,15 +317,27 @@ async fn store_or_journal(
     parent: Recipient<Persisted>,
     metrics: &Metrics,
 ) -> Outcome {
-    let why = if journal.is_active() {
-        None
-    } else {
-        match write_with_retry(store, session, write, metrics).await {
-            Ok(written) => return Outcome::Stored(written),
-            Err(e) if is_outage(&e) => Some(e),
-            Err(e) => return Outcome::Lost(format!("the database refused it: {e}")),
+    if journal.is_active() {
+        return journal_write(journal, session, write, parent, None).await;
+    }
+    match with_retry(session, write.kind(), metrics, || write_once(store, session, write)).await {
+        Ok(written) => {
+            metrics.persist_transactions_total.inc();
+            Outcome::Stored(written)
         }
-    };
+        Err(e) if is_outage(&e) => journal_write(journal, session, write, parent, Some(&e)).await,
+        Err(e) => Outcome::Lost(format!("the database refused it: {e}")),
+    }
+}
+
+/// Puts `write` in the journal (`why`: the database failure that sent it there, if any).
+async fn journal_write(
+    journal: &Journal,
+    session: &SessionId,
+    write: &Write,
+    parent: Recipient<Persisted>,
+    why: Option<&StoreError>,
+) -> Outcome {
     match journal.append(session, write, Some(parent)).await {
         Ok(()) => {
             if let Some(e) = why {
@@ -289,48 +349,59 @@ async fn store_or_journal(
     }
 }
 
-/// Performs one write, retrying transient failures under [`WRITE_RETRY`].
-async fn write_with_retry(
-    store: &Store,
-    session: &SessionId,
-    write: &Write,
-    metrics: &Metrics,
-) -> Result<Written, StoreError> {
-    let attempt = |_| async { write_once(store, session, write).await.map_err(AttemptError::new) };
+/// Runs `f` (a write, or a batch of them, named `what`), retrying transient failures under [`WRITE_RETRY`].
+async fn with_retry<T, F, Fut>(session: &SessionId, what: &str, metrics: &Metrics, mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let attempt = |_| {
+        let run = f();
+        async move { run.await.map_err(AttemptError::new) }
+    };
     let on_retry = |e: &StoreError, attempt: u32, _| {
-        log::warn!("session {session}: {} write failed (attempt {attempt}), retrying: {e}", write.kind());
+        log::warn!("session {session}: {what} write failed (attempt {attempt}), retrying: {e}");
         metrics.persist_retries_total.inc();
     };
     WRITE_RETRY.run(attempt, on_retry).await.map_err(|f| f.error)
 }
 
+/// The database operation of `write`.
+fn op<'a>(session: &'a SessionId, write: &'a Write) -> WriteOp<'a> {
+    match write {
+        Write::CreateSession(s) => WriteOp::CreateSession(s),
+        Write::Message { key, role, content, interrupted, at, reply, .. } => WriteOp::Message(NewMessage {
+            session_id: session,
+            role: *role,
+            content,
+            audio_url: None,
+            created_at: *at,
+            interrupted: *interrupted,
+            reply: reply.as_ref(),
+            write_key: Some(key),
+        }),
+        Write::Touch(at) => WriteOp::Touch { session, at: *at },
+        Write::Recording { recording, .. } => WriteOp::Recording(recording),
+        Write::Link { object_key, message_key, url } => WriteOp::Link { object_key, message_key, url },
+    }
+}
+
+/// What `write` produced, from what the database did.
+fn written(session: &SessionId, write: &Write, done: WriteDone) -> Written {
+    match (done, write) {
+        (WriteDone::Message(id), _) => Written::Message(id),
+        (WriteDone::Recording(id), _) => Written::Recording(id),
+        (WriteDone::Linked(false), Write::Link { object_key, .. }) => {
+            log::warn!("session {session}: recording {object_key} has no stored message to link to");
+            Written::Nothing
+        }
+        _ => Written::Nothing,
+    }
+}
+
 /// Performs one write once. Every write is idempotent: repeating one that was stored stores nothing more.
 pub(super) async fn write_once(store: &Store, session: &SessionId, write: &Write) -> Result<Written, StoreError> {
-    match write {
-        Write::CreateSession(s) => store.create_session(s).await.map(|()| Written::Nothing),
-        Write::Message { key, role, content, interrupted, at, reply, .. } => store
-            .insert_message(&NewMessage {
-                session_id: session,
-                role: *role,
-                content,
-                audio_url: None,
-                created_at: *at,
-                interrupted: *interrupted,
-                reply: reply.as_ref(),
-                write_key: Some(key),
-            })
-            .await
-            .map(Written::Message),
-        Write::Touch(at) => store.touch_session(session, *at).await.map(|_| Written::Nothing),
-        Write::Recording { recording, .. } => store.insert_recording(recording).await.map(Written::Recording),
-        Write::Link { object_key, message_key, url } => {
-            let linked = store.link_recording_by_keys(object_key, message_key, url).await?;
-            if !linked {
-                log::warn!("session {session}: recording {object_key} has no stored message to link to");
-            }
-            Ok(Written::Nothing)
-        }
-    }
+    store.write(&op(session, write)).await.map(|done| written(session, write, done))
 }
 
 impl Actor for Persister {
@@ -347,5 +418,106 @@ impl Handler<Persist> for Persister {
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
         self.enqueue(msg.0, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::crypto::Cipher;
+    use crate::db::{InstanceId, NewSession, UserId};
+
+    /// The session's side: what it heard back.
+    struct Parent(Arc<Mutex<Vec<Persisted>>>);
+
+    impl Actor for Parent {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Persisted> for Parent {
+        type Result = ();
+        fn handle(&mut self, msg: Persisted, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(msg);
+        }
+    }
+
+    fn recording(session: &SessionId, turn_id: TurnId, role: Role) -> NewRecording {
+        let key = crate::recording::object_key("alice", session.as_str(), role, "wav", crate::db::now());
+        NewRecording {
+            session_id: session.clone(),
+            role,
+            turn_id,
+            object_key: key,
+            content_type: "audio/wav".into(),
+            size_bytes: 44,
+            duration_seconds: Some(0.0),
+            backend: "local",
+            spool_path: "/spool/x.wav".into(),
+            created_at: crate::db::now(),
+            instance_id: InstanceId::generate(),
+        }
+    }
+
+    #[actix::test]
+    async fn a_turns_writes_are_committed_together_and_a_refused_one_is_lost_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = crate::db::embedded_for_tests(dir.path(), "alice").await;
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let cipher = Arc::new(Cipher::new(1, &crate::config::KeyBytes([7; 32]), &[]));
+        let journal = Arc::new(Journal::open(&dir.path().join("journal"), cipher, 1 << 20, metrics.clone()).unwrap());
+        let pending = Arc::new(PendingWrites::default());
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let parent = Parent(heard.clone()).start();
+        let persister = Persister::new(
+            store.clone(),
+            session.clone(),
+            parent.recipient(),
+            None,
+            metrics.clone(),
+            pending.clone(),
+            journal,
+        )
+        .start();
+        let transactions = || metrics.persist_transactions_total.get();
+        let lost = |kind: &str| metrics.persist_writes_lost_total.with_label_values(&[kind]).get();
+
+        // A turn: the message, then its recording as the Recorder finishes it, then (queued by the Persister)
+        // their link: one transaction.
+        let user_rec = recording(&session, 1, Role::User);
+        persister.do_send(Persist(Write::message(1, Role::User, "hello".into(), false, crate::db::now(), None)));
+        // `send` returns once the write is queued, and so counted as pending.
+        persister.send(Persist(Write::Recording { turn_id: 1, recording: user_rec.clone() })).await.unwrap();
+        assert_eq!(pending.wait_idle(Duration::from_secs(10)).await, 0);
+        assert_eq!(transactions(), 1, "message, recording and link in one transaction");
+        let messages = store.session_messages(&session).await.unwrap();
+        assert_eq!(messages.len(), 1);
+        let stored = store.find_recording_by_key(&user_rec.object_key).await.unwrap().expect("the recording is stored");
+        assert_eq!(stored.message_id, Some(messages[0].id.0), "linked to its message");
+        let persisted = heard.lock().unwrap().clone();
+        assert_eq!(persisted.len(), 1, "the session hears the message's id once it is committed");
+        assert_eq!((persisted[0].turn_id, persisted[0].role, persisted[0].message_id), (1, Role::User, messages[0].id));
+
+        // A batch holding a write the database refuses (the session as another user's): the batch is undone and
+        // written one by one, so only the refused write is lost.
+        let other = NewSession {
+            id: session.clone(),
+            user_id: "mallory".parse::<UserId>().unwrap(),
+            created_at: crate::db::now(),
+            model_id: "m".into(),
+            voice_id: "v".into(),
+            call: None,
+        };
+        persister.do_send(Persist(Write::message(2, Role::Assistant, "hi".into(), false, crate::db::now(), None)));
+        persister.do_send(Persist(Write::CreateSession(other)));
+        persister.send(Persist(Write::Touch(crate::db::now()))).await.unwrap();
+        assert_eq!(pending.wait_idle(Duration::from_secs(10)).await, 0);
+        assert_eq!((lost("session"), lost("message"), lost("activity")), (1, 0, 0));
+        assert_eq!(transactions(), 3, "after the refused batch, the message and the touch on their own");
+        let contents: Vec<String> =
+            store.session_messages(&session).await.unwrap().into_iter().map(|m| m.content.unwrap()).collect();
+        assert_eq!(contents, ["hello", "hi"]);
+        assert_eq!(heard.lock().unwrap().len(), 2);
     }
 }

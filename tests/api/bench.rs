@@ -229,6 +229,15 @@ fn bench() {
     let switches = context_switches(pid).saturating_sub(switches_before);
     let all_syscalls = all_syscalls.stop();
     let peak = watch.stop().max(idle_rss);
+    // The persisters' transactions (a write on its own, or a batch of a session's queued writes), read before
+    // the stop; the writes of the last turns may still be on their way.
+    let transactions = actix_web::rt::System::new().block_on(async {
+        let mut res = process::client().get(server.url("/metrics")).send().await.ok()?;
+        let body = res.body().limit(1 << 24).await.ok()?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let line = text.lines().find(|l| l.starts_with("parley_persist_transactions_total "))?;
+        line.split_whitespace().nth(1)?.parse::<f64>().ok()
+    });
     let (status, log) = server.stop(libc::SIGTERM);
     drop(emulators);
     assert!(status.success(), "{log}");
@@ -243,6 +252,11 @@ fn bench() {
     eprintln!("  sessions: {sessions} concurrent, {seconds} s each, real-time audio (3 s speech / 3 s pause)");
     eprintln!("  turns completed: {} ({} error events)", f.turns, f.errors);
     eprintln!("  database writes that failed or were put off to the journal (log lines): {journaled}");
+    eprintln!(
+        "  database transactions of the sessions' persisters: {} ({} per turn)",
+        transactions.map_or("n/a".to_string(), |n| format!("{n:.0}")),
+        transactions.map_or("n/a".to_string(), |n| format!("{:.2}", n / f.turns.max(1) as f64))
+    );
     eprintln!(
         "  parley CPU: {:.1} % of one core ({:.3} % per session) -> about {:.0} sessions per core",
         core_share * 100.0,

@@ -2,7 +2,9 @@
 //! step (writing a message's recording link) fail, and the earlier steps must be undone with it. Without the
 //! transaction a recording would stay marked stored, so never retried, while its message never got its link.
 
-use parley::db::{MessageId, NewRecording, RecordingRecord, RecordingStatus, Role, SessionId, Store};
+use parley::db::{
+    MessageId, NewMessage, NewRecording, RecordingRecord, RecordingStatus, Role, SessionId, Store, WriteDone, WriteOp,
+};
 
 use crate::both_backends;
 use crate::helpers::raw_db::refuse_audio_urls;
@@ -36,6 +38,36 @@ async fn message_and_recording(app: &TestApp) -> (SessionId, MessageId, i64) {
     (s.id, message, recording)
 }
 
+/// A pending user recording of turn `turn` in `session`, not stored yet.
+fn new_recording(session: &SessionId, turn: u64) -> NewRecording {
+    NewRecording {
+        session_id: session.clone(),
+        role: Role::User,
+        turn_id: turn,
+        object_key: format!("audio_recordings/tx-user/{session}/user_{turn}.wav"),
+        content_type: "audio/wav".into(),
+        size_bytes: 44,
+        duration_seconds: Some(0.0),
+        backend: "local",
+        spool_path: format!("/spool/user_{turn}.wav"),
+        created_at: parley::db::now(),
+        instance_id: parley::db::InstanceId::generate(),
+    }
+}
+
+fn user_message<'a>(session: &'a SessionId, text: &'a str, key: &'a str) -> NewMessage<'a> {
+    NewMessage {
+        session_id: session,
+        role: Role::User,
+        content: text,
+        audio_url: None,
+        created_at: parley::db::now(),
+        interrupted: false,
+        reply: None,
+        write_key: Some(key),
+    }
+}
+
 async fn recording(store: &Store, id: i64) -> RecordingRecord {
     store.find_recording(id).await.unwrap().expect("the recording exists")
 }
@@ -45,6 +77,49 @@ async fn audio_url(store: &Store, session: &SessionId) -> Option<String> {
 }
 
 both_backends! {
+    async fn a_batch_of_writes_is_committed_whole_or_not_at_all(db: TestDb) {
+        // What a session's Persister commits in one transaction: a turn's message, its recording, their link.
+        let app = spawn_app(db).await;
+        let s = new_session("tx-user", 0);
+        app.store.create_session(&s).await.unwrap();
+        let (rec1, rec2) = (new_recording(&s.id, 1), new_recording(&s.id, 2));
+        fn turn<'a>(session: &'a SessionId, text: &'a str, key: &'a str, rec: &'a NewRecording) -> Vec<WriteOp<'a>> {
+            vec![
+                WriteOp::Message(user_message(session, text, key)),
+                WriteOp::Recording(rec),
+                WriteOp::Link { object_key: &rec.object_key, message_key: key, url: URL },
+            ]
+        }
+        let done = app.store.write_batch(&turn(&s.id, "first", "key-1", &rec1)).await.unwrap();
+        let first = app.store.message_by_key("key-1").await.unwrap().expect("the message is stored");
+        let stored = app.store.find_recording_by_key(&rec1.object_key).await.unwrap().expect("and the recording");
+        assert_eq!(done, [WriteDone::Message(first), WriteDone::Recording(stored.id), WriteDone::Linked(true)]);
+        assert_eq!(stored.message_id, Some(first.0));
+
+        // A write the database refuses at the end (the session as another user's: refused by parley), or in the
+        // middle (a recording of a session that does not exist: refused by the schema), undoes the whole batch.
+        let mut stolen = new_session("mallory", 0);
+        stolen.id = s.id.clone();
+        let mut refused_at_end = turn(&s.id, "second", "key-2", &rec2);
+        refused_at_end.push(WriteOp::CreateSession(&stolen));
+        assert!(app.store.write_batch(&refused_at_end).await.is_err());
+        let orphan = new_recording(&SessionId::generate(), 2);
+        let mut refused_in_middle = turn(&s.id, "second", "key-2", &rec2);
+        refused_in_middle.insert(2, WriteOp::Recording(&orphan));
+        assert!(app.store.write_batch(&refused_in_middle).await.is_err());
+        assert_eq!(app.store.message_by_key("key-2").await.unwrap(), None, "nothing of the batches is kept");
+        assert!(app.store.find_recording_by_key(&rec2.object_key).await.unwrap().is_none());
+        assert!(app.store.find_recording_by_key(&orphan.object_key).await.unwrap().is_none());
+
+        // The write connection is sound after the rollbacks, and the batch goes through whole once it can.
+        let done = app.store.write_batch(&turn(&s.id, "second", "key-2", &rec2)).await.unwrap();
+        assert_eq!(done.len(), 3);
+        let texts: Vec<String> =
+            app.store.session_messages(&s.id).await.unwrap().into_iter().map(|m| m.content.unwrap()).collect();
+        assert_eq!(texts, ["first", "second"]);
+        app.stop().await.unwrap();
+    }
+
     async fn a_recording_is_not_marked_stored_when_its_message_cannot_be_linked(db: TestDb) {
         let app = spawn_app(db).await;
         let (session, message, rec) = message_and_recording(&app).await;
