@@ -13,6 +13,7 @@ use diesel::{
 use diesel_async::RunQueryDsl as _;
 use serde::{Deserialize, Serialize};
 
+use super::prepared::KeepPrepared;
 use super::schema::{messages, sessions};
 use super::{
     MessageId, SessionId, Store, StoreError, WriteConn, from_db_time, on_write_conn, to_db_time, with_conn,
@@ -315,20 +316,23 @@ macro_rules! set_audio_url_in {
         use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
         use diesel_async::RunQueryDsl as _;
         use $crate::db::schema::messages;
-        let session: Option<String> = diesel::update(messages::table.find($id.0))
-            .set(messages::audio_url.eq(None::<Vec<u8>>))
-            .returning(messages::session_id)
-            .get_result($conn)
-            .await
-            .optional()?;
+        let session: Option<String> = $crate::db::prepared::KeepPrepared(
+            diesel::update(messages::table.find($id.0))
+                .set(messages::audio_url.eq(None::<Vec<u8>>))
+                .returning(messages::session_id),
+        )
+        .get_result($conn)
+        .await
+        .optional()?;
         match session {
             None => false,
             Some(session) => {
                 let sealed = $store.cipher.seal_str($url, &$crate::db::messages::audio_url_context(&session))?;
-                diesel::update(messages::table.find($id.0))
-                    .set(messages::audio_url.eq(Some(sealed)))
-                    .execute($conn)
-                    .await?;
+                $crate::db::prepared::KeepPrepared(
+                    diesel::update(messages::table.find($id.0)).set(messages::audio_url.eq(Some(sealed))),
+                )
+                .execute($conn)
+                .await?;
                 true
             }
         }
@@ -403,8 +407,8 @@ impl Store {
                     }
                     (None, None) => return Err(StoreError::Corrupt("a message without a key was not stored".into())),
                 };
-                diesel::update(sessions::table.find(sid))
-                    .set(sessions::last_activity_at.eq(row.created_at))
+                KeepPrepared(diesel::update(sessions::table.find(sid))
+                    .set(sessions::last_activity_at.eq(row.created_at)))
                     .execute(conn)
                     .await?;
                 Ok(id)
@@ -484,8 +488,8 @@ impl Store {
         let outcome = with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<FeedbackOutcome, StoreError, _>(async |conn| {
-                let n = diesel::update(messages::table.find(id.0).filter(messages::role.eq(Role::Assistant.as_str())))
-                    .set(messages::feedback.eq(value))
+                let n = KeepPrepared(diesel::update(messages::table.find(id.0).filter(messages::role.eq(Role::Assistant.as_str())))
+                    .set(messages::feedback.eq(value)))
                     .execute(conn)
                     .await?;
                 if n > 0 {

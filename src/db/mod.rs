@@ -15,6 +15,7 @@ pub mod ids;
 pub mod messages;
 pub mod migrate;
 mod pool;
+pub mod prepared;
 pub mod recordings;
 pub mod schema;
 pub mod sessions;

@@ -15,6 +15,7 @@ use diesel_async::RunQueryDsl as _;
 use serde::Serialize;
 
 use super::messages::set_audio_url_in;
+use super::prepared::KeepPrepared;
 use super::schema::{recordings, sessions};
 use super::{
     InstanceId, MessageId, Role, SessionId, Store, StoreError, WriteConn, from_db_time, on_write_conn, to_db_time,
@@ -272,12 +273,12 @@ impl Store {
     /// Notes a failed storage attempt; `give_up` marks the recording failed (it stays in the spool).
     pub async fn recording_attempt_failed(&self, id: i64, error: &str, give_up: bool) -> Result<(), StoreError> {
         let status = if give_up { RecordingStatus::Failed } else { RecordingStatus::Pending };
-        with_conn!(self, write conn => diesel::update(recordings::table.find(id))
+        with_conn!(self, write conn => KeepPrepared(diesel::update(recordings::table.find(id))
             .set((
                 recordings::attempts.eq(recordings::attempts + 1),
                 recordings::last_error.eq(Some(error)),
                 recordings::status.eq(status.as_str()),
-            ))
+            )))
             .execute(conn)
             .await?);
         Ok(())
@@ -292,7 +293,7 @@ impl Store {
             conn.transaction::<(), StoreError, _>(async |conn| {
                 // Returned by the update itself, under the row's lock: a concurrent `link_recording` either
                 // committed before (its message is seen here) or waits for this one and then sees `uploaded`.
-                let message: Option<Option<i64>> = diesel::update(recordings::table.find(id))
+                let message: Option<Option<i64>> = KeepPrepared(diesel::update(recordings::table.find(id))
                     .set((
                         recordings::status.eq(RecordingStatus::Uploaded.as_str()),
                         recordings::uploaded_at.eq(Some(to_db_time(at))),
@@ -300,7 +301,7 @@ impl Store {
                         recordings::attempts.eq(recordings::attempts + 1),
                         recordings::last_error.eq(None::<String>),
                     ))
-                    .returning(recordings::message_id)
+                    .returning(recordings::message_id))
                     .get_result(conn)
                     .await
                     .optional()?;
@@ -320,9 +321,9 @@ impl Store {
         with_conn!(self, write conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<(), StoreError, _>(async |conn| {
-                let status: Option<String> = diesel::update(recordings::table.find(id))
+                let status: Option<String> = KeepPrepared(diesel::update(recordings::table.find(id))
                     .set(recordings::message_id.eq(Some(message.0)))
-                    .returning(recordings::status)
+                    .returning(recordings::status))
                     .get_result(conn)
                     .await
                     .optional()?;
@@ -368,9 +369,9 @@ impl Store {
                 let Some(message) = message.map(MessageId) else {
                     return Ok(false);
                 };
-                let status: Option<String> = diesel::update(recordings::table.filter(recordings::object_key.eq(object_key)))
+                let status: Option<String> = KeepPrepared(diesel::update(recordings::table.filter(recordings::object_key.eq(object_key)))
                     .set(recordings::message_id.eq(Some(message.0)))
-                    .returning(recordings::status)
+                    .returning(recordings::status))
                     .get_result(conn)
                     .await
                     .optional()?;

@@ -10,6 +10,7 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl as _;
 
+use super::prepared::KeepPrepared;
 use super::schema::{messages, sessions};
 use super::{
     SessionId, Store, StoreError, UserId, WriteConn, from_db_time, on_write_conn, to_db_time, with_conn,
@@ -216,8 +217,8 @@ impl Store {
         id: &SessionId,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = on_write_conn!(wc, conn => diesel::update(sessions::table.find(id.as_str()))
-            .set(sessions::last_activity_at.eq(to_db_time(at)))
+        let n = on_write_conn!(wc, conn => KeepPrepared(diesel::update(sessions::table.find(id.as_str()))
+            .set(sessions::last_activity_at.eq(to_db_time(at))))
             .execute(conn)
             .await?);
         Ok(n > 0)
