@@ -39,7 +39,7 @@ pub use recordings::{NewRecording, RecordingRecord, RecordingStatus};
 pub use sessions::{NewSession, PhoneCall, SessionCursor, SessionPage, SessionRecord};
 
 /// The embedded backend's connection type.
-pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;
+pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection, writer::ReadRuntime>;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

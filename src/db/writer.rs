@@ -38,8 +38,8 @@ thread_local! {
     static WRITES_HERE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks the calling thread as one that runs its own embedded-database writes instead of handing each statement
-/// to the writer thread. For a thread that may block briefly on disk (the storage thread), never for one that
+/// Marks the calling thread as one that runs its own embedded-database statements (writes, and reads:
+/// [`ReadRuntime`]) instead of handing each to another thread. For a thread that may block briefly on disk (the storage thread), never for one that
 /// serves sockets.
 pub fn run_writes_here() {
     WRITES_HERE.with(|here| here.set(true));
@@ -106,6 +106,33 @@ impl SpawnBlocking for WriterThread {
     }
 }
 
+/// The runtime of the embedded database's read connections: a thread marked with [`run_writes_here`] (the
+/// storage thread, whose Uploader and journal read rows as they go) runs its reads itself too, at once, instead
+/// of handing each statement to tokio's blocking pool and waiting to be woken; every other thread (an HTTP
+/// worker serving a REST read) hands them over, as diesel-async's default runtime does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadRuntime;
+
+impl SpawnBlocking for ReadRuntime {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> BoxFuture<'a, Result<R, Box<dyn Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        if WRITES_HERE.with(Cell::get) {
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(task)).map_err(|_| dropped());
+            return futures_util::future::ready(ran).boxed();
+        }
+        tokio::task::spawn_blocking(task).map(|ran| ran.map_err(|e| Box::<dyn Error + Send + Sync>::from(e))).boxed()
+    }
+
+    fn get_runtime() -> Self {
+        ReadRuntime
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +165,30 @@ mod tests {
             let panicked = runtime.block_on(writer.spawn_blocking(|| -> u8 { panic!("a statement panicked") }));
             assert!(panicked.is_err(), "the caller of a panicking statement gets an error");
             runtime.block_on(writer.spawn_blocking(|| 7)).unwrap()
+        });
+        assert_eq!(marked.join().unwrap(), 7, "the thread goes on after a panic");
+    }
+
+    #[test]
+    fn a_marked_thread_runs_its_reads_itself_and_others_hand_them_over() {
+        // Statements are handed over from inside the runtime, as diesel-async does when a query is polled.
+        fn run<R: Send + 'static>(
+            task: impl FnOnce() -> R + Send + 'static,
+        ) -> Result<R, Box<dyn Error + Send + Sync>> {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async move { ReadRuntime.spawn_blocking(task).await })
+        }
+        let elsewhere = run(|| std::thread::current().id()).unwrap();
+        assert_ne!(elsewhere, std::thread::current().id(), "an unmarked thread hands reads to the blocking pool");
+        let marked = std::thread::spawn(|| {
+            run_writes_here();
+            let here = run(|| std::thread::current().id()).unwrap();
+            assert_eq!(here, std::thread::current().id(), "a marked thread runs its reads itself");
+            assert!(
+                run(|| -> u8 { panic!("a read panicked") }).is_err(),
+                "the caller of a panicking read gets an error"
+            );
+            run(|| 7).unwrap()
         });
         assert_eq!(marked.join().unwrap(), 7, "the thread goes on after a panic");
     }

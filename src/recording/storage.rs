@@ -75,32 +75,31 @@ impl Storage {
     pub async fn put(&self, key: &str, file: &Path, meta: &RecordingMeta) -> Result<(), StorageError> {
         match self {
             Storage::Local { root } => {
+                // A rename (and a mkdir for a session's first recording), run where it is called: the Uploader's
+                // storage thread, which does the spool's blocking file work, rather than a trip to tokio's
+                // blocking pool and back.
                 let target = root.join(key);
-                let file = file.to_path_buf();
-                // One blocking call, and the directory is made only when it is missing (a session's first).
-                let moved = tokio::task::spawn_blocking(move || match std::fs::rename(&file, &target) {
+                let moved = match std::fs::rename(file, &target) {
                     Err(e)
                         if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
                             && file.exists() =>
                     {
                         let dir = target.parent().unwrap_or(Path::new("."));
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            // What is stored with the recording (and shown by the API) names no server path; the
-                            // log does.
-                            log::warn!("cannot create {}: {e}", dir.display());
-                            format!("cannot create the recording's directory: {e}")
-                        })?;
-                        std::fs::rename(&file, &target)
-                            .map_err(|e| format!("cannot move the recording into place: {e}"))
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| {
+                                // What is stored with the recording (and shown by the API) names no server path;
+                                // the log does.
+                                log::warn!("cannot create {}: {e}", dir.display());
+                                format!("cannot create the recording's directory: {e}")
+                            })
+                            .and_then(|()| {
+                                std::fs::rename(file, &target)
+                                    .map_err(|e| format!("cannot move the recording into place: {e}"))
+                            })
                     }
                     other => other.map_err(|e| format!("cannot move the recording into place: {e}")),
-                })
-                .await;
-                match moved {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(StorageError::transient(e)),
-                    Err(e) => Err(StorageError::transient(format!("cannot move the recording into place: {e}"))),
-                }
+                };
+                moved.map_err(StorageError::transient)
             }
             Storage::Gcs(gcs) => gcs.put(key, file, meta).await,
         }
