@@ -320,7 +320,8 @@ async fn store_or_journal(
     if journal.is_active() {
         return journal_write(journal, session, write, parent, None).await;
     }
-    match with_retry(session, write.kind(), metrics, || write_once(store, session, write)).await {
+    let what = format!("{} write", write.kind());
+    match with_retry(session, &what, metrics, || write_once(store, session, write)).await {
         Ok(written) => {
             metrics.persist_transactions_total.inc();
             Outcome::Stored(written)
@@ -349,7 +350,8 @@ async fn journal_write(
     }
 }
 
-/// Runs `f` (a write, or a batch of them, named `what`), retrying transient failures under [`WRITE_RETRY`].
+/// Runs `f` (a write, or a batch of them, named `what` in the log), retrying transient failures under
+/// [`WRITE_RETRY`].
 async fn with_retry<T, F, Fut>(session: &SessionId, what: &str, metrics: &Metrics, mut f: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
@@ -360,7 +362,7 @@ where
         async move { run.await.map_err(AttemptError::new) }
     };
     let on_retry = |e: &StoreError, attempt: u32, _| {
-        log::warn!("session {session}: {what} write failed (attempt {attempt}), retrying: {e}");
+        log::warn!("session {session}: {what} failed (attempt {attempt}), retrying: {e}");
         metrics.persist_retries_total.inc();
     };
     WRITE_RETRY.run(attempt, on_retry).await.map_err(|f| f.error)

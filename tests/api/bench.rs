@@ -4,6 +4,7 @@
 //! cargo test --release --test api bench -- --ignored --nocapture
 //! PARLEY_BENCH_SESSIONS=200 PARLEY_BENCH_SECONDS=60 cargo test --release --test api bench -- --ignored --nocapture
 //! PARLEY_BENCH_ENV="NAME=VALUE ..." cargo test ...   # extra environment for the parley process
+//! PARLEY_BENCH_DATA_DIR=/dev/shm cargo test ...        # parley's data directory somewhere else
 //! ```
 //!
 //! Three processes: the emulators (`parley emulate --realistic`: STT results 100 ms after the audio, first
@@ -173,7 +174,12 @@ fn bench() {
     let seconds = env_or("PARLEY_BENCH_SECONDS", 30);
     let threads = env_or("PARLEY_BENCH_CLIENT_THREADS", 2);
     let emulators = EmulatorProcess::start(&["--realistic"]);
-    let dir = tempfile::tempdir().unwrap();
+    // Where parley's data directory (database, spool, recordings) goes: the system's temporary directory, or
+    // PARLEY_BENCH_DATA_DIR (e.g. /dev/shm, to see parley's figures without the file system's).
+    let dir = match std::env::var("PARLEY_BENCH_DATA_DIR") {
+        Ok(base) => tempfile::tempdir_in(base).unwrap(),
+        Err(_) => tempfile::tempdir().unwrap(),
+    };
     let mut pairs = emulators.vars();
     // Every client comes from 127.0.0.1: the per-address opening limit would refuse most of them.
     pairs.extend([
