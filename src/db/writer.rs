@@ -125,7 +125,7 @@ impl SpawnBlocking for ReadRuntime {
             let ran = std::panic::catch_unwind(AssertUnwindSafe(task)).map_err(|_| dropped());
             return futures_util::future::ready(ran).boxed();
         }
-        tokio::task::spawn_blocking(task).map(|ran| ran.map_err(|e| Box::<dyn Error + Send + Sync>::from(e))).boxed()
+        tokio::task::spawn_blocking(task).map(|ran| ran.map_err(Box::<dyn Error + Send + Sync>::from)).boxed()
     }
 
     fn get_runtime() -> Self {
