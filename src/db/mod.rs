@@ -6,9 +6,10 @@
 //! table (`sessions`, `messages`). Message content and recording links are sealed with [`crate::crypto`] before
 //! they reach SQL and opened on the way out, so nothing else in parley handles ciphertext. Every function is
 //! async and runs its SQL off the caller's thread: tokio-postgres I/O; for SQLite, a blocking-pool thread for
-//! reads and the one writer thread for writes ([`writer`]).
+//! reads and the one writer thread for writes, except on the storage thread, which runs its own ([`writer`]).
 //! An operation made of several statements runs them as one transaction on one connection
-//! (`AsyncConnection::transaction` inside [`with_conn!`]), so a failure part-way leaves nothing half-written.
+//! (`AsyncConnection::transaction` inside [`with_conn!`]), so a failure part-way leaves nothing half-written;
+//! several writes can share one transaction too ([`batch`]). UPDATEs stay prepared ([`prepared`]).
 
 pub mod batch;
 pub mod ids;

@@ -70,8 +70,8 @@ impl Storage {
         }
     }
 
-    /// Stores the spool file `file` under `key`. The local backend moves it; GCS uploads it (the caller
-    /// deletes the spool file afterwards).
+    /// Stores the spool file `file` under `key`. The local backend moves it, blocking the calling thread for a
+    /// rename (call it from the storage thread); GCS uploads it (the caller deletes the spool file afterwards).
     pub async fn put(&self, key: &str, file: &Path, meta: &RecordingMeta) -> Result<(), StorageError> {
         match self {
             Storage::Local { root } => {
