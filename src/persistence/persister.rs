@@ -446,7 +446,7 @@ mod tests {
     }
 
     fn recording(session: &SessionId, turn_id: TurnId, role: Role) -> NewRecording {
-        let key = crate::recording::object_key("alice", session.as_str(), role, "wav", crate::db::now());
+        let key = format!("audio_recordings/alice/{session}/{}_{turn_id}.wav", role.as_str());
         NewRecording {
             session_id: session.clone(),
             role,
