@@ -49,6 +49,23 @@ fn dropped() -> Box<dyn Error + Send + Sync> {
     Box::from("the database writer dropped a statement")
 }
 
+/// What a statement's runtime gives back.
+type Ran<'a, R> = BoxFuture<'a, Result<R, Box<dyn Error + Send + Sync + 'static>>>;
+
+/// Runs `task` at once when the calling thread runs its own statements ([`run_writes_here`]), or gives it
+/// back to be handed over. A panicking statement fails its own caller, as on another thread.
+fn run_here<'a, R, F>(task: F) -> Result<Ran<'a, R>, F>
+where
+    R: Send + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    if !WRITES_HERE.with(Cell::get) {
+        return Err(task);
+    }
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(task)).map_err(|_| dropped());
+    Ok(futures_util::future::ready(ran).boxed())
+}
+
 /// Handle to a writer thread; the thread ends when the last handle (the connection's) is dropped.
 #[derive(Clone)]
 pub struct WriterThread {
@@ -76,18 +93,14 @@ impl WriterThread {
 }
 
 impl SpawnBlocking for WriterThread {
-    fn spawn_blocking<'a, R>(
-        &mut self,
-        task: impl FnOnce() -> R + Send + 'static,
-    ) -> BoxFuture<'a, Result<R, Box<dyn Error + Send + Sync + 'static>>>
+    fn spawn_blocking<'a, R>(&mut self, task: impl FnOnce() -> R + Send + 'static) -> Ran<'a, R>
     where
         R: Send + 'static,
     {
-        if WRITES_HERE.with(Cell::get) {
-            // A panicking statement fails its own caller, as on the writer thread.
-            let ran = std::panic::catch_unwind(AssertUnwindSafe(task)).map_err(|_| dropped());
-            return futures_util::future::ready(ran).boxed();
-        }
+        let task = match run_here(task) {
+            Ok(ran) => return ran,
+            Err(task) => task,
+        };
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(task());
@@ -114,17 +127,14 @@ impl SpawnBlocking for WriterThread {
 pub struct ReadRuntime;
 
 impl SpawnBlocking for ReadRuntime {
-    fn spawn_blocking<'a, R>(
-        &mut self,
-        task: impl FnOnce() -> R + Send + 'static,
-    ) -> BoxFuture<'a, Result<R, Box<dyn Error + Send + Sync + 'static>>>
+    fn spawn_blocking<'a, R>(&mut self, task: impl FnOnce() -> R + Send + 'static) -> Ran<'a, R>
     where
         R: Send + 'static,
     {
-        if WRITES_HERE.with(Cell::get) {
-            let ran = std::panic::catch_unwind(AssertUnwindSafe(task)).map_err(|_| dropped());
-            return futures_util::future::ready(ran).boxed();
-        }
+        let task = match run_here(task) {
+            Ok(ran) => return ran,
+            Err(task) => task,
+        };
         tokio::task::spawn_blocking(task).map(|ran| ran.map_err(Box::<dyn Error + Send + Sync>::from)).boxed()
     }
 
