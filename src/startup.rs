@@ -31,7 +31,7 @@ use crate::db::Store;
 use crate::http_client::HttpClients;
 use crate::limits::Limiter;
 use crate::metrics::{Metrics, track_requests};
-use crate::persistence::{Journal, PendingWrites};
+use crate::persistence::{Committer, Journal, PendingWrites};
 use crate::recording::Storage;
 use crate::recording::orphans::{OrphanScan, QUARANTINE_DIR};
 use crate::recording::spool::SPOOL_DIR;
@@ -151,6 +151,11 @@ impl Application {
             // On the storage thread, which outlives the HTTP workers.
             storage.spawn(async move { journal.start(store, Some(uploader)) });
         }
+        // The embedded database's one writer commits the sessions' batches in groups; PostgreSQL keeps its pool.
+        let committer = matches!(store.backend(), crate::db::Backend::Sqlite).then(|| {
+            let (store, metrics) = (store.clone(), metrics.clone());
+            Committer::start_in_arbiter(&storage.handle(), move |_| Committer::new(store, metrics))
+        });
         let agent_settings = Arc::new(AgentSettings::new(&config, &agents));
         metrics.export_known(&agent_settings.metric_labels());
         let session = SessionDeps {
@@ -167,6 +172,7 @@ impl Application {
             },
             pending: Arc::new(PendingWrites::default()),
             journal,
+            committer,
         };
         let state = Singletons {
             config: config.clone(),

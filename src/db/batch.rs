@@ -5,6 +5,10 @@
 //! A batch is all or nothing: if any write fails, nothing of the batch is kept and the error is returned, so the
 //! caller can tell an outage (retry, journal) from a refused write (write them one by one, so only the refused
 //! one is lost).
+//!
+//! Several sessions' batches can share one transaction too ([`Store::write_groups`], the embedded database's
+//! group commit): each batch in a savepoint of its own, so a batch the database refuses is undone alone and
+//! the others are kept.
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, TransactionManager};
@@ -63,10 +67,24 @@ impl WriteConn<'_> {
         Ok(on_write_conn!(self, conn => commit(conn).await)?)
     }
 
-    /// Rolls back what is open; a failure here leaves the connection broken, which the pool then drops.
-    async fn rollback(&mut self) {
-        if let Err(e) = on_write_conn!(self, conn => rollback(conn).await) {
-            log::warn!("database: a batch of writes could not be rolled back: {e}");
+    /// Rolls back the innermost open transaction or savepoint; a failure here (false) leaves the connection
+    /// broken, which the pool then drops.
+    async fn rollback(&mut self) -> bool {
+        match on_write_conn!(self, conn => rollback(conn).await) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("database: a batch of writes could not be rolled back: {e}");
+                false
+            }
+        }
+    }
+
+    /// Rolls back `levels` open levels (savepoints, then the transaction), stopping at the first that fails.
+    async fn rollback_levels(&mut self, levels: usize) {
+        for _ in 0..levels {
+            if !self.rollback().await {
+                return;
+            }
         }
     }
 }
@@ -98,6 +116,72 @@ impl Store {
             // A failed commit is rolled back by the transaction manager.
             wc.commit().await?;
             Ok(done)
+        })
+    }
+
+    /// Performs several batches in one transaction, each in a savepoint of its own, and gives one result per
+    /// batch, in order. A batch that fails is rolled back to its savepoint (nothing of it kept, its error in its
+    /// place) and the next goes on; the others are committed together. When the transaction itself fails
+    /// (begin, a savepoint, the commit: the database is out), nothing was kept and every batch gets an error
+    /// (the first the real one, the others [`StoreError::Unavailable`] with its text).
+    pub async fn write_groups(&self, batches: &[Vec<WriteOp<'_>>]) -> Vec<Result<Vec<WriteDone>, StoreError>> {
+        match self.write_groups_or_none(batches).await {
+            Ok(results) => results,
+            Err(e) => {
+                let text = e.to_string();
+                let mut errors = vec![Err(e)];
+                errors.extend((1..batches.len()).map(|_| Err(StoreError::Unavailable(text.clone()))));
+                errors
+            }
+        }
+    }
+
+    /// [`Store::write_groups`], failing as a whole when the transaction does.
+    async fn write_groups_or_none(
+        &self,
+        batches: &[Vec<WriteOp<'_>>],
+    ) -> Result<Vec<Result<Vec<WriteDone>, StoreError>>, StoreError> {
+        with_write_conn!(self, wc => {
+            wc.begin().await?;
+            let mut results = Vec::with_capacity(batches.len());
+            for ops in batches {
+                // A savepoint: diesel's transaction manager nests inside the open transaction.
+                if let Err(e) = wc.begin().await {
+                    wc.rollback().await;
+                    return Err(e);
+                }
+                let mut done = Vec::with_capacity(ops.len());
+                let mut failed = None;
+                for op in ops {
+                    match self.write_in(wc, op).await {
+                        Ok(d) => done.push(d),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => {
+                        // Releases the savepoint.
+                        if let Err(e) = wc.commit().await {
+                            wc.rollback_levels(2).await;
+                            return Err(e);
+                        }
+                        results.push(Ok(done));
+                    }
+                    Some(e) => {
+                        // Back to the savepoint; if even that fails, the connection is gone.
+                        if !wc.rollback().await {
+                            return Err(e);
+                        }
+                        results.push(Err(e));
+                    }
+                }
+            }
+            // A failed commit is rolled back by the transaction manager.
+            wc.commit().await?;
+            Ok(results)
         })
     }
 

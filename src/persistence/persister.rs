@@ -24,6 +24,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::PendingWrites;
+use super::committer::{Commit, Committer};
 use super::journal::{Journal, is_outage};
 use crate::db::{
     MessageId, NewMessage, NewRecording, NewSession, Role, SessionId, Store, StoreError, TurnId, WriteDone, WriteOp,
@@ -134,6 +135,8 @@ pub struct Persister {
     busy: bool,
     parent: Recipient<Persisted>,
     uploader: Option<Recipient<RecordingStored>>,
+    /// The embedded database's group commit, which takes this Persister's batches (none: its own transactions).
+    committer: Option<Addr<Committer>>,
     metrics: Arc<Metrics>,
     pending: Arc<PendingWrites>,
     journal: Arc<Journal>,
@@ -149,6 +152,7 @@ impl Persister {
         session_id: SessionId,
         parent: Recipient<Persisted>,
         uploader: Option<Recipient<RecordingStored>>,
+        committer: Option<Addr<Committer>>,
         metrics: Arc<Metrics>,
         pending: Arc<PendingWrites>,
         journal: Arc<Journal>,
@@ -160,6 +164,7 @@ impl Persister {
             busy: false,
             parent,
             uploader,
+            committer,
             metrics,
             pending,
             journal,
@@ -235,8 +240,10 @@ impl Persister {
         let metrics = self.metrics.clone();
         let journal = self.journal.clone();
         let parent = self.parent.clone();
+        let committer = self.committer.clone();
         let work = async move {
-            let outcomes = store_or_journal_all(&store, &journal, &session, &batch, parent, &metrics).await;
+            let to = Target { store: &store, committer: committer.as_ref(), metrics: &metrics };
+            let outcomes = store_or_journal_all(to, &journal, &session, &batch, parent).await;
             (batch, outcomes)
         };
         ctx.spawn(work.into_actor(self).map(|(batch, outcomes), this, ctx| {
@@ -274,19 +281,16 @@ enum Outcome {
 /// Stores `writes` in order, in one transaction when there are several, or journals them when the database
 /// cannot take them. One outcome per write, in order.
 async fn store_or_journal_all(
-    store: &Store,
+    to: Target<'_>,
     journal: &Journal,
     session: &SessionId,
     writes: &[Write],
     parent: Recipient<Persisted>,
-    metrics: &Metrics,
 ) -> Vec<Outcome> {
     if writes.len() > 1 && !journal.is_active() {
-        let ops: Vec<WriteOp> = writes.iter().map(|w| op(session, w)).collect();
-        let what = format!("batch of {} writes", ops.len());
-        match with_retry(session, &what, metrics, || store.write_batch(&ops)).await {
+        let what = format!("batch of {} writes", writes.len());
+        match with_retry(session, &what, to.metrics, || to.commit(session, writes)).await {
             Ok(done) => {
-                metrics.persist_transactions_total.inc();
                 return writes.iter().zip(done).map(|(w, d)| Outcome::Stored(written(session, w, d))).collect();
             }
             Err(e) if is_outage(&e) => {
@@ -302,30 +306,57 @@ async fn store_or_journal_all(
     }
     let mut outcomes = Vec::with_capacity(writes.len());
     for write in writes {
-        outcomes.push(store_or_journal(store, journal, session, write, parent.clone(), metrics).await);
+        outcomes.push(store_or_journal(to, journal, session, write, parent.clone()).await);
     }
     outcomes
+}
+
+/// Where a Persister's writes go: the database, through the group commit when there is one.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    store: &'a Store,
+    committer: Option<&'a Addr<Committer>>,
+    metrics: &'a Metrics,
+}
+
+impl Target<'_> {
+    /// Commits `writes` in order, all or nothing: in the next group, or in a transaction of their own.
+    async fn commit(&self, session: &SessionId, writes: &[Write]) -> Result<Vec<WriteDone>, StoreError> {
+        match self.committer {
+            Some(committer) => committer
+                .send(Commit { session: session.clone(), writes: writes.to_vec() })
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("the group commit is gone: {e}")))),
+            None => {
+                let ops: Vec<WriteOp> = writes.iter().map(|w| op(session, w)).collect();
+                let done = self.store.write_batch(&ops).await?;
+                self.metrics.persist_transactions_total.inc();
+                Ok(done)
+            }
+        }
+    }
 }
 
 /// Stores `write` now, or journals it when the database cannot take it (or the journal already holds writes
 /// it must follow).
 async fn store_or_journal(
-    store: &Store,
+    to: Target<'_>,
     journal: &Journal,
     session: &SessionId,
     write: &Write,
     parent: Recipient<Persisted>,
-    metrics: &Metrics,
 ) -> Outcome {
     if journal.is_active() {
         return journal_write(journal, session, write, parent, None).await;
     }
     let what = format!("{} write", write.kind());
-    match with_retry(session, &what, metrics, || write_once(store, session, write)).await {
-        Ok(written) => {
-            metrics.persist_transactions_total.inc();
-            Outcome::Stored(written)
-        }
+    let once = || async {
+        let done = to.commit(session, std::slice::from_ref(write)).await?;
+        let done = done.into_iter().next().ok_or_else(|| StoreError::Corrupt("a write gave no outcome".into()))?;
+        Ok::<_, StoreError>(written(session, write, done))
+    };
+    match with_retry(session, &what, to.metrics, once).await {
+        Ok(written) => Outcome::Stored(written),
         Err(e) if is_outage(&e) => journal_write(journal, session, write, parent, Some(&e)).await,
         Err(e) => Outcome::Lost(format!("the database refused it: {e}")),
     }
@@ -369,7 +400,7 @@ where
 }
 
 /// The database operation of `write`.
-fn op<'a>(session: &'a SessionId, write: &'a Write) -> WriteOp<'a> {
+pub(super) fn op<'a>(session: &'a SessionId, write: &'a Write) -> WriteOp<'a> {
     match write {
         Write::CreateSession(s) => WriteOp::CreateSession(s),
         Write::Message { key, role, content, interrupted, at, reply, .. } => WriteOp::Message(NewMessage {
@@ -476,6 +507,7 @@ mod tests {
             store.clone(),
             session.clone(),
             parent.recipient(),
+            None,
             None,
             metrics.clone(),
             pending.clone(),

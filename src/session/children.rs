@@ -92,9 +92,9 @@ impl Children {
             let (store, metrics, pending) = (deps.store.clone(), deps.metrics.clone(), deps.pending.clone());
             let (id, saved, uploader) =
                 (params.session_id.clone(), reporters.saved.clone(), deps.recordings.uploader.clone());
-            let journal = deps.journal.clone();
+            let (journal, committer) = (deps.journal.clone(), deps.committer.clone());
             Persister::start_in_arbiter(&deps.storage, move |_| {
-                Persister::new(store, id, saved, Some(uploader), metrics, pending, journal)
+                Persister::new(store, id, saved, Some(uploader), committer, metrics, pending, journal)
             })
         };
         let recorder = {

@@ -222,6 +222,8 @@ pub struct SessionDeps {
     pub pending: Arc<PendingWrites>,
     /// Where writes wait while the database is unavailable.
     pub journal: Arc<crate::persistence::Journal>,
+    /// The embedded database's group commit (on the storage arbiter); none on PostgreSQL.
+    pub committer: Option<actix::Addr<crate::persistence::Committer>>,
 }
 
 /// The audio a client sends.
