@@ -152,7 +152,6 @@ impl Persister {
         session_id: SessionId,
         parent: Recipient<Persisted>,
         uploader: Option<Recipient<RecordingStored>>,
-        committer: Option<Addr<Committer>>,
         metrics: Arc<Metrics>,
         pending: Arc<PendingWrites>,
         journal: Arc<Journal>,
@@ -164,13 +163,19 @@ impl Persister {
             busy: false,
             parent,
             uploader,
-            committer,
+            committer: None,
             metrics,
             pending,
             journal,
             messages: HashMap::new(),
             recordings: HashMap::new(),
         }
+    }
+
+    /// Hands the batches to the embedded database's group commit instead of committing each on its own.
+    pub fn with_committer(mut self, committer: Option<Addr<Committer>>) -> Persister {
+        self.committer = committer;
+        self
     }
 
     fn enqueue(&mut self, mut write: Write, ctx: &mut Context<Self>) {
@@ -507,7 +512,6 @@ mod tests {
             store.clone(),
             session.clone(),
             parent.recipient(),
-            None,
             None,
             metrics.clone(),
             pending.clone(),

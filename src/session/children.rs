@@ -94,7 +94,7 @@ impl Children {
                 (params.session_id.clone(), reporters.saved.clone(), deps.recordings.uploader.clone());
             let (journal, committer) = (deps.journal.clone(), deps.committer.clone());
             Persister::start_in_arbiter(&deps.storage, move |_| {
-                Persister::new(store, id, saved, Some(uploader), committer, metrics, pending, journal)
+                Persister::new(store, id, saved, Some(uploader), metrics, pending, journal).with_committer(committer)
             })
         };
         let recorder = {
