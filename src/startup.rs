@@ -139,10 +139,18 @@ impl Application {
             // The Persister, Uploader and journal write from here: their statements run here, without a hop.
             crate::db::writer::run_writes_here();
         });
+        // The embedded database's one writer commits the sessions' batches (and the uploader's marks) in groups;
+        // PostgreSQL keeps its pool.
+        let committer = matches!(store.backend(), crate::db::Backend::Sqlite).then(|| {
+            let (store, metrics) = (store.clone(), metrics.clone());
+            Committer::start_in_arbiter(&storage.handle(), move |_| Committer::new(store, metrics))
+        });
         let uploader = {
             let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
-            let instance = instance.clone();
-            Uploader::start_in_arbiter(&storage.handle(), move |_| Uploader::new(store, recordings, metrics, instance))
+            let (instance, committer) = (instance.clone(), committer.clone());
+            Uploader::start_in_arbiter(&storage.handle(), move |_| {
+                Uploader::new(store, recordings, metrics, instance).with_committer(committer)
+            })
         };
         // Awaited: by the time the server accepts a connection, everything this instance left waiting is queued.
         uploader.send(ResumeWaiting).await.context("the uploader did not start")?;
@@ -151,11 +159,6 @@ impl Application {
             // On the storage thread, which outlives the HTTP workers.
             storage.spawn(async move { journal.start(store, Some(uploader)) });
         }
-        // The embedded database's one writer commits the sessions' batches in groups; PostgreSQL keeps its pool.
-        let committer = matches!(store.backend(), crate::db::Backend::Sqlite).then(|| {
-            let (store, metrics) = (store.clone(), metrics.clone());
-            Committer::start_in_arbiter(&storage.handle(), move |_| Committer::new(store, metrics))
-        });
         let agent_settings = Arc::new(AgentSettings::new(&config, &agents));
         metrics.export_known(&agent_settings.metric_labels());
         let session = SessionDeps {

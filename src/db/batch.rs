@@ -31,6 +31,8 @@ pub enum WriteOp<'a> {
     Recording(&'a NewRecording),
     /// [`Store::link_recording_by_keys`].
     Link { object_key: &'a str, message_key: &'a str, url: &'a str },
+    /// [`Store::recording_uploaded`].
+    Uploaded { id: i64, url: &'a str, at: DateTime<Utc> },
 }
 
 /// What one write produced.
@@ -44,6 +46,7 @@ pub enum WriteDone {
     Recording(i64),
     /// Whether both the recording and the message were there to link.
     Linked(bool),
+    Uploaded,
 }
 
 async fn begin<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
@@ -193,6 +196,9 @@ impl Store {
             WriteOp::Recording(r) => self.insert_recording_in(wc, r).await.map(WriteDone::Recording),
             WriteOp::Link { object_key, message_key, url } => {
                 self.link_recording_by_keys_in(wc, object_key, message_key, url).await.map(WriteDone::Linked)
+            }
+            WriteOp::Uploaded { id, url, at } => {
+                self.recording_uploaded_in(wc, *id, url, *at).await.map(|()| WriteDone::Uploaded)
             }
         }
     }

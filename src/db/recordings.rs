@@ -288,7 +288,18 @@ impl Store {
     /// the message is known. One transaction: a recording is never left marked stored (and so never
     /// retried) while its message still lacks the link.
     pub async fn recording_uploaded(&self, id: i64, url: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        with_conn!(self, write conn => {
+        with_write_conn!(self, wc => self.recording_uploaded_in(wc, id, url, at).await)
+    }
+
+    /// [`Store::recording_uploaded`] on a given write connection (its transaction a savepoint when one is open).
+    pub(crate) async fn recording_uploaded_in(
+        &self,
+        wc: &mut WriteConn<'_>,
+        id: i64,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_write_conn!(wc, conn => {
             use diesel_async::AsyncConnection as _;
             conn.transaction::<(), StoreError, _>(async |conn| {
                 // Returned by the update itself, under the row's lock: a concurrent `link_recording` either

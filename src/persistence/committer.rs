@@ -11,6 +11,9 @@
 //! lost), the other batches of the group are kept; when the database is out, nothing of the group is kept and
 //! every Persister retries and journals its own writes, in its own order, as before.
 //!
+//! The Uploader's "stored" marks ([`MarkUploaded`]) join the groups too: two a turn, as many as the sessions'
+//! own transactions were before.
+//!
 //! Only for the embedded database: PostgreSQL keeps its pool (a session's batch is one transaction on a
 //! connection of its own), so one slow transaction there never holds up the others.
 
@@ -19,8 +22,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use chrono::{DateTime, Utc};
+
 use super::persister::{Write, op};
-use crate::db::{SessionId, Store, StoreError, WriteDone};
+use crate::db::{SessionId, Store, StoreError, WriteDone, WriteOp};
 use crate::metrics::Metrics;
 use std::sync::Arc;
 
@@ -37,7 +42,38 @@ pub struct Commit {
     pub writes: Vec<Write>,
 }
 
-type Waiting = (Commit, oneshot::Sender<Result<Vec<WriteDone>, StoreError>>);
+/// A recording is stored at `url` ([`crate::db::Store::recording_uploaded`]), committed with the next group.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct MarkUploaded {
+    pub id: i64,
+    pub url: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What a group holds.
+enum Entry {
+    Batch(Commit),
+    Uploaded(MarkUploaded),
+}
+
+impl Entry {
+    fn len(&self) -> usize {
+        match self {
+            Entry::Batch(c) => c.writes.len(),
+            Entry::Uploaded(_) => 1,
+        }
+    }
+
+    fn ops(&self) -> Vec<WriteOp<'_>> {
+        match self {
+            Entry::Batch(c) => c.writes.iter().map(|w| op(&c.session, w)).collect(),
+            Entry::Uploaded(u) => vec![WriteOp::Uploaded { id: u.id, url: &u.url, at: u.at }],
+        }
+    }
+}
+
+type Waiting = (Entry, oneshot::Sender<Result<Vec<WriteDone>, StoreError>>);
 
 /// The process-wide group committer (one, on the storage arbiter).
 pub struct Committer {
@@ -58,11 +94,11 @@ impl Committer {
     fn commit_waiting(&mut self, ctx: &mut Context<Self>) {
         let mut take = 0;
         let mut writes = 0;
-        for (commit, _) in &self.waiting {
-            if take > 0 && writes + commit.writes.len() > MAX_GROUP_WRITES {
+        for (entry, _) in &self.waiting {
+            if take > 0 && writes + entry.len() > MAX_GROUP_WRITES {
                 break;
             }
-            writes += commit.writes.len();
+            writes += entry.len();
             take += 1;
         }
         let group: Vec<Waiting> = self.waiting.drain(..take).collect();
@@ -72,8 +108,7 @@ impl Committer {
         }
         let (store, metrics) = (self.store.clone(), self.metrics.clone());
         let work = async move {
-            let batches: Vec<Vec<_>> =
-                group.iter().map(|(c, _)| c.writes.iter().map(|w| op(&c.session, w)).collect()).collect();
+            let batches: Vec<Vec<_>> = group.iter().map(|(entry, _)| entry.ops()).collect();
             let results = store.write_groups(&batches).await;
             drop(batches);
             metrics.persist_transactions_total.inc();
@@ -94,15 +129,33 @@ impl Handler<Commit> for Committer {
     type Result = ResponseFuture<Result<Vec<WriteDone>, StoreError>>;
 
     fn handle(&mut self, msg: Commit, ctx: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.join(Entry::Batch(msg), ctx))
+    }
+}
+
+impl Handler<MarkUploaded> for Committer {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, msg: MarkUploaded, ctx: &mut Context<Self>) -> Self::Result {
+        let done = self.join(Entry::Uploaded(msg), ctx);
+        Box::pin(async move { done.await.map(|_| ()) })
+    }
+}
+
+impl Committer {
+    /// Adds `entry` to the group being gathered (starting one if none is); resolves with its outcome.
+    fn join(
+        &mut self,
+        entry: Entry,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<Vec<WriteDone>, StoreError>> + 'static {
         let (reply, answer) = oneshot::channel();
-        self.waiting.push((msg, reply));
+        self.waiting.push((entry, reply));
         if !self.busy {
             self.busy = true;
             ctx.run_later(GROUP_WINDOW, |this, ctx| this.commit_waiting(ctx));
         }
-        Box::pin(async move {
-            answer.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the group commit stopped".into())))
-        })
+        async move { answer.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the group commit stopped".into()))) }
     }
 }
 
@@ -180,6 +233,36 @@ mod tests {
         // The same message again (its key already stored) is stored once: a group may be repeated safely.
         let again = committer.send(Commit { session: bob.clone(), writes: vec![message("b2", 2, "kept")] }).await;
         assert!(matches!(again.unwrap().unwrap()[..], [WriteDone::Message(_)]));
-        assert_eq!(contents(bob).await, ["hi", "kept"]);
+        assert_eq!(contents(bob.clone()).await, ["hi", "kept"]);
+
+        // The uploader's mark joins a group like a batch: the recording is stored and its message links to it.
+        let kept = store.session_messages(&bob).await.unwrap().pop().unwrap();
+        let key = format!("audio_recordings/bob/{bob}/user_1.wav");
+        let recording = crate::db::NewRecording {
+            session_id: bob.clone(),
+            role: Role::User,
+            turn_id: 2,
+            object_key: key.clone(),
+            content_type: "audio/wav".into(),
+            size_bytes: 44,
+            duration_seconds: Some(0.0),
+            backend: "local",
+            spool_path: "/spool/x.wav".into(),
+            created_at: crate::db::now(),
+            instance_id: crate::db::InstanceId::generate(),
+        };
+        let id = store.insert_recording(&recording).await.unwrap();
+        store.link_recording(id, kept.id, "/pending").await.unwrap();
+        let url = format!("/{key}");
+        let mark = committer.send(MarkUploaded { id, url: url.clone(), at: crate::db::now() });
+        let batch = committer.send(Commit { session: bob.clone(), writes: vec![Write::Touch(crate::db::now())] });
+        let (mark, batch) = futures_util::future::join(mark, batch).await;
+        mark.unwrap().unwrap();
+        batch.unwrap().unwrap();
+        assert_eq!(transactions(), 4, "the mark and the batch in one transaction");
+        let stored = store.find_recording(id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.spool_path), (crate::db::RecordingStatus::Uploaded, None));
+        let message = store.session_messages(&bob).await.unwrap().pop().unwrap();
+        assert_eq!(message.audio_url.map(Result::unwrap), Some(url));
     }
 }

@@ -13,7 +13,7 @@ mod pending;
 pub mod persister;
 
 pub use crate::db::{HeardSource, ReplyOutcome};
-pub use committer::Committer;
+pub use committer::{Committer, MarkUploaded};
 pub use journal::Journal;
 pub use pending::PendingWrites;
 pub use persister::{Persist, Persisted, Persister, RecordingStored, ReplyFacts, Write};

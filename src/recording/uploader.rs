@@ -23,7 +23,7 @@ use actix::prelude::*;
 use super::storage::{RecordingMeta, Storage, StorageError};
 use crate::db::{InstanceId, RecordingRecord, RecordingStatus, Store};
 use crate::metrics::Metrics;
-use crate::persistence::RecordingStored;
+use crate::persistence::{Committer, MarkUploaded, RecordingStored};
 use crate::retry::{Backoff, RetryPolicy};
 
 /// Uploads running at once.
@@ -48,6 +48,8 @@ pub struct Uploader {
     storage: Arc<Storage>,
     metrics: Arc<Metrics>,
     instance: InstanceId,
+    /// The embedded database's group commit, which takes the "stored" marks (none: a transaction each).
+    committer: Option<Addr<Committer>>,
     queue: VecDeque<i64>,
     running: usize,
     /// Recordings queued, being stored or waiting to be retried: one announced again meanwhile (a repeated
@@ -57,7 +59,22 @@ pub struct Uploader {
 
 impl Uploader {
     pub fn new(store: Store, storage: Arc<Storage>, metrics: Arc<Metrics>, instance: InstanceId) -> Uploader {
-        Uploader { store, storage, metrics, instance, queue: VecDeque::new(), running: 0, known: HashSet::new() }
+        Uploader {
+            store,
+            storage,
+            metrics,
+            instance,
+            committer: None,
+            queue: VecDeque::new(),
+            running: 0,
+            known: HashSet::new(),
+        }
+    }
+
+    /// Marks recordings stored through the embedded database's group commit.
+    pub fn with_committer(mut self, committer: Option<Addr<Committer>>) -> Uploader {
+        self.committer = committer;
+        self
     }
 
     fn enqueue(&mut self, id: i64, ctx: &mut Context<Self>) {
@@ -76,8 +93,9 @@ impl Uploader {
                 return;
             };
             self.running += 1;
-            let (store, storage, instance) = (self.store.clone(), self.storage.clone(), self.instance.clone());
-            ctx.spawn(upload(store, storage, instance, id).into_actor(self).map(move |outcome, this, ctx| {
+            let to = Marks { store: self.store.clone(), committer: self.committer.clone() };
+            let (storage, instance) = (self.storage.clone(), self.instance.clone());
+            ctx.spawn(upload(to, storage, instance, id).into_actor(self).map(move |outcome, this, ctx| {
                 this.running -= 1;
                 this.finished(id, outcome, ctx);
                 this.pump(ctx);
@@ -135,7 +153,27 @@ enum Outcome {
     Failed(String),
 }
 
-async fn upload(store: Store, storage: Arc<Storage>, instance: InstanceId, id: i64) -> Outcome {
+/// Where a recording is marked stored: the database, through the group commit when there is one.
+struct Marks {
+    store: Store,
+    committer: Option<Addr<Committer>>,
+}
+
+impl Marks {
+    async fn uploaded(&self, id: i64, url: &str) -> Result<(), crate::db::StoreError> {
+        let at = crate::db::now();
+        match &self.committer {
+            Some(committer) => committer
+                .send(MarkUploaded { id, url: url.to_string(), at })
+                .await
+                .unwrap_or_else(|e| Err(crate::db::StoreError::Unavailable(format!("the group commit is gone: {e}")))),
+            None => self.store.recording_uploaded(id, url, at).await,
+        }
+    }
+}
+
+async fn upload(to: Marks, storage: Arc<Storage>, instance: InstanceId, id: i64) -> Outcome {
+    let store = &to.store;
     let record = match store.find_recording(id).await {
         Ok(Some(r)) if r.status == RecordingStatus::Uploaded => return Outcome::Gone,
         Ok(Some(r)) if !instance.holds(r.instance_id.as_deref()) => {
@@ -146,25 +184,25 @@ async fn upload(store: Store, storage: Arc<Storage>, instance: InstanceId, id: i
         Err(e) => return Outcome::Retry { attempts: 1, error: format!("database: {e}") },
     };
     let Some(spool) = record.spool_path.clone().map(PathBuf::from) else {
-        return failed(&store, id, "no spool file recorded".into()).await;
+        return failed(store, id, "no spool file recorded".into()).await;
     };
     if !spool.exists() {
         if storage.holds_moved(&record.object_key).await {
             // An earlier attempt moved the file into place but could not mark the row (the database was down):
             // only the row is left to do.
             let url = super::playback_url(&record.object_key);
-            return match store.recording_uploaded(id, &url, crate::db::now()).await {
+            return match to.uploaded(id, &url).await {
                 Ok(()) => Outcome::Stored,
                 Err(e) => Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") },
             };
         }
         log::warn!("recording {id}: spool file {} is missing", spool.display());
-        return failed(&store, id, "its spool file is missing".into()).await;
+        return failed(store, id, "its spool file is missing".into()).await;
     }
     match storage.put(&record.object_key, &spool, &meta(&record)).await {
         Ok(()) => {
             let url = super::playback_url(&record.object_key);
-            if let Err(e) = store.recording_uploaded(id, &url, crate::db::now()).await {
+            if let Err(e) = to.uploaded(id, &url).await {
                 // Stored, but the row still says pending: the next attempt finds the object and says so again.
                 return Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") };
             }
@@ -177,10 +215,10 @@ async fn upload(store: Store, storage: Arc<Storage>, instance: InstanceId, id: i
             Outcome::Stored
         }
         Err(StorageError { transient: true, message }) => {
-            note_attempt(&store, id, &message, false).await;
+            note_attempt(store, id, &message, false).await;
             Outcome::Retry { attempts: record.attempts as u32 + 1, error: message }
         }
-        Err(StorageError { transient: false, message }) => failed(&store, id, message).await,
+        Err(StorageError { transient: false, message }) => failed(store, id, message).await,
     }
 }
 
@@ -256,6 +294,15 @@ mod tests {
 
     #[actix::test]
     async fn a_recording_announced_twice_is_stored_once() {
+        stored_once(false).await;
+    }
+
+    #[actix::test]
+    async fn a_recording_is_marked_stored_through_the_group_commit() {
+        stored_once(true).await;
+    }
+
+    async fn stored_once(group_commit: bool) {
         let dir = tempfile::tempdir().unwrap();
         let (store, session) = crate::db::embedded_for_tests(dir.path(), "alice").await;
         let instance = InstanceId::generate();
@@ -282,7 +329,9 @@ mod tests {
             .unwrap();
         let metrics = Arc::new(Metrics::new().unwrap());
         let storage = Arc::new(Storage::Local { root: dir.path().to_path_buf() });
-        let uploader = Uploader::new(store.clone(), storage, metrics.clone(), instance).start();
+        let committer = group_commit.then(|| Committer::new(store.clone(), metrics.clone()).start());
+        let uploader =
+            Uploader::new(store.clone(), storage, metrics.clone(), instance).with_committer(committer).start();
         uploader.do_send(RecordingStored(id));
         uploader.do_send(RecordingStored(id));
         let count = |outcome: &str| metrics.recording_uploads_total.with_label_values(&[outcome]).get();
@@ -297,5 +346,7 @@ mod tests {
         assert_eq!(metrics.recordings_pending.get(), 0);
         assert!(dir.path().join(&key).exists(), "stored in place");
         assert_eq!(store.find_recording(id).await.unwrap().unwrap().status, RecordingStatus::Uploaded);
+        let transactions = metrics.persist_transactions_total.get();
+        assert_eq!(transactions, u64::from(group_commit), "the mark is a group of its own when grouped");
     }
 }
