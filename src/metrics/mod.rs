@@ -191,8 +191,9 @@ metrics! {
     journal_writes_total: IntCounterVec["outcome"],
     /// Database writes retried after a transient failure.
     persist_retries_total: IntCounter,
-    /// Transactions in which the sessions' persisters committed their writes: one for each write on its own,
-    /// or for each batch of a session's queued writes (a turn's message, recording and link).
+    /// Transactions in which the sessions' persisters committed their writes: on PostgreSQL one for each write
+    /// on its own or batch of a session's queued writes (a turn's message, recording and link); on the embedded
+    /// database one for each group commit, which holds several sessions' batches and the uploader's marks.
     persist_transactions_total: IntCounter,
     /// Database writes queued but not yet done, across sessions.
     persist_pending_writes: IntGauge,

@@ -86,12 +86,18 @@ impl SyscallCount {
 
 /// utime+stime of a process, seconds.
 fn cpu_seconds(pid: u32) -> f64 {
+    let (user, kernel) = cpu_split(pid);
+    user + kernel
+}
+
+/// utime and stime of a process (its own code, and the kernel's work for it), seconds.
+fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let rest = &stat[stat.rfind(')').unwrap() + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / ticks
+    (f[11].parse::<f64>().unwrap() / ticks, f[12].parse::<f64>().unwrap() / ticks)
 }
 
 /// CPU seconds of each live thread of a process, summed by thread name (the kernel keeps 15 characters of it).
@@ -199,6 +205,7 @@ fn bench() {
     let figures = Arc::new(Mutex::new(Figures::default()));
     let watch = RssWatch::start(pid);
     let cpu_before = cpu_seconds(pid);
+    let kernel_before = cpu_split(pid).1;
     let emulators_before = cpu_seconds(emulators.pid());
     let threads_before = cpu_by_thread(pid);
     let syscalls_before = io_syscalls(pid);
@@ -229,14 +236,16 @@ fn bench() {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_before;
+    let kernel = cpu_split(pid).1 - kernel_before;
     let emulators_cpu = cpu_seconds(emulators.pid()) - emulators_before;
     let threads_after = cpu_by_thread(pid);
     let syscalls = io_syscalls(pid).saturating_sub(syscalls_before);
     let switches = context_switches(pid).saturating_sub(switches_before);
     let all_syscalls = all_syscalls.stop();
     let peak = watch.stop().max(idle_rss);
-    // The persisters' transactions (a write on its own, or a batch of a session's queued writes), read before
-    // the stop; the writes of the last turns may still be on their way.
+    // The persisters' transactions (on SQLite the group commits, which also carry the uploader's marks; on
+    // PostgreSQL a write on its own or a batch of a session's queued writes), read before the stop; the writes
+    // of the last turns may still be on their way.
     let transactions = actix_web::rt::System::new().block_on(async {
         let mut res = process::client().get(server.url("/metrics")).send().await.ok()?;
         let body = res.body().limit(1 << 24).await.ok()?;
@@ -259,7 +268,7 @@ fn bench() {
     eprintln!("  turns completed: {} ({} error events)", f.turns, f.errors);
     eprintln!("  database writes that failed or were put off to the journal (log lines): {journaled}");
     eprintln!(
-        "  database transactions of the sessions' persisters: {} ({} per turn)",
+        "  database transactions of the sessions' writes (on SQLite, with the uploader's): {} ({} per turn)",
         transactions.map_or("n/a".to_string(), |n| format!("{n:.0}")),
         transactions.map_or("n/a".to_string(), |n| format!("{:.2}", n / f.turns.max(1) as f64))
     );
@@ -278,10 +287,12 @@ fn bench() {
     );
     // Every session sends a 20 ms frame 50 times a second.
     let frames = (sessions * seconds * 50).max(1) as f64;
+    // The kernel's share is mostly the sockets: on loopback a send also runs the peer's receive (TCP, wake-up).
     eprintln!(
-        "  per incoming audio frame ({frames:.0} frames): {:.1} µs of parley CPU (all its work), {} system calls \
-         ({:.2} of them file-style read/write), {:.2} context switches",
+        "  per incoming audio frame ({frames:.0} frames): {:.1} µs of parley CPU (all its work; {:.1} of it in the \
+         kernel), {} system calls ({:.2} of them file-style read/write), {:.2} context switches",
         cpu * 1e6 / frames,
+        kernel * 1e6 / frames,
         all_syscalls.map_or("n/a (no perf)".to_string(), |n| format!("{:.2}", n as f64 / frames)),
         syscalls as f64 / frames,
         switches as f64 / frames
