@@ -209,3 +209,44 @@ both_backends! {
         app.stop().await.unwrap();
     }
 }
+
+both_backends! {
+    async fn several_sessions_batches_share_a_transaction_and_a_refused_one_is_undone_alone(db: TestDb) {
+        // The embedded database's group commit: each batch in a savepoint of one transaction.
+        let app = spawn_app(db).await;
+        let (a, b) = (new_session("tx-user", 0), new_session("tx-user", 1));
+        app.store.create_session(&a).await.unwrap();
+        app.store.create_session(&b).await.unwrap();
+        let (rec_a, rec_b) = (new_recording(&a.id, 1), new_recording(&b.id, 1));
+        let mut stolen = new_session("mallory", 0);
+        stolen.id = a.id.clone();
+        let groups = vec![
+            vec![
+                WriteOp::Message(user_message(&a.id, "refused with its batch", "key-a")),
+                WriteOp::Recording(&rec_a),
+                WriteOp::CreateSession(&stolen),
+            ],
+            vec![
+                WriteOp::Message(user_message(&b.id, "kept", "key-b")),
+                WriteOp::Recording(&rec_b),
+                WriteOp::Link { object_key: &rec_b.object_key, message_key: "key-b", url: URL },
+            ],
+        ];
+        let results = app.store.write_groups(&groups).await;
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_err(), "the refused batch fails");
+        let done = results[1].as_ref().expect("the other batch is kept");
+        let kept = app.store.message_by_key("key-b").await.unwrap().expect("its message is stored");
+        let stored = app.store.find_recording_by_key(&rec_b.object_key).await.unwrap().expect("and its recording");
+        assert_eq!(done[..], [WriteDone::Message(kept), WriteDone::Recording(stored.id), WriteDone::Linked(true)]);
+        assert_eq!(app.store.message_by_key("key-a").await.unwrap(), None, "nothing of the refused batch is kept");
+        assert!(app.store.find_recording_by_key(&rec_a.object_key).await.unwrap().is_none());
+
+        // The uploader's mark in a group of its own: the recording is stored and the message links to it.
+        let results = app.store.write_groups(&[vec![WriteOp::Uploaded { id: stored.id, url: URL, at: parley::db::now() }]]).await;
+        assert!(matches!(results[..], [Ok(ref d)] if d[..] == [WriteDone::Uploaded]));
+        assert_eq!(recording(&app.store, stored.id).await.status, RecordingStatus::Uploaded);
+        assert_eq!(audio_url(&app.store, &b.id).await.as_deref(), Some(URL));
+        app.stop().await.unwrap();
+    }
+}
