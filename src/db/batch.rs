@@ -46,6 +46,7 @@ pub enum WriteDone {
     Recording(i64),
     /// Whether both the recording and the message were there to link.
     Linked(bool),
+    /// The recording is marked stored (and its message linked to it, when known).
     Uploaded,
 }
 

@@ -111,7 +111,9 @@ impl Committer {
             let batches: Vec<Vec<_>> = group.iter().map(|(entry, _)| entry.ops()).collect();
             let results = store.write_groups(&batches).await;
             drop(batches);
-            metrics.persist_transactions_total.inc();
+            if results.iter().any(Result::is_ok) {
+                metrics.persist_transactions_total.inc();
+            }
             for ((_, reply), result) in group.into_iter().zip(results) {
                 // The Persister may have stopped waiting (its actor is gone); the outcome is in the database.
                 let _ = reply.send(result);
@@ -119,6 +121,17 @@ impl Committer {
         };
         ctx.spawn(work.into_actor(self).map(|(), this, ctx| this.commit_waiting(ctx)));
     }
+}
+
+/// Sends `msg` to `committer` and waits for its outcome; a committer that is gone counts as the database
+/// being out (the caller retries, then journals).
+pub async fn through<M, T>(committer: &Addr<Committer>, msg: M) -> Result<T, StoreError>
+where
+    M: Message<Result = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+    Committer: Handler<M>,
+{
+    committer.send(msg).await.unwrap_or_else(|e| Err(StoreError::Unavailable(format!("the group commit is gone: {e}"))))
 }
 
 impl Actor for Committer {

@@ -328,10 +328,9 @@ impl Target<'_> {
     /// Commits `writes` in order, all or nothing: in the next group, or in a transaction of their own.
     async fn commit(&self, session: &SessionId, writes: &[Write]) -> Result<Vec<WriteDone>, StoreError> {
         match self.committer {
-            Some(committer) => committer
-                .send(Commit { session: session.clone(), writes: writes.to_vec() })
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("the group commit is gone: {e}")))),
+            Some(committer) => {
+                super::committer::through(committer, Commit { session: session.clone(), writes: writes.to_vec() }).await
+            }
             None => {
                 let ops: Vec<WriteOp> = writes.iter().map(|w| op(session, w)).collect();
                 let done = self.store.write_batch(&ops).await?;

@@ -23,7 +23,7 @@ use actix::prelude::*;
 use super::storage::{RecordingMeta, Storage, StorageError};
 use crate::db::{InstanceId, RecordingRecord, RecordingStatus, Store};
 use crate::metrics::Metrics;
-use crate::persistence::{Committer, MarkUploaded, RecordingStored};
+use crate::persistence::{Committer, MarkUploaded, RecordingStored, committer};
 use crate::retry::{Backoff, RetryPolicy};
 
 /// Uploads running at once.
@@ -163,10 +163,7 @@ impl Marks {
     async fn uploaded(&self, id: i64, url: &str) -> Result<(), crate::db::StoreError> {
         let at = crate::db::now();
         match &self.committer {
-            Some(committer) => committer
-                .send(MarkUploaded { id, url: url.to_string(), at })
-                .await
-                .unwrap_or_else(|e| Err(crate::db::StoreError::Unavailable(format!("the group commit is gone: {e}")))),
+            Some(committer) => committer::through(committer, MarkUploaded { id, url: url.to_string(), at }).await,
             None => self.store.recording_uploaded(id, url, at).await,
         }
     }
