@@ -5,6 +5,7 @@
 //! PARLEY_BENCH_SESSIONS=200 PARLEY_BENCH_SECONDS=60 cargo test --release --test api bench -- --ignored --nocapture
 //! PARLEY_BENCH_ENV="NAME=VALUE ..." cargo test ...   # extra environment for the parley process
 //! PARLEY_BENCH_DATA_DIR=/dev/shm cargo test ...        # parley's data directory somewhere else
+//! PARLEY_BENCH_STAGGER_MS=2000 cargo test ...          # sessions' starts spread over 2 s (default: one cycle)
 //! ```
 //!
 //! Three processes: the emulators (`parley emulate --realistic`: STT results 100 ms after the audio, first
@@ -179,6 +180,10 @@ fn bench() {
     let sessions = env_or("PARLEY_BENCH_SESSIONS", 100);
     let seconds = env_or("PARLEY_BENCH_SECONDS", 30);
     let threads = env_or("PARLEY_BENCH_CLIENT_THREADS", 2);
+    // Sessions start spread over one speech/pause cycle (6 s), so their ends of speech fall evenly in time as
+    // independent users' would; spread over less, every session stops speaking within that part of the
+    // cycle and the turns arrive in bursts.
+    let stagger_ms = env_or("PARLEY_BENCH_STAGGER_MS", 6000);
     let emulators = EmulatorProcess::start(&["--realistic"]);
     // Where parley's data directory (database, spool, recordings) goes: the system's temporary directory, or
     // PARLEY_BENCH_DATA_DIR (e.g. /dev/shm, to see parley's figures without the file system's).
@@ -221,8 +226,8 @@ fn bench() {
                     let runs = mine.map(|n| {
                         let figures = figures.clone();
                         async move {
-                            // Stagger connections over two seconds, like real arrivals.
-                            tokio::time::sleep(Duration::from_millis(n * 2000 / sessions.max(1))).await;
+                            // Staggered over `stagger_ms`, like independent arrivals.
+                            tokio::time::sleep(Duration::from_millis(n * stagger_ms / sessions.max(1))).await;
                             session(port, n, seconds, figures).await;
                         }
                     });
@@ -262,9 +267,16 @@ fn bench() {
 
     let mut f = std::mem::take(&mut *figures.lock().unwrap());
     let core_share = cpu / wall;
-    let per_session = core_share / sessions as f64;
+    // Every session sends a 20 ms frame 50 times a second.
+    let frames = (sessions * seconds * 50).max(1) as f64;
+    // CPU per second of a session's audio: the staggered start and the ends are not session time, so CPU over
+    // wall time divided by the sessions would count sessions as running longer than they did.
+    let per_session = cpu / (frames / 50.0);
     eprintln!("\nparley load benchmark ({} build)", if cfg!(debug_assertions) { "debug" } else { "release" });
-    eprintln!("  sessions: {sessions} concurrent, {seconds} s each, real-time audio (3 s speech / 3 s pause)");
+    eprintln!(
+        "  sessions: {sessions} concurrent, {seconds} s each, real-time audio (3 s speech / 3 s pause), started over \
+         {stagger_ms} ms"
+    );
     eprintln!("  turns completed: {} ({} error events)", f.turns, f.errors);
     eprintln!("  database writes that failed or were put off to the journal (log lines): {journaled}");
     eprintln!(
@@ -285,8 +297,6 @@ fn bench() {
         emulators_cpu / wall * 100.0,
         cpu / emulators_cpu.max(1e-9)
     );
-    // Every session sends a 20 ms frame 50 times a second.
-    let frames = (sessions * seconds * 50).max(1) as f64;
     // The kernel's share is mostly the sockets: on loopback a send also runs the peer's receive (TCP, wake-up).
     eprintln!(
         "  per incoming audio frame ({frames:.0} frames): {:.1} µs of parley CPU (all its work; {:.1} of it in the \
