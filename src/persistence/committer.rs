@@ -250,23 +250,10 @@ mod tests {
 
         // The uploader's mark joins a group like a batch: the recording is stored and its message links to it.
         let kept = store.session_messages(&bob).await.unwrap().pop().unwrap();
-        let key = format!("audio_recordings/bob/{bob}/user_1.wav");
-        let recording = crate::db::NewRecording {
-            session_id: bob.clone(),
-            role: Role::User,
-            turn_id: 2,
-            object_key: key.clone(),
-            content_type: "audio/wav".into(),
-            size_bytes: 44,
-            duration_seconds: Some(0.0),
-            backend: "local",
-            spool_path: "/spool/x.wav".into(),
-            created_at: crate::db::now(),
-            instance_id: crate::db::InstanceId::generate(),
-        };
+        let recording = crate::persistence::test_recording(&bob, 2, Role::User);
         let id = store.insert_recording(&recording).await.unwrap();
         store.link_recording(id, kept.id, "/pending").await.unwrap();
-        let url = format!("/{key}");
+        let url = format!("/{}", recording.object_key);
         let mark = committer.send(MarkUploaded { id, url: url.clone(), at: crate::db::now() });
         let batch = committer.send(Commit { session: bob.clone(), writes: vec![Write::Touch(crate::db::now())] });
         let (mark, batch) = futures_util::future::join(mark, batch).await;

@@ -18,6 +18,28 @@ pub use journal::Journal;
 pub use pending::PendingWrites;
 pub use persister::{Persist, Persisted, Persister, RecordingStored, ReplyFacts, Write};
 
+/// A pending user or assistant WAV recording of `turn_id` in `session`, as the tests register them.
+#[cfg(test)]
+pub(crate) fn test_recording(
+    session: &crate::db::SessionId,
+    turn_id: u64,
+    role: crate::db::Role,
+) -> crate::db::NewRecording {
+    crate::db::NewRecording {
+        session_id: session.clone(),
+        role,
+        turn_id,
+        object_key: format!("audio_recordings/alice/{session}/{}_{turn_id}.wav", role.as_str()),
+        content_type: "audio/wav".into(),
+        size_bytes: 44,
+        duration_seconds: Some(0.0),
+        backend: "local",
+        spool_path: "/spool/x.wav".into(),
+        created_at: crate::db::now(),
+        instance_id: crate::db::InstanceId::generate(),
+    }
+}
+
 /// The link under which parley serves a recording (relative to the server), as stored in a message's
 /// `audio_url`.
 pub fn playback_url(object_key: &str) -> String {

@@ -464,7 +464,7 @@ mod tests {
 
     use super::*;
     use crate::crypto::Cipher;
-    use crate::db::{InstanceId, NewSession, UserId};
+    use crate::db::{NewSession, UserId};
 
     /// The session's side: what it heard back.
     struct Parent(Arc<Mutex<Vec<Persisted>>>);
@@ -477,23 +477,6 @@ mod tests {
         type Result = ();
         fn handle(&mut self, msg: Persisted, _: &mut Context<Self>) {
             self.0.lock().unwrap().push(msg);
-        }
-    }
-
-    fn recording(session: &SessionId, turn_id: TurnId, role: Role) -> NewRecording {
-        let key = format!("audio_recordings/alice/{session}/{}_{turn_id}.wav", role.as_str());
-        NewRecording {
-            session_id: session.clone(),
-            role,
-            turn_id,
-            object_key: key,
-            content_type: "audio/wav".into(),
-            size_bytes: 44,
-            duration_seconds: Some(0.0),
-            backend: "local",
-            spool_path: "/spool/x.wav".into(),
-            created_at: crate::db::now(),
-            instance_id: InstanceId::generate(),
         }
     }
 
@@ -522,7 +505,7 @@ mod tests {
 
         // A turn: the message, then its recording as the Recorder finishes it, then (queued by the Persister)
         // their link: one transaction.
-        let user_rec = recording(&session, 1, Role::User);
+        let user_rec = crate::persistence::test_recording(&session, 1, Role::User);
         persister.do_send(Persist(Write::message(1, Role::User, "hello".into(), false, crate::db::now(), None)));
         // `send` returns once the write is queued, and so counted as pending.
         persister.send(Persist(Write::Recording { turn_id: 1, recording: user_rec.clone() })).await.unwrap();
