@@ -191,6 +191,9 @@ pub struct TurnTuning {
     pub dtmf_timeout: Option<Duration>,
     /// Start the reply's LLM request at `speech_final`, while the commit window runs (`PARLEY_PREEMPTIVE`).
     pub preemptive: bool,
+    /// With `preemptive`, also start speech synthesis of the early reply's first pieces, holding its audio
+    /// until the turn is committed (`PARLEY_PREEMPTIVE_TTS`).
+    pub preemptive_tts: bool,
 }
 
 impl Config {
@@ -314,6 +317,7 @@ impl Config {
                     ms => Some(Duration::from_millis(ms)),
                 },
                 preemptive: env.bool("PARLEY_PREEMPTIVE", true)?,
+                preemptive_tts: env.bool("PARLEY_PREEMPTIVE_TTS", true)?,
             },
             auth,
             twilio: TwilioConfig {

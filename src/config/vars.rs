@@ -191,6 +191,11 @@ pub const VARS: &[Var] = &[
         meaning: "ask the LLM at speech_final, during the commit window (a discarded early reply is never heard or stored)",
     },
     Var {
+        name: "PARLEY_PREEMPTIVE_TTS",
+        fallback: Fallback::Value("true"),
+        meaning: "with PARLEY_PREEMPTIVE, also synthesize the early reply's first two pieces during the commit window, holding the audio until the commit",
+    },
+    Var {
         name: "PARLEY_FINALIZE_TIMEOUT_MS",
         fallback: Fallback::Value("1500"),
         meaning: "after closeMicrophone, how long to wait for Deepgram's finalize reply",

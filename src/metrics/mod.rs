@@ -165,6 +165,9 @@ metrics! {
     /// Replies started early that were thrown away unheard and unstored: the user went on speaking, or the
     /// conversation changed before the commit.
     preemptive_discarded_total: IntCounter,
+    /// Characters sent to speech synthesis for early replies that were thrown away (PARLEY_PREEMPTIVE_TTS): billed
+    /// by the provider, never heard.
+    preemptive_discarded_tts_characters_total: IntCounter,
     /// Turns answered by a fallback LLM, by the primary's name and the one that answered.
     llm_fallbacks_total: IntCounterVec["from", "to"],
     /// Tool calls by tool and outcome (ok, error, cancelled).

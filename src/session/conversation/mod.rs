@@ -10,7 +10,7 @@
 //! tests drive it directly (`tests.rs`).
 //!
 //! What it decides: when the user has finished speaking (`listening.rs`, with `utterance` and `barge_in`, and `preemptive` to
-//! start the reply's LLM request before the commit),
+//! start the reply's LLM request and its first speech before the commit),
 //! when speech recognition is (re)started after an outage (its supervision), the assistant turn from commit
 //! to its end or interruption (`turns.rs`, with `segmenter`), the agent's greeting as turn 0 (`greeting`), what the LLM remembers (`memory`), what is
 //! stored and recorded, and the per-stage latency (`latency`).
@@ -424,11 +424,15 @@ impl Conversation {
             Input::ToolResult { call_id, answer } => self.on_tool_result(call_id, answer, out),
             Input::Stt(event) => self.on_stt(event, out),
             Input::Llm(event) => {
-                if let Some(event) = self.route_llm_event(event) {
+                if let Some(event) = self.route_llm_event(event, out) {
                     self.on_llm(event, out);
                 }
             }
-            Input::Tts(event) => self.on_tts(event, out),
+            Input::Tts(event) => {
+                if let Some(event) = self.route_tts_event(event) {
+                    self.on_tts(event, out);
+                }
+            }
             Input::Saved(p) => {
                 self.unsaved = self.unsaved.saturating_sub(1);
                 out.send(Event::Saved { turn_id: p.turn_id, role: p.role, message_id: p.message_id.0 });

@@ -711,13 +711,24 @@ fn speculative(effects: &[Effect]) -> Option<(TurnId, Vec<crate::providers::open
     })
 }
 
-/// A started conversation with preemptive generation on (the default).
+/// A started conversation with preemptive generation on (the default), early speech included.
 fn preemptive_rig() -> Rig {
+    preemptive_rig_with(|_| {})
+}
+
+fn preemptive_rig_with(change: impl FnOnce(&mut SessionSettings)) -> Rig {
     let mut settings = settings();
     settings.turns.preemptive = true;
+    settings.turns.preemptive_tts = true;
+    change(&mut settings);
     let mut r = Rig::with(params(Vec::new()), settings);
     r.feed(0, Input::Start);
     r
+}
+
+/// The TTS commands among `effects`.
+fn tts_commands(effects: &[Effect]) -> Vec<TtsCommand> {
+    commands(effects).into_iter().filter_map(|c| if let Command::Tts(t) = c { Some(t.clone()) } else { None }).collect()
 }
 
 fn token(turn_id: TurnId, text: &str) -> Input {
@@ -726,7 +737,8 @@ fn token(turn_id: TurnId, text: &str) -> Input {
 
 #[test]
 fn a_reply_started_at_speech_final_becomes_the_turn_when_the_window_closes() {
-    let mut r = preemptive_rig();
+    // The LLM alone starts early here (PARLEY_PREEMPTIVE_TTS=false); early speech is tested below.
+    let mut r = preemptive_rig_with(|s| s.turns.preemptive_tts = false);
     let fx = r.feed(100, transcript("what time is it", true, true));
     let (spec, messages) = speculative(&fx).expect("the LLM is asked at speech_final");
     assert!(spec >= preemptive::SPECULATIVE_IDS, "an id no turn has: {spec}");
@@ -869,4 +881,104 @@ fn interrupting_a_turn_that_adopted_an_early_reply_cancels_that_request() {
         .collect();
     assert_eq!(cancelled, [spec], "the request the turn streams from is the one stopped");
     assert!(r.feed(450, token(spec, " was a king.")).is_empty(), "nothing of it after the interrupt");
+}
+
+#[test]
+fn the_early_reply_is_spoken_early_and_its_held_audio_goes_out_the_moment_the_turn_starts() {
+    let mut r = preemptive_rig();
+    let (spec, _) = speculative(&r.feed(100, transcript("what time is it", true, true))).unwrap();
+    // The first complete piece goes to TTS at once, under the speculation's id; nothing reaches the client.
+    let fx = r.feed(250, token(spec, "It is noon. And"));
+    assert!(events(&fx).is_empty(), "{fx:?}");
+    assert_eq!(
+        tts_commands(&fx),
+        [TtsCommand::Start { turn_id: spec }, TtsCommand::Text { turn_id: spec, text: "It is noon.".into() }]
+    );
+    // Its audio is held: not sent, not recorded.
+    assert!(r.feed(280, audio(spec, 400.0, 0.0, "It is noon.")).is_empty());
+
+    // The commit: the turn adopts the speech, sends nothing to TTS again, and the held audio goes out now.
+    let fx = r.feed(300, Input::Timer(Timer::Commit));
+    assert!(tts_commands(&fx).is_empty(), "no new context, no piece twice: {:?}", tts_commands(&fx));
+    let evs = events(&fx);
+    assert_eq!(evs[0], &Event::UserTurn { turn_id: 1, text: "what time is it".into() });
+    assert_eq!(evs[1], &Event::AssistantText { turn_id: 1, text: "It is noon.".into() });
+    assert_eq!(evs[2], &Event::AudioStart { turn_id: 1 });
+    assert!(matches!(evs[3], Event::Audio { turn_id: 1, .. }), "{evs:?}");
+    assert!(
+        commands(&fx).iter().any(|c| matches!(c, Command::RecordAssistant(AssistantAudio { turn_id: 1, .. }))),
+        "recorded as the turn's"
+    );
+    let t = r.c.turn.as_ref().unwrap();
+    assert_eq!(t.times.tts_first_text, Some(r.t0 + Duration::from_millis(250)));
+    assert_eq!(t.times.tts_first_byte, Some(r.t0 + Duration::from_millis(280)));
+    assert_eq!(t.times.first_audio_sent, Some(r.t0 + Duration::from_millis(300)));
+
+    // The rest goes on in the same TTS context; its audio is the turn's.
+    let fx = r.feed(350, Input::Llm(LlmEvent::Done { turn_id: spec, usage: Default::default(), provider: "m".into() }));
+    assert_eq!(
+        tts_commands(&fx),
+        [TtsCommand::Text { turn_id: spec, text: "And".into() }, TtsCommand::End { turn_id: spec }]
+    );
+    assert_eq!(events(&fx), [&Event::AssistantText { turn_id: 1, text: "And".into() }]);
+    r.feed(360, audio(spec, 200.0, 400.0, "And"));
+    assert_eq!(r.c.turn.as_ref().unwrap().playback.received_ms(), 600.0, "both pieces' audio is the turn's");
+    let fx = r.feed(370, Input::Interrupt);
+    assert!(tts_commands(&fx).contains(&TtsCommand::Cancel { turn_id: spec }), "barge-in stops that context");
+    assert_eq!(r.c.metrics.preemptive_discarded_tts_characters_total.get(), 0);
+}
+
+#[test]
+fn a_discarded_early_reply_cancels_its_speech_and_none_of_its_audio_is_ever_played() {
+    let mut r = preemptive_rig();
+    let (spec, _) = speculative(&r.feed(100, transcript("book a table", true, true))).unwrap();
+    // Three sentences at once: only the first two are spoken early.
+    let fx = r.feed(200, token(spec, "Sure. For how many? At what time? "));
+    assert_eq!(
+        tts_commands(&fx),
+        [
+            TtsCommand::Start { turn_id: spec },
+            TtsCommand::Text { turn_id: spec, text: "Sure.".into() },
+            TtsCommand::Text { turn_id: spec, text: "For how many?".into() },
+        ]
+    );
+    assert!(r.feed(220, audio(spec, 300.0, 0.0, "Sure.")).is_empty());
+    // The user goes on: the LLM request and the TTS context are cancelled, the characters counted.
+    let fx = r.feed(250, transcript("for two", false, false));
+    assert!(tts_commands(&fx).contains(&TtsCommand::Cancel { turn_id: spec }));
+    assert_eq!(
+        r.c.metrics.preemptive_discarded_tts_characters_total.get(),
+        ("Sure.".len() + "For how many?".len()) as u64
+    );
+    assert!(r.feed(260, audio(spec, 300.0, 300.0, "For how many?")).is_empty(), "late audio of it is dropped");
+
+    // The turn that follows speaks in a context of its own; the discarded audio never plays.
+    let fx = r.feed(500, transcript("for two", true, true));
+    let (second, _) = speculative(&fx).unwrap();
+    let fx = r.feed(700, Input::Timer(Timer::Commit));
+    assert_eq!(tts_commands(&fx), [TtsCommand::Start { turn_id: 1 }], "nothing was spoken early this time");
+    assert!(r.feed(720, audio(spec, 300.0, 600.0, "At what time?")).is_empty());
+    let fx = r.feed(740, token(second, "Booked. For"));
+    assert_eq!(tts_commands(&fx), [TtsCommand::Text { turn_id: 1, text: "Booked.".into() }]);
+    assert!(!events(&fx).iter().any(|e| matches!(e, Event::Audio { .. })));
+}
+
+#[test]
+fn early_speech_that_fails_is_dropped_and_the_turn_speaks_for_itself() {
+    let mut r = preemptive_rig();
+    let (spec, _) = speculative(&r.feed(100, transcript("what time is it", true, true))).unwrap();
+    assert_eq!(tts_commands(&r.feed(200, token(spec, "It is noon. And"))).len(), 2, "spoken early");
+    let error = ProviderError::new(Provider::ElevenLabs, FailureKind::Server, "boom");
+    assert!(r.feed(220, Input::Tts(TtsEvent::Failed { turn_id: spec, error })).is_empty(), "not the turn's failure");
+    let fx = r.feed(300, Input::Timer(Timer::Commit));
+    assert_eq!(
+        tts_commands(&fx),
+        [TtsCommand::Start { turn_id: 1 }, TtsCommand::Text { turn_id: 1, text: "It is noon.".into() }]
+    );
+    assert!(error_codes(&fx).is_empty());
+    // A tool call stops early speech: what follows it depends on the tool.
+    let mut r = preemptive_rig();
+    let (spec, _) = speculative(&r.feed(100, transcript("what is the weather", true, true))).unwrap();
+    r.feed(150, tool_started(spec, "c1", "weather", false));
+    assert!(tts_commands(&r.feed(200, token(spec, "It is sunny. And"))).is_empty());
 }

@@ -61,6 +61,11 @@ pub(super) struct ActiveTurn {
     pub usage: TurnUsage,
     /// The speculative request this turn adopted (preemptive generation): its LLM events carry that id.
     pub speculation: Option<TurnId>,
+    /// The id the turn's speech synthesis goes by: its own, or the adopted speculation's when that had started
+    /// speaking (the TTS context is that one's).
+    pub tts_id: TurnId,
+    /// Pieces the adopted speculation already sent to TTS, in order: not sent again.
+    pub early_pieces: std::collections::VecDeque<String>,
 }
 
 impl ActiveTurn {
@@ -86,6 +91,8 @@ impl ActiveTurn {
             llm: None,
             usage: TurnUsage::default(),
             speculation: None,
+            tts_id: id,
+            early_pieces: std::collections::VecDeque::new(),
         }
     }
 }
@@ -139,13 +146,20 @@ impl Conversation {
         self.unsaved += 1;
         self.memory.push(Role::User, text);
         let messages = self.chat_messages_of(&self.memory);
-        let adopted = self.adopt_speculation(id, &messages, out);
+        let mut adopted = self.adopt_speculation(id, &messages, out);
         if adopted.is_none() {
             out.run(Command::Complete(Complete { turn_id: id, messages, speculative: false }));
         }
-        out.run(Command::Tts(TtsCommand::Start { turn_id: id }));
-        self.barge_in.reset();
+        let voice = adopted.as_mut().and_then(|s| s.voice.take());
         let mut turn = ActiveTurn::new(id, times, self.settings.turns.audio_lead);
+        match (&voice, &adopted) {
+            (Some(v), Some(s)) => {
+                turn.tts_id = s.id;
+                turn.early_pieces = v.pieces.clone();
+            }
+            _ => out.run(Command::Tts(TtsCommand::Start { turn_id: id })),
+        }
+        self.barge_in.reset();
         if spoken {
             turn.usage.stt_seconds = (self.audio_time - self.stt_metered_until).max(0.0);
         }
@@ -153,7 +167,7 @@ impl Conversation {
         self.stt_metered_until = self.audio_time;
         self.turn = Some(turn);
         if let Some(s) = adopted {
-            self.replay_speculation(s.held, out);
+            self.replay_speculation(s.held, voice, out);
         }
     }
 
@@ -314,7 +328,7 @@ impl Conversation {
     }
 
     pub(super) fn on_tts(&mut self, event: TtsEvent, out: &mut Outbox) {
-        let current = self.current_turn();
+        let current = self.turn.as_ref().map(|t| t.tts_id);
         match event {
             TtsEvent::Audio { turn_id, bytes, ms, chars } if current == Some(turn_id) => {
                 let now = self.now;
@@ -381,7 +395,15 @@ impl Conversation {
         if !turn.tts_failed {
             turn.usage.tts_characters += piece.chars().count() as u64;
             turn.times.tts_first_text.get_or_insert(now);
-            out.run(Command::Tts(TtsCommand::Text { turn_id: id, text: piece.clone() }));
+            if turn.early_pieces.front() == Some(&piece) {
+                turn.early_pieces.pop_front(); // spoken early, under the speculation's id
+            } else {
+                if !turn.early_pieces.is_empty() {
+                    log::warn!("session {}: turn {id}: the reply's pieces differ from the early ones", self.session_id);
+                    turn.early_pieces.clear();
+                }
+                out.run(Command::Tts(TtsCommand::Text { turn_id: turn.tts_id, text: piece.clone() }));
+            }
         }
         out.send(Event::AssistantText { turn_id: id, text: piece });
     }
@@ -402,9 +424,9 @@ impl Conversation {
             if turn.tts_failed || turn.pieces == 0 {
                 // Nothing (more) will come from TTS for this turn.
                 turn.tts_done = true;
-                out.run(Command::Tts(TtsCommand::Cancel { turn_id: turn.id }));
+                out.run(Command::Tts(TtsCommand::Cancel { turn_id: turn.tts_id }));
             } else {
-                out.run(Command::Tts(TtsCommand::End { turn_id: turn.id }));
+                out.run(Command::Tts(TtsCommand::End { turn_id: turn.tts_id }));
             }
         }
         self.maybe_finish(out);
@@ -560,7 +582,8 @@ impl Conversation {
             return;
         };
         out.run(Command::CancelCompletion(CancelCompletion { turn_id: self.llm_request_of_turn() }));
-        out.run(Command::Tts(TtsCommand::Cancel { turn_id: id }));
+        let tts_id = self.turn.as_ref().map_or(id, |t| t.tts_id);
+        out.run(Command::Tts(TtsCommand::Cancel { turn_id: tts_id }));
         self.cancel_tools(out);
         self.metrics.interruptions_total.inc();
         self.barge_in.reset();

@@ -114,6 +114,15 @@ pub enum TtsEvent {
     Failed { turn_id: TurnId, error: ProviderError },
 }
 
+impl TtsEvent {
+    /// The turn (or early reply) the event is about.
+    pub fn turn_id(&self) -> TurnId {
+        match self {
+            TtsEvent::Audio { turn_id, .. } | TtsEvent::Done { turn_id } | TtsEvent::Failed { turn_id, .. } => *turn_id,
+        }
+    }
+}
+
 /// The TTS client actor of one session.
 pub struct TtsLink {
     settings: TtsSettings,
