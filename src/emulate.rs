@@ -9,7 +9,11 @@ use crate::emulators::{EmulatorOptions, Emulators};
 /// returned value alive as long as the server runs. They run with the real services' typical latencies and
 /// real-time audio pacing, so a person trying parley this way sees and hears realistic turn-taking.
 pub async fn start(config: &mut Config) -> anyhow::Result<Emulators> {
-    let emulators = Emulators::start(EmulatorOptions::default().realistic()).await?;
+    let emulators = Emulators::start(EmulatorOptions {
+        log_limit: Some(crate::emulators::CLI_LOG_LIMIT),
+        ..EmulatorOptions::default().realistic()
+    })
+    .await?;
     point_at(config, &emulators);
     for (name, value) in emulators.env() {
         if name.ends_with("_BASE_URL") {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use super::common::log::CLI_LOG_LIMIT;
 use super::deepgram::FinalizeReply;
 use super::openai::fault::parse_down;
 use super::options::EmulatorOptions;
@@ -30,6 +31,9 @@ General:
   --realistic                          real-service latencies (STT 100 ms, first token 300 ms, 30 ms/token,
                                        first audio 150 ms, audio at real-time pace); later flags override
   --any-key                            accept any API key on all three services
+  --keep-logs                          keep every connection's and request's log (the control API shows them
+                                       all); by default only the last 200, and the last 20 frames of each,
+                                       so memory stays flat under load
   -h, --help                           this text
 
 Deepgram (/v1/listen WebSocket):
@@ -91,7 +95,8 @@ pub enum Command {
 
 /// Parses the flags that follow `parley emulate`.
 pub fn parse(args: &[String]) -> anyhow::Result<Command> {
-    let mut o = EmulatorOptions::default();
+    // A long-running emulator keeps only the recent part of its logs, so its memory stays flat under load.
+    let mut o = EmulatorOptions { log_limit: Some(CLI_LOG_LIMIT), ..EmulatorOptions::default() };
     let mut keys: [Option<Vec<String>>; 3] = [None, None, None];
     let mut twilio = TwilioFlags::default();
     let mut it = args.iter();
@@ -106,6 +111,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Command> {
             "--host" => o.host = value()?.parse().with_context(|| format!("{flag}: not an IP address"))?,
             "--realistic" => o = o.realistic(),
             "--any-key" => keys = [Some(vec![]), Some(vec![]), Some(vec![])],
+            "--keep-logs" => o.log_limit = None,
             "--deepgram-port" => o.deepgram.port = port(value()?)?,
             "--deepgram-key" => keys[0].get_or_insert_with(Vec::new).push(value()?.clone()),
             "--deepgram-idle-timeout-ms" => o.deepgram.idle_timeout = ms(value()?)?,
@@ -228,6 +234,9 @@ mod tests {
         assert!(o.elevenlabs.realtime_pacing);
         assert_eq!(o.elevenlabs.faults[1], ElevenLabsFault::CutInsideChunk { after_bytes: 100 });
         assert_eq!(o.elevenlabs.api_keys, [super::super::ELEVENLABS_KEY]);
+        assert_eq!(o.log_limit, Some(CLI_LOG_LIMIT), "a long-running emulator keeps the recent logs only");
+        let Command::Run(o) = parse(&args("--realistic --keep-logs")).unwrap() else { panic!("not run") };
+        assert_eq!(o.log_limit, None);
     }
 
     #[test]

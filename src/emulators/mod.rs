@@ -15,6 +15,7 @@ pub mod running;
 pub mod synth;
 pub mod twilio;
 
+pub use common::log::CLI_LOG_LIMIT;
 pub use deepgram::{DeepgramConnectionLog, DeepgramControl, DeepgramFault, FinalizeReply};
 pub use elevenlabs::{ElevenLabsControl, ElevenLabsFault, SentFrame, TtsHttpLog, TtsSnapshot, TtsSocketLog};
 pub use openai::{ChatRequestLog, OpenAiControl, OpenAiFault, Reply, Torture};

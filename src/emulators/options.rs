@@ -24,6 +24,10 @@ pub struct EmulatorOptions {
     pub deepgram: DeepgramOptions,
     pub openai: OpenAiOptions,
     pub elevenlabs: ElevenLabsOptions,
+    /// Keep only about this many connections and requests in each emulator's log, and this many frames of
+    /// each (`parley emulate`: [`CLI_LOG_LIMIT`](super::common::log::CLI_LOG_LIMIT)); `None`: everything (tests
+    /// read the logs).
+    pub log_limit: Option<crate::emulators::common::log::LogLimit>,
 }
 
 /// Deepgram live STT emulator options.
@@ -104,6 +108,7 @@ impl Default for EmulatorOptions {
                 inactivity_timeout: None,
                 faults: Vec::new(),
             },
+            log_limit: None,
         }
     }
 }

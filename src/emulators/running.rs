@@ -32,6 +32,9 @@ impl Emulators {
         let deepgram = DeepgramControl::new(&opts.deepgram);
         let openai = OpenAiControl::new(&opts.openai);
         let elevenlabs = ElevenLabsControl::new(&opts.elevenlabs);
+        deepgram.set_log_limit(opts.log_limit);
+        openai.set_log_limit(opts.log_limit);
+        elevenlabs.set_log_limit(opts.log_limit);
         let deepgram_server = Running::serve(dg_listener, deepgram::configure(deepgram.clone()))?;
         let openai_server = Running::serve(oa_listener, openai::configure(openai.clone()))?;
         let elevenlabs_server = Running::serve(el_listener, elevenlabs::configure(elevenlabs.clone()))?;

@@ -4,6 +4,7 @@
 pub mod abort;
 pub mod body;
 pub mod guard;
+pub mod log;
 pub mod reassemble;
 pub mod server;
 pub mod shared;

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::emulators::common::log::{Log, Trim, trim_front};
 use crate::emulators::common::shared::Shared;
 use crate::emulators::options::DeepgramOptions;
 use crate::providers::deepgram::ListenOptions;
@@ -148,7 +149,15 @@ pub(crate) struct DeepgramState {
     pub settings: DeepgramSettings,
     pub scripts: VecDeque<Vec<String>>,
     pub faults: VecDeque<DeepgramFault>,
-    pub connections: Vec<DeepgramConnectionLog>,
+    pub connections: Log<DeepgramConnectionLog>,
+}
+
+impl Trim for DeepgramConnectionLog {
+    fn trim(&mut self, limit: usize) {
+        trim_front(&mut self.binary_control_frames, limit);
+        trim_front(&mut self.texts_received, limit);
+        trim_front(&mut self.sent, limit);
+    }
 }
 
 /// Handle on the Deepgram emulator (cheap to clone, `Send + Sync`).
@@ -170,7 +179,7 @@ impl DeepgramControl {
                 settings,
                 scripts: VecDeque::new(),
                 faults: opts.faults.clone().into(),
-                connections: Vec::new(),
+                connections: Log::default(),
             }),
         }
     }
@@ -208,12 +217,17 @@ impl DeepgramControl {
 
     /// Every connection so far, refused ones included.
     pub fn connections(&self) -> Vec<DeepgramConnectionLog> {
-        self.shared.read(|s| s.connections.clone())
+        self.shared.read(|s| s.connections.entries().to_vec())
     }
 
     /// Waits until `pred` holds for the connection log, or `timeout` passes; true if it held.
     pub async fn wait_until(&self, pred: impl Fn(&[DeepgramConnectionLog]) -> bool, timeout: Duration) -> bool {
-        self.shared.wait_until(|s| pred(&s.connections), timeout).await
+        self.shared.wait_until(|s| pred(s.connections.entries()), timeout).await
+    }
+
+    /// Keep only about the last `limit` connections, and of each the last `limit` frames (`None`: all).
+    pub fn set_log_limit(&self, limit: Option<crate::emulators::common::log::LogLimit>) {
+        self.shared.update(|s| s.connections.set_limit(limit));
     }
 }
 

@@ -94,7 +94,9 @@ impl DeepgramSession {
 
     fn log(&self, f: impl FnOnce(&mut super::control::DeepgramConnectionLog)) {
         let i = self.index;
-        self.control.shared.update(|s| f(&mut s.connections[i]));
+        self.control.shared.update(|s| {
+            s.connections.update(i, f);
+        });
     }
 
     fn reply(&mut self, ctx: &mut WebsocketContext<Self>, msg: ServerMessage) {

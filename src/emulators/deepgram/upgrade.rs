@@ -27,8 +27,7 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
     let (auth, key) = credentials(&req);
     let options = ListenOptions::from_query(req.query_string());
     let (number, index, settings, script, fault) = control.shared.update(|s| {
-        let number = s.connections.len() as u64 + 1;
-        s.connections.push(DeepgramConnectionLog {
+        let index = s.connections.push(|number| DeepgramConnectionLog {
             number,
             request_id: request_id.clone(),
             query,
@@ -46,10 +45,12 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
             open: false,
         });
         let script = s.scripts.pop_front().unwrap_or_default();
-        (number, s.connections.len() - 1, s.settings.clone(), script, s.faults.pop_front())
+        (index as u64 + 1, index, s.settings.clone(), script, s.faults.pop_front())
     });
     let refuse = |status: u16, code: &str, msg: &str| {
-        control.shared.update(|s| s.connections[index].refused = Some(status));
+        control.shared.update(|s| {
+            s.connections.update(index, |l| l.refused = Some(status));
+        });
         refusal(status, code, msg, &request_id)
     };
     if let Some(DeepgramFault::RefuseUpgrade(status)) = fault {
@@ -87,7 +88,9 @@ pub async fn listen(req: HttpRequest, stream: web::Payload, control: web::Data<D
             if let Ok(v) = request_id.parse() {
                 resp.headers_mut().insert(actix_web::http::header::HeaderName::from_static("dg-request-id"), v);
             }
-            control.shared.update(|s| s.connections[index].open = true);
+            control.shared.update(|s| {
+                s.connections.update(index, |l| l.open = true);
+            });
             abort.wrap(resp)
         }
         Err(e) => {

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::emulators::common::log::{Log, Trim, trim_front};
 use crate::emulators::common::shared::Shared;
 use crate::emulators::options::ElevenLabsOptions;
 
@@ -178,8 +179,21 @@ pub struct ElevenLabsSettings {
 pub(crate) struct ElevenLabsState {
     pub settings: ElevenLabsSettings,
     pub faults: VecDeque<ElevenLabsFault>,
-    pub sockets: Vec<TtsSocketLog>,
-    pub http: Vec<TtsHttpLog>,
+    pub sockets: Log<TtsSocketLog>,
+    pub http: Log<TtsHttpLog>,
+}
+
+impl Trim for TtsSocketLog {
+    fn trim(&mut self, limit: usize) {
+        trim_front(&mut self.received, limit);
+        trim_front(&mut self.contexts_opened, limit);
+        trim_front(&mut self.contexts_closed, limit);
+        trim_front(&mut self.sent, limit);
+    }
+}
+
+impl Trim for TtsHttpLog {
+    fn trim(&mut self, _: usize) {}
 }
 
 impl ElevenLabsState {
@@ -215,8 +229,8 @@ impl ElevenLabsControl {
             shared: Shared::new(ElevenLabsState {
                 settings,
                 faults: opts.faults.clone().into(),
-                sockets: Vec::new(),
-                http: Vec::new(),
+                sockets: Log::default(),
+                http: Log::default(),
             }),
         }
     }
@@ -243,19 +257,30 @@ impl ElevenLabsControl {
         self.shared.update(|s| s.faults.push_back(fault));
     }
 
+    /// Keep only about the last `limit` connections and requests, and of each connection the last `limit`
+    /// messages (`None`: all).
+    pub fn set_log_limit(&self, limit: Option<crate::emulators::common::log::LogLimit>) {
+        self.shared.update(|s| {
+            s.sockets.set_limit(limit);
+            s.http.set_limit(limit);
+        });
+    }
+
     /// Every WebSocket connection so far.
     pub fn ws_connections(&self) -> Vec<TtsSocketLog> {
-        self.shared.read(|s| s.sockets.clone())
+        self.shared.read(|s| s.sockets.entries().to_vec())
     }
 
     /// Every HTTP request so far.
     pub fn http_requests(&self) -> Vec<TtsHttpLog> {
-        self.shared.read(|s| s.http.clone())
+        self.shared.read(|s| s.http.entries().to_vec())
     }
 
     /// Waits until `pred` holds for the logs, or `timeout` passes; true if it held.
     pub async fn wait_until(&self, pred: impl Fn(TtsSnapshot<'_>) -> bool, timeout: Duration) -> bool {
-        self.shared.wait_until(|s| pred(TtsSnapshot { sockets: &s.sockets, http: &s.http }), timeout).await
+        self.shared
+            .wait_until(|s| pred(TtsSnapshot { sockets: s.sockets.entries(), http: s.http.entries() }), timeout)
+            .await
     }
 }
 
@@ -288,8 +313,8 @@ mod tests {
                 inactivity_timeout: None,
             },
             faults: vec![ElevenLabsFault::TooManyRequests, ElevenLabsFault::DropMidStream].into(),
-            sockets: vec![],
-            http: vec![],
+            sockets: Log::default(),
+            http: Log::default(),
         };
         assert_eq!(s.take_fault(ElevenLabsFault::applies_to_socket), Some(ElevenLabsFault::DropMidStream));
         assert_eq!(s.faults.len(), 1);

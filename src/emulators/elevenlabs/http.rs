@@ -55,8 +55,8 @@ async fn respond(
     let body_value = body_as_json(&body);
     let field = |k: &str| body_value.get(k).and_then(Value::as_str).map(str::to_string);
     let (index, settings, fault) = control.shared.update(|s| {
-        s.http.push(TtsHttpLog {
-            number: s.http.len() as u64 + 1,
+        let index = s.http.push(|number| TtsHttpLog {
+            number,
             voice_id,
             with_timestamps,
             query: query.clone(),
@@ -77,12 +77,14 @@ async fn respond(
             client_went_away: false,
         });
         let fault = s.take_fault(ElevenLabsFault::applies_to_http);
-        (s.http.len() - 1, s.settings.clone(), fault)
+        (index, s.settings.clone(), fault)
     });
     let fail = |status: u16, body: HttpErrorBody| {
         control.shared.update(|s| {
-            s.http[index].status = status;
-            s.http[index].completed = true;
+            s.http.update(index, |l| {
+                l.status = status;
+                l.completed = true;
+            });
         });
         HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
             .insert_header(("request-id", request_id.as_str()))
@@ -166,7 +168,7 @@ async fn respond(
             piece
         })
         .collect();
-    control.shared.update(|s| s.http[index].status = 200);
+    control.shared.update(|s| s.http.update(index, |l| l.status = 200));
     let cut = match fault {
         Some(ElevenLabsFault::CutBody { after_bytes }) => Some(Cut { after_bytes, kind: CutKind::ChunkBoundary }),
         Some(ElevenLabsFault::CutInsideChunk { after_bytes }) => Some(Cut { after_bytes, kind: CutKind::InsideChunk }),

@@ -86,7 +86,7 @@ pub fn respond(
         Some(CutKind::ContentLength) => Framing::Raw,
     };
     let c = control.clone();
-    let guard = Unfinished::new(move || c.shared.update(|s| s.http[index].client_went_away = true));
+    let guard = Unfinished::new(move || c.shared.update(|s| s.http.update(index, |l| l.client_went_away = true)));
     let total: usize = pieces.iter().map(|p| p.bytes.len()).sum();
     let body = Body {
         pieces: pieces.into(),
@@ -124,7 +124,7 @@ async fn next(mut b: Body) -> Option<(Result<Bytes, std::io::Error>, Body)> {
                 b.state = State::Done;
                 b.guard.finish();
                 let i = b.index;
-                b.control.shared.update(|s| s.http[i].completed = true);
+                b.control.shared.update(|s| s.http.update(i, |l| l.completed = true));
                 return (b.framing == Framing::HandChunked).then(|| (Ok(Bytes::from_static(b"0\r\n\r\n")), b));
             };
             tokio::time::sleep_until(b.start + piece.due).await;
@@ -143,7 +143,7 @@ async fn next(mut b: Body) -> Option<(Result<Bytes, std::io::Error>, Body)> {
             }
             b.sent += take;
             let i = b.index;
-            b.control.shared.update(|s| s.http[i].bytes_sent += take);
+            b.control.shared.update(|s| s.http.update(i, |l| l.bytes_sent += take));
             Some((Ok(out.freeze()), b))
         }
     }
@@ -158,8 +158,10 @@ async fn cut(mut b: Body) -> (Result<Bytes, std::io::Error>, Body) {
     b.guard.finish();
     let i = b.index;
     b.control.shared.update(|s| {
-        s.http[i].cut = true;
-        s.http[i].completed = true;
+        s.http.update(i, |l| {
+            l.cut = true;
+            l.completed = true;
+        });
     });
     (Err(std::io::Error::other("emulated cut of the response body")), b)
 }

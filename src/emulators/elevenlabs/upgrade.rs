@@ -72,8 +72,8 @@ fn start(
     let auto_mode = param("auto_mode").is_some_and(|v| v == "true");
     let path = req.path().to_string();
     let (index, settings, fault) = control.shared.update(|s| {
-        s.sockets.push(TtsSocketLog {
-            number: s.sockets.len() as u64 + 1,
+        let index = s.sockets.push(|number| TtsSocketLog {
+            number,
             path,
             voice_id,
             multi,
@@ -90,7 +90,7 @@ fn start(
             open: true,
         });
         let fault = s.take_fault(ElevenLabsFault::applies_to_socket);
-        (s.sockets.len() - 1, s.settings.clone(), fault)
+        (index, s.settings.clone(), fault)
     });
     let valid = |k: &Option<String>| k.as_ref().is_some_and(|k| settings.api_keys.contains(k));
     let offered = header_key.is_some() || query_token.is_some();
@@ -115,7 +115,7 @@ fn start(
     match ws::WsResponseBuilder::new(socket, &req, stream).frame_size(MAX_FRAME_BYTES).start() {
         Ok(resp) => abort.wrap(resp),
         Err(e) => {
-            control.shared.update(|s| s.sockets[index].open = false);
+            control.shared.update(|s| s.sockets.update(index, |l| l.open = false));
             HttpResponse::BadRequest().body(format!("WebSocket handshake failed: {e}"))
         }
     }

@@ -77,6 +77,8 @@ pub(crate) struct OpenAiState {
     pub requests: Vec<ChatRequestLog>,
     /// Requests dropped from the front of the log by `reset`; a request's slot is `number - 1 - cleared`.
     pub cleared: usize,
+    /// Keep only about this many requests (`parley emulate`); `None`: all of them (tests).
+    pub log_limit: Option<crate::emulators::common::log::LogLimit>,
 }
 
 impl OpenAiState {
@@ -84,6 +86,14 @@ impl OpenAiState {
     pub fn log_mut(&mut self, number: u64) -> Option<&mut ChatRequestLog> {
         let slot = usize::try_from(number).ok()?.checked_sub(1 + self.cleared)?;
         self.requests.get_mut(slot)
+    }
+
+    /// Logs request `entry`, dropping the oldest past the log limit.
+    pub fn log(&mut self, entry: ChatRequestLog) {
+        self.requests.push(entry);
+        if let Some(limit) = self.log_limit {
+            self.cleared += crate::emulators::common::log::trim_front(&mut self.requests, limit.entries.max(1));
+        }
     }
 
     /// The number the next request gets.
@@ -114,6 +124,7 @@ impl OpenAiControl {
                 down: opts.down.iter().cloned().collect(),
                 requests: Vec::new(),
                 cleared: 0,
+                log_limit: None,
             }),
         }
     }
@@ -153,6 +164,11 @@ impl OpenAiControl {
             s.cleared += s.requests.len();
             s.requests.clear();
         });
+    }
+
+    /// Keep only about the last `limit` requests (`None`: all).
+    pub fn set_log_limit(&self, limit: Option<crate::emulators::common::log::LogLimit>) {
+        self.shared.update(|s| s.log_limit = limit);
     }
 
     /// Delay before the first chunk, and between deltas.

@@ -49,7 +49,7 @@ pub async fn chat_completions(
         let down = prefix.as_ref().and_then(|p| s.down.get(p).cloned());
         let is_down = down.is_some();
         let fault = down.or_else(|| s.faults.pop_front());
-        s.requests.push(ChatRequestLog {
+        s.log(ChatRequestLog {
             number,
             request_id: request_id.clone(),
             prefix: prefix.clone(),

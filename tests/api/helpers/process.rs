@@ -169,10 +169,21 @@ pub struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
-    /// Starts them and reads the `export` lines they print.
+    /// Starts them and reads the `export` lines they print. `PARLEY_BENCH_EMULATOR_WRAP` runs them under a
+    /// profiler, as `PARLEY_BENCH_WRAP` does parley.
     #[allow(clippy::zombie_processes)] // killed and waited for on drop
     pub fn start(args: &[&str]) -> EmulatorProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        let bin = env!("CARGO_BIN_EXE_parley");
+        let wrap = std::env::var("PARLEY_BENCH_EMULATOR_WRAP").unwrap_or_default();
+        let mut command = match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
+            Some((program, wrap_args)) => {
+                let mut c = Command::new(program);
+                c.args(wrap_args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("emulate")
             .args(args)
             .env("RUST_LOG", "warn")

@@ -83,7 +83,9 @@ impl TtsSocket {
 
     fn log(&self, f: impl FnOnce(&mut TtsSocketLog)) {
         let i = self.setup.index;
-        self.control.shared.update(|s| f(&mut s.sockets[i]));
+        self.control.shared.update(|s| {
+            s.sockets.update(i, f);
+        });
     }
 
     /// Sends `{"message","error","code":1008}` and closes 1008 with the message as (cut) reason.
