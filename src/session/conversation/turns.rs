@@ -150,12 +150,13 @@ impl Conversation {
         if adopted.is_none() {
             out.run(Command::Complete(Complete { turn_id: id, messages, speculative: false }));
         }
-        let voice = adopted.as_mut().and_then(|s| s.voice.take());
+        // Speech the adopted reply started early goes on in its TTS context; otherwise the turn starts one.
+        let mut voice = adopted.as_mut().and_then(|s| s.voice.take());
         let mut turn = ActiveTurn::new(id, times, self.settings.turns.audio_lead);
-        match (&voice, &adopted) {
+        match (voice.as_mut(), adopted.as_ref()) {
             (Some(v), Some(s)) => {
                 turn.tts_id = s.id;
-                turn.early_pieces = v.pieces.clone();
+                turn.early_pieces = std::mem::take(&mut v.pieces);
             }
             _ => out.run(Command::Tts(TtsCommand::Start { turn_id: id })),
         }
