@@ -234,3 +234,46 @@ async fn turned_off_the_llm_is_asked_only_after_the_commit() {
     c.close().await;
     v.stop().await;
 }
+
+#[actix_web::test]
+async fn over_http_the_first_sentence_is_requested_during_the_window_and_never_twice() {
+    let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
+        env.insert("PARLEY_COMMIT_DELAY_MS".into(), "1500".into());
+        env.insert("DEEPGRAM_UTTERANCE_END_MS".into(), "5000".into());
+        env.insert("ELEVENLABS_USE_WEBSOCKET".into(), "false".into());
+    })
+    .await;
+    let (dg, openai, tts) = (v.emulators.deepgram(), v.emulators.openai(), v.emulators.elevenlabs());
+    tts.set_time_to_first_byte(Duration::from_millis(800));
+    dg.push_script(vec!["tell me three things".into()]);
+    openai.push_reply(Reply::Text("First one here. Then the second. And the third.".into()));
+    let mut c = v.connect("userId=early-http").await;
+    c.stream_audio_in_real_time(&utterance_pcm(1200, 2500)).await;
+    c.expect("userTurn").await;
+    // The first sentence (sent with the next as context) was requested and answered during the window: at
+    // the commit its audio (800 ms to the first byte) is complete.
+    let first = tts.http_requests()[0].clone();
+    assert_eq!(first.text.as_deref(), Some("First one here."));
+    assert!(first.completed && first.bytes_sent > 0, "{first:?}");
+    c.until("the turn's end", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd")).await;
+    let requests = tts.http_requests();
+    let window: Vec<(Option<String>, Option<String>, Option<String>)> =
+        requests.iter().map(|r| (r.previous_text.clone(), r.text.clone(), r.next_text.clone())).collect();
+    assert_eq!(
+        window,
+        vec![
+            (None, Some("First one here.".into()), Some("Then the second.".into())),
+            (Some("First one here.".into()), Some("Then the second.".into()), Some("And the third.".into())),
+            (Some("Then the second.".into()), Some("And the third.".into()), None),
+        ],
+        "each sentence once, with its neighbours"
+    );
+    assert!(requests.iter().all(|r| r.completed && r.status == 200));
+    assert!(!c.audio_of_turn(1).is_empty());
+    let latency = c.until("latency", |e| matches!(e, Event::Json(v) if v["type"] == "latency")).await;
+    let Event::Json(latency) = latency else { unreachable!() };
+    let (stt, first_audio) = (latency["sttMs"].as_u64().unwrap(), latency["firstAudioMs"].as_u64().unwrap());
+    assert!(first_audio < stt + 500, "the first sentence's audio was waiting at the commit: {latency}");
+    c.close().await;
+    v.stop().await;
+}
