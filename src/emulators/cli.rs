@@ -32,8 +32,8 @@ General:
                                        first audio 150 ms, audio at real-time pace); later flags override
   --any-key                            accept any API key on all three services
   --keep-logs                          keep every connection's and request's log (the control API shows them
-                                       all); by default only the last 200, and the last 20 frames of each,
-                                       so memory stays flat under load
+                                       all); by default only the recent 200-400, and the recent 20-40 frames
+                                       of each, so memory stays flat under load
   -h, --help                           this text
 
 Deepgram (/v1/listen WebSocket):

@@ -12,7 +12,8 @@ pub struct LogLimit {
     pub items: usize,
 }
 
-/// What `parley emulate` keeps by default: the last 200 connections or requests, the last 20 frames of each.
+/// What `parley emulate` keeps by default: the last 200 to 400 connections or requests, the last 20 to 40 frames
+/// of each (see [`trim_front`]).
 pub const CLI_LOG_LIMIT: LogLimit = LogLimit { entries: 200, items: 20 };
 
 /// A log whose entries are appended, then updated by the index `push` returned.
