@@ -270,3 +270,23 @@ pub struct SessionParams {
     /// The phone call this session is (stored on its row), if it is one.
     pub call: Option<PhoneCall>,
 }
+
+#[cfg(test)]
+impl SessionParams {
+    /// A browser session of `alice` (16 kHz PCM in, the default voice out), resumed when `history` has
+    /// messages: what the conversation's unit tests drive.
+    pub fn for_tests(settings: SessionSettings, history: Vec<Remembered>) -> SessionParams {
+        SessionParams {
+            settings: Arc::new(settings),
+            session_id: SessionId::generate(),
+            user_id: "alice".parse().expect("a valid user id"),
+            resumed: !history.is_empty(),
+            history,
+            audio_in: AudioIn { encoding: InputEncoding::Linear16, sample_rate: 16_000 },
+            output_format: OutputFormat::ELEVENLABS_DEFAULT,
+            peer: None,
+            reservation: None,
+            call: None,
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parley::config::{Config, vars};
 
-use crate::helpers::process::{self, parley};
+use crate::helpers::process::{self, parley, raw_get};
 
 /// Runs the binary to completion with `args`, capturing both streams.
 fn run(args: &[&str]) -> Output {
@@ -96,7 +96,7 @@ fn port_host_and_data_dir_flags_override_the_environment() {
     let server = process::start(cmd);
     assert_eq!(server.port, free_port, "--port wins over PORT");
     // An answer also means the signal handlers are in place (they are installed just after the ready line).
-    assert!(get(server.port, "/healthz").starts_with("HTTP/1.1 200"), "serves on --port and --host");
+    assert!(raw_get(server.port, "/healthz").starts_with("HTTP/1.1 200"), "serves on --port and --host");
     let (status, log) = server.stop(libc::SIGTERM);
     assert!(status.success(), "{log}");
     assert!(flag_dir.path().join("parley.sqlite3").exists(), "--data-dir wins over PARLEY_DATA_DIR");
@@ -129,15 +129,4 @@ fn token_data_dir_names_the_directory_whose_secret_signs() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim().split('.').count(), 3, "a JWT");
     assert!(std::fs::read_dir(flag_dir.path()).unwrap().next().is_some(), "the secret is kept in --data-dir");
     assert!(std::fs::read_dir(env_dir.path()).unwrap().next().is_none(), "PARLEY_DATA_DIR is not used");
-}
-
-/// A minimal blocking HTTP GET over a raw socket; the whole response.
-fn get(port: u16, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }

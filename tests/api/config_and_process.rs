@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::process::{self, parley, wait_exit};
+use crate::helpers::process::{self, parley, raw_get, wait_exit};
 
 /// Runs parley expecting it to refuse to start; returns its stderr.
 fn refused(env: &[(&str, &str)]) -> String {
@@ -65,7 +65,7 @@ fn a_port_in_use_is_a_clean_error_with_exit_status_1_and_no_panic() {
 fn missing_provider_keys_warn_and_sigterm_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let server = process::start(parley(&[], dir.path()));
-    let body = ureq_get(server.port, "/healthz");
+    let body = raw_get(server.port, "/healthz");
     assert!(body.contains("ok"), "{body}");
     let (status, log) = server.stop(libc::SIGTERM);
     assert!(status.success(), "exit status {status:?}\n{log}");
@@ -81,19 +81,8 @@ fn missing_provider_keys_warn_and_sigterm_exits_zero() {
 fn sigint_also_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let server = process::start(parley(&[], dir.path()));
-    assert!(ureq_get(server.port, "/readyz").contains("ready"));
+    assert!(raw_get(server.port, "/readyz").contains("ready"));
     assert!(server.stop(libc::SIGINT).0.success());
-}
-
-/// A minimal blocking HTTP GET over a raw socket.
-fn ureq_get(port: u16, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[actix_web::test]

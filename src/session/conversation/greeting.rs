@@ -42,31 +42,18 @@ mod tests {
 
     use super::super::{Effect, Event, Input, Outbox};
     use super::*;
-    use crate::audio::level::InputEncoding;
     use crate::config::Config;
-    use crate::db::{Role, SessionId};
+    use crate::db::Role;
     use crate::metrics::Metrics;
     use crate::persistence::Write;
-    use crate::session::settings::{AudioIn, Remembered, SessionParams, SessionSettings};
+    use crate::session::settings::{Remembered, SessionParams, SessionSettings};
     use crate::session::tts_link::TtsEvent;
 
     fn conversation(greeting: Option<&str>, history: Vec<Remembered>) -> Conversation {
         let config = Config::from_lookup(|_| None).expect("defaults are valid");
         let settings =
             SessionSettings { greeting: greeting.map(str::to_string), ..SessionSettings::from_config(&config) };
-        let params = SessionParams {
-            settings: Arc::new(settings),
-            session_id: SessionId::generate(),
-            user_id: "alice".parse().unwrap(),
-            resumed: !history.is_empty(),
-            history,
-            audio_in: AudioIn { encoding: InputEncoding::Linear16, sample_rate: 16_000 },
-            output_format: crate::audio::OutputFormat::ELEVENLABS_DEFAULT,
-            peer: None,
-            reservation: None,
-            call: None,
-        };
-        Conversation::new(&params, Arc::new(Metrics::new().unwrap()))
+        Conversation::new(&SessionParams::for_tests(settings, history), Arc::new(Metrics::new().unwrap()))
     }
 
     fn feed(c: &mut Conversation, input: Input) -> Vec<Effect> {

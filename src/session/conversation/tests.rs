@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
-use crate::audio::level::InputEncoding;
 use crate::config::Config;
 use crate::db::MessageId;
 use crate::persistence::{HeardSource, ReplyFacts, ReplyOutcome};
@@ -30,18 +29,7 @@ fn settings() -> SessionSettings {
 }
 
 fn params(history: Vec<memory::Remembered>) -> SessionParams {
-    SessionParams {
-        settings: Arc::new(settings()),
-        session_id: SessionId::generate(),
-        user_id: "alice".parse().unwrap(),
-        resumed: !history.is_empty(),
-        history,
-        audio_in: AudioIn { encoding: InputEncoding::Linear16, sample_rate: 16_000 },
-        output_format: crate::audio::OutputFormat::ELEVENLABS_DEFAULT,
-        peer: None,
-        reservation: None,
-        call: None,
-    }
+    SessionParams::for_tests(settings(), history)
 }
 
 impl Rig {

@@ -39,6 +39,18 @@ pub fn client() -> awc::Client {
     awc::Client::builder().add_default_header(("Authorization", format!("Bearer {}", super::OPERATOR_KEY))).finish()
 }
 
+/// A minimal blocking HTTP GET over a raw socket (no client library between the test and the server); the
+/// whole response, status line and headers included.
+pub fn raw_get(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Waits for the child to exit (killing it after `timeout`).
 pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
     let deadline = std::time::Instant::now() + timeout;
