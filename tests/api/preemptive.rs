@@ -3,13 +3,14 @@
 //! user has finished (its held audio goes out at once), and when the user goes on within the window it is
 //! cancelled without a trace (never shown, played, recorded, stored or counted as a turn).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use parley::emulators::{ElevenLabsControl, Reply};
 use serde_json::Value;
 
 use crate::helpers::TestDb;
-use crate::helpers::voice::{Event, spawn_voice_app_with, utterance_pcm};
+use crate::helpers::voice::{Event, VoiceClient, spawn_voice_app_with, tts_sentence_windows, utterance_pcm};
 
 /// The value of a counter in `/metrics` text.
 fn counter(metrics: &str, name: &str) -> f64 {
@@ -22,6 +23,22 @@ fn counter(metrics: &str, name: &str) -> f64 {
 fn last_user_message(body: &Value) -> String {
     let messages = body["messages"].as_array().unwrap();
     messages.iter().rev().find(|m| m["role"] == "user").unwrap()["content"].as_str().unwrap().to_string()
+}
+
+/// A commit window of 1.5 s (and no `UtteranceEnd` inside it), so "before the commit" has a second to spare.
+fn wide_window(env: &mut HashMap<String, String>) {
+    env.insert("PARLEY_COMMIT_DELAY_MS".into(), "1500".into());
+    env.insert("DEEPGRAM_UTTERANCE_END_MS".into(), "5000".into());
+}
+
+/// The turn's `latency` event, with its `sttMs` (end of speech → commit) and `firstAudioMs` (→ first audio).
+async fn commit_and_first_audio(c: &mut VoiceClient) -> (Value, u64, u64) {
+    let Event::Json(latency) = c.until("latency", |e| matches!(e, Event::Json(v) if v["type"] == "latency")).await
+    else {
+        unreachable!()
+    };
+    let (stt, first_audio) = (latency["sttMs"].as_u64().unwrap(), latency["firstAudioMs"].as_u64().unwrap());
+    (latency, stt, first_audio)
 }
 
 /// The texts ElevenLabs received, per context, in order (keepalives and flushes without text left out).
@@ -50,8 +67,7 @@ fn tts_audio_bytes(tts: &ElevenLabsControl, context: &str) -> usize {
 async fn the_reply_is_asked_for_and_spoken_during_the_commit_window_and_its_audio_goes_out_at_the_commit() {
     // A wide window, so "asked before the commit" is seen with a second to spare.
     let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
-        env.insert("PARLEY_COMMIT_DELAY_MS".into(), "1500".into());
-        env.insert("DEEPGRAM_UTTERANCE_END_MS".into(), "5000".into());
+        wide_window(env);
     })
     .await;
     let (dg, openai, tts) = (v.emulators.deepgram(), v.emulators.openai(), v.emulators.elevenlabs());
@@ -80,9 +96,7 @@ async fn the_reply_is_asked_for_and_spoken_during_the_commit_window_and_its_audi
     assert_eq!(c.audio_of_turn(1).len(), tts_audio_bytes(&tts, &context), "{:?}", c.summary());
     assert!(!c.audio_of_turn(1).is_empty(), "spoken");
     // The held audio went out at the commit, not a first byte's wait after it.
-    let latency = c.until("latency", |e| matches!(e, Event::Json(v) if v["type"] == "latency")).await;
-    let Event::Json(latency) = latency else { unreachable!() };
-    let (stt, first_audio) = (latency["sttMs"].as_u64().unwrap(), latency["firstAudioMs"].as_u64().unwrap());
+    let (latency, stt, first_audio) = commit_and_first_audio(&mut c).await;
     assert!(stt >= 1500, "{latency}");
     assert!(
         first_audio < stt + 500,
@@ -100,8 +114,7 @@ async fn the_reply_is_asked_for_and_spoken_during_the_commit_window_and_its_audi
 #[actix_web::test]
 async fn with_early_speech_off_only_the_llm_starts_before_the_commit() {
     let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
-        env.insert("PARLEY_COMMIT_DELAY_MS".into(), "1500".into());
-        env.insert("DEEPGRAM_UTTERANCE_END_MS".into(), "5000".into());
+        wide_window(env);
         env.insert("PARLEY_PREEMPTIVE_TTS".into(), "false".into());
     })
     .await;
@@ -116,9 +129,7 @@ async fn with_early_speech_off_only_the_llm_starts_before_the_commit() {
     c.until("the turn's end", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd")).await;
     assert!(!c.audio_of_turn(1).is_empty(), "spoken after the commit");
     // The voice was asked only at the commit: its first audio came a first byte's wait after it.
-    let latency = c.until("latency", |e| matches!(e, Event::Json(v) if v["type"] == "latency")).await;
-    let Event::Json(latency) = latency else { unreachable!() };
-    let (stt, first_audio) = (latency["sttMs"].as_u64().unwrap(), latency["firstAudioMs"].as_u64().unwrap());
+    let (latency, stt, first_audio) = commit_and_first_audio(&mut c).await;
     assert!(first_audio >= stt + 800, "{latency}");
     assert_eq!(tts_texts(&tts).len(), 2);
     c.close().await;
@@ -128,8 +139,7 @@ async fn with_early_speech_off_only_the_llm_starts_before_the_commit() {
 #[actix_web::test]
 async fn a_user_who_pauses_within_the_window_and_goes_on_is_answered_once_for_all_their_words() {
     let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
-        env.insert("PARLEY_COMMIT_DELAY_MS".into(), "1500".into());
-        env.insert("DEEPGRAM_UTTERANCE_END_MS".into(), "5000".into());
+        wide_window(env);
     })
     .await;
     let (dg, openai, tts) = (v.emulators.deepgram(), v.emulators.openai(), v.emulators.elevenlabs());
@@ -211,8 +221,7 @@ async fn a_user_who_pauses_within_the_window_and_goes_on_is_answered_once_for_al
 #[actix_web::test]
 async fn turned_off_the_llm_is_asked_only_after_the_commit() {
     let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
-        env.insert("PARLEY_COMMIT_DELAY_MS".into(), "1500".into());
-        env.insert("DEEPGRAM_UTTERANCE_END_MS".into(), "5000".into());
+        wide_window(env);
         env.insert("PARLEY_PREEMPTIVE".into(), "false".into());
     })
     .await;
@@ -238,8 +247,7 @@ async fn turned_off_the_llm_is_asked_only_after_the_commit() {
 #[actix_web::test]
 async fn over_http_the_first_sentence_is_requested_during_the_window_and_never_twice() {
     let v = spawn_voice_app_with(TestDb::Sqlite, |env| {
-        env.insert("PARLEY_COMMIT_DELAY_MS".into(), "1500".into());
-        env.insert("DEEPGRAM_UTTERANCE_END_MS".into(), "5000".into());
+        wide_window(env);
         env.insert("ELEVENLABS_USE_WEBSOCKET".into(), "false".into());
     })
     .await;
@@ -257,10 +265,8 @@ async fn over_http_the_first_sentence_is_requested_during_the_window_and_never_t
     assert!(first.completed && first.bytes_sent > 0, "{first:?}");
     c.until("the turn's end", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd")).await;
     let requests = tts.http_requests();
-    let window: Vec<(Option<String>, Option<String>, Option<String>)> =
-        requests.iter().map(|r| (r.previous_text.clone(), r.text.clone(), r.next_text.clone())).collect();
     assert_eq!(
-        window,
+        tts_sentence_windows(&tts),
         vec![
             (None, Some("First one here.".into()), Some("Then the second.".into())),
             (Some("First one here.".into()), Some("Then the second.".into()), Some("And the third.".into())),
@@ -270,9 +276,7 @@ async fn over_http_the_first_sentence_is_requested_during_the_window_and_never_t
     );
     assert!(requests.iter().all(|r| r.completed && r.status == 200));
     assert!(!c.audio_of_turn(1).is_empty());
-    let latency = c.until("latency", |e| matches!(e, Event::Json(v) if v["type"] == "latency")).await;
-    let Event::Json(latency) = latency else { unreachable!() };
-    let (stt, first_audio) = (latency["sttMs"].as_u64().unwrap(), latency["firstAudioMs"].as_u64().unwrap());
+    let (latency, stt, first_audio) = commit_and_first_audio(&mut c).await;
     assert!(first_audio < stt + 500, "the first sentence's audio was waiting at the commit: {latency}");
     c.close().await;
     v.stop().await;

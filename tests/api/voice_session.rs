@@ -8,7 +8,9 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::TestDb;
-use crate::helpers::voice::{Event, VoiceClient, spawn_voice_app, spawn_voice_app_with, utterance_pcm};
+use crate::helpers::voice::{
+    Event, VoiceClient, spawn_voice_app, spawn_voice_app_with, tts_sentence_windows, utterance_pcm,
+};
 
 /// Waits until the assistant message of the latest turn is stored.
 async fn assistant_saved(c: &mut VoiceClient) -> i64 {
@@ -208,10 +210,8 @@ async fn http_tts_mode_sends_each_sentence_with_its_neighbours() {
     c.expect("turnEnd").await;
     assert!(!c.audio_of_turn(1).is_empty());
     let requests = v.emulators.elevenlabs().http_requests();
-    let window: Vec<(Option<String>, Option<String>, Option<String>)> =
-        requests.iter().map(|r| (r.previous_text.clone(), r.text.clone(), r.next_text.clone())).collect();
     assert_eq!(
-        window,
+        tts_sentence_windows(&v.emulators.elevenlabs()),
         vec![
             (None, Some("First one here.".into()), Some("Then the second.".into())),
             (Some("First one here.".into()), Some("Then the second.".into()), Some("And the third.".into())),

@@ -10,16 +10,7 @@ use std::time::Duration;
 /// plus `env`.
 /// `PARLEY_BENCH_WRAP` (e.g. `heaptrack -o /tmp/parley` or `strace -fc -o /tmp/sys`) runs it under a profiler.
 pub fn parley(env: &[(&str, &str)], data_dir: &std::path::Path) -> Command {
-    let bin = env!("CARGO_BIN_EXE_parley");
-    let wrap = std::env::var("PARLEY_BENCH_WRAP").unwrap_or_default();
-    let mut cmd = match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
+    let mut cmd = wrapped("PARLEY_BENCH_WRAP");
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
@@ -37,6 +28,20 @@ pub fn parley(env: &[(&str, &str)], data_dir: &std::path::Path) -> Command {
 /// An HTTP client that presents the operator API key, for a child's protected routes.
 pub fn client() -> awc::Client {
     awc::Client::builder().add_default_header(("Authorization", format!("Bearer {}", super::OPERATOR_KEY))).finish()
+}
+
+/// The parley binary, run under the profiler `wrap_var` names when it is set (`heaptrack -o FILE`, ...).
+fn wrapped(wrap_var: &str) -> Command {
+    let bin = env!("CARGO_BIN_EXE_parley");
+    let wrap = std::env::var(wrap_var).unwrap_or_default();
+    match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
 }
 
 /// A minimal blocking HTTP GET over a raw socket (no client library between the test and the server); the
@@ -185,17 +190,7 @@ impl EmulatorProcess {
     /// profiler, as `PARLEY_BENCH_WRAP` does parley.
     #[allow(clippy::zombie_processes)] // killed and waited for on drop
     pub fn start(args: &[&str]) -> EmulatorProcess {
-        let bin = env!("CARGO_BIN_EXE_parley");
-        let wrap = std::env::var("PARLEY_BENCH_EMULATOR_WRAP").unwrap_or_default();
-        let mut command = match wrap.split_whitespace().collect::<Vec<_>>().split_first() {
-            Some((program, wrap_args)) => {
-                let mut c = Command::new(program);
-                c.args(wrap_args).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let mut child = command
+        let mut child = wrapped("PARLEY_BENCH_EMULATOR_WRAP")
             .arg("emulate")
             .args(args)
             .env("RUST_LOG", "warn")

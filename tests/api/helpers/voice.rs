@@ -309,3 +309,10 @@ pub async fn wait_for_live_sessions(app: &TestApp, n: u64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// What ElevenLabs' HTTP endpoint was asked, request by request: (`previous_text`, `text`, `next_text`).
+pub fn tts_sentence_windows(
+    tts: &parley::emulators::ElevenLabsControl,
+) -> Vec<(Option<String>, Option<String>, Option<String>)> {
+    tts.http_requests().into_iter().map(|r| (r.previous_text, r.text, r.next_text)).collect()
+}
