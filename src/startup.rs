@@ -34,7 +34,7 @@ use crate::metrics::{Metrics, track_requests};
 use crate::persistence::{Committer, Journal, PendingWrites};
 use crate::recording::Storage;
 use crate::recording::orphans::{OrphanScan, QUARANTINE_DIR};
-use crate::recording::spool::SPOOL_DIR;
+use crate::recording::spool::{SPOOL_DIR, SpoolLanes};
 use crate::recording::uploader::{ResumeWaiting, Uploader};
 use crate::registry::{DrainAll, GetCounts, Registry, WaitUntilEmpty};
 use crate::routes;
@@ -120,8 +120,9 @@ impl Application {
             .context("cannot open the write journal")?,
         );
         let spool_dir = data_dir.join(SPOOL_DIR);
-        // Spool files whose rows wait in the journal are not orphans: the replay registers them.
-        let journaled = journal.spool_files();
+        // Recordings whose rows wait in the journal are not orphans: the replay registers them.
+        let journaled = journal.recording_keys();
+        let lanes = Arc::new(SpoolLanes::default());
         OrphanScan {
             spool_dir: &spool_dir,
             quarantine_dir: &data_dir.join(QUARANTINE_DIR),
@@ -130,6 +131,7 @@ impl Application {
             backend: recordings.backend(),
             metrics: &metrics,
             journaled: &journaled,
+            lanes: &lanes,
         }
         .run()
         .await;
@@ -147,9 +149,9 @@ impl Application {
         });
         let uploader = {
             let (store, recordings, metrics) = (store.clone(), recordings.clone(), metrics.clone());
-            let (instance, committer) = (instance.clone(), committer.clone());
+            let (instance, committer, lanes) = (instance.clone(), committer.clone(), lanes.clone());
             Uploader::start_in_arbiter(&storage.handle(), move |_| {
-                Uploader::new(store, recordings, metrics, instance).with_committer(committer)
+                Uploader::new(store, recordings, metrics, instance).with_committer(committer).with_lanes(lanes)
             })
         };
         // Awaited: by the time the server accepts a connection, everything this instance left waiting is queued.
@@ -172,6 +174,7 @@ impl Application {
                 backend: recordings.backend(),
                 instance: instance.clone(),
                 uploader: uploader.recipient(),
+                lanes,
             },
             pending: Arc::new(PendingWrites::default()),
             journal,

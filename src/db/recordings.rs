@@ -71,6 +71,7 @@ struct RecordingRow {
     created_at: NaiveDateTime,
     uploaded_at: Option<NaiveDateTime>,
     instance_id: Option<String>,
+    spool_offset: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -90,6 +91,7 @@ struct NewRecordingRow<'a> {
     spool_path: Option<&'a str>,
     created_at: NaiveDateTime,
     instance_id: Option<&'a str>,
+    spool_offset: Option<i64>,
 }
 
 /// A finished recording to register.
@@ -106,6 +108,9 @@ pub struct NewRecording {
     /// `local` or `gcs`.
     pub backend: &'static str,
     pub spool_path: String,
+    /// Where the recording starts in `spool_path` (a session's spool file holds its recordings one after
+    /// another); `None` when the file is the recording.
+    pub spool_offset: Option<u64>,
     pub created_at: DateTime<Utc>,
     /// The instance whose spool directory holds `spool_path`.
     pub instance_id: InstanceId,
@@ -136,6 +141,9 @@ pub struct RecordingRecord {
     /// The instance whose spool holds (or held) the file; `None` for rows from before instances were recorded.
     #[serde(skip)]
     pub instance_id: Option<String>,
+    /// Where the recording starts in `spool_path`; `None` when the file is the recording.
+    #[serde(skip)]
+    pub spool_offset: Option<u64>,
 }
 
 impl RecordingRow {
@@ -159,6 +167,7 @@ impl RecordingRow {
             created_at: from_db_time(self.created_at),
             uploaded_at: self.uploaded_at.map(from_db_time),
             instance_id: self.instance_id,
+            spool_offset: self.spool_offset.and_then(|o| u64::try_from(o).ok()),
         })
     }
 }
@@ -200,6 +209,7 @@ impl Store {
             spool_path: Some(&r.spool_path),
             created_at: to_db_time(r.created_at),
             instance_id: Some(r.instance_id.as_str()),
+            spool_offset: r.spool_offset.and_then(|o| i64::try_from(o).ok()),
         };
         let id = on_write_conn!(wc, conn => {
             let inserted: Option<i64> = insert_recording_row!(&row)
@@ -419,6 +429,7 @@ mod tests {
             backend: "local",
             status: "pending",
             spool_path: None,
+            spool_offset: None,
             created_at: NaiveDateTime::default(),
             instance_id: None,
         };

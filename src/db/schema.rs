@@ -40,6 +40,7 @@ diesel::table! {
         created_at -> Timestamp,
         uploaded_at -> Nullable<Timestamp>,
         instance_id -> Nullable<Text>,
+        spool_offset -> Nullable<Int8>,
     }
 }
 

@@ -94,6 +94,9 @@ enum Entry {
         duration_seconds: Option<f64>,
         backend: String,
         spool_path: String,
+        /// Where the recording starts in `spool_path` (absent in journals from before spool offsets).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spool_offset: Option<u64>,
         created_at: DateTime<Utc>,
         /// The instance whose spool holds the file (the one that journaled it).
         instance_id: InstanceId,
@@ -126,6 +129,7 @@ impl Entry {
                 duration_seconds: r.duration_seconds,
                 backend: r.backend.to_string(),
                 spool_path: r.spool_path,
+                spool_offset: r.spool_offset,
                 created_at: r.created_at,
                 instance_id: r.instance_id,
             },
@@ -150,6 +154,7 @@ impl Entry {
                 duration_seconds,
                 backend,
                 spool_path,
+                spool_offset,
                 created_at,
                 instance_id,
             } => {
@@ -168,6 +173,7 @@ impl Entry {
                     duration_seconds,
                     backend,
                     spool_path,
+                    spool_offset,
                     created_at,
                     instance_id,
                 };
@@ -292,15 +298,13 @@ impl Journal {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// The spool file names of the recordings whose rows wait here (they are not orphans).
-    pub fn spool_files(&self) -> std::collections::HashSet<String> {
+    /// The object keys of the recordings whose rows wait here (they are not orphans).
+    pub fn recording_keys(&self) -> std::collections::HashSet<String> {
         self.lock()
             .queue
             .iter()
             .filter_map(|q| match &q.write {
-                Write::Recording { recording, .. } => {
-                    std::path::Path::new(&recording.spool_path).file_name().map(|n| n.to_string_lossy().into_owned())
-                }
+                Write::Recording { recording, .. } => Some(recording.object_key.clone()),
                 _ => None,
             })
             .collect()

@@ -35,6 +35,7 @@ pub(crate) fn test_recording(
         duration_seconds: Some(0.0),
         backend: "local",
         spool_path: "/spool/x.wav".into(),
+        spool_offset: None,
         created_at: crate::db::now(),
         instance_id: crate::db::InstanceId::generate(),
     }

@@ -143,16 +143,34 @@ impl Gcs {
         Ok(Gcs { bucket: bucket.to_string(), client: cloud_storage::Client::with_cache(tokens) })
     }
 
-    /// Uploads `file` (streamed, not read into memory) as `key`, then records the metadata on the object.
-    pub async fn put(&self, key: &str, file: &Path, meta: &RecordingMeta) -> Result<(), StorageError> {
-        let handle =
-            tokio::fs::File::open(file).await.map_err(|e| StorageError::permanent(format!("spool file: {e}")))?;
-        let length = handle.metadata().await.map(|m| m.len()).ok();
-        let body = tokio_util::io::ReaderStream::new(handle);
+    /// Uploads `file` (streamed, not read into memory) as `key`, or `meta.size_bytes` bytes of it from `offset`
+    /// (a recording in a lane), then records the metadata on the object.
+    pub async fn put(
+        &self,
+        key: &str,
+        file: &Path,
+        offset: Option<u64>,
+        meta: &RecordingMeta,
+    ) -> Result<(), StorageError> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let spool = |e: std::io::Error| StorageError::permanent(format!("spool file: {e}"));
+        let mut handle = tokio::fs::File::open(file).await.map_err(spool)?;
+        let whole = handle.metadata().await.map(|m| m.len()).map_err(spool)?;
+        let (start, length) = match offset {
+            Some(offset) => (offset, meta.size_bytes),
+            None => (0, whole),
+        };
+        if start.checked_add(length).is_none_or(|end| end > whole) {
+            return Err(StorageError::permanent(format!(
+                "spool file: holds {whole} bytes, the recording is {length} from {start}"
+            )));
+        }
+        handle.seek(std::io::SeekFrom::Start(start)).await.map_err(spool)?;
+        let body = tokio_util::io::ReaderStream::new(handle.take(length));
         let mut object = self
             .client
             .object()
-            .create_streamed(&self.bucket, body, length, key, &meta.content_type)
+            .create_streamed(&self.bucket, body, Some(length), key, &meta.content_type)
             .await
             .map_err(classify)?;
         object.metadata = Some(metadata(meta));

@@ -14,6 +14,12 @@
 //! - `removed`: it holds nothing worth keeping: no audio at all (the process died before any reached the disk),
 //!   or a copy of a recording already stored (the process died between storing it and deleting the spool copy).
 //!
+//! Lanes (a session's spool file of one side, see [`super::spool::Lane`]) are read through their index first:
+//! a recording in a lane with no row (and none waiting in the journal) is taken out into a file of its own,
+//! named for its object key (`.part` if it was still being written), which the pass over files then treats as
+//! above. A lane nothing waits in any more is removed with its index; one that still holds waiting recordings
+//! is handed to [`SpoolLanes`], which removes it once the Uploader has stored them.
+//!
 //! A file that cannot be dealt with now (the database or the file system failed) stays where it is and is looked
 //! at again on the next start. The scan runs in `startup` before the server accepts a connection, so no live
 //! recorder is writing into the spool while it looks (one data directory, one running instance).
@@ -24,8 +30,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::spool::{SpoolName, content_type_of};
-use crate::db::{InstanceId, NewRecording, RecordingStatus, Store};
+use super::spool::{
+    EntryState, INDEX, LANE, PARTIAL, SpoolLanes, SpoolName, Window, content_type_of, read_index, remove_lane,
+};
+use crate::db::{InstanceId, NewRecording, RecordingRecord, RecordingStatus, Store};
 use crate::metrics::Metrics;
 
 /// Directory, inside the data directory, where orphans nobody can own are moved.
@@ -41,8 +49,10 @@ pub struct OrphanScan<'a> {
     /// `local` or `gcs`, recorded on registered rows.
     pub backend: &'static str,
     pub metrics: &'a Metrics,
-    /// Spool file names whose rows wait in the write journal (a database outage): not orphans.
+    /// Object keys of the recordings whose rows wait in the write journal (a database outage): not orphans.
     pub journaled: &'a HashSet<String>,
+    /// Told which lanes still hold recordings to be stored.
+    pub lanes: &'a SpoolLanes,
 }
 
 /// What the scan did, file by file.
@@ -75,20 +85,40 @@ impl OrphanScan<'_> {
                 return report;
             }
         };
-        let referenced: HashSet<String> = match self.store.waiting_recordings(self.instance).await {
-            Ok(rows) => rows.iter().filter_map(|r| r.spool_path.as_deref().and_then(file_name)).collect(),
+        drop(entries);
+        let waiting = match self.store.waiting_recordings(self.instance).await {
+            Ok(rows) => rows,
             Err(e) => {
                 log::error!("cannot look for orphan recordings (database: {e}); they are looked at next start");
                 return report;
             }
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
+        let referenced: HashSet<String> = waiting
+            .iter()
+            .filter(|r| r.spool_offset.is_none())
+            .filter_map(|r| r.spool_path.as_deref().and_then(file_name))
+            .collect();
+        // Lanes first: what they hold without a row becomes files of their own, which the pass below takes.
+        for path in self.listed(|name| name.ends_with(LANE)) {
+            self.lane(&path, &waiting, &mut report).await;
+        }
+        for path in self.listed(|name| !name.ends_with(LANE)) {
             let Some(name) = file_name(&path.to_string_lossy()) else { continue };
-            if referenced.contains(&name) || self.journaled.contains(&name) {
-                continue; // waiting in its row (the Uploader's) or in the journal (registered by its replay)
+            if referenced.contains(&name) {
+                continue; // waiting in its row (the Uploader's)
             }
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            if SpoolName::parse(&name).is_some_and(|s| self.journaled.contains(&s.object_key)) {
+                continue; // waiting in the journal (registered by its replay)
+            }
+            if let Some(lane) = name.strip_suffix(INDEX).filter(|lane| lane.ends_with(LANE)) {
+                if !self.spool_dir.join(lane).exists() {
+                    // Its lane was removed and the process stopped before the index went too.
+                    let fate = Fate::Removed("the index of a lane no longer there");
+                    self.record(&path, &name, fate, &mut report);
+                }
+                continue;
+            }
+            if !path.is_file() {
                 log::warn!("spool: {} is not a file parley writes; left where it is", path.display());
                 report.left += 1;
                 continue;
@@ -106,6 +136,88 @@ impl OrphanScan<'_> {
             );
         }
         report
+    }
+
+    /// The entries of the spool whose names `pick` takes, in name order.
+    fn listed(&self, pick: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = fs::read_dir(self.spool_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| pick(&n.to_string_lossy())))
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    /// Reads the lane at `path` through its index: each recording with no row and not in the journal is taken
+    /// out into a file of its own; the lane is removed when nothing in it waits to be stored any more, and
+    /// otherwise handed to [`SpoolLanes`].
+    async fn lane(&self, path: &Path, waiting: &[RecordingRecord], report: &mut OrphanReport) {
+        let name = file_name(&path.to_string_lossy()).unwrap_or_default();
+        let entries = match read_index(path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                report.left += 1;
+                return log::error!("spool: cannot read the index of {name} ({e}); looked at again next start");
+            }
+        };
+        let length = match fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                report.left += 1;
+                return log::error!("spool: cannot read {name} ({e}); looked at again next start");
+            }
+        };
+        if entries.is_empty() && length > 0 {
+            // Audio with no index saying whose it is (it was lost): an operator's to look at.
+            let fate = Fate::Quarantined("its index is missing");
+            return self.record(path, &name, fate, report);
+        }
+        let waits: HashSet<&str> =
+            waiting.iter().filter(|r| r.spool_offset.is_some()).map(|r| r.object_key.as_str()).collect();
+        let mut holds = 0;
+        for entry in &entries {
+            let len = match entry.state {
+                EntryState::Dropped => continue,
+                EntryState::Finished { length } => length,
+                EntryState::Open => length.saturating_sub(entry.offset),
+            };
+            if waits.contains(entry.object_key.as_str()) || self.journaled.contains(&entry.object_key) {
+                holds += 1; // stored by the Uploader, now or once the journal's replay registers it
+                continue;
+            }
+            match self.store.find_recording_by_key(&entry.object_key).await {
+                Ok(Some(_)) => continue, // stored, or registered from a file of its own
+                Ok(None) => {}
+                Err(e) => {
+                    holds += 1;
+                    report.left += 1;
+                    log::error!("spool: {} in {name} cannot be looked up ({e}); next start", entry.object_key);
+                    continue;
+                }
+            }
+            let partial = matches!(entry.state, EntryState::Open);
+            let to = self.spool_dir.join(format!(
+                "{}{}",
+                SpoolName::for_key(&entry.object_key),
+                if partial { PARTIAL } else { "" }
+            ));
+            if let Err(e) = take_out(path, entry.offset, len, &to) {
+                holds += 1;
+                report.left += 1;
+                log::error!("spool: {} cannot be taken out of {name} ({e}); next start", entry.object_key);
+                continue;
+            }
+            log::info!("spool: {} had no row; taken out of {name} to be looked at as an orphan", entry.object_key);
+        }
+        if holds == 0 {
+            remove_lane(path);
+        } else {
+            self.lanes.kept(path, holds);
+        }
     }
 
     fn record(&self, path: &Path, name: &str, fate: Fate, report: &mut OrphanReport) {
@@ -199,6 +311,7 @@ impl OrphanScan<'_> {
             duration_seconds,
             backend: self.backend,
             spool_path: path.to_string_lossy().into_owned(),
+            spool_offset: None,
             created_at: metadata.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| crate::db::now()),
             instance_id: self.instance.clone(),
         };
@@ -238,6 +351,15 @@ fn complete(path: &Path, spool: &SpoolName) -> std::io::Result<Option<PathBuf>> 
     }
     fs::rename(path, &done)?;
     Ok(Some(done))
+}
+
+/// Copies `len` bytes of `lane` from `offset` into a file of their own at `to` (replacing what a copy cut
+/// short by a crash left there).
+fn take_out(lane: &Path, offset: u64, len: u64, to: &Path) -> std::io::Result<()> {
+    let file = fs::File::open(lane)?;
+    let mut out = fs::File::create(to)?;
+    std::io::copy(&mut Window::new(&file, offset, len), &mut out)?;
+    Ok(())
 }
 
 /// The last component of a path, as text.

@@ -13,9 +13,11 @@
 //! no turn and is discarded at the end. A file that cannot be written is logged and counted
 //! (`parley_recordings_lost_total`).
 //!
-//! A recording's object key is chosen when its file is opened (its timestamp is when the recording began) and
-//! names the spool file, so a file the process never finished still says whose it is; each row names this
-//! instance as the holder of the file.
+//! Each side's recordings go one after another into one spool file of the session (a lane, opened with the
+//! side's first recording and closed at the end: no file is created per turn); a recording is a byte range of
+//! it, cut out when it is stored. A recording's object key is chosen when it begins (its timestamp is when
+//! the recording began) and written to the lane's index, so a recording the process never finished still says
+//! whose it is; each row names this instance as the holder of the lane.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::Bytes;
 
-use super::spool::{FinishedTrack, Track, TrackFormat};
+use super::spool::{FinishedTrack, Lane, SpoolLanes, Track, TrackFormat};
 use crate::db::{InstanceId, NewRecording, Role, SessionId, TurnId, UserId};
 use crate::metrics::Metrics;
 use crate::persistence::{PendingWrites, Persist, Persister, Write};
@@ -75,6 +77,8 @@ pub struct RecorderSetup {
     pub persister: Addr<Persister>,
     pub metrics: Arc<Metrics>,
     pub pending: Arc<PendingWrites>,
+    /// The process's lanes in use (shared with the uploader, which removes a lane once it is all stored).
+    pub lanes: Arc<SpoolLanes>,
 }
 
 /// Per-session recorder.
@@ -82,13 +86,16 @@ pub struct Recorder {
     setup: RecorderSetup,
     user: Option<Track>,
     replies: HashMap<TurnId, Track>,
+    /// Lanes with no recording open, for the next recording of their side. Usually one per side; a second is
+    /// opened only when two replies are written at once.
+    free: Vec<(Role, Lane)>,
 }
 
 impl Recorder {
     pub fn new(setup: RecorderSetup) -> Recorder {
         // Open files count as pending writes until they are handed on, so shutdown waits for them.
         setup.pending.add();
-        Recorder { setup, user: None, replies: HashMap::new() }
+        Recorder { setup, user: None, replies: HashMap::new(), free: Vec::new() }
     }
 
     fn session(&self) -> &str {
@@ -100,8 +107,8 @@ impl Recorder {
         self.setup.metrics.recordings_lost_total.inc();
     }
 
-    /// Appends to `track`, opening it with `format` first; a write failure loses the recording (counted).
-    fn write(&self, track: &mut Option<Track>, format: TrackFormat, bytes: &[u8], role: Role) {
+    /// Appends to `track`, beginning it with `format` first; a write failure loses the recording (counted).
+    fn write(&mut self, track: &mut Option<Track>, format: TrackFormat, bytes: &[u8], role: Role) {
         let what = role.as_str();
         if track.is_none() {
             let s = &self.setup;
@@ -112,9 +119,17 @@ impl Recorder {
                 format.extension(),
                 crate::db::now(),
             );
-            match Track::create(&s.spool_dir, &key, format) {
-                Ok(t) => *track = Some(t),
+            let lane = match self.lane(role) {
+                Ok(lane) => lane,
                 Err(e) => return self.lost(what, &e),
+            };
+            let path = lane.path().to_path_buf();
+            match Track::start(lane, &key, format) {
+                Ok(t) => *track = Some(t),
+                Err(e) => {
+                    self.setup.lanes.closed(&path);
+                    return self.lost(what, &e);
+                }
             }
         }
         if let Some(t) = track.as_mut()
@@ -122,19 +137,46 @@ impl Recorder {
         {
             self.lost(what, &e);
             if let Some(t) = track.take() {
-                t.discard();
+                self.discard(t, role);
             }
         }
     }
 
-    /// Completes `track` and hands it to the Persister as the recording of `(turn_id, role)`.
-    fn finish(&self, track: Track, turn_id: TurnId, role: Role) {
-        if track.audio_bytes() == 0 {
-            return track.discard();
+    /// A free lane of `role`'s side, or a new one.
+    fn lane(&mut self, role: Role) -> std::io::Result<Lane> {
+        if let Some(i) = self.free.iter().position(|(r, _)| *r == role) {
+            return Ok(self.free.swap_remove(i).1);
         }
+        let s = &self.setup;
+        let lane = Lane::create(&s.spool_dir, &s.user_id, &s.session_id, role)?;
+        s.lanes.opened(lane.path());
+        Ok(lane)
+    }
+
+    /// Drops `track`, its lane kept for the next recording of its side when it can be.
+    fn discard(&mut self, track: Track, role: Role) {
+        let path = track.lane_path().to_path_buf();
+        match track.discard() {
+            Some(lane) => self.free.push((role, lane)),
+            None => self.setup.lanes.closed(&path),
+        }
+    }
+
+    /// Completes `track` and hands it to the Persister as the recording of `(turn_id, role)`.
+    fn finish(&mut self, track: Track, turn_id: TurnId, role: Role) {
+        if track.audio_bytes() == 0 {
+            return self.discard(track, role);
+        }
+        let path = track.lane_path().to_path_buf();
         let finished: FinishedTrack = match track.finish() {
-            Ok(f) => f,
-            Err(e) => return self.lost(role.as_str(), &e),
+            Ok((finished, lane)) => {
+                self.free.push((role, lane));
+                finished
+            }
+            Err(e) => {
+                self.setup.lanes.closed(&path);
+                return self.lost(role.as_str(), &e);
+            }
         };
         let now = crate::db::now();
         let s = &self.setup;
@@ -148,9 +190,11 @@ impl Recorder {
             duration_seconds: finished.duration_seconds,
             backend: s.backend,
             spool_path: finished.path.to_string_lossy().into_owned(),
+            spool_offset: Some(finished.offset),
             created_at: now,
             instance_id: s.instance.clone(),
         };
+        s.lanes.handed(&finished.path);
         s.persister.do_send(Persist(Write::Recording { turn_id, recording }));
     }
 }
@@ -159,6 +203,11 @@ impl Actor for Recorder {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // A recording still open (the actor stopped without `FinishRecording`) is left as it is, its lane with
+        // it: the next start's orphan scan takes it, as it would after a crash.
+        for (_, lane) in self.free.drain(..) {
+            self.setup.lanes.closed(lane.path());
+        }
         self.setup.pending.done();
     }
 }
@@ -222,7 +271,7 @@ impl Handler<FinishRecording> for Recorder {
                 self.session(),
                 track.audio_bytes()
             );
-            track.discard();
+            self.discard(track, Role::User);
         }
         ctx.stop();
     }

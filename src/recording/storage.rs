@@ -70,16 +70,28 @@ impl Storage {
         }
     }
 
-    /// Stores the spool file `file` under `key`. The local backend moves it, blocking the calling thread for a
-    /// rename (call it from the storage thread); GCS uploads it (the caller deletes the spool file afterwards).
-    pub async fn put(&self, key: &str, file: &Path, meta: &RecordingMeta) -> Result<(), StorageError> {
+    /// Stores the recording waiting in the spool file `file` under `key`: the whole file, or `meta.size_bytes`
+    /// bytes of it from `offset` (a recording in a lane). The local backend moves a whole file, or copies the
+    /// range, blocking the calling thread (call it from the storage thread); GCS uploads it (the caller deletes
+    /// a whole spool file afterwards).
+    pub async fn put(
+        &self,
+        key: &str,
+        file: &Path,
+        offset: Option<u64>,
+        meta: &RecordingMeta,
+    ) -> Result<(), StorageError> {
         match self {
             Storage::Local { root } => {
-                // A rename (and a mkdir for a session's first recording), run where it is called: the Uploader's
-                // storage thread, which does the spool's blocking file work, rather than a trip to tokio's
-                // blocking pool and back.
+                // A rename or a copy (and a mkdir for a session's first recording), run where it is called: the
+                // Uploader's storage thread, which does the spool's blocking file work, rather than a trip to
+                // tokio's blocking pool and back.
                 let target = root.join(key);
-                let moved = match std::fs::rename(file, &target) {
+                let place = || match offset {
+                    None => std::fs::rename(file, &target),
+                    Some(offset) => copy_range(file, offset, meta.size_bytes, &target),
+                };
+                let moved = match place() {
                     Err(e)
                         if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
                             && file.exists() =>
@@ -92,16 +104,13 @@ impl Storage {
                                 log::warn!("cannot create {}: {e}", dir.display());
                                 format!("cannot create the recording's directory: {e}")
                             })
-                            .and_then(|()| {
-                                std::fs::rename(file, &target)
-                                    .map_err(|e| format!("cannot move the recording into place: {e}"))
-                            })
+                            .and_then(|()| place().map_err(|e| format!("cannot move the recording into place: {e}")))
                     }
                     other => other.map_err(|e| format!("cannot move the recording into place: {e}")),
                 };
                 moved.map_err(StorageError::transient)
             }
-            Storage::Gcs(gcs) => gcs.put(key, file, meta).await,
+            Storage::Gcs(gcs) => gcs.put(key, file, offset, meta).await,
         }
     }
 
@@ -124,8 +133,34 @@ impl Storage {
         }
     }
 
-    /// True when `put` consumed the spool file (so there is nothing left to delete).
+    /// True when `put` consumed a whole spool file (so there is nothing left to delete).
     pub fn moves_files(&self) -> bool {
         matches!(self, Storage::Local { .. })
+    }
+}
+
+/// Copies `len` bytes of `from` at `offset` to `to`, whole or not at all: written under a temporary name and
+/// renamed into place, so a copy cut short (a crash, a full disk) is never taken for the stored recording.
+fn copy_range(from: &Path, offset: u64, len: u64, to: &Path) -> std::io::Result<()> {
+    let source = std::fs::File::open(from)?;
+    let mut part = to.as_os_str().to_owned();
+    part.push(super::spool::PARTIAL);
+    let part = PathBuf::from(part);
+    let copied = std::fs::File::create(&part).and_then(|mut out| {
+        let n = std::io::copy(&mut super::spool::Window::new(&source, offset, len), &mut out)?;
+        if n != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the spool file holds {n} of the recording's {len} bytes"),
+            ));
+        }
+        Ok(())
+    });
+    match copied.and_then(|()| std::fs::rename(&part, to)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e)
+        }
     }
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::spool::SpoolLanes;
 use super::storage::{RecordingMeta, Storage, StorageError};
 use crate::db::{InstanceId, RecordingRecord, RecordingStatus, Store};
 use crate::metrics::Metrics;
@@ -50,6 +51,8 @@ pub struct Uploader {
     instance: InstanceId,
     /// The embedded database's group commit, which takes the "stored" marks (none: a transaction each).
     committer: Option<Addr<Committer>>,
+    /// The lanes in use: told when a recording cut out of one is stored.
+    lanes: Arc<SpoolLanes>,
     queue: VecDeque<i64>,
     running: usize,
     /// Recordings queued, being stored or waiting to be retried: one announced again meanwhile (a repeated
@@ -65,6 +68,7 @@ impl Uploader {
             metrics,
             instance,
             committer: None,
+            lanes: Arc::default(),
             queue: VecDeque::new(),
             running: 0,
             known: HashSet::new(),
@@ -74,6 +78,12 @@ impl Uploader {
     /// Marks recordings stored through the embedded database's group commit.
     pub fn with_committer(mut self, committer: Option<Addr<Committer>>) -> Uploader {
         self.committer = committer;
+        self
+    }
+
+    /// Tells `lanes` when a recording cut out of a lane is stored (so the lane goes once all of it is).
+    pub fn with_lanes(mut self, lanes: Arc<SpoolLanes>) -> Uploader {
+        self.lanes = lanes;
         self
     }
 
@@ -109,7 +119,14 @@ impl Uploader {
         }
         let count = |o: &str| self.metrics.recording_uploads_total.with_label_values(&[o]).inc();
         match outcome {
-            Outcome::Stored | Outcome::Gone => {
+            Outcome::Stored { lane } => {
+                count("uploaded");
+                self.metrics.recordings_pending.dec();
+                if let Some(lane) = lane {
+                    self.lanes.stored(&lane);
+                }
+            }
+            Outcome::Gone => {
                 count("uploaded");
                 self.metrics.recordings_pending.dec();
             }
@@ -141,7 +158,10 @@ impl Uploader {
 }
 
 enum Outcome {
-    Stored,
+    /// Stored now; `lane` is the lane it was cut out of, if it was.
+    Stored {
+        lane: Option<PathBuf>,
+    },
     /// Already stored, or the row no longer exists (its session was deleted).
     Gone,
     /// Another instance holds the file (named): not this uploader's to store or to fail.
@@ -189,19 +209,23 @@ async fn upload(to: Marks, storage: Arc<Storage>, instance: InstanceId, id: i64)
             // only the row is left to do.
             let url = super::playback_url(&record.object_key);
             return match to.uploaded(id, &url).await {
-                Ok(()) => Outcome::Stored,
+                Ok(()) => Outcome::Stored { lane: None },
                 Err(e) => Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") },
             };
         }
         log::warn!("recording {id}: spool file {} is missing", spool.display());
         return failed(store, id, "its spool file is missing".into()).await;
     }
-    match storage.put(&record.object_key, &spool, &meta(&record)).await {
+    match storage.put(&record.object_key, &spool, record.spool_offset, &meta(&record)).await {
         Ok(()) => {
             let url = super::playback_url(&record.object_key);
             if let Err(e) = to.uploaded(id, &url).await {
                 // Stored, but the row still says pending: the next attempt finds the object and says so again.
                 return Outcome::Retry { attempts: record.attempts as u32 + 1, error: format!("database: {e}") };
+            }
+            if record.spool_offset.is_some() {
+                // Cut out of a lane, which goes once all of it is stored.
+                return Outcome::Stored { lane: Some(spool) };
             }
             if !storage.moves_files()
                 && let Err(e) = tokio::fs::remove_file(&spool).await
@@ -209,7 +233,7 @@ async fn upload(to: Marks, storage: Arc<Storage>, instance: InstanceId, id: i64)
                 // Stored and linked; only disk space is lost until someone cleans the spool.
                 log::warn!("recording {id}: stored, but its spool file {} stays: {e}", spool.display());
             }
-            Outcome::Stored
+            Outcome::Stored { lane: None }
         }
         Err(StorageError { transient: true, message }) => {
             note_attempt(store, id, &message, false).await;
@@ -319,6 +343,7 @@ mod tests {
                 duration_seconds: Some(0.0),
                 backend: "local",
                 spool_path: file.to_string_lossy().into_owned(),
+                spool_offset: None,
                 created_at: crate::db::now(),
                 instance_id: instance.clone(),
             })

@@ -139,7 +139,12 @@ pub async fn file(
         (RecordingStatus::Pending | RecordingStatus::Failed, Some(spool))
             if app.instance.holds(record.instance_id.as_deref()) =>
         {
-            tokio::fs::read(spool).await.map_err(|_| not_found())?
+            let size = u64::try_from(record.size_bytes).unwrap_or_default();
+            match recording::spool::read_recording(spool.as_ref(), record.spool_offset, size).await {
+                Ok(bytes) => bytes,
+                // Stored meanwhile (the spool copy went with it): the store has it now.
+                Err(_) => fetch(&app.recordings, &key).await?,
+            }
         }
         (RecordingStatus::Pending | RecordingStatus::Failed, Some(_)) => {
             // In another instance's spool; shared storage may already hold it, otherwise it is not here yet.

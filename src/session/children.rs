@@ -109,6 +109,7 @@ impl Children {
                 persister: persister.clone(),
                 metrics: deps.metrics.clone(),
                 pending: deps.pending.clone(),
+                lanes: deps.recordings.lanes.clone(),
             };
             Recorder::start_in_arbiter(&deps.storage, move |_| Recorder::new(setup))
         };

@@ -204,6 +204,8 @@ pub struct RecordingDeps {
     pub instance: InstanceId,
     /// Hears about each registered recording and stores its file.
     pub uploader: Recipient<RecordingStored>,
+    /// The lanes in use (the recorders' and the uploader's).
+    pub lanes: Arc<crate::recording::spool::SpoolLanes>,
 }
 
 /// The singletons a session talks to.

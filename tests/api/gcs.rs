@@ -59,7 +59,7 @@ async fn two_spoken_turns(emulators: &Emulators, port: u16) -> VoiceClient {
 async fn recordings_are_stored_in_the_bucket_with_their_metadata_and_play_back() {
     let emulators = Emulators::start(EmulatorOptions::default()).await.unwrap();
     let google = FakeGoogle::start().await;
-    let (server, _dir) = start_parley(&emulators, &google).await;
+    let (server, dir) = start_parley(&emulators, &google).await;
     let mut c = two_spoken_turns(&emulators, server.port).await;
     let session = c.session_id();
     c.close().await;
@@ -99,6 +99,8 @@ async fn recordings_are_stored_in_the_bucket_with_their_metadata_and_play_back()
         let key = url.split('?').next().unwrap().trim_start_matches('/');
         assert_eq!(body.as_ref(), objects[key].bytes.as_slice());
     }
+    // Each recording was cut out of its session's spool file, which goes once all of it is in the bucket.
+    crate::helpers::spool_empties(&dir.path().join("spool")).await;
     let tunnels = google.proxy.tunnels();
     assert!(tunnels.iter().any(|t| t == "storage.googleapis.com:443"), "{tunnels:?}");
     assert!(tunnels.iter().any(|t| t == "oauth2.googleapis.com:443"), "{tunnels:?}");

@@ -152,6 +152,7 @@ async fn live_responses_of_every_route_match_the_description() {
             duration_seconds: Some(0.5),
             backend: "local",
             spool_path: spool.display().to_string(),
+            spool_offset: None,
             created_at: parley::db::now(),
             instance_id: instance,
         })

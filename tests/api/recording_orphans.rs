@@ -1,5 +1,5 @@
-//! Orphan spool files after kill -9: a parley child process is killed mid-utterance (its recording open in the
-//! spool, the WAV header never patched, no row) three times on the same data directory. After each restart the
+//! Orphan recordings after kill -9: a parley child process is killed mid-utterance (its recording open in the
+//! session's spool file, the WAV header never patched, no row) three times on the same data directory. After each restart the
 //! orphans are registered (the cut utterance, stored and playable) or quarantined (a file of a session that
 //! never reached the database) and counted in `parley_recordings_orphaned_total`, and the spool is empty again:
 //! it does not grow from one kill to the next.
@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use parley::emulators::{EmulatorOptions, Emulators, Reply};
+use parley::recording::spool;
 use serde_json::Value;
 
 use crate::both_backends;
@@ -48,10 +49,16 @@ fn files(dir: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Waits until `dir` holds a `.part` file of at least `bytes` (the open recording has reached the disk).
+/// Waits until a lane in `dir` holds an open recording of at least `bytes` (it has reached the disk).
 async fn open_recording_on_disk(dir: &Path, bytes: u64) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !files(dir).iter().any(|(name, len)| name.ends_with(".part") && *len >= bytes) {
+    let open = |(name, len): &(String, u64)| {
+        name.ends_with(spool::LANE)
+            && spool::read_index(&dir.join(name)).is_ok_and(|index| {
+                index.last().is_some_and(|e| e.state == spool::EntryState::Open && len - e.offset >= bytes)
+            })
+    };
+    while !files(dir).iter().any(open) {
         assert!(tokio::time::Instant::now() < deadline, "no open recording in the spool: {:?}", files(dir));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -121,6 +121,7 @@ both_backends! {
                         duration_seconds: Some(0.0),
                         backend: "local",
                         spool_path: format!("/elsewhere/spool/user_{n}.wav"),
+                        spool_offset: None,
                         created_at: parley::db::now(),
                         instance_id: instance,
                     })

@@ -129,6 +129,8 @@ both_backends! {
         }
         let (status, body) = v.app.get_json("/audio_recordings/rec-ann/x/none.wav").await;
         assert_eq!((status, body["error"].as_str()), (403, Some("link_invalid")), "an unsigned link");
+        // The session's spool files (one per side, every turn in it) go once it is over and all is stored.
+        crate::helpers::spool_empties(&v.app.data_dir.path().join("spool")).await;
         v.stop().await;
     }
 
@@ -159,11 +161,15 @@ both_backends! {
             assert!(tokio::time::Instant::now() < deadline, "no retries seen: {list}\n{metrics}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // It plays from the spool while it waits.
+        // It plays from the spool while it waits: its own bytes, cut out of the session's spool file.
         let (_, list) = v.app.get_json(&format!("/api/recordings?sessionId={session}")).await;
         let url = list["recordings"][0]["url"].as_str().unwrap().to_string();
-        let (status, _, _) = v.app.get_text(&url).await;
-        assert_eq!(status, 200);
+        let mut res = v.app.client.get(v.app.url(&url)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let played = res.body().limit(8 << 20).await.unwrap();
+        assert_eq!(Some(played.len() as u64), list["recordings"][0]["sizeBytes"].as_u64());
+        let seconds = parley::audio::duration_seconds(Some("audio/wav"), std::io::Cursor::new(played.to_vec()));
+        assert_eq!(seconds, list["recordings"][0]["durationSeconds"].as_f64());
 
         // Stop with the recording still waiting; fix storage; start again on the same data: it is stored.
         let crate::helpers::voice::VoiceApp { app, emulators } = v;
@@ -176,6 +182,8 @@ both_backends! {
         let (_, history) = again.get_json(&format!("/api/history?sessionId={session}")).await;
         let link = history["messages"][1]["audioUrl"].as_str().unwrap();
         assert_eq!(unsigned(link), unsigned(stored[0]["url"].as_str().unwrap()));
+        // The spool file it waited in, kept across the restart, goes once it is stored.
+        crate::helpers::spool_empties(&again.data_dir.path().join("spool")).await;
         again.stop().await.unwrap();
         emulators.stop().await;
     }

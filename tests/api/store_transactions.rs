@@ -30,6 +30,7 @@ async fn message_and_recording(app: &TestApp) -> (SessionId, MessageId, i64) {
             duration_seconds: Some(1.5),
             backend: "local",
             spool_path: "/spool/assistant_1.mp3".into(),
+            spool_offset: None,
             created_at: parley::db::now(),
             instance_id: parley::db::InstanceId::generate(),
         })
@@ -50,6 +51,7 @@ fn new_recording(session: &SessionId, turn: u64) -> NewRecording {
         duration_seconds: Some(0.0),
         backend: "local",
         spool_path: format!("/spool/user_{turn}.wav"),
+        spool_offset: None,
         created_at: parley::db::now(),
         instance_id: parley::db::InstanceId::generate(),
     }

@@ -54,6 +54,11 @@ impl<W: Write + Seek> WavWriter<W> {
         self.format
     }
 
+    /// Gives the stream back as it is, the header unpatched (the recording is being dropped).
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
     /// Pads an odd data chunk to even length (a RIFF rule), patches the sizes in the header and returns the
     /// stream positioned at the end of the file.
     pub fn finish(mut self) -> Result<W, WavError> {

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use super::*;
 use crate::audio::wav::{DataLen, WavEncoding, WavFormat};
 use crate::db::{Role, SessionId};
-use crate::recording::spool::PARTIAL;
+use crate::recording::spool::{FinishedTrack, Lane, PARTIAL, Track, TrackFormat, index_path};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -14,6 +14,7 @@ struct Fixture {
     instance: InstanceId,
     session: SessionId,
     journaled: HashSet<String>,
+    lanes: SpoolLanes,
 }
 
 impl Fixture {
@@ -28,6 +29,7 @@ impl Fixture {
             instance: InstanceId::generate(),
             session,
             journaled: HashSet::new(),
+            lanes: SpoolLanes::default(),
         }
     }
 
@@ -48,6 +50,7 @@ impl Fixture {
             backend: "local",
             metrics: &self.metrics,
             journaled: &self.journaled,
+            lanes: &self.lanes,
         }
         .run()
         .await
@@ -118,6 +121,7 @@ async fn orphans_of_known_sessions_are_registered_and_the_others_quarantined_or_
             duration_seconds: Some(1.0),
             backend: "local",
             spool_path: legacy.to_string_lossy().into_owned(),
+            spool_offset: None,
             created_at: crate::db::now(),
             instance_id: f.instance.clone(),
         })
@@ -175,6 +179,7 @@ async fn a_spool_copy_of_a_recording_already_stored_is_removed() {
             duration_seconds: Some(1.0),
             backend: "gcs",
             spool_path: f.spool().join(&name).to_string_lossy().into_owned(),
+            spool_offset: None,
             created_at: crate::db::now(),
             instance_id: f.instance.clone(),
         })
@@ -201,8 +206,115 @@ async fn a_spool_file_whose_row_waits_in_the_journal_is_not_an_orphan() {
     let key =
         crate::recording::object_key("alice", SessionId::generate().as_str(), Role::User, "wav", crate::db::now());
     let name = f.put(&key, false, &killed_mid_write());
-    f.journaled.insert(name.clone());
+    f.journaled.insert(key.clone());
     assert_eq!(f.scan().await, OrphanReport::default());
     assert_eq!(Fixture::names(&f.spool()), vec![name]);
     assert_eq!(f.counted("quarantined"), 0);
+}
+
+/// Writes recordings into a lane of this fixture's session as a recorder would; returns the lane's path and
+/// what each finished recording became (`None` for one still open or dropped).
+fn lane_of(f: &Fixture, role: Role, plan: &[(&str, u8)]) -> (PathBuf, Vec<Option<FinishedTrack>>) {
+    let format = TrackFormat::microphone(crate::audio::level::InputEncoding::Linear16, 16_000).unwrap();
+    let mut lane = Some(Lane::create(&f.spool(), &"alice".parse().unwrap(), &f.session, role).unwrap());
+    let path = lane.as_ref().unwrap().path().to_path_buf();
+    let mut done = Vec::new();
+    for (what, sample) in plan {
+        let mut t = Track::start(lane.take().unwrap(), &f.key("alice", role, "wav"), format).unwrap();
+        t.append(&vec![*sample; 16_000]).unwrap(); // half a second
+        match *what {
+            "finish" => {
+                let (finished, next) = t.finish().unwrap();
+                done.push(Some(finished));
+                lane = Some(next);
+            }
+            "drop" => {
+                lane = t.discard();
+                done.push(None);
+            }
+            _ => {
+                done.push(None); // left open: the process died
+                break;
+            }
+        }
+    }
+    (path, done)
+}
+
+fn row_for(f: &Fixture, done: &FinishedTrack, turn_id: u64) -> NewRecording {
+    NewRecording {
+        session_id: f.session.clone(),
+        role: Role::User,
+        turn_id,
+        object_key: done.object_key.clone(),
+        content_type: "audio/wav".into(),
+        size_bytes: done.size_bytes,
+        duration_seconds: done.duration_seconds,
+        backend: "local",
+        spool_path: done.path.to_string_lossy().into_owned(),
+        spool_offset: Some(done.offset),
+        created_at: crate::db::now(),
+        instance_id: f.instance.clone(),
+    }
+}
+
+#[actix::test]
+async fn a_lanes_recordings_without_rows_are_taken_out_and_registered_and_the_lane_waits_for_the_rest() {
+    let mut f = Fixture::new().await;
+    // Turn 1 registered (waiting to be stored), turn 2's row lost, a dropped one, turn 3 journaled, and a
+    // fourth still being written when the process died.
+    let plan = [("finish", 1), ("finish", 2), ("drop", 9), ("finish", 3), ("open", 4)];
+    let (lane, done) = lane_of(&f, Role::User, &plan);
+    let first = done[0].clone().unwrap();
+    f.store.insert_recording(&row_for(&f, &first, 1)).await.unwrap();
+    let lost = done[1].clone().unwrap();
+    let journaled = done[3].clone().unwrap();
+    f.journaled.insert(journaled.object_key.clone());
+    let open_key = read_index(&lane).unwrap().last().unwrap().object_key.clone();
+
+    let report = f.scan().await;
+    assert_eq!(report, OrphanReport { registered: 2, ..OrphanReport::default() });
+    assert_eq!(f.lanes.len(), 1, "the lane still holds turn 1 and the journaled turn");
+    let rows = f.store.session_recordings(&f.session).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    for (key, sample, seconds) in [(&lost.object_key, 2u8, 0.5), (&open_key, 4u8, 0.5)] {
+        let row = rows.iter().find(|r| &r.object_key == key).unwrap();
+        assert_eq!((row.turn_id, row.spool_offset, row.duration_seconds), (0, None, Some(seconds)));
+        let file = fs::read(row.spool_path.as_deref().unwrap()).unwrap();
+        assert_eq!(file.len(), 44 + 16_000, "a file of its own, cut exactly");
+        assert_eq!(u32::from_le_bytes(file[40..44].try_into().unwrap()), 16_000, "sizes patched");
+        assert!(file[44..].iter().all(|b| *b == sample), "its own audio, not a neighbour's");
+    }
+    let lane_name = file_name(&lane.to_string_lossy()).unwrap();
+    assert!(Fixture::names(&f.spool()).contains(&lane_name));
+
+    // The uploader stores turn 1 and the journaled turn: then the lane goes, index and all.
+    f.lanes.stored(&lane);
+    assert!(Fixture::names(&f.spool()).contains(&lane_name));
+    f.lanes.stored(&lane);
+    let left = Fixture::names(&f.spool());
+    assert!(left.iter().all(|n| !n.contains(".lane")), "{left:?}");
+    assert_eq!(left.len(), 2, "the two taken-out files wait for their upload: {left:?}");
+}
+
+#[actix::test]
+async fn a_lane_nothing_waits_in_is_removed_and_stray_lane_files_are_dealt_with() {
+    let f = Fixture::new().await;
+    // Everything stored or dropped: nothing to keep.
+    let (lane, done) = lane_of(&f, Role::User, &[("finish", 1), ("drop", 2)]);
+    let first = done[0].clone().unwrap();
+    let id = f.store.insert_recording(&row_for(&f, &first, 1)).await.unwrap();
+    f.store.recording_uploaded(id, &format!("/{}", first.object_key), crate::db::now()).await.unwrap();
+    // An index whose lane is gone, and a lane whose index is.
+    let (stray, _) = lane_of(&f, Role::Assistant, &[("finish", 5)]);
+    fs::remove_file(&stray).unwrap();
+    let (blind, _) = lane_of(&f, Role::User, &[("finish", 6)]);
+    fs::remove_file(index_path(&blind)).unwrap();
+
+    let report = f.scan().await;
+    assert_eq!(report, OrphanReport { removed: 1, quarantined: 1, ..OrphanReport::default() });
+    assert!(!lane.exists() && !index_path(&lane).exists());
+    assert!(Fixture::names(&f.spool()).is_empty());
+    assert_eq!(Fixture::names(&f.quarantine()), [file_name(&blind.to_string_lossy()).unwrap()]);
+    assert!(f.lanes.is_empty());
 }

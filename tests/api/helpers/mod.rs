@@ -38,6 +38,21 @@ pub const AUTH_SECRET: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 /// The operator API key of every test app; the test client sends it unless a test chooses a credential.
 pub const OPERATOR_KEY: &str = "test-operator-key";
 
+/// Waits until `spool` holds no file (the lanes of finished sessions go once all they hold is stored).
+pub async fn spool_empties(spool: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left: Vec<String> = std::fs::read_dir(spool)
+            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        if left.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the spool still holds {left:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A client token for `user`, valid for an hour, as an app backend would mint it.
 pub fn token_for(user: &str) -> String {
     use base64::Engine as _;
