@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::spool::{
-    EntryState, INDEX, LANE, PARTIAL, SpoolLanes, SpoolName, Window, content_type_of, read_index, remove_lane,
+    EntryState, INDEX, LANE, PARTIAL, SpoolLanes, SpoolName, content_type_of, copy_out, read_index, remove_lane,
 };
 use crate::db::{InstanceId, NewRecording, RecordingRecord, RecordingStatus, Store};
 use crate::metrics::Metrics;
@@ -205,7 +205,7 @@ impl OrphanScan<'_> {
                 SpoolName::for_key(&entry.object_key),
                 if partial { PARTIAL } else { "" }
             ));
-            if let Err(e) = take_out(path, entry.offset, len, &to) {
+            if let Err(e) = copy_out(path, entry.offset, len, &to) {
                 holds += 1;
                 report.left += 1;
                 log::error!("spool: {} cannot be taken out of {name} ({e}); next start", entry.object_key);
@@ -351,15 +351,6 @@ fn complete(path: &Path, spool: &SpoolName) -> std::io::Result<Option<PathBuf>> 
     }
     fs::rename(path, &done)?;
     Ok(Some(done))
-}
-
-/// Copies `len` bytes of `lane` from `offset` into a file of their own at `to` (replacing what a copy cut
-/// short by a crash left there).
-fn take_out(lane: &Path, offset: u64, len: u64, to: &Path) -> std::io::Result<()> {
-    let file = fs::File::open(lane)?;
-    let mut out = fs::File::create(to)?;
-    std::io::copy(&mut Window::new(&file, offset, len), &mut out)?;
-    Ok(())
 }
 
 /// The last component of a path, as text.

@@ -414,6 +414,17 @@ impl Seek for Window<'_> {
     }
 }
 
+/// Copies `len` bytes of `from` at `offset` into a new file `to` (replacing one there); returns how many it
+/// copied (fewer when `from` ends first). In the kernel (`copy_file_range`), not through a buffer here.
+pub fn copy_out(from: &Path, offset: u64, len: u64, to: &Path) -> std::io::Result<u64> {
+    use std::io::Read as _;
+    let mut source = File::open(from)?;
+    source.seek(SeekFrom::Start(offset))?;
+    let mut out = File::create(to)?;
+    // `io::copy` of a `Take<File>` into a `File` is done by the kernel.
+    std::io::copy(&mut source.take(len), &mut out)
+}
+
 /// The bytes of a recording waiting in the spool: `len` bytes of `path` from `offset`, or the whole file when
 /// it has no offset (the file is the recording).
 pub async fn read_recording(path: &Path, offset: Option<u64>, len: u64) -> std::io::Result<Vec<u8>> {

@@ -142,19 +142,17 @@ impl Storage {
 /// Copies `len` bytes of `from` at `offset` to `to`, whole or not at all: written under a temporary name and
 /// renamed into place, so a copy cut short (a crash, a full disk) is never taken for the stored recording.
 fn copy_range(from: &Path, offset: u64, len: u64, to: &Path) -> std::io::Result<()> {
-    let source = std::fs::File::open(from)?;
     let mut part = to.as_os_str().to_owned();
     part.push(super::spool::PARTIAL);
     let part = PathBuf::from(part);
-    let copied = std::fs::File::create(&part).and_then(|mut out| {
-        let n = std::io::copy(&mut super::spool::Window::new(&source, offset, len), &mut out)?;
-        if n != len {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the spool file holds {n} of the recording's {len} bytes"),
-            ));
+    let copied = super::spool::copy_out(from, offset, len, &part).and_then(|n| {
+        if n == len {
+            return Ok(());
         }
-        Ok(())
+        Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the spool file holds {n} of the recording's {len} bytes"),
+        ))
     });
     match copied.and_then(|()| std::fs::rename(&part, to)) {
         Ok(()) => Ok(()),

@@ -13,6 +13,7 @@ mod harness;
 mod app_tokens;
 mod assets;
 mod bad_input;
+mod client_tools;
 mod conversation;
 mod first_run;
 mod history;
