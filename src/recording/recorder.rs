@@ -87,7 +87,7 @@ pub struct Recorder {
     user: Option<Track>,
     replies: HashMap<TurnId, Track>,
     /// Lanes with no recording open, for the next recording of their side. Usually one per side; a second is
-    /// opened only when two replies are written at once.
+    /// opened only when two replies are written at once, and a full one is replaced by a new one.
     free: Vec<(Role, Lane)>,
 }
 
@@ -142,10 +142,15 @@ impl Recorder {
         }
     }
 
-    /// A free lane of `role`'s side, or a new one.
+    /// A free lane of `role`'s side, or a new one when there is none or it is full (the full one is closed: it
+    /// goes once what it holds is stored).
     fn lane(&mut self, role: Role) -> std::io::Result<Lane> {
         if let Some(i) = self.free.iter().position(|(r, _)| *r == role) {
-            return Ok(self.free.swap_remove(i).1);
+            let (_, lane) = self.free.swap_remove(i);
+            if !lane.is_full() {
+                return Ok(lane);
+            }
+            self.setup.lanes.closed(lane.path());
         }
         let s = &self.setup;
         let lane = Lane::create(&s.spool_dir, &s.user_id, &s.session_id, role)?;
@@ -274,5 +279,95 @@ impl Handler<FinishRecording> for Recorder {
             self.discard(track, Role::User);
         }
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audio::OutputFormat;
+    use crate::audio::level::InputEncoding;
+    use crate::persistence::{Journal, Persisted};
+
+    struct Ignore;
+
+    impl Actor for Ignore {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Persisted> for Ignore {
+        type Result = ();
+        fn handle(&mut self, _: Persisted, _: &mut Context<Self>) {}
+    }
+
+    fn files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
+    #[actix::test]
+    async fn a_sides_turns_share_one_spool_file_until_it_is_full_and_each_goes_once_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, session) = crate::db::embedded_for_tests(dir.path(), "alice").await;
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let cipher = Arc::new(crate::crypto::Cipher::new(1, &crate::config::KeyBytes([7; 32]), &[]));
+        let journal = Arc::new(Journal::open(&dir.path().join("journal"), cipher, 1 << 20, metrics.clone()).unwrap());
+        let pending = Arc::new(PendingWrites::default());
+        let (parent, ids) = (Ignore.start().recipient(), session.clone());
+        let persister =
+            Persister::new(store.clone(), ids, parent, None, metrics.clone(), pending.clone(), journal).start();
+        let (lanes, spool) = (Arc::new(SpoolLanes::default()), dir.path().join("spool"));
+        let recorder = Recorder::new(RecorderSetup {
+            session_id: session.clone(),
+            user_id: "alice".parse().unwrap(),
+            spool_dir: spool.clone(),
+            microphone: TrackFormat::microphone(InputEncoding::Linear16, 16_000),
+            assistant: TrackFormat::assistant(&OutputFormat::ELEVENLABS_DEFAULT),
+            backend: "local",
+            instance: InstanceId::generate(),
+            persister,
+            metrics,
+            pending: pending.clone(),
+            lanes: lanes.clone(),
+        })
+        .start();
+        // Turns 1 and 2 are short; turn 3 takes the lane past LANE_RETIRE_BYTES, so turn 4 starts a new one.
+        let block = Bytes::from(vec![1u8; 64 * 1024]);
+        let blocks = (super::super::spool::LANE_RETIRE_BYTES / block.len() as u64) as usize;
+        for (turn, n) in [(1, 1), (2, 2), (3, blocks), (4, 1)] {
+            for _ in 0..n {
+                recorder.do_send(UserAudio(block.clone()));
+            }
+            recorder.send(UserTurnCommitted { turn_id: turn }).await.unwrap();
+        }
+        recorder.do_send(UserAudio(block.clone())); // after the last commit: no turn's
+        recorder.send(FinishRecording).await.unwrap();
+        assert_eq!(pending.wait_idle(Duration::from_secs(10)).await, 0);
+
+        let rows = store.session_recordings(&session).await.unwrap();
+        let row = |turn: i64| rows.iter().find(|r| r.turn_id == turn).unwrap();
+        let size = |turn: i64| row(turn).size_bytes as u64;
+        let lane = |turn: i64| std::path::PathBuf::from(row(turn).spool_path.clone().unwrap());
+        assert_eq!(rows.len(), 4);
+        assert_eq!((size(1), size(2), size(4)), (44 + 65_536, 44 + 2 * 65_536, 44 + 65_536));
+        assert_eq!(lane(1), lane(2));
+        assert_eq!(lane(2), lane(3));
+        assert_ne!(lane(3), lane(4), "the full lane was retired");
+        let offsets: Vec<Option<u64>> = (1..=4).map(|t| row(t).spool_offset).collect();
+        assert_eq!(offsets, [Some(0), Some(size(1)), Some(size(1) + size(2)), Some(0)]);
+        assert_eq!(std::fs::metadata(lane(3)).unwrap().len(), size(1) + size(2) + size(3), "nothing after turn 3");
+        assert_eq!(std::fs::metadata(lane(4)).unwrap().len(), size(4), "the audio after the last commit is cut off");
+
+        // Both lanes are closed; each goes once everything in it is stored.
+        assert_eq!(files(&spool), 4, "two lanes and their indexes");
+        for _ in 0..3 {
+            assert!(lane(1).exists());
+            lanes.stored(&lane(1));
+        }
+        assert!(!lane(1).exists() && lane(4).exists());
+        lanes.stored(&lane(4));
+        assert_eq!(files(&spool), 0);
+        assert!(lanes.is_empty());
     }
 }

@@ -139,6 +139,12 @@ impl SpoolName {
 /// Appended to the name of a session's spool file of one side (a lane): its recordings one after another.
 pub const LANE: &str = ".lane";
 
+/// A lane this long is retired at the end of its current recording and the side's next recording starts a new
+/// one (the old one goes once what it holds is stored): a long session keeps at most about this much already
+/// stored audio per side in the spool, not all of it. 2 MiB is about a minute of 16 kHz microphone audio or
+/// two of 128 kbit/s MP3, so a lane still takes many turns (one file every minute or so, not one per turn).
+pub const LANE_RETIRE_BYTES: u64 = 2 << 20;
+
 /// Appended to a lane's name for its index: where each recording in the lane starts, its object key and
 /// whether it was finished or dropped.
 pub const INDEX: &str = ".idx";
@@ -251,6 +257,11 @@ impl Lane {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Long enough to be retired ([`LANE_RETIRE_BYTES`]).
+    pub fn is_full(&self) -> bool {
+        self.end >= LANE_RETIRE_BYTES
     }
 
     /// Appends one line to the index; unsynced, like the audio (see [`Track::finish`]).
