@@ -1,14 +1,15 @@
 //! Recording every turn's audio: the user's utterance as WAV, the assistant's reply in the ElevenLabs output
-//! format (MP3, or WAV for raw formats), streamed to spool files as it arrives, registered in the `recordings`
+//! format (MP3, or WAV for raw formats), streamed as it arrives to the session's spool file of its side (one
+//! per session and side, each recording a byte range of it), registered in the `recordings`
 //! table with its duration and metadata, and stored in the background (local directory or Google Cloud
 //! Storage) without the conversation ever waiting.
 //!
 //! - [`recorder::Recorder`]: one per session (a child of `ClientSocket`), on the storage arbiter.
 //! - [`uploader::Uploader`]: one per process, on the storage arbiter; retries with backoff, never drops a
 //!   file silently, and resumes whatever was still waiting when the server last stopped.
-//! - [`storage::Storage`]: the backends; [`spool`]: the files being written; [`gcs`]: the GCS client.
-//! - [`instance`]: which instance holds a spool (several may share a database); [`orphans`]: spool files left
-//!   without a row by a process that died, dealt with at start-up.
+//! - [`storage::Storage`]: the backends; [`spool`]: the sessions' spool files; [`gcs`]: the GCS client.
+//! - [`instance`]: which instance holds a spool (several may share a database); [`orphans`]: recordings left
+//!   in the spool without a row by a process that died, dealt with at start-up.
 //!
 //! Layout: `audio_recordings/{user_id}/{session_id}/{role}_{uuid}_{timestamp}.{ext}` (the timestamp is when the
 //! recording began), served back at the same path (`GET /audio_recordings/...`) whichever backend holds the

@@ -1,5 +1,6 @@
 //! Where finished recordings go, behind one interface: a directory under the data directory (the default)
-//! or a Google Cloud Storage bucket. Both take a complete file from the spool and put it under its object key;
+//! or a Google Cloud Storage bucket. Both take a recording from the spool (a file, or its byte range of a
+//! session's spool file) and put it under its object key as a file of its own;
 //! both give it back for playback through parley's own `/audio_recordings/...` route, so links work whichever
 //! backend holds the file.
 

@@ -1,8 +1,9 @@
 //! The Uploader: stores finished recordings in the background, one process-wide actor on the storage arbiter.
 //!
 //! Sessions' persisters announce each registered recording ([`RecordingStored`], through a `Recipient`); the
-//! uploader puts its spool file into storage, a few at a time, and then marks the row uploaded (which links
-//! the message's `audio_url`). A transient failure (storage down, throttled, disk full) is retried under
+//! uploader puts it into storage (cut out of its session's spool file), a few at a time, and then marks the row
+//! uploaded (which links the message's `audio_url`) and tells [`SpoolLanes`], which removes a spool file once
+//! everything in it is stored. A transient failure (storage down, throttled, disk full) is retried under
 //! [`UPLOAD_RETRY`] for as long as it takes, the file waiting on local disk; a permanent one (refused
 //! credentials, a missing spool file) marks the row failed. Either way it is logged and counted
 //! (`parley_recording_uploads_total{outcome}`, `parley_recordings_pending`); nothing is dropped silently, and a
