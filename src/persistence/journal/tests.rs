@@ -120,3 +120,31 @@ fn outages_are_told_from_refusals() {
     assert!(!is_outage(&db(K::CheckViolation)));
     assert!(!is_outage(&StoreError::Corrupt("x".into())));
 }
+
+#[actix::test]
+async fn a_journaled_recording_keeps_its_place_in_the_spool_and_older_entries_read_as_whole_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(dir.path(), cipher(), 1 << 20, metrics()).unwrap());
+    let me = journal.clone();
+    actix::spawn(async move { me.sync_loop().await });
+    let mut recording = crate::persistence::test_recording(&session(), 2, Role::User);
+    recording.spool_path = "/data/spool/alice+s+user_0.lane".into();
+    recording.spool_offset = Some(65_580);
+    let key = recording.object_key.clone();
+    let write = Write::Recording { turn_id: 2, recording };
+    let entry = Entry::from_write(&session(), &write);
+    let text = serde_json::to_value(&entry).unwrap();
+    assert_eq!(text["spoolOffset"], 65_580);
+    let read = |text: serde_json::Value| match serde_json::from_value::<Entry>(text).unwrap().into_write().unwrap() {
+        (_, Write::Recording { recording, .. }) => (recording.spool_path, recording.spool_offset),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(read(text.clone()), ("/data/spool/alice+s+user_0.lane".to_string(), Some(65_580)));
+    // Written before spool offsets: the file is the recording.
+    let mut before = text;
+    before.as_object_mut().unwrap().remove("spoolOffset");
+    assert_eq!(read(before).1, None);
+
+    journal.append(&session(), &write, None).await.unwrap();
+    assert_eq!(journal.recording_keys(), std::collections::HashSet::from([key]), "not an orphan at start-up");
+}
