@@ -345,11 +345,10 @@ impl Track {
                 let seconds = w.duration_seconds();
                 (w.finish().map_err(std::io::Error::other)?, Some(seconds))
             }
-            Sink::Raw(mut file) => {
-                let end = file.stream_position()?;
-                let window = Window::new(&file, self.offset, end - self.offset);
+            Sink::Raw(file) => {
+                // Read through a window (positioned reads): the file stays at its end for the next recording.
+                let window = Window::new(&file, self.offset, self.bytes);
                 let seconds = crate::audio::duration_seconds(Some(self.format.content_type()), window);
-                file.seek(SeekFrom::Start(end))?;
                 (file, seconds)
             }
         };

@@ -161,6 +161,11 @@ async fn outage(length: Duration, restart_parley: bool) {
     for (session, said) in &said {
         history_is_complete(&v, session, said).await;
     }
+    if restart_parley {
+        // The sessions' spool files waited across the restart for recordings whose rows were in the journal;
+        // once the replay registered them and they were stored, the files went.
+        crate::helpers::spool_empties(&v.app.data_dir.path().join("spool")).await;
+    }
     let lost = metric(&after, "parley_persist_writes_lost_total");
     eprintln!(
         "PostgreSQL outage of {length:?}{}: {} sessions ({} opened during it), {turns} turns, {journaled} writes \
