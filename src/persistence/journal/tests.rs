@@ -8,6 +8,14 @@ fn metrics() -> Arc<Metrics> {
     Arc::new(Metrics::new().unwrap())
 }
 
+/// A journal in `dir` of at most `max_bytes`, with its syncer running (no replay: there is no database here).
+fn syncing(dir: &std::path::Path, max_bytes: u64) -> Arc<Journal> {
+    let journal = Arc::new(Journal::open(dir, cipher(), max_bytes, metrics()).unwrap());
+    let me = journal.clone();
+    actix::spawn(async move { me.sync_loop().await });
+    journal
+}
+
 fn session() -> SessionId {
     "2f1c7d9e-8f6a-4b8e-9a51-0c2d3e4f5a6b".parse().unwrap()
 }
@@ -34,10 +42,7 @@ fn message(key: &str, text: &str) -> Write {
 #[actix::test]
 async fn appended_writes_are_read_back_in_order_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Journal::open(dir.path(), cipher(), 1 << 20, metrics()).unwrap());
-    // The syncer alone (no replay: there is no database here).
-    let me = journal.clone();
-    actix::spawn(async move { me.sync_loop().await });
+    let journal = syncing(dir.path(), 1 << 20);
     for i in 0..5 {
         journal.append(&session(), &message(&format!("k{i}"), &format!("reply {i}")), None).await.unwrap();
     }
@@ -68,9 +73,7 @@ async fn appended_writes_are_read_back_in_order_after_a_restart() {
 #[actix::test]
 async fn a_torn_last_record_is_cut_off_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Journal::open(dir.path(), cipher(), 1 << 20, metrics()).unwrap());
-    let me = journal.clone();
-    actix::spawn(async move { me.sync_loop().await });
+    let journal = syncing(dir.path(), 1 << 20);
     journal.append(&session(), &message("a", "first"), None).await.unwrap();
     journal.append(&session(), &message("b", "second"), None).await.unwrap();
     let path = dir.path().join("journal.log");
@@ -91,9 +94,7 @@ async fn a_torn_last_record_is_cut_off_and_the_rest_kept() {
 #[actix::test]
 async fn a_full_journal_refuses_the_write() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Journal::open(dir.path(), cipher(), 64 << 10, metrics()).unwrap());
-    let me = journal.clone();
-    actix::spawn(async move { me.sync_loop().await });
+    let journal = syncing(dir.path(), 64 << 10);
     let big = "x".repeat(20 << 10);
     let mut refused = 0;
     for _ in 0..5 {
@@ -124,9 +125,7 @@ fn outages_are_told_from_refusals() {
 #[actix::test]
 async fn a_journaled_recording_keeps_its_place_in_the_spool_and_older_entries_read_as_whole_files() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Journal::open(dir.path(), cipher(), 1 << 20, metrics()).unwrap());
-    let me = journal.clone();
-    actix::spawn(async move { me.sync_loop().await });
+    let journal = syncing(dir.path(), 1 << 20);
     let mut recording = crate::persistence::test_recording(&session(), 2, Role::User);
     recording.spool_path = "/data/spool/alice+s+user_0.lane".into();
     recording.spool_offset = Some(65_580);
