@@ -14,7 +14,9 @@ pub struct TurnTimes {
     /// The user stopped speaking (or sent a typed turn).
     pub speech_end: Option<Instant>,
     pub committed: Option<Instant>,
+    /// The turn's first LLM request (later attempts, fallbacks and tool steps do not move it).
     pub llm_requested: Option<Instant>,
+    /// The model's first output of the turn: a word, or a tool call.
     pub llm_first_token: Option<Instant>,
     pub tts_first_text: Option<Instant>,
     pub tts_first_byte: Option<Instant>,

@@ -222,7 +222,10 @@ impl Conversation {
         let Some(id) = self.turn.as_ref().map(|t| t.id) else {
             return;
         };
-        let first_token = held.iter().find(|(_, e)| matches!(e, LlmEvent::Token { .. })).map(|(at, _)| *at);
+        let first_token = held
+            .iter()
+            .find(|(_, e)| matches!(e, LlmEvent::Token { .. } | LlmEvent::ToolStarted { .. }))
+            .map(|(at, _)| *at);
         if let (Some(at), Some(t)) = (first_token, self.turn.as_mut()) {
             t.times.llm_first_token = Some(at);
         }

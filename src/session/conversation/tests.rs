@@ -644,6 +644,39 @@ fn a_barge_in_cancels_the_running_tool_and_the_reply_remembers_its_calls() {
 }
 
 #[test]
+fn the_llm_first_token_of_a_tool_turn_is_its_first_call_and_counts_from_the_first_attempt() {
+    let mut r = Rig::started();
+    r.say(100, "where is my order");
+    let requested = |r: &mut Rig, turn_id: TurnId, ms: u64| {
+        let at = r.t0 + Duration::from_millis(ms);
+        r.feed(ms, Input::Llm(LlmEvent::Requested { turn_id, at }));
+    };
+    // A first attempt that failed, its retry, a tool call, the tool's run, then the step that speaks.
+    requested(&mut r, 1, 120);
+    requested(&mut r, 1, 400);
+    r.feed(650, tool_started(1, "w1", "lookup_order", false));
+    let record = tool_record("w1", "lookup_order", serde_json::json!({"status": "shipped"}));
+    r.feed(900, Input::Llm(LlmEvent::ToolFinished { turn_id: 1, record }));
+    requested(&mut r, 1, 910);
+    r.feed(1200, token(1, "It has shipped. "));
+    let times = r.c.turn.as_ref().unwrap().times;
+    assert_eq!(times.latency().llm_first_token_ms, Some(530), "from the first attempt to the call: {times:?}");
+
+    // Words before the call: they are the first output, and a later step never makes the figure zero.
+    r.feed(1300, audio(1, 300.0, 0.0, "It has shipped."));
+    r.feed(1310, Input::Llm(LlmEvent::Done { turn_id: 1, usage: Default::default(), provider: "m".into() }));
+    r.feed(1700, Input::Tts(TtsEvent::Done { turn_id: 1 }));
+    r.say(2000, "and the other one");
+    requested(&mut r, 2, 2100);
+    r.feed(2350, token(2, "Let me check. "));
+    r.feed(2500, tool_started(2, "w2", "lookup_order", false));
+    requested(&mut r, 2, 2800);
+    r.feed(3000, token(2, "That one too."));
+    let times = r.c.turn.as_ref().unwrap().times;
+    assert_eq!(times.latency().llm_first_token_ms, Some(250), "{times:?}");
+}
+
+#[test]
 fn end_conversation_ends_the_session_once_the_goodbye_is_spoken_and_stored() {
     let mut r = Rig::started();
     r.say(100, "bye");

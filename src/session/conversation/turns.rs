@@ -241,8 +241,9 @@ impl Conversation {
         let current = self.current_turn();
         match event {
             LlmEvent::Requested { turn_id, at } if current == Some(turn_id) => {
+                // The turn's first request: a retry, a fallback or a tool step after it is part of the wait.
                 if let Some(t) = self.turn.as_mut() {
-                    t.times.llm_requested = Some(at);
+                    t.times.llm_requested.get_or_insert(at);
                 }
             }
             LlmEvent::Token { turn_id, text } if current == Some(turn_id) => {
@@ -260,7 +261,10 @@ impl Conversation {
                 }
             }
             LlmEvent::ToolStarted { turn_id, call_id, name, arguments, client } if current == Some(turn_id) => {
+                let now = self.now;
                 if let Some(t) = self.turn.as_mut() {
+                    // A tool call is the model's first output as much as a word is.
+                    t.times.llm_first_token.get_or_insert(now);
                     t.pending_tools.push((call_id.clone(), name.clone()));
                     if client {
                         t.client_calls.push(call_id.clone());
