@@ -171,7 +171,8 @@ async fn speaking_over_the_reply_clears_it_and_the_stored_reply_is_what_the_mark
             .await;
     // The last mark of turn 1 echoed before the clear is where the caller was; the marks the clear returned
     // name audio never played. (A mark echoed while the clear was on its way may count too: allow the one
-    // echoed within 50 ms after the clear.)
+    // echoed within 50 ms after the clear. And one echoed just before the clear that reached parley after it
+    // sent the clear cannot be told from those the clear returned: it counts as not played, one mark short.)
     let clear_at = r.clears[0];
     let before: Vec<String> = r
         .echoed_marks
@@ -181,7 +182,9 @@ async fn speaking_over_the_reply_clears_it_and_the_stored_reply_is_what_the_mark
         .collect();
     let strictly_before: Vec<String> =
         r.echoed_marks.iter().filter(|(_, at)| *at < clear_at).map(|(n, _)| n.clone()).collect();
-    let heard_ms = turn_marks(&strictly_before, 1).last().copied().unwrap_or(0);
+    let heard_marks = turn_marks(&strictly_before, 1);
+    let heard_ms = heard_marks.last().copied().unwrap_or(0);
+    let crossed_ms = heard_marks.iter().rev().nth(1).copied().unwrap_or(0);
     let heard_ms_late = turn_marks(&before, 1).last().copied().unwrap_or(0);
     call.hang_up().await;
     let (_, history) = stored_call(&v, 4).await;
@@ -190,8 +193,8 @@ async fn speaking_over_the_reply_clears_it_and_the_stored_reply_is_what_the_mark
     assert_eq!(reply["interrupted"], true, "{reply}");
     let stored = reply["heardMs"].as_u64().unwrap_or(0);
     assert!(
-        stored == heard_ms || stored == heard_ms_late,
-        "{reply}: marks before the clear {heard_ms}/{heard_ms_late}"
+        stored == heard_ms || stored == heard_ms_late || stored == crossed_ms,
+        "{reply}: marks before the clear {heard_ms}/{heard_ms_late}, one crossing it {crossed_ms}"
     );
     assert!(stored <= heard_before_clear + 100, "not past what was played: {stored} > {heard_before_clear}");
     let said = reply["content"].as_str().unwrap();

@@ -10,7 +10,8 @@
 //!   heard everything before it, which becomes `Input::Played`. On a barge-in (`Event::Interrupt`) a `clear`
 //!   drops the queued audio; Twilio then echoes the pending marks at once. Those marks name audio the caller
 //!   never heard: the first one back is taken as the listener's last word on the turn, at the position of the
-//!   last mark echoed before the `clear` (what was really played).
+//!   last mark echoed before the `clear` (what was really played; see [`marks::Heard`] for a mark that
+//!   crosses the `clear` on the wire).
 //! - `dtmf` digits go to the conversation, which turns them into a user turn after a pause.
 //! - `stop` ends the session; the agent's goodbye (`Event::End`) is followed by a `GOODBYE` mark and the
 //!   stream is closed when it comes back (the call then hangs up: no TwiML follows `<Connect>`).
@@ -74,10 +75,8 @@ pub struct TwilioWire {
     sending: Option<(TurnId, u64)>,
     /// The goodbye's mark was sent: the stream closes when it comes back.
     saying_goodbye: bool,
-    /// The position of the last mark echoed for a turn (what the caller heard of it).
-    heard: Option<(TurnId, u64)>,
-    /// A turn whose queued audio was cleared: its marks that come back after that were not played.
-    cleared: Option<TurnId>,
+    /// What the caller heard of each turn, from the marks echoed (and the clears sent).
+    heard: marks::Heard,
 }
 
 impl TwilioWire {
@@ -90,8 +89,7 @@ impl TwilioWire {
             opening: None,
             sending: None,
             saying_goodbye: false,
-            heard: None,
-            cleared: None,
+            heard: marks::Heard::default(),
         }
     }
 
@@ -178,15 +176,7 @@ impl TwilioWire {
             return None;
         }
         match marks::parse(name) {
-            Some((turn_id, _)) if self.cleared == Some(turn_id) => {
-                // Returned by the `clear`: not played. The caller heard up to the last mark before it.
-                let ms = self.heard.filter(|(t, _)| *t == turn_id).map_or(0, |(_, ms)| ms);
-                Some(Input::Played { turn_id, ms })
-            }
-            Some((turn_id, ms)) => {
-                self.heard = Some((turn_id, ms));
-                Some(Input::Played { turn_id, ms })
-            }
+            Some((turn_id, ms)) => Some(Input::Played { turn_id, ms: self.heard.echoed(turn_id, ms) }),
             None => {
                 log::debug!("twilio stream: unknown mark {name:?} ignored");
                 None
@@ -266,7 +256,7 @@ impl Wire for TwilioWire {
             }
             Event::Interrupt { turn_id } => {
                 log::debug!("twilio stream {sid}: turn {turn_id} interrupted; clearing the caller's queue");
-                self.cleared = Some(turn_id);
+                self.heard.clear(turn_id);
                 self.write(&ToTwilio::Clear { stream_sid: sid }, ctx)
             }
             Event::End(EndReason::AgentEnded) => {
