@@ -106,7 +106,7 @@ async fn a_token_in_the_address_signs_in_as_its_user_and_an_expired_one_says_to_
     let said = notice(page).await;
     assert!(said.contains("Your session token has expired."), "{said}");
     assert_eq!(page.eval("document.getElementById('reconnect').hidden").await, true, "reconnecting cannot help");
-    let probed = page.requests().into_iter().any(|(url, _)| url.starts_with(&server.url("/ws/chat-audio?token=")));
+    let probed = page.wait_for_request(&server.url("/ws/chat-audio?token="), WAIT).await;
     assert!(probed, "the page asked over plain HTTP why the upgrade was refused");
 
     // The browser logs the refused requests and the failed upgrade; nothing else went wrong.

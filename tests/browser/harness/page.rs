@@ -234,6 +234,21 @@ impl Page {
             .collect()
     }
 
+    /// Waits until the page has sent a request whose URL starts with `prefix` (the browser may report it a
+    /// little after the page acted on its answer).
+    pub async fn wait_for_request(&self, prefix: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.requests().iter().any(|(url, _)| url.starts_with(prefix)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The addresses of the WebSockets the page opened since recording began.
     pub fn socket_urls(&self) -> Vec<String> {
         self.cdp
