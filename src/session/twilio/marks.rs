@@ -27,8 +27,8 @@ pub fn mulaw_ms(bytes: u64) -> u64 {
 /// audio never played, so once a turn is cleared its marks report the last position heard before.
 ///
 /// A mark Twilio echoed because it was played, but that crossed the `clear` on the wire, cannot be told from
-/// one the `clear` returned; it counts as not played. The heard position is then one mark (at most 200 ms)
-/// short, never past what the caller heard.
+/// one the `clear` returned; it counts as not played. The heard position is then one mark (up to 200 ms)
+/// earlier than the last one played, never past what the caller heard.
 #[derive(Debug, Default)]
 pub struct Heard {
     /// The position of the last mark echoed for a turn before it was cleared.
