@@ -235,14 +235,15 @@ impl ElevenLabsControl {
         }
     }
 
-    /// Delay between a generation being triggered (or a request arriving) and its first audio.
+    /// Delay between a generation being triggered (or a request arriving) and its first audio. Open sockets
+    /// use it from their next generation.
     pub fn set_time_to_first_byte(&self, ttfb: Duration) {
         self.shared.update(|s| s.settings.time_to_first_byte = ttfb);
     }
 
     /// `true`: audio leaves no faster than it plays, per socket context and per HTTP request, each on its own
     /// clock (and a context closed mid-reply stops after the chunk in flight); `false`: as fast as possible
-    /// after the first byte.
+    /// after the first byte. Open sockets use it from their next generation.
     pub fn set_realtime_pacing(&self, on: bool) {
         self.shared.update(|s| s.settings.realtime_pacing = on);
     }

@@ -115,3 +115,20 @@ async fn a_paced_context_closed_after_its_flush_still_delivers_all_its_audio_the
     assert!(heard.last().unwrap().at >= Duration::from_millis(1000), "still paced in real time");
     e.stop().await;
 }
+
+#[actix_web::test]
+async fn pacing_and_time_to_first_byte_set_after_the_socket_opened_apply_to_its_next_generation() {
+    // parley opens its TTS socket when a session starts, before a test has set the voice's timing.
+    let e = start().await;
+    let mut ws = multi(&e, "output_format=pcm_16000").await;
+    e.elevenlabs().set_time_to_first_byte(Duration::from_millis(200));
+    e.elevenlabs().set_realtime_pacing(true);
+    let since = Instant::now();
+    let text = "Fifteen chars. ".repeat(3);
+    ws.text(&serde_json::json!({"text": text, "context_id": "late", "flush": true}).to_string()).await;
+    let heard = listen(&mut ws, since, 32.0, |_, n| n == 3).await;
+    assert_eq!(heard.len(), 3, "three 1 s chunks");
+    assert!(heard[0].at >= Duration::from_millis(190), "time to first byte: {:?}", heard[0].at);
+    assert!(heard[2].at >= Duration::from_millis(190 + 2000 - 30), "paced in real time: {:?}", heard[2].at);
+    e.stop().await;
+}

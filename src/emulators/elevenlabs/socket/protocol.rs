@@ -203,9 +203,13 @@ impl TtsSocket {
             return;
         };
         let chunks = c.voice.speak(&text);
+        // The timing knobs are read at each generation, not at the upgrade: a test that sets them after its
+        // client has connected (parley opens its TTS socket when the session starts) gets what it asked for.
+        let (time_to_first_byte, pacing) =
+            self.control.shared.read(|s| (s.settings.time_to_first_byte, s.settings.realtime_pacing));
         let now = Instant::now();
-        let mut due = now + self.setup.settings.time_to_first_byte;
-        if self.setup.settings.realtime_pacing {
+        let mut due = now + time_to_first_byte;
+        if pacing {
             due = due.max(c.play_clock);
         }
         for chunk in chunks {
@@ -222,7 +226,7 @@ impl TtsSocket {
                 self.setup.fault = None;
                 send_at(self, ctx, due, Out::Drop, None);
             }
-            if self.setup.settings.realtime_pacing {
+            if pacing {
                 due += Duration::from_secs_f64(chunk.duration_ms / 1000.0);
             }
         }
