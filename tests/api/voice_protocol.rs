@@ -112,6 +112,8 @@ async fn the_server_ends_the_tcp_connection_right_after_the_closing_handshake() 
     let end = c.next(std::time::Duration::from_secs(5)).await;
     let took = replied.elapsed();
     assert!(matches!(end, Some(Event::Closed(None))), "the stream ends: {end:?}");
-    assert!(took < std::time::Duration::from_millis(300), "TCP stayed open {took:?} after the close handshake");
+    // parley lingers 100 ms; actix's default would be a second. 700 ms tells the two apart with room for a
+    // loaded machine's scheduling.
+    assert!(took < std::time::Duration::from_millis(700), "TCP stayed open {took:?} after the close handshake");
     v.stop().await;
 }
