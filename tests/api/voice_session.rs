@@ -242,3 +242,38 @@ async fn the_tts_socket_gets_one_context_per_turn_closed_at_the_end() {
     v.stop().await;
     let _ = Duration::ZERO;
 }
+
+#[actix_web::test]
+async fn a_long_silence_goes_to_deepgram_in_fewer_writes_and_speech_after_it_is_not_held_back() {
+    let v = spawn_voice_app(TestDb::Sqlite).await;
+    let dg = v.emulators.deepgram();
+    dg.push_script(vec!["first words".into(), "second words".into()]);
+    for text in ["One.", "Two."] {
+        v.emulators.openai().push_reply(Reply::Text(text.into()));
+    }
+    let mut c = v.connect("userId=hush").await;
+    // Open the Deepgram connection first: audio that arrives while it opens is replayed frame by frame.
+    c.stream_audio(&utterance_pcm(0, 200)).await;
+    assert!(dg.wait_until(|c| c.first().is_some_and(|c| c.audio_bytes == 6400), Duration::from_secs(10)).await);
+    // 1 s of speech, then 4 s of digital silence: the silence past Deepgram's utterance-end window (1 s) plus a
+    // second is held and written 100 ms at a time.
+    c.stream_audio(&utterance_pcm(1000, 4000)).await;
+    assert_eq!(c.expect("userTurn").await["text"], "first words");
+    // Speech after the held silence: its first frame takes what is held with it, and it is heard at once.
+    c.stream_audio(&utterance_pcm(1000, 2580)).await;
+    assert_eq!(c.expect("userTurn").await["text"], "second words");
+    c.until("turn 2 ends", |e| matches!(e, Event::Json(v) if v["type"] == "turnEnd" && v["turnId"] == 2)).await;
+    c.close().await;
+    assert!(dg.wait_until(|c| !c[0].open, Duration::from_secs(10)).await, "{:?}", dg.connections());
+
+    let conn = &dg.connections()[0];
+    let frames = (200 + 1000 + 4000 + 1000 + 2580) / 20;
+    assert_eq!(conn.audio_bytes, frames * 640, "every byte of audio, in order");
+    // Sent one by one: the first 10, then 50 speech and ~100 early-silence frames, twice; the rest in blocks of
+    // five (~25 blocks, and what was held when speech or the end came).
+    assert!((330..=340).contains(&conn.audio_frames), "{} writes for {frames} frames", conn.audio_frames);
+    // What was still held when the session ended went out before CloseStream.
+    let close = conn.texts_received.iter().find(|t| t.text.contains("CloseStream")).expect("CloseStream");
+    assert!((close.audio_time - 8.78).abs() < 1e-6, "CloseStream after all the audio: {}", close.audio_time);
+    v.stop().await;
+}

@@ -7,13 +7,19 @@
 //! session's thread (the link is started there), so the feed is shared as an `Rc<RefCell<_>>` and each chunk
 //! costs a borrow, not a mailbox envelope and a handler call. The link still decides everything else:
 //! connecting, replaying, keep-alives, finalising and closing.
+//!
+//! A long silence goes out in fewer, larger writes: once the audio has been quiet for longer than Deepgram's
+//! own windows (`utterance_end_ms` plus [`QUIET_MARGIN_SECS`]), quiet chunks are held and written
+//! [`HELD_SECS`] at a time. Nothing Deepgram could act on waits: the first chunk that is not quiet, every
+//! text message (KeepAlive, Finalize, CloseStream) and every replay write what is held first, so speech
+//! onset, the end of an utterance and barge-in gain no latency; a lost connection drops it with the rest.
 
 use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 use std::time::Instant;
 
 use awc::ws::Message as WsMessage;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::clock::AudioClock;
 use super::replay::ReplayBuffer;
@@ -22,6 +28,12 @@ use crate::session::ws_upstream::WsSink;
 
 /// Audio kept while (re)connecting when no replay is configured, in seconds; older audio is dropped.
 const MIN_BUFFERED_SECS: f64 = 10.0;
+
+/// Quiet beyond Deepgram's utterance-end window after which quiet audio is held, in seconds.
+pub const QUIET_MARGIN_SECS: f64 = 1.0;
+
+/// Held quiet audio is written once it is this long, in seconds (five 20 ms frames).
+pub const HELD_SECS: f64 = 0.1;
 
 /// The audio path of one DeepgramLink, shared with the session that feeds it.
 #[derive(Clone)]
@@ -41,6 +53,15 @@ pub(super) struct Feed {
     pub last_sent: Instant,
     /// Whether sent audio is kept for replay (`PARLEY_STT_REPLAY_SECS` > 0).
     replay: bool,
+    bytes_per_second: f64,
+    /// Seconds of quiet audio in a row, up to the latest chunk.
+    quiet_run: f64,
+    /// Quiet for this long (seconds), later quiet chunks are held.
+    hold_after: f64,
+    /// Quiet audio taken for the open connection (its clock has it) but not written yet.
+    held: BytesMut,
+    /// `held` is written once it has this many bytes.
+    held_limit: usize,
 }
 
 impl SttFeed {
@@ -54,6 +75,11 @@ impl SttFeed {
             offset: 0.0,
             last_sent: Instant::now(),
             replay: settings.replay_secs > 0.0,
+            bytes_per_second: settings.bytes_per_second(),
+            quiet_run: 0.0,
+            hold_after: f64::from(settings.utterance_end_ms) / 1000.0 + QUIET_MARGIN_SECS,
+            held: BytesMut::new(),
+            held_limit: (settings.bytes_per_second() * HELD_SECS) as usize,
         })))
     }
 
@@ -65,7 +91,12 @@ impl SttFeed {
         if !feed.accepting {
             return;
         }
-        let sent = feed.send_audio(pcm.clone(), arrived, at);
+        feed.quiet_run = if quiet { feed.quiet_run + pcm.len() as f64 / feed.bytes_per_second } else { 0.0 };
+        let sent = if quiet && feed.quiet_run > feed.hold_after {
+            feed.hold_audio(&pcm, arrived, at)
+        } else {
+            feed.send_audio(pcm.clone(), arrived, at)
+        };
         if !sent || feed.replay {
             feed.unsettled.keep(&pcm, quiet, arrived, at, sent);
         }
@@ -80,21 +111,59 @@ impl Feed {
     /// Writes audio that starts at session time `at` and arrived at `arrived` to the open connection (the first
     /// audio of a connection fixes its time origin). Whether it was written.
     pub fn send_audio(&mut self, pcm: Bytes, arrived: Instant, at: f64) -> bool {
-        let Some(sink) = &mut self.sink else { return false };
-        if pcm.is_empty() {
-            return false; // an empty binary frame means "close stream" to Deepgram
+        if !self.take_audio(pcm.len(), arrived, at) {
+            return false;
+        }
+        self.write_held();
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(WsMessage::Binary(pcm));
+            self.last_sent = Instant::now();
+        }
+        true
+    }
+
+    /// Like [`Feed::send_audio`], for quiet audio that may wait: held, and written with what is held once that
+    /// is [`HELD_SECS`] long.
+    fn hold_audio(&mut self, pcm: &[u8], arrived: Instant, at: f64) -> bool {
+        if !self.take_audio(pcm.len(), arrived, at) {
+            return false;
+        }
+        self.held.extend_from_slice(pcm);
+        if self.held.len() >= self.held_limit {
+            self.write_held();
+        }
+        true
+    }
+
+    /// Puts `len` bytes of audio on the open connection's clock (the first audio of a connection fixes its
+    /// time origin); false when there is no connection or nothing to send (an empty binary frame means "close
+    /// stream" to Deepgram).
+    fn take_audio(&mut self, len: usize, arrived: Instant, at: f64) -> bool {
+        if self.sink.is_none() || len == 0 {
+            return false;
         }
         if self.clock.now() == 0.0 {
             self.offset = at;
         }
-        self.clock.record(pcm.len(), arrived);
-        let _ = sink.write(WsMessage::Binary(pcm));
-        self.last_sent = Instant::now();
+        self.clock.record(len, arrived);
         true
     }
 
-    /// Writes a text message to the open connection, if there is one.
+    /// Writes the held quiet audio, if any.
+    fn write_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let block = self.held.split().freeze();
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(WsMessage::Binary(block));
+            self.last_sent = Instant::now();
+        }
+    }
+
+    /// Writes a text message to the open connection, if there is one, after any held audio.
     pub fn send_text(&mut self, text: String) {
+        self.write_held();
         if let Some(sink) = &mut self.sink {
             let _ = sink.write(WsMessage::Text(text.into()));
             self.last_sent = Instant::now();
@@ -104,6 +173,8 @@ impl Feed {
     /// A new connection: everything kept is sent again (or, without replay, what was never sent), oldest
     /// first. How many frames went out again.
     pub fn replay(&mut self, encoding: crate::audio::level::InputEncoding) -> usize {
+        // Held audio belonged to the lost connection; what of it is kept for replay goes out below.
+        self.held.clear();
         let frames = self.unsettled.frames(encoding, self.replay);
         let mut again = 0;
         let mut sent = false;
@@ -127,6 +198,7 @@ impl Feed {
     pub fn stop(&mut self) {
         self.accepting = false;
         self.unsettled.clear();
+        self.held.clear();
     }
 }
 
