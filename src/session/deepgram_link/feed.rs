@@ -128,6 +128,10 @@ impl Feed {
         if !self.take_audio(pcm.len(), arrived, at) {
             return false;
         }
+        if self.held.is_empty() {
+            // One allocation of the block's size, handed to the write whole (not grown by doubling).
+            self.held.reserve(self.held_limit.max(pcm.len()));
+        }
         self.held.extend_from_slice(pcm);
         if self.held.len() >= self.held_limit {
             self.write_held();
@@ -154,7 +158,8 @@ impl Feed {
         if self.held.is_empty() {
             return;
         }
-        let block = self.held.split().freeze();
+        // Taken whole, so that no part of the block's allocation stays with the feed once it is written.
+        let block = std::mem::take(&mut self.held).freeze();
         if let Some(sink) = &mut self.sink {
             let _ = sink.write(WsMessage::Binary(block));
             self.last_sent = Instant::now();
@@ -174,7 +179,7 @@ impl Feed {
     /// first. How many frames went out again.
     pub fn replay(&mut self, encoding: crate::audio::level::InputEncoding) -> usize {
         // Held audio belonged to the lost connection; what of it is kept for replay goes out below.
-        self.held.clear();
+        self.held = BytesMut::new();
         let frames = self.unsettled.frames(encoding, self.replay);
         let mut again = 0;
         let mut sent = false;
@@ -198,7 +203,7 @@ impl Feed {
     pub fn stop(&mut self) {
         self.accepting = false;
         self.unsettled.clear();
-        self.held.clear();
+        self.held = BytesMut::new();
     }
 }
 
