@@ -53,11 +53,10 @@ pub(super) struct Feed {
     pub last_sent: Instant,
     /// Whether sent audio is kept for replay (`PARLEY_STT_REPLAY_SECS` > 0).
     replay: bool,
-    bytes_per_second: f64,
-    /// Seconds of quiet audio in a row, up to the latest chunk.
-    quiet_run: f64,
-    /// Quiet for this long (seconds), later quiet chunks are held.
-    hold_after: f64,
+    /// Bytes of quiet audio in a row, up to the latest chunk.
+    quiet_run: usize,
+    /// Quiet for this many bytes, later quiet chunks are held.
+    hold_after: usize,
     /// Quiet audio taken for the open connection (its clock has it) but not written yet.
     held: BytesMut,
     /// `held` is written once it has this many bytes.
@@ -75,9 +74,9 @@ impl SttFeed {
             offset: 0.0,
             last_sent: Instant::now(),
             replay: settings.replay_secs > 0.0,
-            bytes_per_second: settings.bytes_per_second(),
-            quiet_run: 0.0,
-            hold_after: f64::from(settings.utterance_end_ms) / 1000.0 + QUIET_MARGIN_SECS,
+            quiet_run: 0,
+            hold_after: ((f64::from(settings.utterance_end_ms) / 1000.0 + QUIET_MARGIN_SECS)
+                * settings.bytes_per_second()) as usize,
             held: BytesMut::new(),
             held_limit: (settings.bytes_per_second() * HELD_SECS) as usize,
         })))
@@ -91,7 +90,7 @@ impl SttFeed {
         if !feed.accepting {
             return;
         }
-        feed.quiet_run = if quiet { feed.quiet_run + pcm.len() as f64 / feed.bytes_per_second } else { 0.0 };
+        feed.quiet_run = if quiet { feed.quiet_run + pcm.len() } else { 0 };
         let sent = if quiet && feed.quiet_run > feed.hold_after {
             feed.hold_audio(&pcm, arrived, at)
         } else {

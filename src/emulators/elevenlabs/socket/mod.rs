@@ -29,6 +29,8 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 pub struct SocketSetup {
     pub index: usize,
     pub multi: bool,
+    /// The settings at the upgrade: keys and inactivity. Timing (first byte, pacing) is read live at each
+    /// generation, from the control's shared settings.
     pub settings: ElevenLabsSettings,
     pub fault: Option<ElevenLabsFault>,
     pub format: OutputFormat,
